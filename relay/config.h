@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * config.h: bvchat-relay's settings, from defaults, then the config file,
+ * then command-line flags (later wins). relay/bvchat-relay.conf.example
+ * documents every directive; the table in config.c is the single source of
+ * names, defaults and ranges for the file, the flags and --help.
+ */
+#ifndef BV_RELAY_CONFIG_H
+#define BV_RELAY_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include "bv_proto.h"
+
+struct relay_config {
+	char *listen;	/* address to bind, "127.0.0.1" */
+	unsigned port;	/* 8480 */
+	char *database; /* libpq conninfo */
+	char *log_level;
+	struct bv_limits limits;
+	unsigned max_prekeys_stock;
+	unsigned prekeys_low_watermark;
+	unsigned max_devices_per_account;
+	unsigned max_queue_per_device;
+	unsigned sends_per_minute;
+	unsigned max_connections_per_account;
+	unsigned max_requests_in_flight;
+	unsigned deliver_window;
+	unsigned auth_timeout_ms;
+	unsigned enrollment_token_max_ttl_s;
+	unsigned max_output_bytes; /* per connection, then 4003 */
+	unsigned shutdown_timeout_ms;
+	unsigned max_commit_batch;
+};
+
+/* Sets every field to its documented default (strings are allocated). */
+int config_defaults(struct relay_config *c);
+
+/*
+ * Reads "directive value" lines ('#' starts a comment). Returns 0, or
+ * BV_ECONFIG after printing "file:line: why" to stderr, or BV_EIO.
+ */
+int config_load_file(struct relay_config *c, const char *path);
+
+/*
+ * Sets one directive by name from a string, checking its range. Returns 0,
+ * BV_ECONFIG (unknown name or bad value; message in err), BV_ENOMEM.
+ */
+int config_set(struct relay_config *c, const char *name, const char *value,
+	       char *err, size_t errlen);
+
+/* Prints every directive with its default and unit (for --help). */
+void config_print_help(FILE *f);
+
+void config_cleanup(struct relay_config *c);
+
+#endif

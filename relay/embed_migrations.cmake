@@ -1,0 +1,17 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Writes OUT, a C file holding every DIR/NNNN_*.sql as a string in bv_migrations[].
+file(GLOB files ${DIR}/[0-9][0-9][0-9][0-9]_*.sql)
+list(SORT files)
+set(body "/* Generated from migrations/ by embed_migrations.cmake. Do not edit. */\n#include \"migrate.h\"\n\nconst struct migration bv_migrations[] = {\n")
+set(n 0)
+foreach(f ${files})
+	get_filename_component(name ${f} NAME)
+	string(SUBSTRING ${name} 0 4 ver)
+	math(EXPR vnum "${ver}")
+	file(READ ${f} sql HEX)
+	string(REGEX REPLACE "([0-9a-f][0-9a-f])" "\\\\x\\1" sql "${sql}")
+	string(APPEND body "\t{${vnum}, \"${name}\", \"${sql}\"},\n")
+	math(EXPR n "${n} + 1")
+endforeach()
+string(APPEND body "};\nconst size_t bv_migrations_count = ${n};\n")
+file(WRITE ${OUT} "${body}")
