@@ -169,7 +169,9 @@ $$;
 
 -- Hands out a prekey bundle for each named device (one-time prekeys exactly once: the row is
 -- deleted under FOR UPDATE SKIP LOCKED, so two concurrent fetches never get the same key).
--- left is the device's remaining one-time stock.
+-- left_count is the device's remaining one-time stock. If any named device has no signed
+-- prekey, every row comes back and none of the one-time prekeys is taken (the relay answers
+-- BV_ENOKEYS and nothing is used up).
 CREATE FUNCTION bv_take_bundles(p_devices bigint[])
 RETURNS TABLE (device bigint, device_id integer, registration_id integer,
 	       identity_key bytea, spk_id integer, spk_key bytea,
@@ -178,7 +180,11 @@ RETURNS TABLE (device bigint, device_id integer, registration_id integer,
 LANGUAGE plpgsql AS $$
 DECLARE
 	i integer;
+	take boolean;
 BEGIN
+	take := NOT EXISTS (SELECT 1 FROM unnest(p_devices) AS u(id)
+		LEFT JOIN signed_prekeys s ON s.device = u.id
+		WHERE s.device IS NULL);
 	FOR i IN 1 .. coalesce(array_length(p_devices, 1), 0) LOOP
 		device := p_devices[i];
 		SELECT d.device_id, d.registration_id, d.identity_key,
@@ -193,18 +199,39 @@ BEGIN
 		END IF;
 		otpk_id := NULL;
 		otpk_key := NULL;
-		DELETE FROM one_time_prekeys o
-			WHERE (o.device, o.key_id) = (
-				SELECT o2.device, o2.key_id
-				FROM one_time_prekeys o2
-				WHERE o2.device = p_devices[i]
-				ORDER BY o2.key_id LIMIT 1
-				FOR UPDATE SKIP LOCKED)
-			RETURNING o.key_id, o.public_key
-			INTO otpk_id, otpk_key;
+		IF take THEN
+			DELETE FROM one_time_prekeys o
+				WHERE (o.device, o.key_id) = (
+					SELECT o2.device, o2.key_id
+					FROM one_time_prekeys o2
+					WHERE o2.device = p_devices[i]
+					ORDER BY o2.key_id LIMIT 1
+					FOR UPDATE SKIP LOCKED)
+				RETURNING o.key_id, o.public_key
+				INTO otpk_id, otpk_key;
+		END IF;
 		SELECT count(*) INTO left_count FROM one_time_prekeys o
 			WHERE o.device = p_devices[i];
 		RETURN NEXT;
 	END LOOP;
+END
+$$;
+
+-- Stores one-time prekeys; ids the device already has are ignored. Raises SQLSTATE BV036 when
+-- the stock would exceed p_max (so the whole upload, signed prekey included, rolls back).
+-- Returns the stock afterwards.
+CREATE FUNCTION bv_put_prekeys(p_device bigint, p_ids integer[], p_keys bytea[], p_max integer)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+	n integer;
+BEGIN
+	INSERT INTO one_time_prekeys (device, key_id, public_key)
+		SELECT p_device, k, p FROM unnest(p_ids, p_keys) AS u(k, p)
+		ON CONFLICT DO NOTHING;
+	SELECT count(*) INTO n FROM one_time_prekeys WHERE device = p_device;
+	IF n > p_max THEN
+		RAISE EXCEPTION 'prekey stock above limit' USING ERRCODE = 'BV036';
+	END IF;
+	RETURN n;
 END
 $$;

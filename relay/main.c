@@ -1,1 +1,240 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * main.c: bvchat-relay's command line. Reads the config file and flags,
+ * then either applies migrations (--migrate), runs an admin command
+ * (admin …), or runs the relay: checks the schema, connects to PostgreSQL,
+ * listens, and on SIGTERM/SIGINT drains and exits 0.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sodium.h>
+
+#include "admin.h"
+#include "bv_error.h"
+#include "bv_util.h"
+#include "migrate.h"
+#include "relay.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bvchat-relay [-c FILE] [--DIRECTIVE VALUE]... "
+		"[--migrate]\n"
+		"       bvchat-relay [-c FILE] [--DIRECTIVE VALUE]... admin "
+		"COMMAND [ARGS]\n"
+		"\n"
+		"Runs the bvchat relay: a durable store-and-forward server "
+		"for\n"
+		"end-to-end encrypted envelopes (WebSocket subprotocol %s).\n"
+		"\n"
+		"  -c, --config FILE  read directives from FILE first\n"
+		"  --migrate          apply database migrations and exit\n"
+		"  --help             show this text\n"
+		"  --version          show the version\n"
+		"  admin --help       list the operator's commands\n"
+		"\n"
+		"Every directive of the config file is also a flag, as\n"
+		"--name value or --name=value (flags win over the file):\n\n",
+		BV_SUBPROTOCOL);
+	config_print_help(f);
+}
+
+static void
+on_signal(uv_signal_t *h, int signum)
+{
+	struct relay *r = h->data;
+
+	bv_log(BV_LOG_NOTICE, "signal %d: draining", signum);
+	server_drain(r);
+}
+
+static uv_signal_t *
+watch_signal(struct relay *r, int signum)
+{
+	uv_signal_t *h = bv_malloc(sizeof(*h));
+
+	if (!h)
+		return NULL;
+	uv_signal_init(r->loop, h);
+	h->data = r;
+	uv_signal_start(h, on_signal, signum);
+	return h;
+}
+
+static void
+handle_free(uv_handle_t *h)
+{
+	bv_free(h);
+}
+
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	/* Idle connections are cheap; file descriptors must not be the cap. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int
+run_relay(struct relay_config *cfg)
+{
+	static const char *const channels[] = {
+		"bv_devices", "bv_deliver", "bv_connect", "bv_prekeys", NULL};
+	struct relay r;
+	struct db_opts o;
+	uv_loop_t loop;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.cfg = cfg;
+	r.loop = &loop;
+	bv_uuid_generate(r.instance);
+	raise_nofile();
+	signal(SIGPIPE, SIG_IGN);
+	uv_loop_init(&loop);
+
+	memset(&o, 0, sizeof(o));
+	o.conninfo = cfg->database;
+	o.on_state = ops_on_db_state;
+	o.arg = &r;
+	o.max_jobs_per_round = cfg->max_commit_batch;
+	r.dbw = db_new(&loop, &o);
+	o.listen = channels;
+	o.on_notify = ops_on_notify;
+	r.dbr = db_new(&loop, &o);
+	rc = BV_ENOMEM;
+	if (!r.dbw || !r.dbr)
+		goto out;
+	rc = ops_prepare(&r);
+	if (rc == 0)
+		rc = deliver_prepare(&r);
+	if (rc == 0)
+		rc = server_start(&r);
+	if (rc < 0)
+		goto out;
+	r.sig_term = watch_signal(&r, SIGTERM);
+	r.sig_int = watch_signal(&r, SIGINT);
+	bv_log(BV_LOG_NOTICE, "%s running (instance %s)", RELAY_VERSION,
+	       r.instance);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	bv_log(BV_LOG_NOTICE, "stopped");
+out:
+	server_destroy(&r);
+	db_free(r.dbw);
+	db_free(r.dbr);
+	devcache_clear(&r);
+	if (r.sig_term)
+		uv_close((uv_handle_t *)r.sig_term, handle_free);
+	if (r.sig_int)
+		uv_close((uv_handle_t *)r.sig_int, handle_free);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return rc < 0 ? 1 : 0;
+}
+
+/* Applies "--name value" / "--name=value" flags; stops at "admin". */
+static int
+apply_flags(struct relay_config *cfg, int argc, char **argv, int *migrate,
+	    int *admin_at)
+{
+	char err[256], name[64];
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *val, *eq;
+
+		if (!strcmp(a, "admin")) {
+			*admin_at = i + 1;
+			return 0;
+		}
+		if (!strcmp(a, "--migrate")) {
+			*migrate = 1;
+			continue;
+		}
+		if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
+			i++; /* loaded already */
+			continue;
+		}
+		if (strncmp(a, "--", 2) != 0) {
+			fprintf(stderr, "bvchat-relay: unexpected '%s'\n", a);
+			return BV_ECONFIG;
+		}
+		a += 2;
+		eq = strchr(a, '=');
+		if (eq) {
+			snprintf(name, sizeof(name), "%.*s", (int)(eq - a), a);
+			val = eq + 1;
+		} else {
+			snprintf(name, sizeof(name), "%s", a);
+			if (i + 1 >= argc) {
+				fprintf(stderr,
+					"bvchat-relay: --%s needs a value\n",
+					name);
+				return BV_ECONFIG;
+			}
+			val = argv[++i];
+		}
+		if (config_set(cfg, name, val, err, sizeof(err)) < 0) {
+			fprintf(stderr, "bvchat-relay: --%s: %s\n", name, err);
+			return BV_ECONFIG;
+		}
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct relay_config cfg;
+	int i, migrate = 0, admin_at = 0, level, status = 1;
+
+	if (sodium_init() < 0)
+		return 1;
+	for (i = 1; i < argc && strcmp(argv[i], "admin"); i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			if (config_defaults(&cfg) == 0) {
+				usage(stdout);
+				config_cleanup(&cfg);
+			}
+			return 0;
+		}
+		if (!strcmp(argv[i], "--version")) {
+			printf("%s\n", RELAY_VERSION);
+			return 0;
+		}
+	}
+	if (config_defaults(&cfg) < 0)
+		return 1;
+	for (i = 1; i + 1 < argc && strcmp(argv[i], "admin"); i++)
+		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) &&
+		    config_load_file(&cfg, argv[i + 1]) < 0)
+			goto out;
+	if (apply_flags(&cfg, argc, argv, &migrate, &admin_at) < 0) {
+		status = 2;
+		goto out;
+	}
+	level = bv_log_level_from_name(cfg.log_level);
+	bv_log_set_level(level < 0 ? BV_LOG_NOTICE : level);
+	if (admin_at) {
+		status = admin_main(&cfg, argc - admin_at, argv + admin_at);
+		goto out;
+	}
+	if (migrate) {
+		status = migrate_apply(cfg.database) < 0 ? 1 : 0;
+		goto out;
+	}
+	if (migrate_check(cfg.database) < 0)
+		goto out;
+	status = run_relay(&cfg);
+out:
+	config_cleanup(&cfg);
+	return status;
+}

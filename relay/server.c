@@ -1,1 +1,546 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * server.c: the libwebsockets side of the relay: the bvchat.v1 WebSocket
+ * protocol (frame reassembly with a hard cap, a bounded output queue per
+ * connection, close codes), /healthz and /metrics over plain HTTP on the
+ * same port, and the SIGTERM drain. It does not interpret frames: complete
+ * frames go to ops.c. lws runs on the relay's own libuv loop (foreign loop).
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bv_error.h"
+#include "bv_util.h"
+#include "relay.h"
+
+#define CLOSE_DISPLACED	   4001
+#define CLOSE_AUTH_TIMEOUT 4002
+#define CLOSE_SLOW	   4003
+
+struct ws_pss {
+	struct conn *c;
+};
+
+struct http_pss {
+	char *body;
+	size_t len;
+};
+
+void
+conn_ref(struct conn *c)
+{
+	c->refs++;
+}
+
+void
+conn_unref(struct conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	bv_free(c->rx);
+	bv_free(c->pushes);
+	bv_free(c);
+}
+
+int
+conn_alive(const struct conn *c)
+{
+	return c->wsi != NULL && c->close_code == 0;
+}
+
+static void
+out_free_all(struct conn *c)
+{
+	struct outframe *f, *n;
+
+	for (f = c->out_head; f; f = n) {
+		n = f->next;
+		bv_free(f);
+	}
+	c->out_head = c->out_tail = NULL;
+	c->out_bytes = 0;
+}
+
+void
+conn_close(struct conn *c, int code)
+{
+	if (!c->wsi || c->close_code)
+		return;
+	c->close_code = code;
+	lws_callback_on_writable(c->wsi);
+}
+
+static void
+conn_queue(struct conn *c, const char *s, size_t len)
+{
+	struct outframe *f;
+
+	if (!conn_alive(c))
+		return;
+	if (c->out_bytes + len > c->r->cfg->max_output_bytes) {
+		/* A reader this slow is cut off, not buffered (STYLE.md). */
+		bv_log(BV_LOG_NOTICE, "conn %s/%u: output buffer full, closing",
+		       c->authed ? c->account : "-", c->device_id);
+		c->r->m.slow_consumers++;
+		out_free_all(c);
+		conn_close(c, CLOSE_SLOW);
+		return;
+	}
+	f = bv_malloc(sizeof(*f) + LWS_PRE + len);
+	if (!f) {
+		conn_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+		return;
+	}
+	f->next = NULL;
+	f->len = len;
+	memcpy(f->buf + LWS_PRE, s, len);
+	if (c->out_tail)
+		c->out_tail->next = f;
+	else
+		c->out_head = f;
+	c->out_tail = f;
+	c->out_bytes += len;
+	lws_callback_on_writable(c->wsi);
+}
+
+void
+conn_send_str(struct conn *c, char *s)
+{
+	if (s)
+		conn_queue(c, s, strlen(s));
+	else
+		conn_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+	bv_free(s);
+}
+
+void
+conn_send_json(struct conn *c, json_t *j)
+{
+	char *s = NULL;
+	size_t n;
+
+	if (j)
+		n = json_dumpb(j, NULL, 0, JSON_COMPACT);
+	else
+		n = 0;
+	if (n) {
+		s = bv_malloc(n + 1);
+		if (s) {
+			json_dumpb(j, s, n, JSON_COMPACT);
+			s[n] = '\0';
+		}
+	}
+	json_decref(j);
+	conn_send_str(c, s);
+}
+
+static int
+conn_write_one(struct conn *c)
+{
+	struct outframe *f = c->out_head;
+	int n;
+
+	if (!f)
+		return 0;
+	n = lws_write(c->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
+	if (n < (int)f->len)
+		return -1;
+	c->out_head = f->next;
+	if (!c->out_head)
+		c->out_tail = NULL;
+	c->out_bytes -= f->len;
+	bv_free(f);
+	if (c->out_head)
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+static void
+auth_timer_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+
+	bv_free(h);
+	conn_unref(c);
+}
+
+static void
+auth_timer_stop(struct conn *c)
+{
+	if (!c->auth_timer)
+		return;
+	uv_timer_stop(c->auth_timer);
+	uv_close((uv_handle_t *)c->auth_timer, auth_timer_closed);
+	c->auth_timer = NULL;
+}
+
+static void
+auth_timeout(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	if (!c->authed && conn_alive(c)) {
+		bv_log(BV_LOG_INFO, "connection not authenticated in time");
+		conn_close(c, CLOSE_AUTH_TIMEOUT);
+	}
+}
+
+static struct conn *
+conn_new(struct relay *r, struct lws *wsi)
+{
+	struct conn *c = bv_calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->r = r;
+	c->wsi = wsi;
+	c->refs = 1;
+	if (deliver_init(c) < 0)
+		goto fail;
+	c->auth_timer = bv_malloc(sizeof(*c->auth_timer));
+	if (!c->auth_timer)
+		goto fail;
+	uv_timer_init(r->loop, c->auth_timer);
+	c->auth_timer->data = c;
+	conn_ref(c); /* held by the timer until it is closed */
+	uv_timer_start(c->auth_timer, auth_timeout, r->cfg->auth_timeout_ms, 0);
+	c->next = r->conns;
+	if (r->conns)
+		r->conns->prev = c;
+	r->conns = c;
+	r->n_conns++;
+	r->m.connections_total++;
+	return c;
+fail:
+	bv_free(c->pushes);
+	bv_free(c);
+	return NULL;
+}
+
+static void
+conn_gone(struct conn *c)
+{
+	struct relay *r = c->r;
+
+	auth_timer_stop(c);
+	ops_on_close(c);
+	deliver_cleanup(c);
+	out_free_all(c);
+	c->wsi = NULL;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		r->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	r->n_conns--;
+	conn_unref(c);
+}
+
+/* Appends a fragment; a frame over the cap is dropped here and answered
+ * with BV_EFRAME once its last fragment has arrived. */
+static int
+rx_append(struct conn *c, const void *in, size_t len)
+{
+	size_t cap = c->r->cfg->limits.max_frame_bytes;
+	char *n;
+
+	if (c->rx_overflow)
+		return 0;
+	if (c->rx_len + len > cap) {
+		c->rx_overflow = 1;
+		c->rx_len = 0;
+		return 0;
+	}
+	if (c->rx_len + len + 1 > c->rx_cap) {
+		size_t want = c->rx_cap ? c->rx_cap : 4096;
+
+		while (want < c->rx_len + len + 1)
+			want *= 2;
+		if (want > cap + 1)
+			want = cap + 1;
+		n = bv_realloc(c->rx, want);
+		if (!n)
+			return BV_ENOMEM;
+		c->rx = n;
+		c->rx_cap = want;
+	}
+	memcpy(c->rx + c->rx_len, in, len);
+	c->rx_len += len;
+	return 0;
+}
+
+static int
+ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+	    void *in, size_t len)
+{
+	struct relay *r = lws_context_user(lws_get_context(wsi));
+	struct ws_pss *pss = user;
+	struct conn *c = pss ? pss->c : NULL;
+	char uri[64];
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		if (r->draining)
+			return 1;
+		if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <
+			    0 ||
+		    strcmp(uri, BV_WS_PATH) != 0)
+			return 1;
+		return 0;
+
+	case LWS_CALLBACK_ESTABLISHED:
+		pss->c = conn_new(r, wsi);
+		if (!pss->c)
+			return -1;
+		ops_on_connect(pss->c);
+		return 0;
+
+	case LWS_CALLBACK_RECEIVE:
+		if (!c || !conn_alive(c))
+			return 0;
+		if (lws_is_first_fragment(wsi)) {
+			c->rx_len = 0;
+			c->rx_overflow = 0;
+			c->rx_binary = lws_frame_is_binary(wsi);
+		}
+		if (rx_append(c, in, len) < 0)
+			return -1;
+		if (!lws_is_final_fragment(wsi) ||
+		    lws_remaining_packet_payload(wsi))
+			return 0;
+		r->m.frames_in++;
+		if (c->rx_overflow)
+			ops_frame_error(c, BV_EFRAME);
+		else if (c->rx_binary)
+			ops_frame_error(c, BV_EJSON);
+		else
+			ops_frame(c, c->rx, c->rx_len);
+		c->rx_len = 0;
+		if (c->rx_cap > 65536) {
+			/* Do not keep a big buffer for an idle connection. */
+			bv_free(c->rx);
+			c->rx = NULL;
+			c->rx_cap = 0;
+		}
+		return 0;
+
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (!c)
+			return -1;
+		if (c->close_code && !c->out_head) {
+			lws_close_reason(wsi, c->close_code, NULL, 0);
+			return -1;
+		}
+		if (conn_write_one(c) < 0)
+			return -1;
+		if (c->close_code && !c->out_head)
+			lws_callback_on_writable(wsi);
+		return 0;
+
+	case LWS_CALLBACK_CLOSED:
+	case LWS_CALLBACK_WSI_DESTROY:
+		if (c) {
+			pss->c = NULL;
+			conn_gone(c);
+		}
+		return 0;
+
+	default:
+		return 0;
+	}
+}
+
+static int
+http_reply(struct lws *wsi, struct http_pss *pss, unsigned status,
+	   const char *ctype, char *body)
+{
+	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
+					  *end = hdr + sizeof(hdr) - 1;
+
+	if (!body)
+		return -1;
+	pss->body = body;
+	pss->len = strlen(body);
+	if (lws_add_http_common_headers(wsi, status, ctype, pss->len, &p,
+					end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+					 (const unsigned char *)"no-store", 8,
+					 &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static int
+http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+	      void *in, size_t len)
+{
+	struct relay *r = lws_context_user(lws_get_context(wsi));
+	struct http_pss *pss = user;
+	unsigned char *buf;
+	int n;
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		/* Draining: accept nothing new. */
+		return r->draining ? 1 : 0;
+
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* A WebSocket upgrade that did not ask for bvchat.v1. */
+		return 1;
+
+	case LWS_CALLBACK_HTTP:
+		if (!strcmp((const char *)in, "/healthz")) {
+			int up = db_is_up(r->dbw) && db_is_up(r->dbr);
+
+			if (r->draining)
+				return http_reply(wsi, pss, 503, "text/plain",
+						  bv_strdup("draining\n"));
+			return http_reply(
+				wsi, pss, up ? 200 : 503, "text/plain",
+				bv_strdup(up ? "ok\n" : "unavailable\n"));
+		}
+		if (!strcmp((const char *)in, "/metrics"))
+			return http_reply(wsi, pss, 200,
+					  "text/plain; version=0.0.4",
+					  metrics_render(r));
+		return http_reply(wsi, pss, 404, "text/plain",
+				  bv_strdup("not found\n"));
+
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (!pss->body)
+			return -1;
+		buf = bv_malloc(LWS_PRE + pss->len);
+		if (!buf)
+			return -1;
+		memcpy(buf + LWS_PRE, pss->body, pss->len);
+		n = lws_write(wsi, buf + LWS_PRE, pss->len,
+			      LWS_WRITE_HTTP_FINAL);
+		bv_free(buf);
+		bv_free(pss->body);
+		pss->body = NULL;
+		if (n < (int)pss->len)
+			return -1;
+		if (lws_http_transaction_completed(wsi))
+			return -1;
+		return 0;
+
+	case LWS_CALLBACK_CLOSED_HTTP:
+		bv_free(pss->body);
+		pss->body = NULL;
+		return 0;
+
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+static struct lws_protocols protocols[] = {
+	{"http", http_callback, sizeof(struct http_pss), 0, 0, NULL, 0},
+	{BV_SUBPROTOCOL, ws_callback, sizeof(struct ws_pss), 65536, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0}};
+
+static void
+lws_log_emit(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	while (n && line[n - 1] == '\n')
+		n--;
+	bv_log(level == LLL_ERR ? BV_LOG_ERR : BV_LOG_WARN, "lws: %.*s", (int)n,
+	       line);
+}
+
+int
+server_start(struct relay *r)
+{
+	struct lws_context_creation_info info;
+	void *loops[1] = {r->loop};
+
+	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+	memset(&info, 0, sizeof(info));
+	info.port = (int)r->cfg->port;
+	info.iface = r->cfg->listen;
+	info.protocols = protocols;
+	info.options =
+		LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+		LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+	info.foreign_loops = loops;
+	info.user = r;
+	info.timeout_secs = 30;
+	info.ka_time = 60;
+	info.ka_probes = 3;
+	info.ka_interval = 10;
+	r->lws = lws_create_context(&info);
+	if (!r->lws) {
+		bv_log(BV_LOG_ERR, "cannot listen on %s:%u", r->cfg->listen,
+		       r->cfg->port);
+		return BV_EIO;
+	}
+	bv_log(BV_LOG_NOTICE, "listening on %s:%u, ws path %s protocol %s",
+	       r->cfg->listen, r->cfg->port, BV_WS_PATH, BV_SUBPROTOCOL);
+	return 0;
+}
+
+static void
+drain_tick(uv_timer_t *t)
+{
+	struct relay *r = t->data;
+	uint64_t now = bv_mono_ms();
+	struct conn *c;
+
+	if (r->stopped)
+		return;
+	/* Phase 1: let commits in flight finish and be answered. */
+	if (db_pending(r->dbw) && now < r->drain_deadline)
+		return;
+	/* Phase 2: close every connection (1001) and wait for it to go. */
+	for (c = r->conns; c; c = c->next)
+		conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY);
+	if (r->n_conns && now < r->drain_deadline + 2000)
+		return;
+	r->stopped = 1;
+	uv_timer_stop(t);
+	uv_stop(r->loop);
+}
+
+void
+server_drain(struct relay *r)
+{
+	if (r->draining)
+		return;
+	r->draining = 1;
+	bv_log(BV_LOG_NOTICE, "stopping: %u connections, %zu commits in flight",
+	       r->n_conns, db_pending(r->dbw));
+	r->drain_deadline = bv_mono_ms() + r->cfg->shutdown_timeout_ms;
+	r->drain_timer = bv_malloc(sizeof(*r->drain_timer));
+	if (!r->drain_timer) {
+		uv_stop(r->loop);
+		return;
+	}
+	uv_timer_init(r->loop, r->drain_timer);
+	r->drain_timer->data = r;
+	uv_timer_start(r->drain_timer, drain_tick, 0, 20);
+}
+
+static void
+handle_free(uv_handle_t *h)
+{
+	bv_free(h);
+}
+
+void
+server_destroy(struct relay *r)
+{
+	if (r->drain_timer) {
+		uv_close((uv_handle_t *)r->drain_timer, handle_free);
+		r->drain_timer = NULL;
+	}
+	if (r->lws) {
+		lws_context_destroy(r->lws);
+		r->lws = NULL;
+	}
+}

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * relay.h: the relay process's shared state and the calls between its
+ * modules: server.c (libwebsockets, connections, HTTP), ops.c (requests),
+ * deliver.c (per-device queues to connections), metrics.c.
+ *
+ * Everything runs on one libuv loop in one thread; nothing here locks.
+ * Connections are reference-counted heap objects because database callbacks
+ * can outlive the WebSocket they were made for (c->wsi is then NULL).
+ */
+#ifndef BV_RELAY_RELAY_H
+#define BV_RELAY_RELAY_H
+
+#include <stdint.h>
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <uthash.h>
+#include <uv.h>
+
+#include "bv_proto.h"
+#include "config.h"
+#include "db.h"
+#include "ratelimit.h"
+
+#define RELAY_VERSION "bvchat-relay/0.1"
+
+/* One envelope as it is pushed to a device. */
+struct delivery {
+	int64_t seq;
+	char sender[37];
+	uint32_t sender_device;
+	const char *message_id;
+	uint8_t type;
+	int64_t ts;
+	const uint8_t *body;
+	size_t body_len;
+};
+
+/* A push the device has not yet acknowledged (or whose delete is not yet
+ * committed). Kept so a re-fetch never pushes the same envelope twice. */
+struct push {
+	int64_t seq;
+	int32_t push_id;
+	uint8_t state; /* PUSH_SENT, PUSH_ACKED, PUSH_DELETING, PUSH_REJECTED */
+};
+
+enum { PUSH_SENT, PUSH_ACKED, PUSH_DELETING, PUSH_REJECTED };
+
+struct outframe {
+	struct outframe *next;
+	size_t len;
+	unsigned char buf[]; /* LWS_PRE bytes of headroom, then len bytes */
+};
+
+struct conn {
+	struct relay *r;
+	struct lws *wsi; /* NULL once the WebSocket is gone */
+	int refs;
+	struct conn *prev, *next; /* r->conns */
+
+	/* Receiving: a frame is reassembled here up to max_frame_bytes. */
+	char *rx;
+	size_t rx_len, rx_cap;
+	int rx_overflow;
+	int rx_binary;
+
+	/* Sending: bounded by max_output_bytes, then close 4003. */
+	struct outframe *out_head, *out_tail;
+	size_t out_bytes;
+	int close_code; /* non-zero: close after the queue drains */
+
+	/* Authentication. */
+	char nonce_b64[48];
+	uv_timer_t *auth_timer;
+	int auth_busy; /* an auth/enroll is waiting for the database */
+	int authed;
+	char account[37];
+	char tenant[37];
+	uint32_t device_id;
+	int64_t device;	   /* devices.id */
+	UT_hash_handle hh; /* r->by_device, when authed */
+
+	unsigned requests_in_flight;
+	struct ratelimit rl;
+
+	/* Delivery (deliver.c). */
+	struct push *pushes; /* deliver_window slots */
+	unsigned n_pushes;
+	int32_t next_push_id;
+	int fetching;	      /* a fetch is at the database */
+	unsigned fetch_limit; /* rows that fetch asked for */
+	int more;	      /* the queue may hold envelopes not yet pushed */
+	int queue_empty_sent;
+};
+
+/* Devices of one account as last read from the database. */
+struct devcache_entry {
+	char account[37];
+	char tenant[37]; /* "" = no such account */
+	size_t n;
+	struct devcache_dev {
+		uint32_t device_id;
+		uint32_t registration_id;
+		int64_t id;
+	} * devs;
+	UT_hash_handle hh;
+};
+
+struct acct_count {
+	char account[37];
+	unsigned n;
+	UT_hash_handle hh;
+};
+
+struct relay_metrics {
+	unsigned long long connections_total;
+	unsigned long long frames_in;
+	unsigned long long requests[BV_OP_PING + 1];
+	unsigned long long errors[64]; /* by -code */
+	unsigned long long sends;
+	unsigned long long envelopes_stored;
+	unsigned long long pushes;
+	unsigned long long acks;
+	unsigned long long fetches;
+	unsigned long long displaced;
+	unsigned long long notifies;
+	unsigned long long slow_consumers;
+	unsigned long long send_latency_us_sum; /* accept to commit */
+};
+
+struct relay {
+	struct relay_config *cfg;
+	uv_loop_t *loop;
+	struct lws_context *lws;
+	struct db *dbw; /* writes: group commit */
+	struct db *dbr; /* reads, LISTEN */
+	char instance[37];
+	struct conn *conns; /* every open connection */
+	unsigned n_conns, n_authed;
+	struct conn *by_device;
+	struct acct_count *accounts;
+	struct devcache_entry *cache;
+	unsigned cache_n;
+	unsigned long cache_gen;
+	struct relay_metrics m;
+	int draining;
+	int stopped;
+	uv_signal_t *sig_term, *sig_int;
+	uv_timer_t *drain_timer;
+	uint64_t drain_deadline;
+};
+
+/* server.c */
+int server_start(struct relay *r);
+void server_drain(struct relay *r);
+void server_destroy(struct relay *r);
+void conn_ref(struct conn *c);
+void conn_unref(struct conn *c);
+int conn_alive(const struct conn *c);
+/* Queues a frame (takes ownership of s, a bv_malloc'd string). */
+void conn_send_str(struct conn *c, char *s);
+/* Queues a frame from j (takes the reference). */
+void conn_send_json(struct conn *c, json_t *j);
+/* Closes after pending frames are written. */
+void conn_close(struct conn *c, int code);
+
+/* ops.c */
+int ops_prepare(struct relay *r);
+void ops_on_connect(struct conn *c);
+void ops_frame(struct conn *c, const char *buf, size_t len);
+void ops_frame_error(struct conn *c, int code);
+void ops_on_close(struct conn *c);
+void ops_on_notify(const char *channel, const char *payload, void *arg);
+void ops_on_db_state(int up, void *arg);
+void ops_reply_error(struct conn *c, int64_t id, int code, json_t *details);
+void ops_reply_ok(struct conn *c, int64_t id, json_t *result);
+struct conn *ops_find_device(struct relay *r, int64_t device);
+void devcache_invalidate(struct relay *r, const char *account);
+void devcache_clear(struct relay *r);
+
+/* deliver.c */
+int deliver_prepare(struct relay *r);
+int deliver_init(struct conn *c);
+void deliver_start(struct conn *c);
+int deliver_answer(struct conn *c, int64_t id, int is_error);
+void deliver_committed(struct conn *c, const struct delivery *d);
+void deliver_poke(struct conn *c);
+void deliver_db_up(struct relay *r);
+void deliver_cleanup(struct conn *c);
+
+/* metrics.c */
+char *metrics_render(struct relay *r);
+
+/* Adds a transactional or plain job; on failure to build, calls nothing. */
+#define RELAY_TXN  1
+#define RELAY_READ 0
+
+#endif
