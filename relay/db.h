@@ -73,12 +73,17 @@ size_t db_pending(const struct db *db);
 
 /*
  * Closes the connection and frees db. Jobs still pending get their callback
- * with BV_EUNAVAILABLE first. Safe with NULL.
+ * with BV_EUNAVAILABLE first, synchronously. Safe with NULL. Must not be
+ * called from a db callback. Handles close asynchronously: run the loop
+ * afterwards until it has no active handles, before uv_loop_close().
  */
 void db_free(struct db *db);
 
 /* A new job; transactional jobs may share one transaction (group commit). */
 struct db_job *db_job_new(int transactional);
+
+/* Frees a job that was never submitted (after db_job_add() failed). */
+void db_job_free(struct db_job *job);
 
 /*
  * Appends a statement: stmt is the name of a statement registered with

@@ -175,7 +175,7 @@ fetch(struct conn *c)
 	v[2] = lim;
 	job = db_job_new(0);
 	if (!job || db_job_add(job, "fetch", 3, v, NULL, NULL, 0) < 0) {
-		bv_free(job);
+		db_job_free(job);
 		bv_free(seqs);
 		return;
 	}
@@ -267,7 +267,7 @@ delete_acked(struct conn *c, struct push *p)
 	return;
 fail:
 	bv_free(a);
-	bv_free(job);
+	db_job_free(job);
 }
 
 int

@@ -204,7 +204,7 @@ notify(struct relay *r, const char *channel, const char *payload)
 	struct db_job *job = db_job_new(0);
 
 	if (!job || db_job_add(job, "notify", 2, v, NULL, NULL, 0) < 0) {
-		bv_free(job);
+		db_job_free(job);
 		return;
 	}
 	db_submit(r->dbr, job, ignore_done, NULL);
@@ -419,7 +419,7 @@ resolve_accounts(struct opctx *o, resolved_cb cb)
 	db_submit(r->dbr, job, resolve_done, rs);
 	return;
 fail:
-	bv_free(job);
+	db_job_free(job);
 	bv_free(arr);
 	if (rs)
 		bv_free(rs->accounts);
@@ -643,7 +643,7 @@ op_auth(struct conn *c, struct bv_request *req)
 	v[1] = dev;
 	job = db_job_new(0);
 	if (!job || db_job_add(job, "auth_lookup", 2, v, NULL, NULL, 0) < 0) {
-		bv_free(job);
+		db_job_free(job);
 		opctx_fail(o, BV_ENOMEM, NULL);
 		return;
 	}
@@ -751,7 +751,7 @@ enroll_have_key(struct db_job *job, int rc, void *arg)
 	v[8] = maxdev;
 	w = db_job_new(1);
 	if (!w || db_job_add(w, "enroll", 9, v, len, fmt, 0) < 0) {
-		bv_free(w);
+		db_job_free(w);
 		c->auth_busy = 0;
 		opctx_fail(o, BV_ENOMEM, NULL);
 		return;
@@ -785,7 +785,7 @@ op_enroll(struct conn *c, struct bv_request *req)
 	v[0] = o->token.tenant;
 	job = db_job_new(0);
 	if (!job || db_job_add(job, "tenant_key", 1, v, NULL, NULL, 0) < 0) {
-		bv_free(job);
+		db_job_free(job);
 		opctx_fail(o, BV_ENOMEM, NULL);
 		return;
 	}
@@ -904,7 +904,7 @@ op_keys_put(struct conn *c, struct bv_request *req)
 fail:
 	bv_free(ids);
 	bv_free(keys);
-	bv_free(job);
+	db_job_free(job);
 	opctx_fail(o, rc, NULL);
 }
 
@@ -940,7 +940,7 @@ op_keys_count(struct conn *c, struct bv_request *req)
 	snprintf(dev, sizeof(dev), "%lld", (long long)c->device);
 	job = db_job_new(0);
 	if (!job || db_job_add(job, "otpk_count", 1, v, NULL, NULL, 0) < 0) {
-		bv_free(job);
+		db_job_free(job);
 		opctx_fail(o, BV_ENOMEM, NULL);
 		return;
 	}
@@ -1072,7 +1072,7 @@ keys_get_resolved(struct opctx *o, int rc)
 	v[0] = arr;
 	job = db_job_new(1);
 	if (!job || db_job_add(job, "take_bundles", 1, v, NULL, NULL, 0) < 0) {
-		bv_free(job);
+		db_job_free(job);
 		bv_free(arr);
 		opctx_fail(o, BV_ENOMEM, NULL);
 		return;
@@ -1310,7 +1310,7 @@ fail:
 	bv_free(devs);
 	bv_free(regs);
 	bv_free(remote);
-	bv_free(job);
+	db_job_free(job);
 	return NULL;
 }
 
