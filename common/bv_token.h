@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define BV_TOKEN_MAX 1024 /* longest token string accepted */
-#define BV_JTI_LEN 16
+#define BV_JTI_LEN   16
 
 struct bv_token {
 	char tenant[37];
@@ -29,15 +29,16 @@ int bv_token_sign(const struct bv_token *t, const uint8_t sk[64], char **out);
 
 /*
  * Reads a token without checking its signature, to learn which tenant's key
- * verifies it. Returns 0, or BV_ETOKEN when malformed.
+ * verifies it. Returns 0, or BV_ETOKEN when malformed (BV_ENOMEM when
+ * memory ran out reading it).
  */
 int bv_token_peek(const char *token, struct bv_token *out);
 
 /*
  * Verifies the signature with the tenant's public key and the expiry against
  * now (unix seconds); max_ttl_s bounds how far ahead exp may lie. Returns 0
- * and fills *out; BV_ETOKEN (malformed, bad signature, exp too far ahead) or
- * BV_ETOKEN_EXPIRED.
+ * and fills *out; BV_ETOKEN (malformed, bad signature, exp too far ahead),
+ * BV_ETOKEN_EXPIRED, or BV_ENOMEM.
  */
 int bv_token_verify(const char *token, const uint8_t pk[32], int64_t now,
 		    int64_t max_ttl_s, struct bv_token *out);

@@ -20,6 +20,14 @@ char *bv_strdup(const char *s);
 char *bv_strndup(const char *s, size_t n);
 void bv_free(void *p);
 
+/*
+ * Makes the nth allocation call from now on (counting from 1) and every later
+ * one fail, as curl's memlimit torture runs; 0 turns failing off. Overrides
+ * the environment BV_ALLOC_FAIL_AT, which is read once at the first call.
+ * For tests only.
+ */
+void bv_alloc_fail_at(long n);
+
 /* Overwrites n bytes at p with zeros in a way the compiler cannot elide. */
 void bv_wipe(void *p, size_t n);
 

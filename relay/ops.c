@@ -994,15 +994,16 @@ keys_get_done(struct db_job *job, int rc, void *arg)
 	}
 	res = db_job_result(job, 0);
 	n = PQntuples(res);
+	for (i = 0; i < n; i++)
+		if (PQgetisnull(res, i, 4)) {
+			/* bv_take_bundles() took no one-time prekey then. */
+			opctx_fail(o, BV_ENOKEYS, NULL);
+			return;
+		}
 	devs = json_array();
 	for (i = 0; i < n; i++) {
 		json_t *otpk = json_null();
 
-		if (PQgetisnull(res, i, 4)) {
-			json_decref(devs);
-			opctx_fail(o, BV_ENOKEYS, NULL);
-			return;
-		}
 		if (!PQgetisnull(res, i, 7))
 			otpk = json_pack("{sI so*}", "id",
 					 (json_int_t)get_i64(res, i, 7), "key",
