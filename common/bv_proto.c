@@ -254,7 +254,7 @@ static int
 parse_keys_put(struct parse *p, json_t *root, struct bv_request *r)
 {
 	char pre[48];
-	json_t *spk, *otks, *item;
+	json_t *spk = NULL, *otks = NULL, *item;
 	size_t i, n;
 	int rc;
 

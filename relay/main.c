@@ -136,6 +136,8 @@ out:
 	if (r.sig_int)
 		uv_close((uv_handle_t *)r.sig_int, handle_free);
 	uv_run(&loop, UV_RUN_DEFAULT);
+	server_finish(&r);
+	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	return rc < 0 ? 1 : 0;
 }

@@ -154,6 +154,7 @@ struct relay {
 int server_start(struct relay *r);
 void server_drain(struct relay *r);
 void server_destroy(struct relay *r);
+void server_finish(struct relay *r);
 void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
 int conn_alive(const struct conn *c);

@@ -539,6 +539,17 @@ server_destroy(struct relay *r)
 		uv_close((uv_handle_t *)r->drain_timer, handle_free);
 		r->drain_timer = NULL;
 	}
+	if (r->lws)
+		lws_context_destroy(r->lws);
+}
+
+void
+server_finish(struct relay *r)
+{
+	/*
+	 * On a foreign loop lws can only finish freeing its context once its
+	 * handles have closed, so main() runs the loop and calls us again.
+	 */
 	if (r->lws) {
 		lws_context_destroy(r->lws);
 		r->lws = NULL;
