@@ -1,1 +1,740 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * admin.c: `bvchat-relay admin …`, the operator's commands. Blocking libpq,
+ * one short connection per command, never inside the event loop. Tenant
+ * secret keys exist here only to be written (tenant-create) or to sign
+ * (issue-token, which needs no database); they are wiped after use and
+ * never printed. Counts only: nothing here reads an envelope body.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <libpq-fe.h>
+#include <sodium.h>
+
+#include "admin.h"
+#include "bv_error.h"
+#include "bv_token.h"
+#include "bv_util.h"
+#include "migrate.h"
+
+/* Process exit statuses. */
+#define EXIT_OK	   0
+#define EXIT_FAIL  1
+#define EXIT_USAGE 2
+
+#define KEY_FILE_MAX	 4096 /* a key file is ~150 bytes */
+#define TENANT_NAME_MAX	 200  /* bytes */
+#define TTL_DEFAULT	 600
+#define TTL_MAX_ABSOLUTE (366 * 24 * 3600)
+
+struct admin_cmd {
+	const char *name;
+	const char *summary;
+	const char *usage; /* synopsis and description for --help */
+	int (*run)(const struct relay_config *c, int argc, char **argv);
+};
+
+/* One "--name VALUE" or "--name=VALUE" option. */
+struct opt {
+	const char *name;
+	const char **value;
+};
+
+static void admin_err(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+admin_err(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "bvchat-relay admin %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* libpq's last error without the newline it ends with. */
+static int
+pq_msg_len(const char *msg)
+{
+	size_t n = strlen(msg);
+
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		n--;
+	return (int)n;
+}
+
+#define PQ_MSG(conn) pq_msg_len(PQerrorMessage(conn)), PQerrorMessage(conn)
+
+/*
+ * Parses argv[1…] (argv[0] is the subcommand) into opts. Returns 0, 1 when
+ * --help was asked for (usage printed on stdout), or -1 after printing a
+ * usage error on stderr.
+ */
+static int
+parse_opts(const struct admin_cmd *cmd, int argc, char **argv, struct opt *opts,
+	   size_t nopts)
+{
+	int i;
+	size_t k;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *eq = strchr(a, '=');
+		size_t len = eq ? (size_t)(eq - a) : strlen(a);
+		struct opt *o = NULL;
+
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			fputs(cmd->usage, stdout);
+			return 1;
+		}
+		for (k = 0; k < nopts; k++)
+			if (strlen(opts[k].name) == len &&
+			    strncmp(opts[k].name, a, len) == 0)
+				o = &opts[k];
+		if (o == NULL) {
+			admin_err(cmd->name,
+				  "unknown argument '%s' (see --help)", a);
+			return -1;
+		}
+		if (*o->value != NULL) {
+			admin_err(cmd->name, "%s given twice", o->name);
+			return -1;
+		}
+		if (eq != NULL) {
+			*o->value = eq + 1;
+		} else if (i + 1 < argc) {
+			*o->value = argv[++i];
+		} else {
+			admin_err(cmd->name, "%s needs a value (see --help)",
+				  o->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static const char *
+conninfo_of(const struct relay_config *c)
+{
+	return c != NULL && c->database != NULL ? c->database : "";
+}
+
+/*
+ * Checks that the schema is the one this relay knows (migrate_check logs
+ * why not), then connects. Returns the connection or NULL (reported).
+ */
+static PGconn *
+db_open(const struct relay_config *c, const char *cmd)
+{
+	const char *const keys[] = {"connect_timeout", "dbname",
+				    "fallback_application_name", NULL};
+	const char *const vals[] = {"10", conninfo_of(c), "bvchat-admin", NULL};
+	PGconn *conn;
+	int rc;
+
+	rc = migrate_check(conninfo_of(c));
+	if (rc == BV_EUNAVAILABLE) {
+		admin_err(cmd,
+			  "cannot reach the database (see above); set it with "
+			  "--database or the config file");
+		return NULL;
+	}
+	if (rc < 0) {
+		admin_err(cmd,
+			  "the database schema does not match this relay (see "
+			  "above)");
+		return NULL;
+	}
+	conn = PQconnectdbParams(keys, vals, 1);
+	if (conn == NULL) {
+		admin_err(cmd, "cannot connect to the database: out of memory");
+		return NULL;
+	}
+	if (PQstatus(conn) != CONNECTION_OK) {
+		admin_err(cmd, "cannot connect to the database: %.*s",
+			  PQ_MSG(conn));
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+static int
+write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Returns 1 for a Norwegian organisation number: nine digits. */
+static int
+org_number_valid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (!isdigit((unsigned char)s[i]))
+			return 0;
+	return i == 9;
+}
+
+static int
+tenant_name_valid(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > TENANT_NAME_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+static const char usage_tenant_create[] =
+	"usage: bvchat-relay admin tenant-create --name NAME "
+	"[--org-number N] --key-out FILE\n"
+	"\n"
+	"Creates a tenant (a municipality) with a new Ed25519 key pair for\n"
+	"signing enrollment tokens. The relay stores the public key; the\n"
+	"secret key is written to FILE (mode 0600, never overwritten) as\n"
+	"{\"tenant\": UUID, \"secret_key\": BASE64} and belongs to the\n"
+	"municipality: keep it out of the relay's hosts. Prints the tenant's\n"
+	"UUID on stdout.\n"
+	"\n"
+	"  --name NAME        display name, e.g. \"Demo kommune\"\n"
+	"  --org-number N     the municipality's nine-digit organisation "
+	"number\n"
+	"  --key-out FILE     where to write the secret key\n";
+
+static int
+cmd_tenant_create(const struct relay_config *c, int argc, char **argv)
+{
+	const char *cmd = "tenant-create";
+	const char *name = NULL, *org = NULL, *key_out = NULL;
+	struct opt opts[] = {
+		{"--name", &name},
+		{"--org-number", &org},
+		{"--key-out", &key_out},
+	};
+	struct admin_cmd self = {cmd, NULL, usage_tenant_create, NULL};
+	uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+	uint8_t sk[crypto_sign_SECRETKEYBYTES];
+	char id[BV_UUID_LEN + 1];
+	char json[256];
+	const char *params[4];
+	int lengths[4] = {0, 0, 0, (int)sizeof(pk)};
+	int formats[4] = {0, 0, 0, 1};
+	PGconn *conn = NULL;
+	PGresult *res = NULL;
+	char *b64 = NULL;
+	int fd = -1, created = 0, status = EXIT_FAIL, n;
+
+	n = parse_opts(&self, argc, argv, opts, sizeof(opts) / sizeof(*opts));
+	if (n != 0)
+		return n > 0 ? EXIT_OK : EXIT_USAGE;
+	if (name == NULL || key_out == NULL) {
+		admin_err(cmd,
+			  "--name and --key-out are required (see --help)");
+		return EXIT_USAGE;
+	}
+	if (!tenant_name_valid(name)) {
+		admin_err(cmd,
+			  "--name must be 1 to %d bytes without control "
+			  "characters",
+			  TENANT_NAME_MAX);
+		return EXIT_USAGE;
+	}
+	if (org != NULL && !org_number_valid(org)) {
+		admin_err(cmd, "--org-number must be nine digits");
+		return EXIT_USAGE;
+	}
+
+	conn = db_open(c, cmd);
+	if (conn == NULL)
+		goto out;
+	/* O_EXCL: an existing key is never overwritten, not even by us. */
+	fd = open(key_out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			admin_err(cmd,
+				  "%s already exists; refusing to overwrite a "
+				  "key file",
+				  key_out);
+		else
+			admin_err(cmd, "cannot create %s: %s", key_out,
+				  strerror(errno));
+		goto out;
+	}
+	created = 1;
+	crypto_sign_keypair(pk, sk);
+	bv_uuid_generate(id);
+	b64 = bv_b64_encode(sk, sizeof(sk));
+	if (b64 == NULL) {
+		admin_err(cmd, "out of memory");
+		goto out;
+	}
+	n = snprintf(json, sizeof(json),
+		     "{\"tenant\": \"%s\", \"secret_key\": \"%s\"}\n", id, b64);
+	if (n < 0 || (size_t)n >= sizeof(json)) {
+		admin_err(cmd, "internal error: key file too long");
+		goto out;
+	}
+	/* The key is on disk before the tenant exists, so it cannot be lost. */
+	if (write_all(fd, json, (size_t)n) < 0 || fsync(fd) < 0) {
+		admin_err(cmd, "cannot write %s: %s", key_out, strerror(errno));
+		goto out;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		admin_err(cmd, "cannot write %s: %s", key_out, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+
+	params[0] = id;
+	params[1] = name;
+	params[2] = org;
+	params[3] = (const char *)pk;
+	res = PQexecParams(conn,
+			   "INSERT INTO tenants (id, name, org_number, "
+			   "token_key) VALUES ($1, $2, $3, $4)",
+			   4, NULL, params, lengths, formats, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		admin_err(cmd, "cannot create the tenant: %.*s", PQ_MSG(conn));
+		goto out;
+	}
+	created = 0; /* the tenant exists: its key stays, whatever happens */
+	printf("%s\n", id);
+	status = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (created && unlink(key_out) < 0)
+		admin_err(cmd, "cannot remove %s: %s", key_out,
+			  strerror(errno));
+	if (b64 != NULL) {
+		bv_wipe(b64, strlen(b64));
+		bv_free(b64);
+	}
+	bv_wipe(sk, sizeof(sk));
+	bv_wipe(json, sizeof(json));
+	PQclear(res);
+	PQfinish(conn);
+	return status;
+}
+
+static char *
+skip_ws(char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+
+/*
+ * Parses a key file: one flat JSON object whose values are strings without
+ * escapes, as tenant-create writes it. Works in place (no copies of the
+ * secret): strings are NUL-terminated inside buf. Returns 0 or -1.
+ */
+static int
+parse_key_file(char *buf, const char **tenant, const char **secret)
+{
+	char *p = buf, *key, *val;
+
+	*tenant = NULL;
+	*secret = NULL;
+	p = skip_ws(p);
+	if (*p++ != '{')
+		return -1;
+	p = skip_ws(p);
+	if (*p == '}')
+		return -1;
+	for (;;) {
+		const char **slot = NULL;
+
+		if (*p++ != '"')
+			return -1;
+		key = p;
+		p = strpbrk(p, "\"\\");
+		if (p == NULL || *p != '"')
+			return -1;
+		*p++ = '\0';
+		p = skip_ws(p);
+		if (*p++ != ':')
+			return -1;
+		p = skip_ws(p);
+		if (*p++ != '"')
+			return -1;
+		val = p;
+		p = strpbrk(p, "\"\\");
+		if (p == NULL || *p != '"')
+			return -1;
+		*p++ = '\0';
+		if (strcmp(key, "tenant") == 0)
+			slot = tenant;
+		else if (strcmp(key, "secret_key") == 0)
+			slot = secret;
+		if (slot != NULL) {
+			if (*slot != NULL)
+				return -1;
+			*slot = val;
+		}
+		p = skip_ws(p);
+		if (*p == '}')
+			break;
+		if (*p++ != ',')
+			return -1;
+		p = skip_ws(p);
+	}
+	p++;
+	p = skip_ws(p);
+	return *p == '\0' && *tenant != NULL && *secret != NULL ? 0 : -1;
+}
+
+/*
+ * Reads the tenant's key file into tenant and sk. Returns 0, or -1 after
+ * reporting why. Nothing secret stays behind in buffers.
+ */
+static int
+read_key_file(const char *cmd, const char *path, char tenant[37],
+	      uint8_t sk[64])
+{
+	char buf[KEY_FILE_MAX + 1];
+	uint8_t seed[crypto_sign_SEEDBYTES];
+	uint8_t pk2[crypto_sign_PUBLICKEYBYTES];
+	uint8_t sk2[crypto_sign_SECRETKEYBYTES];
+	const char *t, *s;
+	struct stat st;
+	size_t len = 0, sklen = 0;
+	int fd, rc = -1;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		admin_err(cmd, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		admin_err(cmd, "%s is not a regular file", path);
+		goto out;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO))
+		fprintf(stderr,
+			"bvchat-relay admin %s: warning: %s is readable by "
+			"others; it should be mode 0600\n",
+			cmd, path);
+	for (;;) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			admin_err(cmd, "cannot read %s: %s", path,
+				  strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == sizeof(buf) - 1) {
+			admin_err(cmd, "%s is too large to be a key file",
+				  path);
+			goto out;
+		}
+	}
+	buf[len] = '\0';
+	if (parse_key_file(buf, &t, &s) < 0 || !bv_uuid_valid(t)) {
+		admin_err(cmd, "%s is not a key file written by tenant-create",
+			  path);
+		goto out;
+	}
+	if (bv_b64_decode(s, strlen(s), sk, 64, &sklen) < 0 || sklen != 64) {
+		admin_err(cmd, "%s: secret_key is not 64 bytes of base64",
+			  path);
+		goto out;
+	}
+	/* An Ed25519 secret key is seed || public key: they must agree. */
+	crypto_sign_ed25519_sk_to_seed(seed, sk);
+	crypto_sign_seed_keypair(pk2, sk2, seed);
+	if (sodium_memcmp(sk, sk2, sizeof(sk2)) != 0) {
+		admin_err(cmd,
+			  "%s: secret_key is damaged (its halves disagree)",
+			  path);
+		goto out;
+	}
+	memcpy(tenant, t, BV_UUID_LEN + 1);
+	rc = 0;
+out:
+	if (rc < 0)
+		bv_wipe(sk, 64);
+	bv_wipe(buf, sizeof(buf));
+	bv_wipe(seed, sizeof(seed));
+	bv_wipe(sk2, sizeof(sk2));
+	close(fd);
+	return rc;
+}
+
+static const char usage_issue_token[] =
+	"usage: bvchat-relay admin issue-token --key FILE [--account UUID] "
+	"[--ttl SECONDS]\n"
+	"\n"
+	"Prints a new enrollment token, signed with the tenant's secret key\n"
+	"from FILE (written by tenant-create). Needs no database: the\n"
+	"municipality can run it anywhere it keeps the key. The token\n"
+	"enrolls one device, once, before it expires.\n"
+	"\n"
+	"  --key FILE         the tenant's key file\n"
+	"  --account UUID     enroll another device of this account; without\n"
+	"                     it the token creates a new account\n"
+	"  --ttl SECONDS      how long the token is valid (default 600; the\n"
+	"                     relay refuses tokens valid longer than its\n"
+	"                     enrollment_token_max_ttl_s)\n";
+
+static int
+cmd_issue_token(const struct relay_config *c, int argc, char **argv)
+{
+	const char *cmd = "issue-token";
+	const char *key = NULL, *account = NULL, *ttl_s = NULL;
+	struct opt opts[] = {
+		{"--key", &key},
+		{"--account", &account},
+		{"--ttl", &ttl_s},
+	};
+	struct admin_cmd self = {cmd, NULL, usage_issue_token, NULL};
+	struct bv_token t;
+	uint8_t sk[64];
+	char *tok = NULL, *end;
+	long long ttl = TTL_DEFAULT, max_ttl = TTL_MAX_ABSOLUTE;
+	int status = EXIT_FAIL, n, rc;
+	size_t i;
+
+	memset(&t, 0, sizeof(t));
+	n = parse_opts(&self, argc, argv, opts, sizeof(opts) / sizeof(*opts));
+	if (n != 0)
+		return n > 0 ? EXIT_OK : EXIT_USAGE;
+	if (key == NULL) {
+		admin_err(cmd, "--key is required (see --help)");
+		return EXIT_USAGE;
+	}
+	if (c != NULL && c->enrollment_token_max_ttl_s > 0)
+		max_ttl = c->enrollment_token_max_ttl_s;
+	if (ttl_s != NULL) {
+		errno = 0;
+		ttl = strtoll(ttl_s, &end, 10);
+		if (errno != 0 || end == ttl_s || *end != '\0' || ttl < 1 ||
+		    ttl > max_ttl) {
+			admin_err(
+				cmd,
+				"--ttl must be 1 to %lld seconds (the relay's "
+				"enrollment_token_max_ttl_s)",
+				max_ttl);
+			return EXIT_USAGE;
+		}
+	}
+	if (account != NULL) {
+		if (strlen(account) != BV_UUID_LEN) {
+			admin_err(cmd, "--account must be a UUID");
+			return EXIT_USAGE;
+		}
+		for (i = 0; i < BV_UUID_LEN; i++)
+			t.account[i] = (char)tolower((unsigned char)account[i]);
+		if (!bv_uuid_valid(t.account)) {
+			admin_err(cmd, "--account must be a UUID");
+			return EXIT_USAGE;
+		}
+	}
+	if (read_key_file(cmd, key, t.tenant, sk) < 0)
+		return EXIT_FAIL;
+	randombytes_buf(t.jti, sizeof(t.jti));
+	t.exp = bv_now_s() + ttl;
+	rc = bv_token_sign(&t, sk, &tok);
+	bv_wipe(sk, sizeof(sk));
+	if (rc < 0) {
+		admin_err(cmd, "cannot sign the token: %s", bv_strerror(rc));
+		goto out;
+	}
+	printf("%s\n", tok);
+	status = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+out:
+	if (tok != NULL) {
+		/* A token is a credential until it is used or expires. */
+		bv_wipe(tok, strlen(tok));
+		bv_free(tok);
+	}
+	return status;
+}
+
+static const char usage_tenant_list[] =
+	"usage: bvchat-relay admin tenant-list\n"
+	"\n"
+	"Lists every tenant: UUID, organisation number, number of accounts,\n"
+	"creation time (UTC) and name, oldest first.\n";
+
+static int
+cmd_tenant_list(const struct relay_config *c, int argc, char **argv)
+{
+	const char *cmd = "tenant-list";
+	struct admin_cmd self = {cmd, NULL, usage_tenant_list, NULL};
+	PGconn *conn = NULL;
+	PGresult *res = NULL;
+	int status = EXIT_FAIL, n, i;
+
+	n = parse_opts(&self, argc, argv, NULL, 0);
+	if (n != 0)
+		return n > 0 ? EXIT_OK : EXIT_USAGE;
+	conn = db_open(c, cmd);
+	if (conn == NULL)
+		goto out;
+	res = PQexec(conn, "SELECT t.id, coalesce(t.org_number, '-'), "
+			   "(SELECT count(*) FROM accounts a "
+			   "WHERE a.tenant_id = t.id), "
+			   "to_char(t.created_at AT TIME ZONE 'UTC', "
+			   "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), t.name "
+			   "FROM tenants t ORDER BY t.created_at, t.id");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		admin_err(cmd, "cannot list tenants: %.*s", PQ_MSG(conn));
+		goto out;
+	}
+	printf("%-36s  %-10s  %8s  %-20s  %s\n", "TENANT", "ORG-NUMBER",
+	       "ACCOUNTS", "CREATED", "NAME");
+	for (i = 0; i < PQntuples(res); i++)
+		printf("%-36s  %-10s  %8s  %-20s  %s\n", PQgetvalue(res, i, 0),
+		       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+		       PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
+	status = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+out:
+	PQclear(res);
+	PQfinish(conn);
+	return status;
+}
+
+static const char usage_stats[] =
+	"usage: bvchat-relay admin stats\n"
+	"\n"
+	"Prints counts, one \"name value\" per line: tenants, accounts,\n"
+	"devices and queued envelopes (not yet acknowledged). Never bodies.\n";
+
+static int
+cmd_stats(const struct relay_config *c, int argc, char **argv)
+{
+	const char *cmd = "stats";
+	const char *names[] = {"tenants", "accounts", "devices",
+			       "queued_envelopes"};
+	struct admin_cmd self = {cmd, NULL, usage_stats, NULL};
+	PGconn *conn = NULL;
+	PGresult *res = NULL;
+	int status = EXIT_FAIL, n, i;
+
+	n = parse_opts(&self, argc, argv, NULL, 0);
+	if (n != 0)
+		return n > 0 ? EXIT_OK : EXIT_USAGE;
+	conn = db_open(c, cmd);
+	if (conn == NULL)
+		goto out;
+	res = PQexec(conn, "SELECT (SELECT count(*) FROM tenants), "
+			   "(SELECT count(*) FROM accounts), "
+			   "(SELECT count(*) FROM devices), "
+			   "(SELECT count(*) FROM queue)");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		admin_err(cmd, "cannot count: %.*s", PQ_MSG(conn));
+		goto out;
+	}
+	for (i = 0; i < 4; i++)
+		printf("%s %s\n", names[i], PQgetvalue(res, 0, i));
+	status = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+out:
+	PQclear(res);
+	PQfinish(conn);
+	return status;
+}
+
+static const struct admin_cmd admin_cmds[] = {
+	{"tenant-create", "create a tenant and its token-signing key",
+	 usage_tenant_create, cmd_tenant_create},
+	{"issue-token", "print an enrollment token (no database needed)",
+	 usage_issue_token, cmd_issue_token},
+	{"tenant-list", "list tenants", usage_tenant_list, cmd_tenant_list},
+	{"stats", "count tenants, accounts, devices, queued envelopes",
+	 usage_stats, cmd_stats},
+};
+
+#define ADMIN_NCMDS (sizeof(admin_cmds) / sizeof(admin_cmds[0]))
+
+static void
+admin_usage(FILE *f)
+{
+	size_t i;
+
+	fputs("usage: bvchat-relay [--database CONNINFO] admin COMMAND "
+	      "[OPTIONS]\n\ncommands:\n",
+	      f);
+	for (i = 0; i < ADMIN_NCMDS; i++)
+		fprintf(f, "  %-15s %s\n", admin_cmds[i].name,
+			admin_cmds[i].summary);
+	fputs("\n`bvchat-relay admin COMMAND --help` describes one command.\n",
+	      f);
+}
+
+static const struct admin_cmd *
+find_cmd(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ADMIN_NCMDS; i++)
+		if (strcmp(admin_cmds[i].name, name) == 0)
+			return &admin_cmds[i];
+	return NULL;
+}
+
+int
+admin_main(const struct relay_config *c, int argc, char **argv)
+{
+	const struct admin_cmd *cmd;
+
+	if (argc < 1 || argv[0] == NULL) {
+		admin_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
+	    strcmp(argv[0], "help") == 0) {
+		if (argc > 1 && (cmd = find_cmd(argv[1])) != NULL) {
+			fputs(cmd->usage, stdout);
+			return EXIT_OK;
+		}
+		admin_usage(stdout);
+		return EXIT_OK;
+	}
+	cmd = find_cmd(argv[0]);
+	if (cmd == NULL) {
+		fprintf(stderr, "bvchat-relay admin: unknown command '%s'\n\n",
+			argv[0]);
+		admin_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "bvchat-relay admin: libsodium failed to "
+				"initialise\n");
+		return EXIT_FAIL;
+	}
+	return cmd->run(c, argc, argv);
+}

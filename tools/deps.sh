@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# deps.sh: installs the Debian 12 packages bvchat needs to build, test and
+# run, and only those that are missing (checked with dpkg-query), so a
+# machine that has them all is never touched and needs no network.
+# apt-get update runs at most once; through sudo when not root.
+# Usage: tools/deps.sh [--check]   (--check: list what is missing, exit 1)
+set -euo pipefail
+
+packages=(
+	build-essential cmake pkg-config git
+	# clang for the fuzz drivers, with its sanitizer and libFuzzer runtime.
+	clang libclang-rt-14-dev clang-format
+	# lws on its libuv event library (docs/architecture.md, decision 6).
+	libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
+	libjansson-dev libsodium-dev libpq-dev libcmocka-dev uthash-dev
+	# The server for make run and the integration tests' own clusters.
+	postgresql-15 postgresql-client-15
+	# curl: make run's health check and the README's examples.
+	valgrind curl ca-certificates
+)
+
+# One dpkg-query for all; a package it has never heard of prints nothing.
+declare -A installed=()
+while read -r name status; do
+	[[ $status == installed ]] && installed[${name%%:*}]=1
+done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' \
+	"${packages[@]}" 2>/dev/null || true)
+missing=()
+for p in "${packages[@]}"; do
+	[[ -n ${installed[$p]:-} ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+	exit 0
+fi
+if [[ ${1:-} == --check ]]; then
+	echo "missing Debian packages: ${missing[*]}"
+	exit 1
+fi
+
+echo "deps: installing ${missing[*]}"
+if [[ $(id -u) -eq 0 ]]; then
+	sudo=()
+elif command -v sudo >/dev/null; then
+	sudo=(sudo)
+else
+	echo "deps: not root and no sudo; as root run:" >&2
+	echo "  apt-get install ${missing[*]}" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt_install() {
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+# A fresh machine's package lists may be empty or stale: update once, and
+# only when the first attempt fails.
+if ! apt_install; then
+	"${sudo[@]}" apt-get update -q
+	apt_install
+fi

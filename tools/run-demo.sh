@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# run-demo.sh: what `make run` does after building. Starts (or reuses) the
+# development PostgreSQL in var/pg, creates and migrates database bvchat,
+# seeds the tenant "Demo kommune" once (key: var/demo-tenant.key), runs
+# bvchat-relay in the foreground on 127.0.0.1. Ctrl-C or SIGTERM drains the
+# relay and stops PostgreSQL; var/ is kept for the next run. Not a
+# production setup (docs/operations.md). Environment: BUILD (build),
+# BV_PORT (8480), BV_PG_PORT (5488, names the socket file).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build=${BUILD:-build}
+port=${BV_PORT:-8480}
+pgport=${BV_PG_PORT:-5488}
+pgdir=var/pg
+key=var/demo-tenant.key
+relay=$build/relay/bvchat-relay
+pgc() { tools/pgcluster.sh "$1" "$pgdir" "$pgport" "${@:2}"; }
+
+[[ -x $relay ]] || { echo "run: $relay is missing; run make build" >&2; exit 1; }
+
+relay_pid=
+pg_started=
+cleanup() {
+	local status=$? i
+	# Finish stopping even if Ctrl-C is pressed again.
+	trap - EXIT
+	trap '' INT TERM
+	if [[ -n $relay_pid ]] && kill -0 "$relay_pid" 2>/dev/null; then
+		echo "run: stopping the relay (it drains its connections)"
+		kill -TERM "$relay_pid" 2>/dev/null || true
+		# shutdown_timeout_ms bounds the drain; give it that and a bit.
+		for ((i = 0; i < 150; i++)); do
+			kill -0 "$relay_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$relay_pid" 2>/dev/null; then
+			echo "run: the relay did not stop in 15 s; killing it" >&2
+			kill -KILL "$relay_pid" 2>/dev/null || true
+		fi
+		wait "$relay_pid" 2>/dev/null || true
+	fi
+	if [[ -n $pg_started ]]; then
+		echo "run: stopping PostgreSQL"
+		pgc stop || true
+	fi
+	echo "run: stopped; data kept in var/ (make run again to go on," \
+		"make distclean to start from scratch)"
+	exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p var
+# One make run per var/: a second one would stop the first one's database.
+exec 9>var/run.lock
+if ! flock -n 9; then
+	echo "run: another make run is using var/ already; stop it first" >&2
+	exit 1
+fi
+pgc init
+pg_started=1
+pgc start
+pgc createdb bvchat
+db=$(pgc conninfo bvchat)
+
+"$relay" --database "$db" --migrate
+
+# The demo tenant: created once. A key whose tenant is gone (var/pg was
+# removed) is set aside and a new tenant made.
+tenant=
+if [[ -f $key ]]; then
+	tenant=$(sed -n 's/.*"tenant": *"\([0-9a-f-]*\)".*/\1/p' "$key")
+	if [[ -z $tenant || -z $(pgc psql -tA -c \
+		"SELECT 1 FROM tenants WHERE id = '$tenant'") ]]; then
+		stale=$key.stale-$(date +%Y%m%d%H%M%S)
+		echo "run: $key names no tenant in this database; moved to $stale"
+		mv "$key" "$stale"
+		tenant=
+	fi
+fi
+if [[ -z $tenant ]]; then
+	tenant=$("$relay" --database "$db" admin tenant-create \
+		--name "Demo kommune" --key-out "$key")
+	echo "run: created tenant \"Demo kommune\" ($tenant), key in $key"
+fi
+
+"$relay" --database "$db" --listen 127.0.0.1 --port "$port" &
+relay_pid=$!
+
+# Wait until it answers, then say what to do; give up if it exits.
+healthy=
+for ((i = 0; i < 100; i++)); do
+	if curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then
+		healthy=1
+		break
+	fi
+	if ! kill -0 "$relay_pid" 2>/dev/null; then
+		wait "$relay_pid" && rc=0 || rc=$?
+		relay_pid=
+		echo "run: the relay exited ($rc) before it was ready (port" \
+			"$port in use? set BV_PORT)" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+
+if [[ -z $healthy ]]; then
+	echo "run: /healthz does not answer 200 yet; see the relay's log above" >&2
+fi
+cat <<EOF
+
+  bvchat-relay is running on ws://127.0.0.1:$port/v1 (subprotocol bvchat.v1)
+
+  Demo tenant:   Demo kommune ($tenant)
+  Health:        curl http://127.0.0.1:$port/healthz
+  Metrics:       curl http://127.0.0.1:$port/metrics
+  Enroll token:  $relay admin issue-token --key $key
+                 (valid 10 minutes; --account UUID for another device)
+  Database:      tools/pgcluster.sh psql $pgdir $pgport
+                 conninfo "$db"
+  Counts:        $relay --database "$db" admin stats
+
+  Press Ctrl-C to stop the relay and PostgreSQL (data stays in var/).
+
+EOF
+
+wait "$relay_pid" && rc=0 || rc=$?
+relay_pid=
+exit "$rc"
