@@ -95,6 +95,7 @@ struct db {
 	int want_write;	   /* PQflush() returned 1 */
 
 	char *conninfo;
+	char *session_sql; /* run first on every connection, or NULL */
 	char **listen;
 	int nlisten;
 	db_notify_cb on_notify;
@@ -552,10 +553,18 @@ conn_setup(struct db *db)
 	if (PQsetnonblocking(db->conn, 1) != 0 ||
 	    !PQenterPipelineMode(db->conn))
 		return conn_fail(db, "pipeline mode", PQerrorMessage(db->conn));
-	if (ent_reserve(db, (size_t)db->nstmts + (size_t)db->nlisten + 1) < 0)
+	if (ent_reserve(db, (size_t)db->nstmts + (size_t)db->nlisten + 2) < 0)
 		return conn_fail(db, "setup", "out of memory");
 	db->nprepared = 0;
 	db->setup_failed = 0;
+	if (db->session_sql) {
+		/* Reported like a failed LISTEN: the connection stays down. */
+		if (!PQsendQueryParams(db->conn, db->session_sql, 0, NULL, NULL,
+				       NULL, NULL, 0))
+			return conn_fail(db, "session setup",
+					 PQerrorMessage(db->conn));
+		ent_push(db, ENT_LISTEN, -1, NULL);
+	}
 	if (send_prepares(db) < 0)
 		return conn_fail(db, "prepare", PQerrorMessage(db->conn));
 	for (i = 0; i < db->nlisten; i++) {
@@ -1089,6 +1098,7 @@ db_destroy(struct db *db)
 		bv_free(db->listen[i]);
 	bv_free(db->listen);
 	bv_free(db->conninfo);
+	bv_free(db->session_sql);
 	bv_free(db->ent);
 	bv_free(db->timer);
 	bv_free(db->idle);
@@ -1123,6 +1133,11 @@ db_new(uv_loop_t *loop, const struct db_opts *opts)
 	if (!db->rng)
 		db->rng = 1;
 	db->conninfo = bv_strdup(opts->conninfo ? opts->conninfo : "");
+	if (opts->session_sql) {
+		db->session_sql = bv_strdup(opts->session_sql);
+		if (!db->session_sql)
+			goto fail;
+	}
 	while (opts->listen && opts->listen[n])
 		n++;
 	db->listen = bv_calloc((size_t)n + 1, sizeof(char *));

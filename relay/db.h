@@ -43,14 +43,15 @@ typedef void (*db_notify_cb)(const char *channel, const char *payload,
 typedef void (*db_state_cb)(int up, void *arg);
 
 struct db_opts {
-	const char *conninfo;	       /* libpq connection string */
-	const char *const *listen;     /* NULL-terminated channel names */
-	db_notify_cb on_notify;	       /* may be NULL */
-	db_state_cb on_state;	       /* may be NULL */
-	void *arg;		       /* passed to on_notify / on_state */
-	unsigned max_jobs_per_round;   /* 0 = 256 */
-	unsigned reconnect_min_ms;     /* 0 = 100 */
-	unsigned reconnect_max_ms;     /* 0 = 5000 */
+	const char *conninfo;	     /* libpq connection string */
+	const char *const *listen;   /* NULL-terminated channel names */
+	db_notify_cb on_notify;	     /* may be NULL */
+	db_state_cb on_state;	     /* may be NULL */
+	void *arg;		     /* passed to on_notify / on_state */
+	unsigned max_jobs_per_round; /* 0 = 256 */
+	unsigned reconnect_min_ms;   /* 0 = 100 */
+	unsigned reconnect_max_ms;   /* 0 = 5000 */
+	const char *session_sql;     /* run on every (re)connect; NULL */
 };
 
 /*
