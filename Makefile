@@ -15,7 +15,7 @@ help:
 	@echo "make test       both builds (normal, ASan+UBSan), format check, every test"
 	@echo "make build      build/ only"
 	@echo "make format     clang-format every C file in place"
-	@echo "make bench      run the benchmark (when built)"
+	@echo "make bench      the benchmarks of docs/performance.md (about 5 minutes)"
 	@echo "make clean      remove build trees (var/ stays)"
 	@echo "make distclean  also stop and remove the demo database in var/"
 
@@ -38,12 +38,8 @@ format:
 	@tools/c-files.sh | xargs -r clang-format -i
 	@echo "format: done"
 
-bench: build
-	@if [ -x build/tests/bench/bvchat-bench ]; then \
-		build/tests/bench/bvchat-bench --help; \
-	else \
-		echo "bench: build/tests/bench/bvchat-bench is not built yet"; \
-	fi
+bench: deps
+	@tools/bench.sh
 
 clean:
 	rm -rf build build-asan

@@ -18,6 +18,8 @@ packages=(
 	postgresql-15 postgresql-client-15
 	# curl: make run's health check and the README's examples.
 	valgrind curl ca-certificates
+	# jq: tools/bench.sh reads bvchat-bench --json results.
+	jq
 )
 
 # One dpkg-query for all; a package it has never heard of prints nothing.
