@@ -17,6 +17,8 @@
 #define CLOSE_DISPLACED	   4001
 #define CLOSE_AUTH_TIMEOUT 4002
 #define CLOSE_SLOW	   4003
+/* LWS_WRITE_CLOSE of lws 4.1's private-lib-roles-ws.h. */
+#define WRITE_CLOSE ((enum lws_write_protocol)4)
 
 struct ws_pss {
 	struct conn *c;
@@ -330,7 +332,18 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (!c)
 			return -1;
 		if (c->close_code && !c->out_head) {
-			lws_close_reason(wsi, c->close_code, NULL, 0);
+			unsigned char cf[LWS_PRE + 2];
+
+			/*
+			 * On its libuv loop lws 4.1 hangs up without the close
+			 * frame that lws_close_reason() prepares (the peer sees
+			 * 1006), so the frame (RFC 6455 5.5.1) is written here
+			 * with lws's own opcode for it, which lws-write.h keeps
+			 * private.
+			 */
+			cf[LWS_PRE] = (unsigned char)(c->close_code >> 8);
+			cf[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
+			lws_write(wsi, cf + LWS_PRE, 2, WRITE_CLOSE);
 			return -1;
 		}
 		if (conn_write_one(c) < 0)
