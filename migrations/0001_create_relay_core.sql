@@ -68,16 +68,25 @@ CREATE TABLE enrollment_tokens_used (
 	used_at		timestamptz NOT NULL DEFAULT now()
 );
 
--- Checks a send before its envelopes are inserted in the same transaction. Raises
--- SQLSTATE BV032 when a device is gone or has another registration id (the relay's cache was
--- stale) and BV033 when a queue holds max_queue rows. Counting stops at max_queue, so the cost
--- is bounded by the queue length.
-CREATE FUNCTION bv_check_send(p_devices bigint[], p_regids integer[], p_max_queue integer)
+-- Checks a send before its envelopes are inserted in the same transaction, against what the
+-- relay's device cache promised: each addressed device exists with that registration id, and
+-- each account has exactly p_counts[i] devices (so none was added since the cache was read).
+-- Raises SQLSTATE BV032 when not (the relay then re-reads the devices and compares again) and
+-- BV033 when a queue holds p_max_queue rows. Counting stops at p_max_queue, so the cost is
+-- bounded by the queue length.
+CREATE FUNCTION bv_check_send(p_devices bigint[], p_regids integer[], p_max_queue integer,
+			      p_accounts uuid[], p_counts integer[])
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
 	i integer;
 	n integer;
 BEGIN
+	FOR i IN 1 .. coalesce(array_length(p_accounts, 1), 0) LOOP
+		SELECT count(*) INTO n FROM devices WHERE account_id = p_accounts[i];
+		IF n <> p_counts[i] THEN
+			RAISE EXCEPTION 'device list changed' USING ERRCODE = 'BV032';
+		END IF;
+	END LOOP;
 	FOR i IN 1 .. coalesce(array_length(p_devices, 1), 0) LOOP
 		PERFORM 1 FROM devices WHERE id = p_devices[i]
 			AND registration_id = p_regids[i];

@@ -43,8 +43,10 @@ static const struct {
 	 "d.registration_id, d.id FROM accounts a LEFT JOIN devices d ON "
 	 "d.account_id = a.id WHERE a.id = ANY($1::uuid[])",
 	 1},
-	{"check_send", "SELECT bv_check_send($1::bigint[], $2::int[], $3::int)",
-	 3},
+	{"check_send",
+	 "SELECT bv_check_send($1::bigint[], $2::int[], $3::int, $4::uuid[], "
+	 "$5::int[])",
+	 5},
 	{"enqueue",
 	 "INSERT INTO queue (device, sender_account, sender_device, "
 	 "message_id, type, ts, body) VALUES ($1::bigint, $2::uuid, $3::int, "
@@ -1250,7 +1252,7 @@ send_job(struct opctx *o)
 	struct bv_request *q = o->req;
 	size_t n = q->u.send.n_envelopes, i, a = 1, b = 1, p = 0;
 	char *devs = bv_malloc(n * 22 + 3), *regs = bv_malloc(n * 12 + 3);
-	char *remote = bv_malloc(n * 22 + 1);
+	char *remote = bv_malloc(n * 22 + 1), *accts = NULL, *counts = NULL;
 	char maxq[16], dev[24], sdev[16], type[8], ts[24];
 	const char *v[7];
 	int len[7] = {0}, fmt[7] = {0};
@@ -1272,10 +1274,28 @@ send_job(struct opctx *o)
 	strcpy(devs + a, "}");
 	strcpy(regs + b, "}");
 	snprintf(maxq, sizeof(maxq), "%u", c->r->cfg->max_queue_per_device);
+	accts = bv_malloc(o->n_accounts * 38 + 3);
+	counts = bv_malloc(o->n_accounts * 12 + 3);
+	if (!accts || !counts)
+		goto fail;
+	accts[0] = counts[0] = '{';
+	for (i = 0, a = 1, b = 1; i < o->n_accounts; i++) {
+		const struct devcache_entry *e =
+			devcache_get(c->r, o->accounts[i]);
+
+		a += (size_t)sprintf(accts + a, "%s%s", i ? "," : "",
+				     o->accounts[i]);
+		b += (size_t)sprintf(counts + b, "%s%zu", i ? "," : "",
+				     e ? e->n : 0);
+	}
+	strcpy(accts + a, "}");
+	strcpy(counts + b, "}");
 	v[0] = devs;
 	v[1] = regs;
 	v[2] = maxq;
-	if (db_job_add(job, "check_send", 3, v, NULL, NULL, 0) < 0)
+	v[3] = accts;
+	v[4] = counts;
+	if (db_job_add(job, "check_send", 5, v, NULL, NULL, 0) < 0)
 		goto fail;
 	snprintf(sdev, sizeof(sdev), "%u", c->device_id);
 	snprintf(ts, sizeof(ts), "%lld", (long long)o->ts);
@@ -1306,11 +1326,15 @@ send_job(struct opctx *o)
 	bv_free(devs);
 	bv_free(regs);
 	bv_free(remote);
+	bv_free(accts);
+	bv_free(counts);
 	return job;
 fail:
 	bv_free(devs);
 	bv_free(regs);
 	bv_free(remote);
+	bv_free(accts);
+	bv_free(counts);
 	db_job_free(job);
 	return NULL;
 }
@@ -1369,8 +1393,14 @@ op_send(struct conn *c, struct bv_request *req)
 		opctx_fail(o, BV_ENOMEM, NULL);
 		return;
 	}
+	/* The sender's own other devices always get a copy. */
+	if (add_account(o, c->account, n + 1) < 0) {
+		opctx_fail(o, BV_ENOMEM, NULL);
+		return;
+	}
 	for (i = 0; i < n; i++)
-		if (add_account(o, req->u.send.envelopes[i].account, n) < 0) {
+		if (add_account(o, req->u.send.envelopes[i].account, n + 1) <
+		    0) {
 			opctx_fail(o, BV_ENOMEM, NULL);
 			return;
 		}
