@@ -14,14 +14,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BV_SUBPROTOCOL "bvchat.v1"
-#define BV_WS_PATH "/v1"
-#define BV_KEY_LEN 33	  /* Signal public key: 0x05 || Curve25519 */
-#define BV_AUTH_KEY_LEN 32 /* Ed25519 public key */
-#define BV_SIG_LEN 64
-#define BV_NONCE_LEN 32
+#define BV_SUBPROTOCOL	  "bvchat.v1"
+#define BV_WS_PATH	  "/v1"
+#define BV_KEY_LEN	  33 /* Signal public key: 0x05 || Curve25519 */
+#define BV_AUTH_KEY_LEN	  32 /* Ed25519 public key */
+#define BV_SIG_LEN	  64
+#define BV_NONCE_LEN	  32
 #define BV_MESSAGE_ID_MAX 64
-#define BV_ID_MAX 2147483647
+#define BV_ID_MAX	  2147483647
 
 /* Limits that bound what a client may send (relay config; docs/protocol.md). */
 struct bv_limits {
