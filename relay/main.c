@@ -107,11 +107,14 @@ run_relay(struct relay_config *cfg)
 	o.arg = &r;
 	o.max_jobs_per_round = cfg->max_commit_batch;
 	/*
-	 * The queue is nearly empty after every vacuum, so statistics make a
-	 * sequential scan look cheap, while churn leaves the heap full of dead
-	 * rows: every relay query is an index look-up, so say so.
+	 * The queue is nearly empty whenever it is analysed, so the planner
+	 * prices a sequential or bitmap scan as cheap, while churn leaves the
+	 * index full of entries of deleted rows. Only a plain index scan marks
+	 * those dead as it passes (a bitmap scan never does), so later scans
+	 * skip them. Every relay query is an index look-up: say so.
 	 */
-	o.session_sql = "SET enable_seqscan = off";
+	o.session_sql = "SELECT set_config('enable_seqscan', 'off', false), "
+			"set_config('enable_bitmapscan', 'off', false)";
 	r.dbw = db_new(&loop, &o);
 	o.listen = channels;
 	o.on_notify = ops_on_notify;
