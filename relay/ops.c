@@ -198,18 +198,32 @@ ignore_done(struct db_job *job, int rc, void *arg)
 	(void)arg;
 }
 
+/*
+ * Runs one prepared statement as a job: on the write connection, group
+ * committed, when txn is 1; on the read connection otherwise. Returns 0
+ * once submitted (cb will be called), or BV_ENOMEM (cb will not be).
+ */
+static int
+run1(struct relay *r, int txn, const char *stmt, int nparams,
+     const char *const *v, const int *len, const int *fmt, db_done_cb cb,
+     void *arg)
+{
+	struct db_job *job = db_job_new(txn);
+
+	if (!job || db_job_add(job, stmt, nparams, v, len, fmt, 0) < 0) {
+		db_job_free(job);
+		return BV_ENOMEM;
+	}
+	return db_submit(txn ? r->dbw : r->dbr, job, cb, arg);
+}
+
 /* Sends NOTIFY channel payload through the read connection. */
 static void
 notify(struct relay *r, const char *channel, const char *payload)
 {
 	const char *v[2] = {channel, payload};
-	struct db_job *job = db_job_new(0);
 
-	if (!job || db_job_add(job, "notify", 2, v, NULL, NULL, 0) < 0) {
-		db_job_free(job);
-		return;
-	}
-	db_submit(r->dbr, job, ignore_done, NULL);
+	run1(r, 0, "notify", 2, v, NULL, NULL, ignore_done, NULL);
 }
 
 /* Text of a bytea column, unescaped into exactly want bytes. */
@@ -380,7 +394,6 @@ resolve_accounts(struct opctx *o, resolved_cb cb)
 {
 	struct relay *r = o->c->r;
 	struct resolve *rs = NULL;
-	struct db_job *job = NULL;
 	char *arr = NULL;
 	const char *v[1];
 	size_t i, len = 2;
@@ -414,14 +427,11 @@ resolve_accounts(struct opctx *o, resolved_cb cb)
 	rs->o = o;
 	rs->cb = cb;
 	v[0] = arr;
-	job = db_job_new(0);
-	if (!job || db_job_add(job, "devices_load", 1, v, NULL, NULL, 0) < 0)
+	if (run1(r, 0, "devices_load", 1, v, NULL, NULL, resolve_done, rs) < 0)
 		goto fail;
 	bv_free(arr);
-	db_submit(r->dbr, job, resolve_done, rs);
 	return;
 fail:
-	db_job_free(job);
 	bv_free(arr);
 	if (rs)
 		bv_free(rs->accounts);
@@ -626,7 +636,6 @@ static void
 op_auth(struct conn *c, struct bv_request *req)
 {
 	struct opctx *o;
-	struct db_job *job;
 	char dev[16];
 	const char *v[2];
 
@@ -643,14 +652,11 @@ op_auth(struct conn *c, struct bv_request *req)
 	snprintf(dev, sizeof(dev), "%u", req->u.auth.device);
 	v[0] = req->u.auth.account;
 	v[1] = dev;
-	job = db_job_new(0);
-	if (!job || db_job_add(job, "auth_lookup", 2, v, NULL, NULL, 0) < 0) {
-		db_job_free(job);
-		opctx_fail(o, BV_ENOMEM, NULL);
-		return;
-	}
 	c->auth_busy = 1;
-	db_submit(c->r->dbr, job, auth_done, o);
+	if (run1(c->r, 0, "auth_lookup", 2, v, NULL, NULL, auth_done, o) < 0) {
+		c->auth_busy = 0;
+		opctx_fail(o, BV_ENOMEM, NULL);
+	}
 }
 
 static void
@@ -702,7 +708,6 @@ enroll_have_key(struct db_job *job, int rc, void *arg)
 	char exp[24], regid[16], repl[16], maxdev[16];
 	const char *v[9];
 	int len[9] = {0}, fmt[9] = {0};
-	struct db_job *w = NULL;
 
 	if (rc < 0) {
 		c->auth_busy = 0;
@@ -751,21 +756,16 @@ enroll_have_key(struct db_job *job, int rc, void *arg)
 	fmt[6] = 1;
 	v[7] = repl;
 	v[8] = maxdev;
-	w = db_job_new(1);
-	if (!w || db_job_add(w, "enroll", 9, v, len, fmt, 0) < 0) {
-		db_job_free(w);
+	if (run1(r, 1, "enroll", 9, v, len, fmt, enroll_stored, o) < 0) {
 		c->auth_busy = 0;
 		opctx_fail(o, BV_ENOMEM, NULL);
-		return;
 	}
-	db_submit(r->dbw, w, enroll_stored, o);
 }
 
 static void
 op_enroll(struct conn *c, struct bv_request *req)
 {
 	struct opctx *o;
-	struct db_job *job;
 	const char *v[1];
 	int rc;
 
@@ -785,14 +785,12 @@ op_enroll(struct conn *c, struct bv_request *req)
 		return;
 	}
 	v[0] = o->token.tenant;
-	job = db_job_new(0);
-	if (!job || db_job_add(job, "tenant_key", 1, v, NULL, NULL, 0) < 0) {
-		db_job_free(job);
-		opctx_fail(o, BV_ENOMEM, NULL);
-		return;
-	}
 	c->auth_busy = 1;
-	db_submit(c->r->dbr, job, enroll_have_key, o);
+	if (run1(c->r, 0, "tenant_key", 1, v, NULL, NULL, enroll_have_key, o) <
+	    0) {
+		c->auth_busy = 0;
+		opctx_fail(o, BV_ENOMEM, NULL);
+	}
 }
 
 /* ----------------------------------------------------------------- prekeys */
@@ -930,7 +928,6 @@ static void
 op_keys_count(struct conn *c, struct bv_request *req)
 {
 	struct opctx *o = opctx_new(c, req);
-	struct db_job *job;
 	char dev[24];
 	const char *v[1] = {dev};
 
@@ -940,13 +937,9 @@ op_keys_count(struct conn *c, struct bv_request *req)
 		return;
 	}
 	snprintf(dev, sizeof(dev), "%lld", (long long)c->device);
-	job = db_job_new(0);
-	if (!job || db_job_add(job, "otpk_count", 1, v, NULL, NULL, 0) < 0) {
-		db_job_free(job);
+	if (run1(c->r, 0, "otpk_count", 1, v, NULL, NULL, keys_count_done, o) <
+	    0)
 		opctx_fail(o, BV_ENOMEM, NULL);
-		return;
-	}
-	db_submit(c->r->dbr, job, keys_count_done, o);
 }
 
 static json_t *
@@ -1035,7 +1028,6 @@ keys_get_resolved(struct opctx *o, int rc)
 {
 	struct conn *c = o->c;
 	struct devcache_entry *e;
-	struct db_job *job;
 	char *arr = NULL;
 	const char *v[1];
 	size_t i, len = 0;
@@ -1073,15 +1065,10 @@ keys_get_resolved(struct opctx *o, int rc)
 		return;
 	}
 	v[0] = arr;
-	job = db_job_new(1);
-	if (!job || db_job_add(job, "take_bundles", 1, v, NULL, NULL, 0) < 0) {
-		db_job_free(job);
-		bv_free(arr);
-		opctx_fail(o, BV_ENOMEM, NULL);
-		return;
-	}
+	rc = run1(c->r, 1, "take_bundles", 1, v, NULL, NULL, keys_get_done, o);
 	bv_free(arr);
-	db_submit(c->r->dbw, job, keys_get_done, o);
+	if (rc < 0)
+		opctx_fail(o, BV_ENOMEM, NULL);
 }
 
 static void
