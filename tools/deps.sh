@@ -14,6 +14,8 @@ packages=(
 	# lws on its libuv event library (docs/architecture.md, decision 6).
 	libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
 	libjansson-dev libsodium-dev libpq-dev libcmocka-dev uthash-dev
+	# libbvchat: Signal sessions, its crypto provider, the local store.
+	libsignal-protocol-c-dev libssl-dev libsqlite3-dev
 	# The server for make run and the integration tests' own clusters.
 	postgresql-15 postgresql-client-15
 	# curl: make run's health check and the README's examples.
