@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * store.h: the client's local store (internal to libbvchat): our identity,
+ * prekeys, Signal sessions, trusted peer identities, processed message ids
+ * and the message history, in one SQLite file sealed under a key the
+ * application supplies. See store.c for what is and is not encrypted.
+ * Not thread-safe: one struct bv_store is used from one thread at a time.
+ * There is no way to delete history: it is part of the case file.
+ */
+#ifndef BV_STORE_H
+#define BV_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <signal_protocol.h>
+
+#define BV_STORE_KEY_LEN 32
+
+struct bv_store;
+
+/*
+ * Opens (creating if needed, mode 0600) the store at path, sealed under key.
+ * Returns 0 and sets *out; BV_EINVAL when an argument is NULL or key is not
+ * the key the store was created with (nothing is read with a wrong key);
+ * BV_EIO when the file cannot be opened, is not a store or has a newer
+ * schema than this code knows; BV_ENOMEM.
+ */
+int bv_store_open(const char *path, const uint8_t key[BV_STORE_KEY_LEN],
+		  struct bv_store **out);
+
+/* Closes s (NULL is fine); an open transaction is rolled back. */
+void bv_store_close(struct bv_store *s);
+
+/*
+ * Transactions, for "store message + mark seen" before acknowledging. Every
+ * other function is atomic on its own and joins an open transaction.
+ * bv_store_commit() returns only once the commit is durable
+ * (synchronous=FULL). Returns 0; BV_EINVAL when begin is called inside a
+ * transaction or commit/rollback outside one; BV_EIO.
+ */
+int bv_store_begin(struct bv_store *s);
+int bv_store_commit(struct bv_store *s);
+int bv_store_rollback(struct bv_store *s);
+
+/*
+ * Our identity key pair (serialized public and private key) and
+ * registration id. put replaces. get returns new buffers (free with
+ * bv_free; wipe priv first) and 0; BV_EINVAL when none is stored; BV_EIO
+ * when a sealed value fails to open.
+ */
+int bv_store_identity_put(struct bv_store *s, const uint8_t *pub,
+			  size_t pub_len, const uint8_t *priv, size_t priv_len,
+			  uint32_t registration_id);
+int bv_store_identity_get(struct bv_store *s, uint8_t **pub, size_t *pub_len,
+			  uint8_t **priv, size_t *priv_len,
+			  uint32_t *registration_id);
+
+/*
+ * One-time prekeys (signed = 0) and signed prekeys (signed = 1), as
+ * serialized records. get returns a new buffer (wipe and bv_free) and 0,
+ * or BV_EINVAL when there is no record with id. contains sets *found.
+ * remove of a missing id is not an error.
+ */
+int bv_store_prekey_put(struct bv_store *s, int is_signed, uint32_t id,
+			const uint8_t *rec, size_t len);
+int bv_store_prekey_get(struct bv_store *s, int is_signed, uint32_t id,
+			uint8_t **rec, size_t *len);
+int bv_store_prekey_contains(struct bv_store *s, int is_signed, uint32_t id,
+			     int *found);
+int bv_store_prekey_remove(struct bv_store *s, int is_signed, uint32_t id);
+
+/*
+ * Signal sessions by (name, device_id). load sets *found = 0 and leaves
+ * the outputs alone when there is none; otherwise *found = 1 and new
+ * buffers in *rec and *user (*user NULL, *user_len 0 when none was
+ * stored). delete sets *deleted to the number of sessions removed (may be
+ * NULL). devices returns a new array (bv_free, NULL when *n is 0) of the
+ * device ids with a session for name, in ascending order.
+ */
+int bv_store_session_store(struct bv_store *s, const char *name,
+			   int32_t device_id, const uint8_t *rec, size_t len,
+			   const uint8_t *user, size_t user_len);
+int bv_store_session_load(struct bv_store *s, const char *name,
+			  int32_t device_id, uint8_t **rec, size_t *len,
+			  uint8_t **user, size_t *user_len, int *found);
+int bv_store_session_contains(struct bv_store *s, const char *name,
+			      int32_t device_id, int *found);
+int bv_store_session_delete(struct bv_store *s, const char *name,
+			    int32_t device_id, int *deleted);
+int bv_store_session_delete_all(struct bv_store *s, const char *name,
+				int *deleted);
+int bv_store_session_devices(struct bv_store *s, const char *name,
+			     int32_t **ids, size_t *n);
+
+/* What we know of a peer device's identity key. */
+enum bv_trust {
+	BV_TRUST_NEW = 0,     /* nothing stored for this device yet */
+	BV_TRUST_SAME = 1,    /* equals the stored (trusted) key */
+	BV_TRUST_CHANGED = 2, /* differs: never trusted until accepted */
+};
+
+/*
+ * Peer identity keys by (name, device_id): trust on first use, and a
+ * changed key is never saved silently. check sets *trust. save stores key
+ * when nothing is stored and sets *trust to what check would have said
+ * before the call; on BV_TRUST_CHANGED nothing is written and the caller
+ * raises a "key changed" event. accept replaces the stored key: call it
+ * only on an explicit user decision. All return 0, BV_EINVAL, BV_EIO or
+ * BV_ENOMEM.
+ */
+int bv_store_identity_check(struct bv_store *s, const char *name,
+			    int32_t device_id, const uint8_t *key, size_t len,
+			    enum bv_trust *trust);
+int bv_store_identity_save(struct bv_store *s, const char *name,
+			   int32_t device_id, const uint8_t *key, size_t len,
+			   enum bv_trust *trust);
+int bv_store_identity_accept(struct bv_store *s, const char *name,
+			     int32_t device_id, const uint8_t *key, size_t len);
+
+/*
+ * Records that message_id from (sender, sender_device) has been processed.
+ * Sets *was_seen to 1 when it already was (a duplicate: drop it but ack
+ * it), else 0. Run it in the same transaction as bv_store_history_append()
+ * so that suppression survives a crash between storing and acking.
+ */
+int bv_store_seen(struct bv_store *s, const char *sender, int32_t sender_device,
+		  const char *message_id, int *was_seen);
+
+enum bv_msg_direction {
+	BV_MSG_IN = 0,
+	BV_MSG_OUT = 1,
+};
+
+enum bv_msg_state {
+	BV_MSG_SENDING = 0,
+	BV_MSG_SENT = 1,
+	BV_MSG_DELIVERED = 2,
+	BV_MSG_READ = 3,
+	BV_MSG_FAILED = 4,
+	BV_MSG_UNDECRYPTABLE = 5, /* placeholder: body is empty */
+	BV_MSG_RECEIVED = 6,
+};
+
+struct bv_history_entry {
+	int64_t seq; /* order of appending, ascending */
+	const char *conversation;
+	enum bv_msg_direction direction;
+	const char *sender;
+	int32_t sender_device;
+	const char *message_id;
+	int64_t timestamp_ms;
+	enum bv_msg_state state;
+	const uint8_t *body; /* valid only during the callback */
+	size_t body_len;
+};
+
+/* Returns 0 to go on, anything else to stop (returned by the list call). */
+typedef int (*bv_history_cb)(const struct bv_history_entry *e, void *arg);
+
+/*
+ * Appends a message to the history of conversation and sets *seq (may be
+ * NULL). body may be NULL when body_len is 0. Returns 0, BV_EINVAL, BV_EIO
+ * or BV_ENOMEM.
+ */
+int bv_store_history_append(struct bv_store *s, const char *conversation,
+			    enum bv_msg_direction direction, const char *sender,
+			    int32_t sender_device, const char *message_id,
+			    int64_t timestamp_ms, const uint8_t *body,
+			    size_t body_len, enum bv_msg_state state,
+			    int64_t *seq);
+
+/*
+ * Calls cb for each message of conversation with seq > after_seq, in
+ * append order. The body is wiped after each call. Returns 0, cb's nonzero
+ * value, BV_EIO (also when a body fails to open) or BV_ENOMEM.
+ */
+int bv_store_history_list(struct bv_store *s, const char *conversation,
+			  int64_t after_seq, bv_history_cb cb, void *arg);
+
+/*
+ * Sets the delivery state of message seq. Returns 0; BV_EINVAL when there
+ * is no such message or state is out of range; BV_EIO.
+ */
+int bv_store_history_set_state(struct bv_store *s, int64_t seq,
+			       enum bv_msg_state state);
+
+/*
+ * Fill libsignal's store structs with callbacks on s (user_data = s,
+ * destroy_func = NULL: s outlives the store context and is closed by its
+ * owner). The callbacks return libsignal's codes.
+ */
+void bv_store_signal_session_store(struct bv_store *s,
+				   signal_protocol_session_store *out);
+void bv_store_signal_pre_key_store(struct bv_store *s,
+				   signal_protocol_pre_key_store *out);
+void
+bv_store_signal_signed_pre_key_store(struct bv_store *s,
+				     signal_protocol_signed_pre_key_store *out);
+void
+bv_store_signal_identity_key_store(struct bv_store *s,
+				   signal_protocol_identity_key_store *out);
+
+#endif
