@@ -1,0 +1,689 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * content.c: encodes and decodes bvchat's end-to-end content message (the
+ * plaintext of a Signal ciphertext) and its 160-byte padding.
+ *
+ * Every member a peer sends is checked here: types, lengths, UTF-8, caps.
+ * It does no I/O and no crypto, and knows nothing of sessions or stores.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "bv_error.h"
+#include "bv_proto.h"
+#include "bv_util.h"
+#include "content.h"
+
+/*
+ * Design (docs/protocol.md, "End-to-end content (inside the envelope body)"):
+ *
+ * JSON (jansson), not TLV: the wire protocol is already JSON, jansson
+ * already rejects invalid UTF-8, NUL escapes and duplicate members, and
+ * named members let a later version add fields that older clients ignore.
+ * The size cost is hidden by the padding anyway.
+ *
+ * No plaintext resend request. A device that cannot decrypt asks for a
+ * resend by first building a fresh session from the sender device's prekey
+ * bundle (keys_get; the signed prekey is always there) and sending the
+ * resend_request as a Signal PreKey message (type 3). So the relay never
+ * learns which messages failed, and the request is authenticated: nobody
+ * but the peer device can make a sender re-send or reset a session. That is
+ * why no envelope type carries plaintext.
+ *
+ * A kind or a version this build does not know decodes as UNKNOWN, never
+ * as an error, so the app can show "update the app" instead of losing it.
+ * Every version keeps v, kind, message_id, sent and conversation as here.
+ */
+
+static const char *const kind_names[] = {
+	[BV_CONTENT_TEXT] = "text",
+	[BV_CONTENT_RECEIPT] = "receipt",
+	[BV_CONTENT_RESEND_REQUEST] = "resend_request",
+	[BV_CONTENT_EMAIL] = "email",
+	[BV_CONTENT_ATTACHMENT] = "attachment",
+};
+
+static const char *const receipt_names[] = {
+	[BV_RECEIPT_DELIVERED] = "delivered",
+	[BV_RECEIPT_READ] = "read",
+};
+
+static const char *const reason_names[] = {
+	[BV_RESEND_OTHER] = "other",
+	[BV_RESEND_NO_SESSION] = "no_session",
+	[BV_RESEND_DECRYPT_FAILED] = "decrypt_failed",
+	[BV_RESEND_UNKNOWN_TYPE] = "unknown_type",
+};
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * Returns 1 if s[0 … len) is well-formed UTF-8 (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF) without NUL, else 0.
+ */
+static int
+utf8_valid(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n, k;
+		uint32_t cp;
+
+		if (c == 0)
+			return 0;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (len - i - 1 < n)
+			return 0;
+		for (k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+/* Returns 1 for a kind name of 1 … KIND_NAME_MAX of [a-z0-9_]. */
+static int
+kind_name_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len < 1 || len > BV_CONTENT_KIND_NAME_MAX)
+		return 0;
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+static int
+sent_valid(int64_t ms)
+{
+	return ms >= 1 && ms <= BV_CONTENT_SENT_MAX;
+}
+
+static int
+mid_valid(const char *s)
+{
+	return s && strlen(s) <= BV_MESSAGE_ID_MAX && bv_message_id_valid(s);
+}
+
+/*
+ * Checks the rules of content.h that the constructors, the encoder and the
+ * decoder share, for a content of a kind this build knows.
+ */
+static int
+content_check(const struct bv_content *c)
+{
+	size_t i, j;
+
+	if (!mid_valid(c->message_id) || !sent_valid(c->sent_ms))
+		return BV_EFIELD;
+	if (c->conversation[0] != '\0' && !bv_uuid_valid(c->conversation))
+		return BV_EFIELD;
+	switch (c->kind) {
+	case BV_CONTENT_TEXT:
+		if (c->conversation[0] == '\0' || !c->text || c->text_len < 1 ||
+		    c->text_len > BV_CONTENT_TEXT_MAX ||
+		    !utf8_valid(c->text, c->text_len))
+			return BV_EFIELD;
+		return 0;
+	case BV_CONTENT_RECEIPT:
+		if (c->conversation[0] == '\0')
+			return BV_EFIELD;
+		if (c->receipt != BV_RECEIPT_DELIVERED &&
+		    c->receipt != BV_RECEIPT_READ)
+			return BV_EFIELD;
+		break;
+	case BV_CONTENT_RESEND_REQUEST:
+		if ((unsigned int)c->reason >= N_OF(reason_names))
+			return BV_EFIELD;
+		break;
+	default:
+		return BV_EINVAL;
+	}
+	if (c->n_ids > BV_CONTENT_IDS_MAX)
+		return BV_ETOOMANY;
+	if (c->n_ids < 1 || !c->ids)
+		return BV_EFIELD;
+	for (i = 0; i < c->n_ids; i++) {
+		if (!mid_valid(c->ids[i]))
+			return BV_EFIELD;
+		for (j = 0; j < i; j++)
+			if (strcmp(c->ids[i], c->ids[j]) == 0)
+				return BV_EFIELD;
+	}
+	return 0;
+}
+
+void
+bv_content_free(struct bv_content *c)
+{
+	if (!c)
+		return;
+	if (c->text) {
+		bv_wipe(c->text, c->text_len);
+		bv_free(c->text);
+	}
+	if (c->ids) {
+		bv_wipe(c->ids, c->n_ids * sizeof(*c->ids));
+		bv_free(c->ids);
+	}
+	bv_wipe(c, sizeof(*c));
+	bv_free(c);
+}
+
+/* A new content with the common members copied (unchecked) in. */
+static int
+content_new(enum bv_content_kind kind, const char *conversation,
+	    const char *message_id, int64_t sent_ms, struct bv_content **out)
+{
+	struct bv_content *c;
+
+	if (!message_id)
+		return BV_EINVAL;
+	if ((conversation && strlen(conversation) > BV_UUID_LEN) ||
+	    strlen(message_id) > BV_MESSAGE_ID_MAX)
+		return BV_EFIELD;
+	c = bv_calloc(1, sizeof(*c));
+	if (!c)
+		return BV_ENOMEM;
+	c->kind = kind;
+	c->version = BV_CONTENT_VERSION;
+	strcpy(c->kind_name, kind_names[kind]);
+	if (conversation)
+		strcpy(c->conversation, conversation);
+	strcpy(c->message_id, message_id);
+	c->sent_ms = sent_ms;
+	*out = c;
+	return 0;
+}
+
+/* Copies ids[0 … n) into c; lengths are checked, the rest by the caller. */
+static int
+copy_ids(struct bv_content *c, const char *const *ids, size_t n)
+{
+	size_t i;
+
+	if (n > BV_CONTENT_IDS_MAX)
+		return BV_ETOOMANY;
+	if (n < 1)
+		return BV_EFIELD;
+	if (!ids)
+		return BV_EINVAL;
+	for (i = 0; i < n; i++) {
+		if (!ids[i])
+			return BV_EINVAL;
+		if (strlen(ids[i]) > BV_MESSAGE_ID_MAX)
+			return BV_EFIELD;
+	}
+	c->ids = bv_calloc(n, sizeof(*c->ids));
+	if (!c->ids)
+		return BV_ENOMEM;
+	for (i = 0; i < n; i++)
+		strcpy(c->ids[i], ids[i]);
+	c->n_ids = n;
+	return 0;
+}
+
+int
+bv_content_text_new(const char *conversation, const char *message_id,
+		    int64_t sent_ms, const char *text, size_t text_len,
+		    struct bv_content **out)
+{
+	struct bv_content *c = NULL;
+	int rc;
+
+	if (!conversation || !text || !out) {
+		rc = BV_EINVAL;
+		goto out;
+	}
+	if (text_len < 1 || text_len > BV_CONTENT_TEXT_MAX) {
+		rc = BV_EFIELD;
+		goto out;
+	}
+	rc = content_new(BV_CONTENT_TEXT, conversation, message_id, sent_ms,
+			 &c);
+	if (rc < 0)
+		goto out;
+	c->text = bv_malloc(text_len + 1);
+	if (!c->text) {
+		rc = BV_ENOMEM;
+		goto out;
+	}
+	memcpy(c->text, text, text_len);
+	c->text[text_len] = '\0';
+	c->text_len = text_len;
+	rc = content_check(c);
+	if (rc < 0)
+		goto out;
+	*out = c;
+	c = NULL;
+out:
+	bv_content_free(c);
+	return rc;
+}
+
+int
+bv_content_receipt_new(const char *conversation, const char *message_id,
+		       int64_t sent_ms, enum bv_receipt_type type,
+		       const char *const *ids, size_t n_ids,
+		       struct bv_content **out)
+{
+	struct bv_content *c = NULL;
+	int rc;
+
+	if (!conversation || !out ||
+	    (type != BV_RECEIPT_DELIVERED && type != BV_RECEIPT_READ)) {
+		rc = BV_EINVAL;
+		goto out;
+	}
+	rc = content_new(BV_CONTENT_RECEIPT, conversation, message_id, sent_ms,
+			 &c);
+	if (rc < 0)
+		goto out;
+	c->receipt = type;
+	rc = copy_ids(c, ids, n_ids);
+	if (rc < 0)
+		goto out;
+	rc = content_check(c);
+	if (rc < 0)
+		goto out;
+	*out = c;
+	c = NULL;
+out:
+	bv_content_free(c);
+	return rc;
+}
+
+int
+bv_content_resend_new(const char *conversation, const char *message_id,
+		      int64_t sent_ms, enum bv_resend_reason reason,
+		      const char *const *ids, size_t n_ids,
+		      struct bv_content **out)
+{
+	struct bv_content *c = NULL;
+	int rc;
+
+	if (!out || (unsigned int)reason >= N_OF(reason_names)) {
+		rc = BV_EINVAL;
+		goto out;
+	}
+	rc = content_new(BV_CONTENT_RESEND_REQUEST, conversation, message_id,
+			 sent_ms, &c);
+	if (rc < 0)
+		goto out;
+	c->reason = reason;
+	rc = copy_ids(c, ids, n_ids);
+	if (rc < 0)
+		goto out;
+	rc = content_check(c);
+	if (rc < 0)
+		goto out;
+	*out = c;
+	c = NULL;
+out:
+	bv_content_free(c);
+	return rc;
+}
+
+int
+bv_content_pad(const uint8_t *buf, size_t len, uint8_t **out, size_t *out_len)
+{
+	size_t padded;
+	uint8_t *p;
+
+	if ((!buf && len) || !out || !out_len ||
+	    len > SIZE_MAX - BV_CONTENT_PAD_BLOCK)
+		return BV_EINVAL;
+	padded = (len / BV_CONTENT_PAD_BLOCK + 1) * BV_CONTENT_PAD_BLOCK;
+	p = bv_calloc(1, padded);
+	if (!p)
+		return BV_ENOMEM;
+	if (len)
+		memcpy(p, buf, len);
+	p[len] = 0x80;
+	*out = p;
+	*out_len = padded;
+	return 0;
+}
+
+int
+bv_content_unpad(const uint8_t *buf, size_t len, size_t *unpadded_len)
+{
+	size_t i = len;
+
+	if (!buf || !unpadded_len)
+		return BV_EINVAL;
+	/*
+	 * Lenient about the bucket size, so a later version may change it;
+	 * strict about the terminator, so truncation is noticed.
+	 */
+	while (i > 0 && buf[i - 1] == 0)
+		i--;
+	if (i == 0 || buf[i - 1] != 0x80)
+		return BV_EINVAL;
+	*unpadded_len = i - 1;
+	return 0;
+}
+
+/* Adds the members of c to obj. */
+static int
+build_json(const struct bv_content *c, json_t *obj)
+{
+	json_t *ids = NULL;
+	size_t i;
+	int rc = BV_ENOMEM;
+
+	if (json_object_set_new(obj, "v", json_integer(BV_CONTENT_VERSION)) ||
+	    json_object_set_new(obj, "kind",
+				json_string(kind_names[c->kind])) ||
+	    json_object_set_new(obj, "message_id",
+				json_string(c->message_id)) ||
+	    json_object_set_new(obj, "sent", json_integer(c->sent_ms)))
+		goto out;
+	if (c->conversation[0] != '\0' &&
+	    json_object_set_new(obj, "conversation",
+				json_string(c->conversation)))
+		goto out;
+	if (c->kind == BV_CONTENT_TEXT) {
+		/* Checked UTF-8 above, so NULL here can only be ENOMEM. */
+		if (json_object_set_new(obj, "text",
+					json_stringn(c->text, c->text_len)))
+			goto out;
+		rc = 0;
+		goto out;
+	}
+	if (c->kind == BV_CONTENT_RECEIPT &&
+	    json_object_set_new(obj, "receipt",
+				json_string(receipt_names[c->receipt])))
+		goto out;
+	if (c->kind == BV_CONTENT_RESEND_REQUEST &&
+	    json_object_set_new(obj, "reason",
+				json_string(reason_names[c->reason])))
+		goto out;
+	ids = json_array();
+	if (!ids)
+		goto out;
+	for (i = 0; i < c->n_ids; i++)
+		if (json_array_append_new(ids, json_string(c->ids[i])))
+			goto out;
+	rc = json_object_set(obj, "ids", ids) ? BV_ENOMEM : 0;
+out:
+	json_decref(ids);
+	return rc;
+}
+
+int
+bv_content_encode(const struct bv_content *c, uint8_t **out, size_t *out_len)
+{
+	json_t *obj = NULL;
+	char *txt = NULL;
+	size_t txt_len = 0;
+	int rc;
+
+	if (!c || !out || !out_len) {
+		rc = BV_EINVAL;
+		goto out;
+	}
+	rc = content_check(c);
+	if (rc < 0)
+		goto out;
+	obj = json_object();
+	if (!obj) {
+		rc = BV_ENOMEM;
+		goto out;
+	}
+	rc = build_json(c, obj);
+	if (rc < 0)
+		goto out;
+	txt = json_dumps(obj, JSON_COMPACT);
+	if (!txt) {
+		rc = BV_ENOMEM;
+		goto out;
+	}
+	txt_len = strlen(txt);
+	/* The limits make this unreachable; it guards later changes. */
+	if (txt_len >= BV_CONTENT_MAX_BYTES) {
+		rc = BV_EINVAL;
+		goto out;
+	}
+	rc = bv_content_pad((const uint8_t *)txt, txt_len, out, out_len);
+out:
+	if (txt) {
+		bv_wipe(txt, txt_len);
+		free(txt); /* jansson's allocator */
+	}
+	json_decref(obj);
+	return rc;
+}
+
+/* A string member: sets *s and *len, or returns BV_EFIELD. */
+static int
+get_str(json_t *obj, const char *key, const char **s, size_t *len)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_string(v))
+		return BV_EFIELD;
+	*s = json_string_value(v);
+	*len = json_string_length(v);
+	return 0;
+}
+
+/* Looks s up in names[0 … n); returns its index or -1. */
+static int
+name_index(const char *const *names, size_t n, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (names[i] && strcmp(names[i], s) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* The members every version has: v, kind, message_id, sent, conversation. */
+static int
+decode_common(json_t *root, struct bv_content *c)
+{
+	json_t *v;
+	const char *s;
+	size_t len;
+	json_int_t n;
+
+	v = json_object_get(root, "v");
+	if (!json_is_integer(v))
+		return BV_EFIELD;
+	n = json_integer_value(v);
+	if (n < 1 || n > 255)
+		return BV_EFIELD;
+	c->version = (int)n;
+
+	if (get_str(root, "kind", &s, &len) < 0 || !kind_name_valid(s, len))
+		return BV_EFIELD;
+	memcpy(c->kind_name, s, len + 1);
+
+	if (get_str(root, "message_id", &s, &len) < 0 ||
+	    len > BV_MESSAGE_ID_MAX || !bv_message_id_valid(s))
+		return BV_EFIELD;
+	memcpy(c->message_id, s, len + 1);
+
+	v = json_object_get(root, "sent");
+	if (!json_is_integer(v) || !sent_valid(json_integer_value(v)))
+		return BV_EFIELD;
+	c->sent_ms = json_integer_value(v);
+
+	v = json_object_get(root, "conversation");
+	if (v) {
+		if (!json_is_string(v))
+			return BV_EFIELD;
+		s = json_string_value(v);
+		if (json_string_length(v) != BV_UUID_LEN || !bv_uuid_valid(s))
+			return BV_EFIELD;
+		memcpy(c->conversation, s, BV_UUID_LEN + 1);
+	}
+	return 0;
+}
+
+static int
+decode_ids(json_t *root, struct bv_content *c)
+{
+	json_t *arr = json_object_get(root, "ids"), *item;
+	size_t i, n;
+
+	if (!json_is_array(arr))
+		return BV_EFIELD;
+	n = json_array_size(arr);
+	if (n > BV_CONTENT_IDS_MAX)
+		return BV_ETOOMANY;
+	if (n < 1)
+		return BV_EFIELD;
+	c->ids = bv_calloc(n, sizeof(*c->ids));
+	if (!c->ids)
+		return BV_ENOMEM;
+	c->n_ids = n;
+	json_array_foreach(arr, i, item)
+	{
+		if (!json_is_string(item) ||
+		    json_string_length(item) > BV_MESSAGE_ID_MAX)
+			return BV_EFIELD;
+		/* Validity and duplicates: content_check(). */
+		strcpy(c->ids[i], json_string_value(item));
+	}
+	return 0;
+}
+
+/* The kind-specific members of a version-1 content of a known kind. */
+static int
+decode_kind(json_t *root, struct bv_content *c)
+{
+	const char *s;
+	size_t len;
+	int i;
+
+	switch (c->kind) {
+	case BV_CONTENT_TEXT:
+		if (get_str(root, "text", &s, &len) < 0 || len < 1 ||
+		    len > BV_CONTENT_TEXT_MAX || !utf8_valid(s, len))
+			return BV_EFIELD;
+		c->text = bv_malloc(len + 1);
+		if (!c->text)
+			return BV_ENOMEM;
+		memcpy(c->text, s, len + 1);
+		c->text_len = len;
+		/* jansson's copy is ours until json_decref(): wipe it too. */
+		bv_wipe((void *)(uintptr_t)s, len);
+		break;
+	case BV_CONTENT_RECEIPT:
+		if (get_str(root, "receipt", &s, &len) < 0)
+			return BV_EFIELD;
+		i = name_index(receipt_names, N_OF(receipt_names), s);
+		if (i < 0)
+			return BV_EFIELD;
+		c->receipt = (enum bv_receipt_type)i;
+		break;
+	case BV_CONTENT_RESEND_REQUEST:
+		if (get_str(root, "reason", &s, &len) < 0 ||
+		    !kind_name_valid(s, len))
+			return BV_EFIELD;
+		/* An unknown reason is still a resend request: honour it. */
+		i = name_index(reason_names, N_OF(reason_names), s);
+		c->reason = i < 0 ? BV_RESEND_OTHER : (enum bv_resend_reason)i;
+		break;
+	default:
+		return BV_EINTERNAL;
+	}
+	if (c->kind != BV_CONTENT_TEXT) {
+		int rc = decode_ids(root, c);
+
+		if (rc < 0)
+			return rc;
+	}
+	return content_check(c);
+}
+
+int
+bv_content_decode(const uint8_t *buf, size_t len, struct bv_content **out)
+{
+	struct bv_content *c = NULL;
+	json_error_t jerr;
+	json_t *root = NULL;
+	size_t plain_len;
+	int rc, k;
+
+	if (!buf || !out || len > BV_CONTENT_MAX_BYTES) {
+		rc = BV_EINVAL;
+		goto out;
+	}
+	rc = bv_content_unpad(buf, len, &plain_len);
+	if (rc < 0)
+		goto out;
+	root = json_loadb((const char *)buf, plain_len, JSON_REJECT_DUPLICATES,
+			  &jerr);
+	if (!root) {
+		rc = json_error_code(&jerr) == json_error_out_of_memory
+			     ? BV_ENOMEM
+			     : BV_EJSON;
+		goto out;
+	}
+	if (!json_is_object(root)) {
+		rc = BV_EJSON;
+		goto out;
+	}
+	c = bv_calloc(1, sizeof(*c));
+	if (!c) {
+		rc = BV_ENOMEM;
+		goto out;
+	}
+	rc = decode_common(root, c);
+	if (rc < 0)
+		goto out;
+	k = name_index(kind_names, N_OF(kind_names), c->kind_name);
+	if (c->version == BV_CONTENT_VERSION &&
+	    (k == BV_CONTENT_TEXT || k == BV_CONTENT_RECEIPT ||
+	     k == BV_CONTENT_RESEND_REQUEST)) {
+		c->kind = (enum bv_content_kind)k;
+		rc = decode_kind(root, c);
+		if (rc < 0)
+			goto out;
+	} else {
+		c->kind = BV_CONTENT_UNKNOWN;
+	}
+	*out = c;
+	c = NULL;
+out:
+	bv_content_free(c);
+	json_decref(root);
+	return rc;
+}
