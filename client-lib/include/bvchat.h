@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * bvchat.h: the one public header of libbvchat, the bvchat client library:
+ * enrollment, connection to a relay, end-to-end encrypted text messages to
+ * every device of the recipients and of our own account, receipts and
+ * identity-key changes. It does not draw anything or keep contacts.
+ *
+ * Threads: single-threaded. Every call and every callback happens on the
+ * thread that runs the client's libuv loop; a client is never shared.
+ */
+#ifndef BVCHAT_H
+#define BVCHAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Error codes: negative, never reused; the same numbers as bvchat's one
+ * error table (common/bv_error.h, which the library is built with).
+ */
+#ifndef BV_ERROR_H
+enum bv_error {
+	BV_OK = 0,
+	BV_ENOMEM = -1,
+	BV_EINVAL = -2,
+	BV_EINTERNAL = -3,
+	BV_EIO = -4,
+	BV_ECONFIG = -5,
+	BV_EJSON = -10,
+	BV_EFIELD = -11,
+	BV_EOP = -12,
+	BV_EFRAME = -13,
+	BV_EBASE64 = -14,
+	BV_EENVELOPE = -15,
+	BV_ETOOMANY = -16,
+	BV_ENOAUTH = -20,
+	BV_EAUTH = -21,
+	BV_EALREADY = -22,
+	BV_ETOKEN = -23,
+	BV_ETOKEN_EXPIRED = -24,
+	BV_ETOKEN_USED = -25,
+	BV_EDEVICE_LIMIT = -26,
+	BV_ECONN_LIMIT = -27,
+	BV_ENOACCOUNT = -30,
+	BV_EDEVICES = -31,
+	BV_ESTALE = -32,
+	BV_EQUEUE_FULL = -33,
+	BV_ERATE = -34,
+	BV_ENOKEYS = -35,
+	BV_EPREKEY_LIMIT = -36,
+	BV_EUNAVAILABLE = -40,
+	BV_ESHUTDOWN = -41,
+	BV_EBUSY = -42,
+};
+#endif
+
+/* Length of a store key, and of ids as strings (without the NUL). */
+#define BV_CLIENT_STORE_KEY_LEN	 32
+#define BV_CLIENT_ACCOUNT_LEN	 36 /* lower-case UUID */
+#define BV_CLIENT_MESSAGE_ID_LEN 36
+/* Text bytes in one message (UTF-8, no NUL). */
+#define BV_CLIENT_TEXT_MAX 8192
+/* Sends of one message before it is given up (BV_EDEVICES, BV_ESTALE,
+ * retryable relay errors). */
+#define BV_CLIENT_SEND_ATTEMPTS 4
+
+struct bv_client;
+struct uv_loop_s; /* libuv's uv_loop_t */
+
+/* What the status callback reports. */
+enum bv_client_status {
+	/* Authenticated with the relay; code 0. */
+	BV_CLIENT_ONLINE = 1,
+	/* Enrollment done and prekeys uploaded: peers can now message us. */
+	BV_CLIENT_ENROLLED,
+	/* Everything queued while we were away has been received. */
+	BV_CLIENT_CAUGHT_UP,
+	/* Connection lost; the library reconnects by itself. code: the
+	 * relay's close code or -1. */
+	BV_CLIENT_OFFLINE,
+	/* Another install of this device took over; no reconnect until
+	 * bv_client_connect(). */
+	BV_CLIENT_DISPLACED,
+	/* The relay refused our credentials or token for good; code is the
+	 * BV_E* code. */
+	BV_CLIENT_REFUSED,
+};
+
+enum bv_client_receipt {
+	BV_CLIENT_RECEIPT_DELIVERED = 1,
+	BV_CLIENT_RECEIPT_READ = 2,
+};
+
+/* Connection state changed; see enum bv_client_status. */
+typedef void (*bv_status_cb)(struct bv_client *c, void *user,
+			     enum bv_client_status status, int code);
+
+/*
+ * A text message arrived (from a peer, or a copy of one we sent from our
+ * other device). It is already stored durably; the relay is told after this
+ * returns. Every string is borrowed for the call; text is NUL-terminated,
+ * text_len bytes. time_ms: the relay's timestamp, ms since the epoch.
+ */
+typedef void (*bv_message_cb)(struct bv_client *c, void *user,
+			      const char *conversation, const char *sender,
+			      uint32_t sender_device, const char *message_id,
+			      int64_t time_ms, const char *text,
+			      size_t text_len);
+
+/* A delivery or read receipt for n message ids (borrowed for the call). */
+typedef void (*bv_receipt_cb)(struct bv_client *c, void *user,
+			      const char *conversation, const char *sender,
+			      uint32_t sender_device,
+			      enum bv_client_receipt type,
+			      const char *const *message_ids, size_t n);
+
+/*
+ * The identity key of (account, device) is not the one we trusted. Nothing
+ * is sent to or accepted from that device until the user decides and the
+ * app calls bv_client_accept_identity().
+ */
+typedef void (*bv_key_changed_cb)(struct bv_client *c, void *user,
+				  const char *account, uint32_t device);
+
+/*
+ * Something failed that no call can report: code is a BV_E* code,
+ * message_id the message concerned or NULL, what an English sentence for
+ * logs (no plaintext, no keys). All borrowed for the call.
+ */
+typedef void (*bv_error_cb)(struct bv_client *c, void *user, int code,
+			    const char *message_id, const char *what);
+
+/*
+ * The end of a bv_client_send_text(): rc 0 once the relay stored the
+ * message for every device, else the BV_E* code it was given up with
+ * (after bv_error_cb).
+ */
+typedef void (*bv_sent_cb)(struct bv_client *c, void *user,
+			   const char *message_id, int rc);
+
+struct bv_client_opts {
+	const char *store_path; /* the local store (created, mode 0600) */
+	/* BV_CLIENT_STORE_KEY_LEN bytes sealing the store; copied. */
+	const uint8_t *store_key;
+	const char *relay_host; /* e.g. "127.0.0.1" */
+	int relay_port;
+	/* NULL: the client owns a loop, run it with bv_client_run_once();
+	 * else borrowed: the caller runs it and it must outlive the client. */
+	struct uv_loop_s *loop;
+	/* Callbacks (each may be NULL) and the pointer passed to them. */
+	bv_status_cb on_status;
+	bv_message_cb on_message;
+	bv_receipt_cb on_receipt;
+	bv_key_changed_cb on_key_changed;
+	bv_error_cb on_error;
+	bv_sent_cb on_sent;
+	void *user;
+};
+
+/*
+ * Creates a client: opens the store and prepares the connection; nothing
+ * goes over the network until bv_client_enroll() or bv_client_connect().
+ * opts and everything it points to is copied (except loop).
+ * Returns 0 and sets *out (free with bv_client_free); BV_EINVAL for a NULL
+ * or missing argument or a store key that is not the store's; BV_EIO when
+ * the store cannot be opened; BV_ENOMEM; BV_EINTERNAL.
+ */
+int bv_client_new(const struct bv_client_opts *opts, struct bv_client **out);
+
+/*
+ * Frees c (NULL is fine). With the client's own loop it closes the client
+ * first. With a borrowed loop call bv_client_close(), run the loop until
+ * uv_run() returns, then bv_client_free(). Never from a callback.
+ */
+void bv_client_free(struct bv_client *c);
+
+/*
+ * Stops the connection and pending sends (their bv_sent_cb is not called)
+ * and closes the client's handles. No callbacks after it returns. Never
+ * from a callback.
+ */
+void bv_client_close(struct bv_client *c);
+
+/*
+ * First start of this device: generates its identity and auth key,
+ * enrolls with token (from the municipality; new account, or another
+ * device of an existing one) and uploads a signed prekey and one-time
+ * prekeys. Completion: BV_CLIENT_ENROLLED, or BV_CLIENT_REFUSED.
+ * Returns 0 when started; BV_EINVAL for a NULL or empty token;
+ * BV_EALREADY when this store is already enrolled or enrollment is under
+ * way; BV_EIO, BV_ENOMEM, BV_EINTERNAL.
+ */
+int bv_client_enroll(struct bv_client *c, const char *token);
+
+/*
+ * Connects with the credentials kept in the store (a later start, or after
+ * BV_CLIENT_DISPLACED). Reconnects by itself after that.
+ * Returns 0; BV_EINVAL when the store is not enrolled; BV_EALREADY when
+ * connected or connecting; BV_EIO, BV_ENOMEM.
+ */
+int bv_client_connect(struct bv_client *c);
+
+/* Our account uuid and device id once enrolled, else "" and 0. Borrowed,
+ * valid until bv_client_free(). */
+const char *bv_client_account(const struct bv_client *c);
+uint32_t bv_client_device(const struct bv_client *c);
+
+/*
+ * Sends text (text_len is strlen) to every device of the n recipient
+ * accounts (uuids) and to our own other devices, in conversation (a uuid
+ * the app chose). Missing or changed devices are fetched and sessions
+ * rebuilt as the relay reports them (BV_EDEVICES, BV_ESTALE), at most
+ * BV_CLIENT_SEND_ATTEMPTS sends. Writes the new message id and a NUL into
+ * message_id_out. The outcome comes through bv_sent_cb.
+ * Returns 0 when the message is stored locally and on its way; BV_EINVAL
+ * for bad arguments (not a uuid, n 0 or over 100, empty text, text over
+ * BV_CLIENT_TEXT_MAX or not UTF-8); BV_ENOAUTH before enrollment; BV_EIO;
+ * BV_ENOMEM. On an error no callback follows.
+ */
+int bv_client_send_text(struct bv_client *c, const char *conversation,
+			const char *const *recipient_accounts, size_t n,
+			const char *text,
+			char message_id_out[BV_CLIENT_MESSAGE_ID_LEN + 1]);
+
+/*
+ * Trusts the new identity key of (account, device) after a "key changed"
+ * event, on an explicit user decision only: fetches the device's keys,
+ * accepts them and builds a new session. Failures go to bv_error_cb.
+ * Returns 0 when started; BV_EINVAL; BV_EUNAVAILABLE when offline;
+ * BV_ENOMEM.
+ */
+int bv_client_accept_identity(struct bv_client *c, const char *account,
+			      uint32_t device);
+
+/*
+ * Runs the client's loop once (UV_RUN_ONCE): waits for at most about
+ * 100 ms, then handles what is ready. Returns 0, or BV_EINVAL for NULL.
+ * With a borrowed loop the caller may run its loop instead.
+ */
+int bv_client_run_once(struct bv_client *c);
+
+/* A static English sentence for a BV_E* code. */
+const char *bv_client_strerror(int code);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
