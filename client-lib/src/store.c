@@ -105,6 +105,35 @@ prepare(struct bv_store *s, const char *sql, sqlite3_stmt **st)
 	return 0;
 }
 
+/*
+ * Prepares sql, whose two parameters are (name, device_id), and steps once.
+ * Returns 1 with *st on the row (the caller finalizes it), 0 when there is
+ * no row, or a BV_E* code; in those two cases *st is finalized and NULL.
+ */
+static int
+select_addr(struct bv_store *s, const char *sql, const char *name,
+	    int32_t device_id, sqlite3_stmt **st)
+{
+	int rc;
+
+	rc = prepare(s, sql, st);
+	if (rc < 0)
+		return rc;
+	if (sqlite3_bind_text(*st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
+		rc = BV_ENOMEM;
+		goto fail;
+	}
+	sqlite3_bind_int64(*st, 2, device_id);
+	rc = sqlite3_step(*st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	rc = rc == SQLITE_DONE ? 0 : db_error(s, rc);
+fail:
+	sqlite3_finalize(*st);
+	*st = NULL;
+	return rc;
+}
+
 /* Steps a statement that returns no rows. */
 static int
 step_done(struct bv_store *s, sqlite3_stmt *st)
@@ -812,22 +841,9 @@ bv_store_session_load(struct bv_store *s, const char *name, int32_t device_id,
 
 	if (!s || !name || !rec || !len || !user || !user_len || !found)
 		return BV_EINVAL;
-	rc = prepare(s, sql, &st);
-	if (rc < 0)
-		return rc;
-	if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
-		rc = BV_ENOMEM;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 2, device_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
+	rc = select_addr(s, sql, name, device_id, &st);
+	if (rc <= 0) {
 		*found = 0;
-		rc = 0;
-		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		rc = db_error(s, rc);
 		goto out;
 	}
 	addr_key(s, P_SESSION, name, device_id, key);
@@ -872,24 +888,12 @@ bv_store_session_contains(struct bv_store *s, const char *name,
 
 	if (!s || !name || !found)
 		return BV_EINVAL;
-	rc = prepare(s, sql, &st);
+	rc = select_addr(s, sql, name, device_id, &st);
 	if (rc < 0)
 		return rc;
-	if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
-		rc = BV_ENOMEM;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 2, device_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
-		*found = rc == SQLITE_ROW;
-		rc = 0;
-	} else {
-		rc = db_error(s, rc);
-	}
-out:
+	*found = rc;
 	sqlite3_finalize(st);
-	return rc;
+	return 0;
 }
 
 /* Deletes sessions of name: one device, or all when all is set. */
@@ -996,30 +1000,15 @@ peer_id_load(struct bv_store *s, const char *name, int32_t device_id,
 	int rc;
 
 	*found = 0;
-	rc = prepare(s, sql, &st);
-	if (rc < 0)
+	rc = select_addr(s, sql, name, device_id, &st);
+	if (rc <= 0)
 		return rc;
-	if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
-		rc = BV_ENOMEM;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 2, device_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		rc = 0;
-		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		rc = db_error(s, rc);
-		goto out;
-	}
 	addr_key(s, P_PEER_ID, name, device_id, key);
 	rc = unseal(key, sqlite3_column_blob(st, 0),
 		    (size_t)sqlite3_column_bytes(st, 0), key_out, len);
 	bv_wipe(key, sizeof(key));
 	if (rc == 0)
 		*found = 1;
-out:
 	sqlite3_finalize(st);
 	return rc;
 }
