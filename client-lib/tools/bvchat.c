@@ -1,0 +1,850 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * bvchat.c: the bvchat command-line client (issue 3), using only bvchat.h:
+ * `enroll`, `send`, `listen` and an interactive `chat`, so that two people
+ * can chat from two terminals against a relay. One profile directory holds
+ * the store and its key. It keeps no contacts and draws nothing; every
+ * network wait is bounded except an open-ended `listen` or `chat`.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <bvchat.h>
+
+#define MAX_TO		   100
+#define ENROLL_TIMEOUT_MS  30000
+#define SEND_TIMEOUT_MS	   15000
+#define CHAT_QUEUE_MAX	   256 /* typed lines waiting for their turn */
+#define CONNECT_TIMEOUT_MS 15000
+
+struct chat_line {
+	struct chat_line *next;
+	char text[];
+};
+
+struct cli {
+	uv_loop_t loop;
+	uv_timer_t timer;
+	int timer_on;
+	int timed_out;
+	struct bv_client *c;
+	int online;   /* BV_CLIENT_CAUGHT_UP or BV_CLIENT_ENROLLED seen */
+	int enrolled; /* BV_CLIENT_ENROLLED seen */
+	int refused;  /* BV_CLIENT_REFUSED code, 0 when none */
+	int sent;     /* on_sent calls */
+	int sent_rc;  /* the first failed send's code */
+	int last_err; /* the last bv_error_cb code */
+	unsigned rx;  /* messages printed */
+	FILE *rx_out; /* where incoming messages go */
+	/* chat */
+	union {
+		uv_tty_t tty;
+		uv_pipe_t pipe;
+	} in;
+	int in_open;
+	int in_eof;
+	int pending; /* chat sends without an outcome yet (0 or 1) */
+	/* Lines typed but not yet handed to the library: one send at a time,
+	 * so lines arrive in the order they were typed. */
+	struct chat_line *q_head, *q_tail;
+	unsigned q_len;
+	const char *const *to;
+	size_t nto;
+	const char *conversation;
+	char line[BV_CLIENT_TEXT_MAX + 1];
+	size_t line_len;
+	int line_long; /* the current line is over BV_CLIENT_TEXT_MAX */
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bvchat [--profile DIR] [--relay HOST:PORT] COMMAND "
+		"...\n"
+		"\n"
+		"  enroll --token TOKEN\n"
+		"        first start of this device: prints the account uuid "
+		"and device id\n"
+		"  send --to ACCOUNT [--to ACCOUNT ...] [--conversation UUID] "
+		"TEXT\n"
+		"        waits (at most 15 s) until the relay stored the "
+		"message, prints its id\n"
+		"  listen [--count N] [--timeout S]\n"
+		"        prints each message as `time sender/device: text`, "
+		"exits after N\n"
+		"        messages or S seconds (exit 1 when S passes before "
+		"N)\n"
+		"  chat --to ACCOUNT [--conversation UUID]\n"
+		"        sends each line read from standard input, prints "
+		"incoming messages\n"
+		"\n"
+		"  --profile DIR     default ./bvchat-profile; the store is "
+		"DIR/store.db, its\n"
+		"                    32-byte key DIR/store.key (created 0600 "
+		"by enroll).\n"
+		"                    The key sits next to the store, so it "
+		"protects the store\n"
+		"                    at rest only as well as the directory's "
+		"permissions do.\n"
+		"  --relay HOST:PORT default 127.0.0.1:8480\n"
+		"  --help            this text\n"
+		"\n"
+		"Options may come before or after the command. Exit status: 0 "
+		"on success,\n"
+		"1 on a failure (the reason on standard error), 2 on bad "
+		"usage.\n");
+}
+
+/* ---------------------------------------------------------------- */
+/* Loop helpers                                                       */
+/* ---------------------------------------------------------------- */
+
+static void
+on_timer(uv_timer_t *t)
+{
+	struct cli *s = t->data;
+
+	s->timed_out = 1;
+}
+
+/* Runs the loop until *flag is set or ms passed (ms < 0: no bound).
+ * Returns 1 when *flag was set. */
+static int
+run_until(struct cli *s, const int *flag, int ms)
+{
+	s->timed_out = 0;
+	if (ms >= 0)
+		uv_timer_start(&s->timer, on_timer, (uint64_t)ms, 0);
+	while (!*flag && !s->timed_out && !s->refused)
+		uv_run(&s->loop, UV_RUN_ONCE);
+	uv_timer_stop(&s->timer);
+	return *flag != 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* Callbacks                                                          */
+/* ---------------------------------------------------------------- */
+
+static void
+on_status(struct bv_client *c, void *user, enum bv_client_status st, int code)
+{
+	struct cli *s = user;
+
+	(void)c;
+	switch (st) {
+	case BV_CLIENT_ENROLLED:
+		s->enrolled = 1;
+		s->online = 1;
+		break;
+	case BV_CLIENT_CAUGHT_UP:
+		s->online = 1;
+		break;
+	case BV_CLIENT_REFUSED:
+		s->refused = code < 0 ? code : BV_EAUTH;
+		break;
+	case BV_CLIENT_DISPLACED:
+		fprintf(stderr, "bvchat: another install of this device "
+				"took over\n");
+		s->refused = BV_EAUTH;
+		break;
+	default:
+		break;
+	}
+}
+
+/* Writes text with control characters (C0, DEL, C1 and the bidi
+ * overrides and isolates) replaced by '?', so a peer cannot move the
+ * cursor, clear the screen or fake a line from someone else. */
+static void
+put_sanitised(FILE *f, const char *text, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)text;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (p[i] < 0x20 || p[i] == 0x7f) {
+			fputc('?', f);
+		} else if (p[i] == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 &&
+			   p[i + 1] <= 0x9f) {
+			fputc('?', f);
+			i++;
+		} else if (p[i] == 0xe2 && i + 2 < len &&
+			   ((p[i + 1] == 0x80 && p[i + 2] >= 0xaa &&
+			     p[i + 2] <= 0xae) ||
+			    (p[i + 1] == 0x81 && p[i + 2] >= 0xa6 &&
+			     p[i + 2] <= 0xa9))) {
+			fputc('?', f);
+			i += 2;
+		} else {
+			fputc(p[i], f);
+		}
+	}
+}
+
+static void
+on_message(struct bv_client *c, void *user, const char *conversation,
+	   const char *sender, uint32_t sender_device, const char *message_id,
+	   int64_t time_ms, const char *text, size_t text_len)
+{
+	struct cli *s = user;
+	char when[32] = "?";
+	time_t t = (time_t)(time_ms / 1000);
+	struct tm tm;
+
+	(void)c;
+	(void)conversation;
+	(void)message_id;
+	if (localtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	fprintf(s->rx_out, "%s ", when);
+	put_sanitised(s->rx_out, sender, strlen(sender));
+	fprintf(s->rx_out, "/%u: ", (unsigned)sender_device);
+	put_sanitised(s->rx_out, text, text_len);
+	fputc('\n', s->rx_out);
+	fflush(s->rx_out);
+	s->rx++;
+}
+
+static void
+on_key_changed(struct bv_client *c, void *user, const char *account,
+	       uint32_t device)
+{
+	(void)c;
+	(void)user;
+	fprintf(stderr,
+		"bvchat: the identity key of %s/%u changed; nothing is "
+		"exchanged with that device until it is verified\n",
+		account, (unsigned)device);
+}
+
+static void
+on_error(struct bv_client *c, void *user, int code, const char *message_id,
+	 const char *what)
+{
+	struct cli *s = user;
+
+	(void)c;
+	s->last_err = code;
+	fprintf(stderr, "bvchat: %s%s%s (%s)\n", message_id ? message_id : "",
+		message_id ? ": " : "", what ? what : "error",
+		bv_client_strerror(code));
+}
+
+/* Hands the oldest typed line to the library once the previous one has
+ * its outcome. */
+static void
+chat_pump(struct cli *s)
+{
+	char mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
+	struct chat_line *l;
+	int rc;
+
+	while (!s->pending && s->q_head) {
+		l = s->q_head;
+		s->q_head = l->next;
+		if (!s->q_head)
+			s->q_tail = NULL;
+		s->q_len--;
+		rc = bv_client_send_text(s->c, s->conversation, s->to, s->nto,
+					 l->text, mid);
+		free(l);
+		if (rc < 0)
+			fprintf(stderr, "bvchat: not sent: %s\n",
+				bv_client_strerror(rc));
+		else
+			s->pending++;
+	}
+}
+
+static void
+on_sent(struct bv_client *c, void *user, const char *message_id, int rc)
+{
+	struct cli *s = user;
+
+	(void)c;
+	s->sent++;
+	if (rc < 0 && !s->sent_rc)
+		s->sent_rc = rc;
+	if (s->pending > 0) {
+		s->pending--;
+		if (rc < 0)
+			fprintf(stderr, "bvchat: %s not sent: %s\n", message_id,
+				bv_client_strerror(rc));
+		chat_pump(s);
+	}
+}
+
+/* ---------------------------------------------------------------- */
+/* Profile                                                            */
+/* ---------------------------------------------------------------- */
+
+static int
+read_full(int fd, uint8_t *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = read(fd, buf + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* Reads DIR/store.key; with create, makes DIR (0700) and a new random key
+ * (0600) when there is none. Returns 0 or -1 (printed). */
+static int
+load_key(const char *dir, int create, uint8_t key[BV_CLIENT_STORE_KEY_LEN])
+{
+	char path[4096];
+	uint8_t extra;
+	int fd = -1, rfd = -1, rc = -1;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/store.key", dir);
+	if (create) {
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+			fprintf(stderr, "bvchat: cannot create %s: %s\n", dir,
+				strerror(errno));
+			goto out;
+		}
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		if (fd < 0 && errno != EEXIST) {
+			fprintf(stderr, "bvchat: cannot create %s: %s\n", path,
+				strerror(errno));
+			goto out;
+		}
+		if (fd >= 0) {
+			rfd = open("/dev/urandom", O_RDONLY);
+			if (rfd < 0 ||
+			    read_full(rfd, key, BV_CLIENT_STORE_KEY_LEN) < 0 ||
+			    write(fd, key, BV_CLIENT_STORE_KEY_LEN) !=
+				    BV_CLIENT_STORE_KEY_LEN ||
+			    fsync(fd) < 0) {
+				fprintf(stderr, "bvchat: cannot write %s\n",
+					path);
+				close(fd);
+				fd = -1;
+				unlink(path);
+				goto out;
+			}
+			rc = 0;
+			goto out;
+		}
+	}
+	fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		fprintf(stderr,
+			"bvchat: cannot open %s: %s (run `bvchat enroll` "
+			"first)\n",
+			path, strerror(errno));
+		goto out;
+	}
+	if (read_full(fd, key, BV_CLIENT_STORE_KEY_LEN) < 0 ||
+	    (n = read(fd, &extra, 1)) != 0) {
+		fprintf(stderr, "bvchat: %s is not a %d-byte key\n", path,
+			BV_CLIENT_STORE_KEY_LEN);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rfd >= 0)
+		close(rfd);
+	return rc;
+}
+
+/* A random version 4 uuid for a new conversation. */
+static int
+random_uuid(char out[37])
+{
+	uint8_t b[16];
+	int fd = open("/dev/urandom", O_RDONLY), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = read_full(fd, b, sizeof(b));
+	close(fd);
+	if (rc < 0)
+		return -1;
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+		 b[10], b[11], b[12], b[13], b[14], b[15]);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* chat: standard input on the loop                                   */
+/* ---------------------------------------------------------------- */
+
+static void
+on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	static char space[4096];
+
+	(void)h;
+	(void)hint;
+	*buf = uv_buf_init(space, sizeof(space));
+}
+
+static void
+chat_send_line(struct cli *s)
+{
+	struct chat_line *l;
+
+	if (s->line_long) {
+		fprintf(stderr, "bvchat: line over %d bytes, not sent\n",
+			BV_CLIENT_TEXT_MAX);
+		return;
+	}
+	if (s->line_len && s->line[s->line_len - 1] == '\r')
+		s->line_len--;
+	if (!s->line_len)
+		return;
+	if (s->q_len >= CHAT_QUEUE_MAX) {
+		fprintf(stderr,
+			"bvchat: %u lines are waiting; this one is not "
+			"sent\n",
+			s->q_len);
+		return;
+	}
+	l = malloc(sizeof(*l) + s->line_len + 1);
+	if (!l) {
+		fprintf(stderr, "bvchat: out of memory; line not sent\n");
+		return;
+	}
+	memcpy(l->text, s->line, s->line_len);
+	l->text[s->line_len] = '\0';
+	l->next = NULL;
+	if (s->q_tail)
+		s->q_tail->next = l;
+	else
+		s->q_head = l;
+	s->q_tail = l;
+	s->q_len++;
+	chat_pump(s);
+}
+
+static void
+on_stdin(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+	struct cli *s = st->data;
+	ssize_t i;
+
+	if (n < 0) {
+		/* EOF or an error: a last line without a newline counts. */
+		if (s->line_len || s->line_long)
+			chat_send_line(s);
+		s->line_len = 0;
+		s->line_long = 0;
+		uv_read_stop(st);
+		s->in_eof = 1;
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (buf->base[i] == '\n') {
+			chat_send_line(s);
+			s->line_len = 0;
+			s->line_long = 0;
+		} else if (s->line_len < BV_CLIENT_TEXT_MAX) {
+			s->line[s->line_len++] = buf->base[i];
+		} else {
+			s->line_long = 1;
+		}
+	}
+}
+
+static int
+stdin_open(struct cli *s)
+{
+	uv_handle_type t = uv_guess_handle(0);
+	int rc;
+
+	if (t == UV_TTY)
+		rc = uv_tty_init(&s->loop, &s->in.tty, 0, 1);
+	else if (t == UV_NAMED_PIPE) {
+		rc = uv_pipe_init(&s->loop, &s->in.pipe, 0);
+		if (rc == 0) {
+			rc = uv_pipe_open(&s->in.pipe, 0);
+			if (rc < 0)
+				uv_close((uv_handle_t *)&s->in.pipe, NULL);
+		}
+	} else {
+		fprintf(stderr, "bvchat: chat reads a terminal or a pipe on "
+				"standard input\n");
+		return -1;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "bvchat: standard input: %s\n",
+			uv_strerror(rc));
+		return -1;
+	}
+	s->in_open = 1;
+	s->in.pipe.data = s;
+	rc = uv_read_start((uv_stream_t *)&s->in, on_alloc, on_stdin);
+	if (rc < 0) {
+		fprintf(stderr, "bvchat: standard input: %s\n",
+			uv_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* main                                                               */
+/* ---------------------------------------------------------------- */
+
+static int
+parse_relay(const char *arg, char *host, size_t cap, int *port)
+{
+	const char *colon = strrchr(arg, ':');
+	char *end;
+	long p;
+
+	if (!colon || colon == arg || (size_t)(colon - arg) >= cap)
+		return -1;
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || p < 1 || p > 65535)
+		return -1;
+	memcpy(host, arg, (size_t)(colon - arg));
+	host[colon - arg] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
+static int
+parse_uint(const char *arg, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || *end || end == arg || v < 0 || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli s;
+	struct bv_client_opts o;
+	uint8_t key[BV_CLIENT_STORE_KEY_LEN];
+	char store[4096], host[256] = "127.0.0.1";
+	char conv_buf[37], mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
+	const char *profile = "bvchat-profile", *cmd = NULL, *token = NULL;
+	const char *conversation = NULL, *text = NULL;
+	const char *to[MAX_TO];
+	size_t nto = 0;
+	long count = -1, timeout_s = -1;
+	int port = 8480, loop_ok = 0, rc = 1, r, i;
+
+	memset(&s, 0, sizeof(s));
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		int has = i + 1 < argc;
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--profile") && has) {
+			profile = argv[++i];
+		} else if (!strcmp(a, "--relay") && has) {
+			if (parse_relay(argv[++i], host, sizeof(host), &port) <
+			    0) {
+				fprintf(stderr, "bvchat: --relay wants "
+						"HOST:PORT\n");
+				return 2;
+			}
+		} else if (!strcmp(a, "--token") && has) {
+			token = argv[++i];
+		} else if (!strcmp(a, "--to") && has) {
+			if (nto == MAX_TO) {
+				fprintf(stderr, "bvchat: at most %d --to\n",
+					MAX_TO);
+				return 2;
+			}
+			to[nto++] = argv[++i];
+		} else if (!strcmp(a, "--conversation") && has) {
+			conversation = argv[++i];
+		} else if (!strcmp(a, "--count") && has) {
+			if (parse_uint(argv[++i], 1000000, &count) < 0 ||
+			    count == 0) {
+				fprintf(stderr, "bvchat: bad --count\n");
+				return 2;
+			}
+		} else if (!strcmp(a, "--timeout") && has) {
+			if (parse_uint(argv[++i], 86400 * 365, &timeout_s) <
+			    0) {
+				fprintf(stderr, "bvchat: bad --timeout\n");
+				return 2;
+			}
+		} else if (a[0] == '-' && a[1] == '-') {
+			fprintf(stderr,
+				"bvchat: unknown option or missing "
+				"value: %s\n",
+				a);
+			usage(stderr);
+			return 2;
+		} else if (!cmd) {
+			cmd = a;
+		} else if (!strcmp(cmd, "send") && !text) {
+			text = a;
+		} else {
+			fprintf(stderr, "bvchat: unexpected argument: %s\n", a);
+			return 2;
+		}
+	}
+	if (!cmd) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(cmd, "enroll")) {
+		if (!token) {
+			fprintf(stderr, "bvchat: enroll needs --token\n");
+			return 2;
+		}
+	} else if (!strcmp(cmd, "send")) {
+		if (!nto || !text) {
+			fprintf(stderr, "bvchat: send needs --to and TEXT\n");
+			return 2;
+		}
+	} else if (!strcmp(cmd, "chat")) {
+		if (!nto) {
+			fprintf(stderr, "bvchat: chat needs --to\n");
+			return 2;
+		}
+	} else if (strcmp(cmd, "listen") != 0) {
+		fprintf(stderr, "bvchat: unknown command: %s\n", cmd);
+		usage(stderr);
+		return 2;
+	}
+	if (!conversation && (!strcmp(cmd, "send") || !strcmp(cmd, "chat"))) {
+		if (random_uuid(conv_buf) < 0) {
+			fprintf(stderr, "bvchat: no random bytes\n");
+			return 1;
+		}
+		conversation = conv_buf;
+	}
+
+	if (load_key(profile, !strcmp(cmd, "enroll"), key) < 0)
+		return 1;
+	snprintf(store, sizeof(store), "%s/store.db", profile);
+	if (uv_loop_init(&s.loop) != 0 ||
+	    uv_timer_init(&s.loop, &s.timer) != 0) {
+		fprintf(stderr, "bvchat: cannot start an event loop\n");
+		goto out;
+	}
+	loop_ok = 1;
+	s.timer.data = &s;
+	s.timer_on = 1;
+	s.rx_out = (!strcmp(cmd, "listen") || !strcmp(cmd, "chat")) ? stdout
+								    : stderr;
+	memset(&o, 0, sizeof(o));
+	o.store_path = store;
+	o.store_key = key;
+	o.relay_host = host;
+	o.relay_port = port;
+	o.loop = &s.loop;
+	o.on_status = on_status;
+	o.on_message = on_message;
+	o.on_key_changed = on_key_changed;
+	o.on_error = on_error;
+	o.on_sent = on_sent;
+	o.user = &s;
+	r = bv_client_new(&o, &s.c);
+	memset(key, 0, sizeof(key));
+	if (r < 0) {
+		fprintf(stderr, "bvchat: cannot open %s: %s\n", store,
+			bv_client_strerror(r));
+		goto out;
+	}
+
+	if (!strcmp(cmd, "enroll")) {
+		r = bv_client_enroll(s.c, token);
+		if (r < 0) {
+			fprintf(stderr, "bvchat: enroll: %s\n",
+				r == BV_EALREADY
+					? "this profile is already enrolled"
+					: bv_client_strerror(r));
+			goto out;
+		}
+		if (!run_until(&s, &s.enrolled, ENROLL_TIMEOUT_MS)) {
+			fprintf(stderr, "bvchat: enroll: %s\n",
+				bv_client_strerror(s.refused
+							   ? s.refused
+							   : BV_EUNAVAILABLE));
+			goto out;
+		}
+		printf("account %s\ndevice %u\n", bv_client_account(s.c),
+		       (unsigned)bv_client_device(s.c));
+		rc = 0;
+		goto out;
+	}
+
+	r = bv_client_connect(s.c);
+	if (r < 0) {
+		fprintf(stderr, "bvchat: connect: %s\n",
+			r == BV_EINVAL ? "this profile is not enrolled"
+				       : bv_client_strerror(r));
+		goto out;
+	}
+
+	if (!strcmp(cmd, "send")) {
+		int64_t t0 = (int64_t)uv_now(&s.loop);
+		int left;
+
+		if (!run_until(&s, &s.online, SEND_TIMEOUT_MS)) {
+			fprintf(stderr, "bvchat: send: %s\n",
+				bv_client_strerror(s.refused
+							   ? s.refused
+							   : BV_EUNAVAILABLE));
+			goto out;
+		}
+		r = bv_client_send_text(s.c, conversation, to, nto, text, mid);
+		if (r < 0) {
+			fprintf(stderr, "bvchat: send: %s\n",
+				bv_client_strerror(r));
+			goto out;
+		}
+		uv_update_time(&s.loop);
+		left = SEND_TIMEOUT_MS - (int)((int64_t)uv_now(&s.loop) - t0);
+		if (!run_until(&s, &s.sent, left > 1000 ? left : 1000)) {
+			fprintf(stderr,
+				"bvchat: send: %s: no answer from the relay in "
+				"time (it is kept and sent on the next "
+				"start)\n",
+				mid);
+			goto out;
+		}
+		if (s.sent_rc < 0) {
+			fprintf(stderr, "bvchat: send failed: %s\n",
+				bv_client_strerror(s.sent_rc));
+			goto out;
+		}
+		printf("%s\n", mid);
+		rc = 0;
+		goto out;
+	}
+
+	if (!strcmp(cmd, "listen")) {
+		int done = 0;
+		int64_t deadline = -1;
+
+		if (timeout_s >= 0)
+			deadline = (int64_t)uv_now(&s.loop) + timeout_s * 1000;
+		/* Re-armed each turn so that the count is checked as soon
+		 * as a message arrives. */
+		while (!done) {
+			int ms = -1;
+
+			uv_update_time(&s.loop);
+			if (deadline >= 0) {
+				ms = (int)(deadline - (int64_t)uv_now(&s.loop));
+				if (ms <= 0)
+					break;
+			}
+			run_until(&s, &done, ms < 0 || ms > 200 ? 200 : ms);
+			if (s.refused)
+				break;
+			if (count > 0 && s.rx >= (unsigned long)count)
+				done = 1;
+		}
+		if (s.refused) {
+			fprintf(stderr, "bvchat: listen: %s\n",
+				bv_client_strerror(s.refused));
+			goto out;
+		}
+		if (count > 0 && s.rx < (unsigned long)count) {
+			fprintf(stderr,
+				"bvchat: listen: %u of %ld messages in %ld s\n",
+				s.rx, count, timeout_s);
+			goto out;
+		}
+		rc = 0;
+		goto out;
+	}
+
+	/* chat */
+	s.to = to;
+	s.nto = nto;
+	s.conversation = conversation;
+	if (!run_until(&s, &s.online, CONNECT_TIMEOUT_MS)) {
+		fprintf(stderr, "bvchat: chat: %s\n",
+			bv_client_strerror(s.refused ? s.refused
+						     : BV_EUNAVAILABLE));
+		goto out;
+	}
+	fprintf(stderr,
+		"bvchat: connected as %s/%u; type a line and press "
+		"Enter to send, end with Ctrl-D\n",
+		bv_client_account(s.c), (unsigned)bv_client_device(s.c));
+	if (stdin_open(&s) < 0)
+		goto out;
+	run_until(&s, &s.in_eof, -1);
+	if (s.refused) {
+		fprintf(stderr, "bvchat: chat: %s\n",
+			bv_client_strerror(s.refused));
+		goto out;
+	}
+	/* Standard input ended: give the last sends their outcome. */
+	{
+		int64_t deadline = (int64_t)uv_now(&s.loop) + SEND_TIMEOUT_MS;
+
+		while ((s.pending > 0 || s.q_len > 0) && !s.refused &&
+		       (int64_t)uv_now(&s.loop) < deadline)
+			run_until(&s, &s.refused, 200);
+	}
+	if (s.q_len > 0)
+		fprintf(stderr, "bvchat: %u line(s) not sent\n", s.q_len);
+	while (s.q_head) {
+		struct chat_line *l = s.q_head;
+
+		s.q_head = l->next;
+		free(l);
+	}
+	if (s.pending > 0) {
+		fprintf(stderr,
+			"bvchat: %d message(s) without an answer from "
+			"the relay (kept, sent on the next start)\n",
+			s.pending);
+		goto out;
+	}
+	rc = s.sent_rc < 0 ? 1 : 0;
+out:
+	fflush(stdout);
+	if (s.c)
+		bv_client_close(s.c);
+	if (loop_ok) {
+		if (s.in_open && !uv_is_closing((uv_handle_t *)&s.in))
+			uv_close((uv_handle_t *)&s.in, NULL);
+		if (s.timer_on)
+			uv_close((uv_handle_t *)&s.timer, NULL);
+		uv_run(&s.loop, UV_RUN_DEFAULT);
+	}
+	bv_client_free(s.c);
+	if (loop_ok)
+		uv_loop_close(&s.loop);
+	return rc;
+}

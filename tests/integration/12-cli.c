@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * 12-cli: the `bvchat` command-line client (client-lib/tools/bvchat.c,
+ * BV_CLI_BIN) against a real relay: two profiles enroll, one sends to the
+ * other, `listen` prints the line; a send to an unknown account fails with
+ * a clear message and a non-zero exit. Every run is bounded by bvt_run.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "bvtest.h"
+
+static struct bvt_env env;
+
+/* Runs the CLI through /bin/sh with stderr into err_path, stdout into
+ * *out and, when in is not NULL, the output of the shell command in on
+ * its standard input. Returns the exit status (or -1). */
+static int
+cli_in(const char *in, char **out, const char *err_path, const char *args)
+{
+	char cmd[4096];
+	char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+	size_t len;
+
+	snprintf(cmd, sizeof(cmd), "%s%s'%s' --relay 127.0.0.1:%d %s 2>'%s'",
+		 in ? in : "", in ? " | " : "", BV_CLI_BIN, env.relay.port,
+		 args, err_path);
+	return bvt_run(argv, 0, bvt_ms(60000), out, &len);
+}
+
+static int
+cli(char **out, const char *err_path, const char *args)
+{
+	return cli_in(NULL, out, err_path, args);
+}
+
+static void
+enroll(const char *profile, char account[37])
+{
+	char args[2048], err[512], *out = NULL, *token;
+	unsigned dev = 0;
+	struct stat st;
+
+	token = bvt_token(&env.tenant, NULL);
+	assert_non_null(token);
+	snprintf(args, sizeof(args), "--profile '%s' enroll --token '%s'",
+		 profile, token);
+	snprintf(err, sizeof(err), "%s.err", profile);
+	assert_int_equal(cli(&out, err, args), 0);
+	assert_int_equal(sscanf(out, "account %36s\ndevice %u", account, &dev),
+			 2);
+	assert_int_equal(strlen(account), 36);
+	assert_int_equal(dev, 1);
+	free(out);
+	free(token);
+	snprintf(args, sizeof(args), "%s/store.key", profile);
+	assert_int_equal(stat(args, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_size, 32);
+}
+
+static void
+t_cli(void **state)
+{
+	char a[512], b[512], alice[37], bob[37], args[2048], err[512];
+	char *out = NULL, *msg;
+	size_t len;
+
+	(void)state;
+	snprintf(a, sizeof(a), "%s/camilla", bvt_tmpdir());
+	snprintf(b, sizeof(b), "%s/elisa", bvt_tmpdir());
+	enroll(a, alice);
+	enroll(b, bob);
+	assert_string_not_equal(alice, bob);
+
+	/* Enrolling the same profile again is refused. */
+	snprintf(err, sizeof(err), "%s/again.err", bvt_tmpdir());
+	snprintf(args, sizeof(args), "--profile '%s' enroll --token x", a);
+	assert_int_not_equal(cli(&out, err, args), 0);
+	free(out);
+	out = NULL;
+
+	/* Camilla sends; the id comes back once the relay stored it. */
+	snprintf(err, sizeof(err), "%s/send.err", bvt_tmpdir());
+	snprintf(args, sizeof(args),
+		 "--profile '%s' send --to %s 'hei Elisa, kl 14 i morgen?'", a,
+		 bob);
+	assert_int_equal(cli(&out, err, args), 0);
+	assert_non_null(out);
+	assert_int_equal(strlen(out), 37); /* the uuid and a newline */
+	free(out);
+	out = NULL;
+
+	/* A control character in the text is not passed to the terminal. */
+	snprintf(args, sizeof(args),
+		 "--profile '%s' send --to %s \"$(printf 'x\\033[2Jy')\"", a,
+		 bob);
+	assert_int_equal(cli(&out, err, args), 0);
+	free(out);
+	out = NULL;
+
+	/* Elisa listens and sees both lines. */
+	snprintf(err, sizeof(err), "%s/listen.err", bvt_tmpdir());
+	snprintf(args, sizeof(args),
+		 "--profile '%s' listen --count 2 --timeout 20", b);
+	assert_int_equal(cli(&out, err, args), 0);
+	assert_non_null(out);
+	print_message("listen: %s", out);
+	snprintf(args, sizeof(args), "%s/1: hei Elisa, kl 14 i morgen?\n",
+		 alice);
+	assert_non_null(strstr(out, args));
+	assert_non_null(strstr(out, "/1: x?[2Jy\n"));
+	assert_null(strchr(out, '\033'));
+	free(out);
+	out = NULL;
+
+	/* Nothing more: listen times out, non-zero with --count. */
+	snprintf(args, sizeof(args),
+		 "--profile '%s' listen --count 1 --timeout 2", b);
+	assert_int_not_equal(cli(&out, err, args), 0);
+	free(out);
+	out = NULL;
+
+	/* An unknown account: non-zero, a clear reason, no id. */
+	snprintf(err, sizeof(err), "%s/unknown.err", bvt_tmpdir());
+	snprintf(args, sizeof(args),
+		 "--profile '%s' send --to "
+		 "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9 hallo",
+		 a);
+	assert_int_not_equal(cli(&out, err, args), 0);
+	assert_true(out == NULL || out[0] == '\0');
+	free(out);
+	out = NULL;
+	msg = bvt_file_read(err, &len);
+	assert_non_null(msg);
+	print_message("unknown: %s", msg);
+	assert_non_null(strstr(msg, "send failed: "));
+	free(msg);
+
+	/* Elisa answers with chat, reading lines from a pipe. */
+	snprintf(err, sizeof(err), "%s/chat.err", bvt_tmpdir());
+	snprintf(args, sizeof(args), "--profile '%s' chat --to %s", b, alice);
+	assert_int_equal(cli_in("printf 'ja\\nses da\\n'", &out, err, args), 0);
+	free(out);
+	out = NULL;
+	snprintf(args, sizeof(args),
+		 "--profile '%s' listen --count 2 --timeout 20", a);
+	assert_int_equal(cli(&out, err, args), 0);
+	print_message("chat: %s", out);
+	{
+		/* Lines arrive in the order they were typed. */
+		char first[128];
+		const char *p1, *p2;
+
+		snprintf(first, sizeof(first), "%s/1: ja\n", bob);
+		snprintf(args, sizeof(args), "%s/1: ses da\n", bob);
+		p1 = strstr(out, first);
+		p2 = strstr(out, args);
+		assert_non_null(p1);
+		assert_non_null(p2);
+		assert_true(p1 < p2);
+	}
+	free(out);
+	out = NULL;
+
+	/* An unenrolled profile and a bad argument: clear refusals. */
+	snprintf(args, sizeof(args), "--profile '%s/none' listen",
+		 bvt_tmpdir());
+	assert_int_equal(cli(&out, err, args), 1);
+	free(out);
+	out = NULL;
+	snprintf(args, sizeof(args), "--profile '%s' send --to %s", a, bob);
+	assert_int_equal(cli(&out, err, args), 2);
+	free(out);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	if (bvt_pg_start() < 0)
+		return -1;
+	return bvt_env_init(&env, NULL);
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	bvt_env_cleanup(&env);
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(t_cli),
+	};
+
+	return bvt_done(
+		cmocka_run_group_tests_name("12-cli", tests, setup, teardown));
+}
