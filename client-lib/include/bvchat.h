@@ -197,6 +197,22 @@ void bv_client_close(struct bv_client *c);
 int bv_client_enroll(struct bv_client *c, const char *token);
 
 /*
+ * As bv_client_enroll(), but for a reinstall: this (new, empty) store takes
+ * over device (1 … 2147483647) of the existing account the token is for,
+ * with a new identity key, registration id and auth key (the old
+ * install's credentials stop working). The relay drops the device's old
+ * prekeys and queue. Peers that still hold the old registration id get
+ * BV_ESTALE, fetch the new keys and get a "key changed" event for
+ * (account, device); their message is not sent to the new install (its
+ * bv_sent_cb reports a failure) and nothing is, until they call
+ * bv_client_accept_identity().
+ * Returns as bv_client_enroll(), and BV_EINVAL for device 0 or over
+ * 2147483647. What the relay refuses ends in BV_CLIENT_REFUSED.
+ */
+int bv_client_enroll_replacing(struct bv_client *c, const char *token,
+			       uint32_t device);
+
+/*
  * Connects with the credentials kept in the store (a later start, or after
  * BV_CLIENT_DISPLACED). Reconnects by itself after that.
  * Returns 0; BV_EINVAL when the store is not enrolled; BV_EALREADY when

@@ -922,8 +922,10 @@ bv_client_free(struct bv_client *c)
 	bv_free(c);
 }
 
-int
-bv_client_enroll(struct bv_client *c, const char *token)
+/* Enrolls this store's device; replaces 0 adds a device, else re-enrolls
+ * that device of the token's account (a reinstall). */
+static int
+enroll_start(struct bv_client *c, const char *token, uint32_t replaces)
 {
 	struct bv_session *tmp = NULL;
 	uint8_t key[BV_KEY_LEN], pk[crypto_sign_PUBLICKEYBYTES];
@@ -943,7 +945,7 @@ bv_client_enroll(struct bv_client *c, const char *token)
 	if (rc < 0)
 		return rc;
 	crypto_sign_keypair(pk, c->sk);
-	rc = conn__set_enroll(c->conn, token, reg, key, c->sk, 0);
+	rc = conn__set_enroll(c->conn, token, reg, key, c->sk, replaces);
 	if (rc < 0)
 		return rc;
 	rc = conn__start(c->conn);
@@ -951,6 +953,21 @@ bv_client_enroll(struct bv_client *c, const char *token)
 		return rc;
 	c->enrolling = 1;
 	return 0;
+}
+
+int
+bv_client_enroll(struct bv_client *c, const char *token)
+{
+	return enroll_start(c, token, 0);
+}
+
+int
+bv_client_enroll_replacing(struct bv_client *c, const char *token,
+			   uint32_t device)
+{
+	if (device == 0 || device > 2147483647u)
+		return BV_EINVAL;
+	return enroll_start(c, token, device);
 }
 
 int
