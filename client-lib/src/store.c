@@ -293,7 +293,10 @@ check_key(struct bv_store *s)
 	rc = unseal(key, sqlite3_column_blob(st, 0),
 		    (size_t)sqlite3_column_bytes(st, 0), &pt, &len);
 	if (rc == BV_EIO) {
-		/* TODO: a dedicated code (see report); EINVAL for now. */
+		/*
+		 * BV_EINVAL until the error table has a code for a wrong
+		 * store key (BV_ESTORE_KEY, proposed in issue 3's notes).
+		 */
 		bv_log(BV_LOG_ERR, "store: wrong key for this store");
 		rc = BV_EINVAL;
 		goto out;
