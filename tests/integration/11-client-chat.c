@@ -18,273 +18,7 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "bvtest.h"
-#include "bvchat.h"
-
-#define MAX_RX 32
-
-static struct bvt_env env;
-static uv_loop_t loop;
-static char dir[256];
-
-struct rx {
-	char mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
-	char conversation[BV_CLIENT_ACCOUNT_LEN + 1];
-	char sender[BV_CLIENT_ACCOUNT_LEN + 1];
-	uint32_t device;
-	char text[64];
-};
-
-struct peer {
-	const char *name;
-	char store[512];
-	struct bv_client *c;
-	unsigned online, enrolled, caught_up, refused, errors, key_changed;
-	unsigned sent;
-	int sent_rc;
-	char sent_mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
-	unsigned n_rx;
-	struct rx rx[MAX_RX];
-};
-
-static const uint8_t store_key[BV_CLIENT_STORE_KEY_LEN] = {7, 7, 7};
-static const char conv[] = "5b0f7d3e-9c1a-4e2b-8f6d-2a4c6e8b0d1f";
-
-static void
-on_status(struct bv_client *c, void *user, enum bv_client_status st, int code)
-{
-	struct peer *p = user;
-
-	(void)c;
-	(void)code;
-	switch (st) {
-	case BV_CLIENT_ONLINE:
-		p->online++;
-		break;
-	case BV_CLIENT_ENROLLED:
-		p->enrolled++;
-		break;
-	case BV_CLIENT_CAUGHT_UP:
-		p->caught_up++;
-		break;
-	case BV_CLIENT_REFUSED:
-		p->refused++;
-		break;
-	default:
-		break;
-	}
-}
-
-static void
-on_message(struct bv_client *c, void *user, const char *conversation,
-	   const char *sender, uint32_t sender_device, const char *message_id,
-	   int64_t time_ms, const char *text, size_t text_len)
-{
-	struct peer *p = user;
-	struct rx *r;
-
-	(void)c;
-	assert_true(time_ms > 0);
-	assert_int_equal(strlen(text), text_len);
-	assert_true(p->n_rx < MAX_RX);
-	r = &p->rx[p->n_rx++];
-	snprintf(r->mid, sizeof(r->mid), "%s", message_id);
-	snprintf(r->conversation, sizeof(r->conversation), "%s", conversation);
-	snprintf(r->sender, sizeof(r->sender), "%s", sender);
-	r->device = sender_device;
-	snprintf(r->text, sizeof(r->text), "%s", text);
-}
-
-static void
-on_key_changed(struct bv_client *c, void *user, const char *account,
-	       uint32_t device)
-{
-	(void)c;
-	(void)account;
-	(void)device;
-	((struct peer *)user)->key_changed++;
-}
-
-static void
-on_error(struct bv_client *c, void *user, int code, const char *message_id,
-	 const char *what)
-{
-	struct peer *p = user;
-
-	(void)c;
-	p->errors++;
-	print_message("%s: error %d (%s) %s: %s\n", p->name, code,
-		      bv_client_strerror(code), message_id ? message_id : "-",
-		      what);
-}
-
-static void
-on_sent(struct bv_client *c, void *user, const char *message_id, int rc)
-{
-	struct peer *p = user;
-
-	(void)c;
-	p->sent++;
-	p->sent_rc = rc;
-	snprintf(p->sent_mid, sizeof(p->sent_mid), "%s", message_id);
-}
-
-/* Runs the shared loop until *counter >= want or ms passed. */
-static int
-run_until(const unsigned *counter, unsigned want, int ms)
-{
-	int64_t deadline = bvt_now_ms() + bvt_ms(ms);
-
-	while (*counter < want && bvt_now_ms() < deadline)
-		uv_run(&loop, UV_RUN_ONCE);
-	return *counter >= want;
-}
-
-static void
-run_for(int ms)
-{
-	int64_t deadline = bvt_now_ms() + ms;
-
-	while (bvt_now_ms() < deadline)
-		uv_run(&loop, UV_RUN_ONCE);
-}
-
-static void
-peer_open(struct peer *p, const char *name)
-{
-	struct bv_client_opts o;
-
-	if (!p->store[0]) {
-		memset(p, 0, sizeof(*p));
-		snprintf(p->store, sizeof(p->store), "%s/%s.db", dir, name);
-	}
-	p->name = name;
-	memset(&o, 0, sizeof(o));
-	o.store_path = p->store;
-	o.store_key = store_key;
-	o.relay_host = "127.0.0.1";
-	o.relay_port = env.relay.port;
-	o.loop = &loop;
-	o.on_status = on_status;
-	o.on_message = on_message;
-	o.on_key_changed = on_key_changed;
-	o.on_error = on_error;
-	o.on_sent = on_sent;
-	o.user = p;
-	assert_int_equal(bv_client_new(&o, &p->c), 0);
-}
-
-static void
-peer_close(struct peer *p)
-{
-	if (!p->c)
-		return;
-	bv_client_close(p->c);
-	/* Other clients keep the loop busy: give lws time to close ours. */
-	run_for(300);
-	bv_client_free(p->c);
-	p->c = NULL;
-	run_for(50);
-}
-
-static void
-enroll(struct peer *p, const char *name, const char *account)
-{
-	char *token = bvt_token(&env.tenant, account);
-
-	assert_non_null(token);
-	peer_open(p, name);
-	assert_int_equal(bv_client_enroll(p->c, token), 0);
-	assert_int_equal(bv_client_enroll(p->c, token), BV_EALREADY);
-	free(token);
-	if (!run_until(&p->enrolled, 1, BVT_TIMEOUT))
-		fail_msg("%s not enrolled (refused %u)", name, p->refused);
-	assert_int_equal(strlen(bv_client_account(p->c)),
-			 BV_CLIENT_ACCOUNT_LEN);
-	assert_true(bv_client_device(p->c) >= 1);
-}
-
-/* How often p got message mid. */
-static unsigned
-got(const struct peer *p, const char *mid)
-{
-	unsigned i, n = 0;
-
-	for (i = 0; i < p->n_rx; i++)
-		n += !strcmp(p->rx[i].mid, mid);
-	return n;
-}
-
-static const struct rx *
-find(const struct peer *p, const char *mid)
-{
-	unsigned i;
-
-	for (i = 0; i < p->n_rx; i++)
-		if (!strcmp(p->rx[i].mid, mid))
-			return &p->rx[i];
-	return NULL;
-}
-
-/* from sends text to account to; waits for the relay's answer. */
-static void
-say(struct peer *from, const char *to, const char *text, char *mid)
-{
-	const char *rcpt[1] = {to};
-	unsigned n = from->sent;
-
-	assert_int_equal(bv_client_send_text(from->c, conv, rcpt, 1, text, mid),
-			 0);
-	if (!run_until(&from->sent, n + 1, BVT_TIMEOUT))
-		fail_msg("%s: no outcome for %s", from->name, mid);
-	assert_string_equal(from->sent_mid, mid);
-	assert_int_equal(from->sent_rc, 0);
-}
-
-/* Waits until p got mid once, then checks who sent it. */
-static void
-expect(struct peer *p, const char *mid, const struct peer *from,
-       const char *text)
-{
-	int64_t deadline = bvt_now_ms() + bvt_ms(BVT_TIMEOUT);
-	const struct rx *r;
-
-	while (!got(p, mid) && bvt_now_ms() < deadline)
-		uv_run(&loop, UV_RUN_ONCE);
-	r = find(p, mid);
-	if (!r)
-		fail_msg("%s did not get %s", p->name, mid);
-	assert_string_equal(r->sender, bv_client_account(from->c));
-	assert_int_equal(r->device, bv_client_device(from->c));
-	assert_string_equal(r->conversation, conv);
-	assert_string_equal(r->text, text);
-}
-
-static int
-setup(void **state)
-{
-	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/bvt-11-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	if (uv_loop_init(&loop) != 0)
-		return -1;
-	return bvt_env_init(&env, NULL);
-}
-
-static int
-teardown(void **state)
-{
-	char cmd[300];
-
-	(void)state;
-	run_for(10);
-	uv_run(&loop, UV_RUN_NOWAIT);
-	assert_int_equal(uv_loop_close(&loop), 0);
-	bvt_env_cleanup(&env);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
-}
+#include "client_peer.h"
 
 static void
 t_chat(void **state)
@@ -301,11 +35,11 @@ t_chat(void **state)
 	memset(&cam1, 0, sizeof(cam1));
 	memset(&cam2, 0, sizeof(cam2));
 	memset(&eli, 0, sizeof(eli));
-	enroll(&cam1, "camilla-1", NULL);
+	enroll(&cam1, "camilla-1", NULL, 0);
 	snprintf(camilla, sizeof(camilla), "%s", bv_client_account(cam1.c));
-	enroll(&eli, "elisa", NULL);
+	enroll(&eli, "elisa", NULL, 0);
 	snprintf(elisa, sizeof(elisa), "%s", bv_client_account(eli.c));
-	enroll(&cam2, "camilla-2", camilla);
+	enroll(&cam2, "camilla-2", camilla, 0);
 	assert_string_equal(bv_client_account(cam2.c), camilla);
 	assert_int_equal(bv_client_device(cam2.c), 2);
 
@@ -369,7 +103,7 @@ t_chat(void **state)
 	/* Elisa adds a device: Camilla's next send learns of it from the
 	 * relay (BV_EDEVICES), fetches its keys and sends again. */
 	memset(&eli2, 0, sizeof(eli2));
-	enroll(&eli2, "elisa-2", elisa);
+	enroll(&eli2, "elisa-2", elisa, 0);
 	say(&cam1, elisa, "Velkommen", m6);
 	expect(&eli2, m6, &cam1, "Velkommen");
 	expect(&eli, m6, &cam1, "Velkommen");
@@ -405,8 +139,8 @@ t_own_loop(void **state)
 	o.store_key = store_key;
 	o.relay_host = "127.0.0.1";
 	o.relay_port = env.relay.port;
-	o.on_status = on_status;
-	o.on_error = on_error;
+	o.on_status = peer_on_status;
+	o.on_error = peer_on_error;
 	o.user = &p;
 	assert_int_equal(bv_client_new(&o, &p.c), 0);
 	assert_int_equal(bv_client_connect(p.c), BV_EINVAL); /* not enrolled */

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * client_peer.h: what the libbvchat integration tests (11, 13, …) share: a
+ * "peer" (one bv_client with counters of what its callbacks saw), one loop
+ * for all peers, a throwaway relay environment per test, and bounded waits.
+ * Only bvchat.h is used, as an application would.
+ */
+#ifndef BV_TESTS_CLIENT_PEER_H
+#define BV_TESTS_CLIENT_PEER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "bvchat.h"
+#include "bvtest.h"
+
+#define MAX_RX 32
+
+struct rx {
+	char mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
+	char conversation[BV_CLIENT_ACCOUNT_LEN + 1];
+	char sender[BV_CLIENT_ACCOUNT_LEN + 1];
+	uint32_t device;
+	char text[64];
+};
+
+struct peer {
+	const char *name;
+	char store[512];
+	struct bv_client *c;
+	unsigned online, enrolled, caught_up, refused, errors, key_changed;
+	char kc_account[BV_CLIENT_ACCOUNT_LEN + 1];
+	uint32_t kc_device;
+	unsigned sent;
+	int sent_rc;
+	char sent_mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
+	unsigned n_rx;
+	struct rx rx[MAX_RX];
+};
+
+extern struct bvt_env env;
+extern uv_loop_t loop;
+extern char dir[256];
+extern const uint8_t store_key[BV_CLIENT_STORE_KEY_LEN];
+extern const char conv[];
+
+/* Runs the shared loop until *counter >= want or ms passed; 1 if reached. */
+int run_until(const unsigned *counter, unsigned want, int ms);
+void run_for(int ms);
+void peer_open(struct peer *p, const char *name);
+void peer_close(struct peer *p);
+/* replaces 0: a new device (or account); else a reinstall of that device. */
+void enroll(struct peer *p, const char *name, const char *account,
+	    uint32_t replaces);
+unsigned got(const struct peer *p, const char *mid);
+const struct rx *find(const struct peer *p, const char *mid);
+void say(struct peer *from, const char *to, const char *text, char *mid);
+void expect(struct peer *p, const char *mid, const struct peer *from,
+	    const char *text);
+/* The callbacks peer_open() installs, for tests that build their own
+ * bv_client_opts (user must be a struct peer). */
+void peer_on_status(struct bv_client *c, void *user, enum bv_client_status st,
+		    int code);
+void peer_on_error(struct bv_client *c, void *user, int code,
+		   const char *message_id, const char *what);
+int setup(void **state);
+int teardown(void **state);
+
+#endif
