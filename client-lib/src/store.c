@@ -21,7 +21,7 @@
 #include "bv_util.h"
 #include "store.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_MAX_VALUE	     (16u * 1024u * 1024u)
 #define STORE_SEAL_OVERHEAD                                                    \
 	(crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
@@ -82,6 +82,19 @@ static const char schema_v1[] =
 	" direction, sender, sender_device, message_id, timestamp_ms, body"
 	" ON history BEGIN"
 	" SELECT RAISE(ABORT, 'only the state of a message changes'); END;";
+
+/*
+ * v2: the recipient accounts of each outgoing message (what a resend
+ * request is checked against, and what an unsent message is sent to after
+ * a restart), and history by message id (receipts, resend requests).
+ */
+static const char schema_v2[] =
+	"CREATE TABLE out_recipients (seq INTEGER NOT NULL"
+	" REFERENCES history (seq), account TEXT NOT NULL,"
+	" PRIMARY KEY (seq, account)) STRICT, WITHOUT ROWID;"
+	"CREATE INDEX history_by_message_id ON history (message_id);"
+	"CREATE INDEX history_unsent ON history (seq)"
+	" WHERE direction = 1 AND state = 0;";
 
 static int
 db_error(struct bv_store *s, int rc)
@@ -383,8 +396,16 @@ create_schema(struct bv_store *s)
 		rc = exec(s, "PRAGMA user_version = 1");
 		if (rc < 0)
 			goto out;
+		version = 1;
 	}
-	/* Later versions: if (version < 2) { ... PRAGMA user_version = 2 } */
+	if (version < 2) {
+		rc = exec(s, schema_v2);
+		if (rc == 0)
+			rc = exec(s, "PRAGMA user_version = 2");
+		if (rc < 0)
+			goto out;
+	}
+	/* Later versions: if (version < 3) { ... PRAGMA user_version = 3 } */
 	rc = exec(s, "COMMIT");
 out:
 	if (rc < 0)
@@ -1220,32 +1241,21 @@ out:
 	return rc;
 }
 
-int
-bv_store_history_list(struct bv_store *s, const char *conversation,
-		      int64_t after_seq, bv_history_cb cb, void *arg)
+#define HISTORY_COLUMNS                                                        \
+	"SELECT seq, conversation, direction, sender, sender_device,"          \
+	" message_id, timestamp_ms, state, body FROM history"
+
+/* Steps st (a HISTORY_COLUMNS query, bound) and calls cb for each row with
+ * its body opened; finalizes st. */
+static int
+history_each(struct bv_store *s, sqlite3_stmt *st, bv_history_cb cb, void *arg)
 {
-	static const char sql[] =
-		"SELECT seq, conversation, direction, sender, sender_device,"
-		" message_id, timestamp_ms, state, body FROM history"
-		" WHERE conversation = ? AND seq > ? ORDER BY seq";
 	uint8_t key[crypto_secretbox_KEYBYTES];
 	struct bv_history_entry e;
-	sqlite3_stmt *st = NULL;
 	uint8_t *body = NULL;
 	size_t len = 0;
 	int rc;
 
-	if (!s || !conversation || !cb)
-		return BV_EINVAL;
-	rc = prepare(s, sql, &st);
-	if (rc < 0)
-		return rc;
-	if (sqlite3_bind_text(st, 1, conversation, -1, SQLITE_STATIC) !=
-	    SQLITE_OK) {
-		rc = BV_ENOMEM;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 2, after_seq);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		memset(&e, 0, sizeof(e));
 		e.seq = sqlite3_column_int64(st, 0);
@@ -1284,6 +1294,156 @@ out:
 	bv_free(body);
 	sqlite3_finalize(st);
 	bv_wipe(key, sizeof(key));
+	return rc;
+}
+
+int
+bv_store_history_list(struct bv_store *s, const char *conversation,
+		      int64_t after_seq, bv_history_cb cb, void *arg)
+{
+	static const char sql[] = HISTORY_COLUMNS
+		" WHERE conversation = ? AND seq > ? ORDER BY seq";
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (!s || !conversation || !cb)
+		return BV_EINVAL;
+	rc = prepare(s, sql, &st);
+	if (rc < 0)
+		return rc;
+	if (sqlite3_bind_text(st, 1, conversation, -1, SQLITE_STATIC) !=
+	    SQLITE_OK) {
+		sqlite3_finalize(st);
+		return BV_ENOMEM;
+	}
+	sqlite3_bind_int64(st, 2, after_seq);
+	return history_each(s, st, cb, arg);
+}
+
+int
+bv_store_history_find(struct bv_store *s, const char *message_id,
+		      bv_history_cb cb, void *arg)
+{
+	static const char sql[] =
+		HISTORY_COLUMNS " WHERE message_id = ? ORDER BY seq";
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (!s || !message_id || !cb)
+		return BV_EINVAL;
+	rc = prepare(s, sql, &st);
+	if (rc < 0)
+		return rc;
+	if (sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC) !=
+	    SQLITE_OK) {
+		sqlite3_finalize(st);
+		return BV_ENOMEM;
+	}
+	return history_each(s, st, cb, arg);
+}
+
+int
+bv_store_history_unsent(struct bv_store *s, bv_history_cb cb, void *arg)
+{
+	static const char sql[] = HISTORY_COLUMNS
+		" WHERE direction = 1 AND state = 0 ORDER BY seq";
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (!s || !cb)
+		return BV_EINVAL;
+	rc = prepare(s, sql, &st);
+	if (rc < 0)
+		return rc;
+	return history_each(s, st, cb, arg);
+}
+
+int
+bv_store_out_recipients_put(struct bv_store *s, int64_t seq,
+			    const char *const *accounts, size_t n)
+{
+	static const char sql[] = "INSERT OR IGNORE INTO out_recipients"
+				  " (seq, account) VALUES (?, ?)";
+	sqlite3_stmt *st = NULL;
+	size_t i;
+	int rc;
+
+	if (!s || (!accounts && n))
+		return BV_EINVAL;
+	for (i = 0; i < n; i++)
+		if (!accounts[i] || !bv_uuid_valid(accounts[i]))
+			return BV_EINVAL;
+	rc = prepare(s, sql, &st);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < n && rc == 0; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, seq);
+		if (sqlite3_bind_text(st, 2, accounts[i], -1, SQLITE_STATIC) !=
+		    SQLITE_OK) {
+			rc = BV_ENOMEM;
+			break;
+		}
+		rc = sqlite3_step(st);
+		if ((rc & 0xff) == SQLITE_CONSTRAINT)
+			rc = BV_EINVAL; /* seq is not in the history */
+		else
+			rc = rc == SQLITE_DONE ? 0 : db_error(s, rc);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+bv_store_out_recipients_get(struct bv_store *s, int64_t seq,
+			    char (**accounts)[BV_UUID_LEN + 1], size_t *n)
+{
+	static const char sql[] = "SELECT account FROM out_recipients"
+				  " WHERE seq = ? ORDER BY account";
+	char(*a)[BV_UUID_LEN + 1] = NULL;
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0, k = 0;
+	const char *txt;
+	int rc;
+
+	if (!s || !accounts || !n)
+		return BV_EINVAL;
+	*accounts = NULL;
+	*n = 0;
+	rc = prepare(s, sql, &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, seq);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		txt = (const char *)sqlite3_column_text(st, 0);
+		if (!txt || strlen(txt) != BV_UUID_LEN) {
+			rc = txt ? BV_EIO : BV_ENOMEM;
+			goto out;
+		}
+		if (k == cap) {
+			void *p;
+
+			cap = cap ? cap * 2 : 4;
+			p = bv_realloc(a, cap * sizeof(*a));
+			if (!p) {
+				rc = BV_ENOMEM;
+				goto out;
+			}
+			a = p;
+		}
+		memcpy(a[k++], txt, BV_UUID_LEN + 1);
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_error(s, rc);
+		goto out;
+	}
+	*accounts = a;
+	*n = k;
+	a = NULL;
+	rc = 0;
+out:
+	bv_free(a);
+	sqlite3_finalize(st);
 	return rc;
 }
 

@@ -15,6 +15,8 @@
 
 #include <signal_protocol.h>
 
+#include "bv_util.h"
+
 #define BV_STORE_KEY_LEN 32
 
 struct bv_store;
@@ -177,6 +179,33 @@ int bv_store_history_append(struct bv_store *s, const char *conversation,
  */
 int bv_store_history_list(struct bv_store *s, const char *conversation,
 			  int64_t after_seq, bv_history_cb cb, void *arg);
+
+/*
+ * Calls cb for each message whose message_id is message_id (in any
+ * conversation, either direction: a copy from our other device has the same
+ * id), in append order. Returns as bv_store_history_list().
+ */
+int bv_store_history_find(struct bv_store *s, const char *message_id,
+			  bv_history_cb cb, void *arg);
+
+/*
+ * Calls cb for each outgoing message still in state BV_MSG_SENDING (not
+ * yet taken by the relay), in append order: what a restart sends again.
+ * Returns as bv_store_history_list().
+ */
+int bv_store_history_unsent(struct bv_store *s, bv_history_cb cb, void *arg);
+
+/*
+ * The recipient accounts (uuids) of our outgoing message seq: put records
+ * them (call it in the transaction of the history append; duplicates are
+ * ignored), get sets *accounts (free with bv_free; NULL when none) to the
+ * *n recorded, in uuid order. Return 0, BV_EINVAL (a NULL argument, an
+ * invalid uuid, or seq not in the history), BV_EIO or BV_ENOMEM.
+ */
+int bv_store_out_recipients_put(struct bv_store *s, int64_t seq,
+				const char *const *accounts, size_t n);
+int bv_store_out_recipients_get(struct bv_store *s, int64_t seq,
+				char (**accounts)[BV_UUID_LEN + 1], size_t *n);
 
 /*
  * Sets the delivery state of message seq. Returns 0; BV_EINVAL when there

@@ -523,6 +523,77 @@ test_history_order_and_state(void **state)
 	assert_string_equal(c.ids[0], "o-4");
 }
 
+/* Look-up by message id, the unsent list and the recipients of a message,
+ * all surviving a reopen. */
+static void
+test_history_find_unsent_recipients(void **state)
+{
+	struct fixture *f = *state;
+	static const char a1[] = "3f0c5a1e-1b2c-4d3e-8f40-5a6b7c8d9e01";
+	static const char a2[] = "0a0c5a1e-1b2c-4d3e-8f40-5a6b7c8d9e02";
+	const char *const rcpt[] = {a1, a2, a1};
+	const char *const bad[] = {"not-a-uuid"};
+	char(*got)[BV_UUID_LEN + 1] = NULL;
+	int64_t s1, s2, s3;
+	struct collect c;
+	size_t n = 9;
+
+	assert_int_equal(bv_store_history_append(f->s, "case-5", BV_MSG_OUT,
+						 "me", 1, "m-1", 10,
+						 (const uint8_t *)"one", 3,
+						 BV_MSG_SENDING, &s1),
+			 0);
+	assert_int_equal(bv_store_history_append(f->s, "case-5", BV_MSG_OUT,
+						 "me", 1, "m-2", 11,
+						 (const uint8_t *)"two", 3,
+						 BV_MSG_SENDING, &s2),
+			 0);
+	/* The same id received as a copy elsewhere. */
+	assert_int_equal(bv_store_history_append(f->s, "case-6", BV_MSG_IN,
+						 "me", 2, "m-1", 12,
+						 (const uint8_t *)"{}", 2,
+						 BV_MSG_RECEIVED, &s3),
+			 0);
+	assert_int_equal(bv_store_out_recipients_put(f->s, s1, rcpt, 3), 0);
+	assert_int_equal(bv_store_out_recipients_put(f->s, s1, bad, 1),
+			 BV_EINVAL);
+	assert_int_equal(bv_store_out_recipients_put(f->s, 424242, rcpt, 1),
+			 BV_EINVAL);
+	assert_int_equal(bv_store_history_set_state(f->s, s2, BV_MSG_SENT), 0);
+	reopen(f);
+
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(bv_store_history_find(f->s, "m-1", collect_cb, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.seq[0], s1);
+	assert_string_equal(c.body[0], "one");
+	assert_int_equal(c.seq[1], s3);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(bv_store_history_find(f->s, "m-9", collect_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+
+	/* Only outgoing messages still sending are unsent. */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(bv_store_history_unsent(f->s, collect_cb, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.ids[0], "m-1");
+	assert_int_equal(bv_store_history_set_state(f->s, s1, BV_MSG_SENT), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(bv_store_history_unsent(f->s, collect_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+
+	assert_int_equal(bv_store_out_recipients_get(f->s, s1, &got, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(got[0], a2);
+	assert_string_equal(got[1], a1);
+	bv_free(got);
+	assert_int_equal(bv_store_out_recipients_get(f->s, s2, &got, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(got);
+	assert_int_equal(bv_store_history_find(f->s, NULL, collect_cb, &c),
+			 BV_EINVAL);
+}
+
 /* A sealed value moved to another row fails to open; history stays. */
 static void
 test_row_binding(void **state)
@@ -753,6 +824,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_history_order_and_state,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_history_find_unsent_recipients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_row_binding, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_crash_keeps_committed,
