@@ -6,6 +6,8 @@
  * are negative, explicit and never reused; the wire carries the name
  * ("BV_EDEVICES") and the number. docs/protocol.md lists every wire code.
  * Retryable codes are marked so clients know to try the same request again.
+ * -1 … -5 are internal to the programs, -50 and below are libbvchat's own
+ * (end-to-end events the relay cannot see); neither is ever sent.
  */
 #ifndef BV_ERROR_H
 #define BV_ERROR_H
@@ -41,7 +43,11 @@
 	XX(EPREKEY_LIMIT, -36, 0, "one-time prekey stock would exceed limit")  \
 	XX(EUNAVAILABLE, -40, 1, "database unavailable")                       \
 	XX(ESHUTDOWN, -41, 1, "relay is shutting down")                        \
-	XX(EBUSY, -42, 1, "too many requests in flight")
+	XX(EBUSY, -42, 1, "too many requests in flight")                       \
+	XX(EUNTRUSTED, -50, 0,                                                 \
+	   "a recipient's identity key changed and is not accepted yet")       \
+	XX(EUNDECRYPTABLE, -51, 0,                                             \
+	   "message could not be decrypted; a resend was asked for")
 
 enum bv_error {
 	BV_OK = 0,

@@ -7,6 +7,22 @@
  *
  * Threads: single-threaded. Every call and every callback happens on the
  * thread that runs the client's libuv loop; a client is never shared.
+ * Callbacks never run inside the call that caused them.
+ *
+ * What the library does by itself, so that no message is silently lost:
+ * - a text is stored (with its recipients) before bv_client_send_text()
+ *   returns; one the relay has not taken yet is sent again after a
+ *   restart, with its id (receivers drop copies they already have);
+ * - a received message is stored before the relay is told it arrived;
+ * - a message that cannot be decrypted is kept as a placeholder
+ *   (BV_EUNDECRYPTABLE), and the sending device is asked, end-to-end
+ *   encrypted, to resend it over a new session; a resend request for a
+ *   text this device sent is honoured for the accounts it was sent to;
+ * - a delivery receipt goes to the sender of every text from another
+ *   account (unless no_delivery_receipts), gathered for about 100 ms;
+ *   bv_client_mark_read() sends read receipts. Receipts are end-to-end
+ *   encrypted and go to our own other devices too (read on one, read on
+ *   all). A receipt not yet sent when the app stops is not sent.
  */
 #ifndef BVCHAT_H
 #define BVCHAT_H
@@ -55,6 +71,8 @@ enum bv_error {
 	BV_EUNAVAILABLE = -40,
 	BV_ESHUTDOWN = -41,
 	BV_EBUSY = -42,
+	BV_EUNTRUSTED = -50,
+	BV_EUNDECRYPTABLE = -51,
 };
 #endif
 
@@ -111,7 +129,12 @@ typedef void (*bv_message_cb)(struct bv_client *c, void *user,
 			      int64_t time_ms, const char *text,
 			      size_t text_len);
 
-/* A delivery or read receipt for n message ids (borrowed for the call). */
+/*
+ * A delivery or read receipt for n message ids (borrowed for the call)
+ * from a peer device; sender is our own account when we read a message on
+ * another of our devices (type READ only). The state of the messages in
+ * the local history has already been moved forward.
+ */
 typedef void (*bv_receipt_cb)(struct bv_client *c, void *user,
 			      const char *conversation, const char *sender,
 			      uint32_t sender_device,
@@ -121,7 +144,9 @@ typedef void (*bv_receipt_cb)(struct bv_client *c, void *user,
 /*
  * The identity key of (account, device) is not the one we trusted. Nothing
  * is sent to or accepted from that device until the user decides and the
- * app calls bv_client_accept_identity().
+ * app calls bv_client_accept_identity(): messages to it are held (the
+ * error callback says BV_EUNTRUSTED once per message), messages from it
+ * are kept as placeholders and asked for again after acceptance.
  */
 typedef void (*bv_key_changed_cb)(struct bv_client *c, void *user,
 				  const char *account, uint32_t device);
@@ -137,10 +162,18 @@ typedef void (*bv_error_cb)(struct bv_client *c, void *user, int code,
 /*
  * The end of a bv_client_send_text(): rc 0 once the relay stored the
  * message for every device, else the BV_E* code it was given up with
- * (after bv_error_cb).
+ * (after bv_error_cb). Also for messages sent again after a restart.
  */
 typedef void (*bv_sent_cb)(struct bv_client *c, void *user,
 			   const char *message_id, int rc);
+
+/*
+ * The end of a bv_client_accept_identity(): rc 0 when the new key of
+ * (account, device) is trusted and a session built (held messages go on),
+ * else the BV_E* code (the key is not trusted).
+ */
+typedef void (*bv_accepted_cb)(struct bv_client *c, void *user,
+			       const char *account, uint32_t device, int rc);
 
 struct bv_client_opts {
 	const char *store_path; /* the local store (created, mode 0600) */
@@ -158,7 +191,11 @@ struct bv_client_opts {
 	bv_key_changed_cb on_key_changed;
 	bv_error_cb on_error;
 	bv_sent_cb on_sent;
+	bv_accepted_cb on_identity_accepted;
 	void *user;
+	/* 1: send no delivery receipts (a device no person reads, such as
+	 * the municipality's archive). Read receipts are the app's call. */
+	int no_delivery_receipts;
 };
 
 /*
@@ -230,8 +267,10 @@ uint32_t bv_client_device(const struct bv_client *c);
  * accounts (uuids) and to our own other devices, in conversation (a uuid
  * the app chose). Missing or changed devices are fetched and sessions
  * rebuilt as the relay reports them (BV_EDEVICES, BV_ESTALE), at most
- * BV_CLIENT_SEND_ATTEMPTS sends. Writes the new message id and a NUL into
- * message_id_out. The outcome comes through bv_sent_cb.
+ * BV_CLIENT_SEND_ATTEMPTS sends; while a recipient device's key change
+ * waits for the user the message is held, without using attempts. Messages
+ * go out in the order they were sent. Writes the new message id and a NUL
+ * into message_id_out. The outcome comes through bv_sent_cb.
  * Returns 0 when the message is stored locally and on its way; BV_EINVAL
  * for bad arguments (not a uuid, n 0 or over 100, empty text, text over
  * BV_CLIENT_TEXT_MAX or not UTF-8); BV_ENOAUTH before enrollment; BV_EIO;
@@ -243,9 +282,24 @@ int bv_client_send_text(struct bv_client *c, const char *conversation,
 			char message_id_out[BV_CLIENT_MESSAGE_ID_LEN + 1]);
 
 /*
+ * Sends a read receipt for n (1 … 100) messages of conversation received
+ * from sender_account (their message ids as bv_message_cb gave them), to
+ * the sender's devices and our own other devices, and marks them read in
+ * the local history. Messages from our own account are only marked.
+ * Returns 0 when on its way (failures go to bv_error_cb, no bv_sent_cb);
+ * BV_EINVAL for bad arguments (not uuids, n out of range, an invalid or
+ * repeated id); BV_ENOAUTH before enrollment; BV_EIO; BV_ENOMEM.
+ */
+int bv_client_mark_read(struct bv_client *c, const char *conversation,
+			const char *sender_account,
+			const char *const *message_ids, size_t n);
+
+/*
  * Trusts the new identity key of (account, device) after a "key changed"
  * event, on an explicit user decision only: fetches the device's keys,
- * accepts them and builds a new session. Failures go to bv_error_cb.
+ * accepts them and builds a new session; held messages then go out and
+ * messages it sent under the new key are asked for again. The outcome
+ * comes through bv_accepted_cb.
  * Returns 0 when started; BV_EINVAL; BV_EUNAVAILABLE when offline;
  * BV_ENOMEM.
  */

@@ -2,9 +2,18 @@
 /*
  * client.c: libbvchat's public API (bvchat.h) on the internal modules:
  * enrollment and prekey upload, fan-out sends with the BV_EDEVICES and
- * BV_ESTALE repairs, durable receive before the ack, and the callbacks.
- * It does not speak the wire or touch libsignal itself (conn.c, wire.c,
- * session.c do). Not yet: resend requests, sending receipts.
+ * BV_ESTALE repairs, durable receive before the ack, receipts, resend
+ * requests (asking for and honouring them), messages held while a changed
+ * identity key waits for the user, unsent messages sent again after a
+ * restart, and the callbacks. It does not speak the wire or touch libsignal
+ * itself (conn.c, wire.c, session.c do).
+ *
+ * Every send is a struct send_op: one content, fanned out to every device
+ * of its accounts and of our own; the user's texts have a history entry
+ * whose state follows the op, internal ones (receipts, resend requests,
+ * resends) are quiet: no bv_sent_cb. Receipts and resend requests are
+ * gathered per peer for one tick, then sent as one content of up to
+ * BV_CONTENT_IDS_MAX ids.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,11 +52,35 @@ struct send_op {
 	char (*accounts)[BV_UUID_LEN + 1]; /* [0] is our own */
 	int *prefetched;
 	size_t n_accounts;
-	int64_t seq;
+	int64_t seq; /* history entry whose state follows; 0: none */
+	int quiet;   /* internal: no bv_sent_cb */
+	/* A resend request: fetch this device's bundle first, so that the
+	 * request goes over a fresh session (device 0: none). */
+	char fresh_account[BV_UUID_LEN + 1];
+	uint32_t fresh_device;
+	int held; /* a recipient's key changed: waits for acceptance */
 	unsigned attempts;
 	unsigned inflight; /* requests not answered yet */
 	uint64_t retry_at; /* mono ms; 0: none */
 	int fatal;	   /* a fetch failed for good */
+};
+
+/*
+ * Receipt or resend request ids gathered for one peer until the next tick.
+ * Receipts: per (conversation, account, type). Resend requests: per
+ * (account, device); wait_trust ones (the sender's key changed) wait for
+ * bv_client_accept_identity().
+ */
+struct pending {
+	struct pending *next;
+	enum bv_content_kind kind; /* RECEIPT or RESEND_REQUEST */
+	enum bv_receipt_type receipt;
+	char conversation[BV_UUID_LEN + 1];
+	char account[BV_UUID_LEN + 1];
+	uint32_t device;
+	int wait_trust;
+	size_t n;
+	char ids[BV_CONTENT_IDS_MAX][BV_MESSAGE_ID_MAX + 1];
 };
 
 /* One keys_get. */
@@ -78,9 +111,18 @@ struct bv_client {
 	int closed;
 	unsigned inflight; /* requests of the client itself (keys_put…) */
 	struct send_op *ops;
+	struct pending *pending;
 };
 
 static void op_advance(struct send_op *op);
+static int op_start(struct bv_client *c, struct bv_content *content,
+		    const char *const *accounts, size_t n, int64_t seq,
+		    int quiet, struct send_op **out);
+static int pending_add(struct bv_client *c, enum bv_content_kind kind,
+		       enum bv_receipt_type receipt, const char *conversation,
+		       const char *account, uint32_t device, int wait_trust,
+		       const char *id);
+static void pending_flush(struct bv_client *c);
 
 static void
 report(struct bv_client *c, int code, const char *mid, const char *what)
@@ -289,15 +331,160 @@ on_prekeys_low(void *ud, uint32_t count)
 		report(c, rc, NULL, "prekey refill failed");
 }
 
+/* ---- receiving ---- */
+
+struct state_update {
+	struct bv_client *c;
+	enum bv_msg_direction direction;
+	enum bv_msg_state state;
+};
+
+/* Moves a message of ours forward (SENT → DELIVERED → READ), never back;
+ * a read sync from our other device marks a received message READ. */
+static int
+state_update_cb(const struct bv_history_entry *e, void *arg)
+{
+	struct state_update *u = arg;
+	int fwd;
+
+	if (e->direction != u->direction)
+		return 0;
+	if (e->direction == BV_MSG_OUT)
+		fwd = (e->state == BV_MSG_SENDING || e->state == BV_MSG_SENT ||
+		       e->state == BV_MSG_DELIVERED) &&
+		      e->state < u->state;
+	else
+		fwd = e->state == BV_MSG_RECEIVED;
+	if (fwd && bv_store_history_set_state(u->c->store, e->seq, u->state))
+		return 1;
+	return 0;
+}
+
+static void
+on_receipt_content(struct bv_client *c, const struct bv_wire_msg *m,
+		   const struct bv_content *ct)
+{
+	const char *ids[BV_CONTENT_IDS_MAX];
+	struct state_update u;
+	int own = !strcmp(m->u.deliver.sender, c->account);
+	size_t i;
+
+	if (own && ct->receipt == BV_RECEIPT_DELIVERED)
+		return; /* our other device got a peer's message: not news */
+	u.c = c;
+	u.direction = own ? BV_MSG_IN : BV_MSG_OUT;
+	u.state =
+		ct->receipt == BV_RECEIPT_READ ? BV_MSG_READ : BV_MSG_DELIVERED;
+	for (i = 0; i < ct->n_ids && i < BV_CONTENT_IDS_MAX; i++) {
+		ids[i] = ct->ids[i];
+		if (bv_store_history_find(c->store, ct->ids[i], state_update_cb,
+					  &u) < 0)
+			report(c, BV_EIO, ct->ids[i],
+			       "cannot record a receipt");
+	}
+	if (c->o.on_receipt)
+		c->o.on_receipt(c, c->o.user, ct->conversation,
+				m->u.deliver.sender, m->u.deliver.sender_device,
+				ct->receipt == BV_RECEIPT_READ
+					? BV_CLIENT_RECEIPT_READ
+					: BV_CLIENT_RECEIPT_DELIVERED,
+				ids, i);
+}
+
+/* Finds the text this device sent under a message id. */
+struct own_text {
+	struct bv_client *c;
+	int64_t seq;
+	struct bv_content *content;
+	int rc;
+};
+
+static int
+own_text_cb(const struct bv_history_entry *e, void *arg)
+{
+	struct own_text *t = arg;
+
+	if (e->direction != BV_MSG_OUT || strcmp(e->sender, t->c->account) ||
+	    (uint32_t)e->sender_device != t->c->device)
+		return 0;
+	t->seq = e->seq;
+	t->rc = bv_content_text_new(e->conversation, e->message_id,
+				    e->timestamp_ms, (const char *)e->body,
+				    e->body_len, &t->content);
+	return 1;
+}
+
+/* 1 when account was a recipient of our message seq (or is our own). */
+static int
+was_recipient(struct bv_client *c, int64_t seq, const char *account)
+{
+	char(*a)[BV_UUID_LEN + 1] = NULL;
+	size_t i, n = 0;
+	int yes = !strcmp(account, c->account);
+
+	if (!yes && bv_store_out_recipients_get(c->store, seq, &a, &n) == 0)
+		for (i = 0; i < n && !yes; i++)
+			yes = !strcmp(a[i], account);
+	bv_free(a);
+	return yes;
+}
+
+/*
+ * A peer device could not decrypt messages of ours: it has already built a
+ * fresh session with us (the request came as a PreKey message), so each
+ * listed text we sent is encrypted again and sent with its own id, to the
+ * requester's account only. Only to an account the message was for.
+ */
+static void
+honour_resend(struct bv_client *c, const struct bv_wire_msg *m,
+	      const struct bv_content *ct)
+{
+	const char *to[1] = {m->u.deliver.sender};
+	struct own_text t;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < ct->n_ids; i++) {
+		memset(&t, 0, sizeof(t));
+		t.c = c;
+		rc = bv_store_history_find(c->store, ct->ids[i], own_text_cb,
+					   &t);
+		if (rc < 0 || (rc == 0 && !t.content) ||
+		    !was_recipient(c, t.seq, m->u.deliver.sender)) {
+			/* Not ours, not theirs, or gone: nothing to resend. */
+			bv_log(BV_LOG_INFO,
+			       "bvchat: resend of %s not possible (%s)",
+			       ct->ids[i], rc < 0 ? bv_errname(rc) : "unknown");
+			bv_content_free(t.content);
+			continue;
+		}
+		if (t.rc < 0) {
+			report(c, t.rc, ct->ids[i], "cannot resend a message");
+			continue;
+		}
+		rc = op_start(c, t.content, to, 1, 0, 1, NULL);
+		if (rc < 0)
+			report(c, rc, ct->ids[i], "cannot resend a message");
+	}
+}
+
 static void
 deliver_content(struct bv_client *c, const struct bv_wire_msg *m,
 		const struct bv_content *ct)
 {
-	const char *ids[BV_CONTENT_IDS_MAX];
-	size_t i;
+	int rc = 0;
 
 	switch (ct->kind) {
 	case BV_CONTENT_TEXT:
+		if (strcmp(m->u.deliver.sender, c->account) &&
+		    !c->o.no_delivery_receipts)
+			rc = pending_add(c, BV_CONTENT_RECEIPT,
+					 BV_RECEIPT_DELIVERED, ct->conversation,
+					 m->u.deliver.sender, 0, 0,
+					 m->u.deliver.message_id);
+		if (rc < 0)
+			report(c, rc, m->u.deliver.message_id,
+			       "cannot send a delivery receipt");
 		if (c->o.on_message)
 			c->o.on_message(
 				c, c->o.user, ct->conversation,
@@ -306,21 +493,10 @@ deliver_content(struct bv_client *c, const struct bv_wire_msg *m,
 				ct->text, ct->text_len);
 		break;
 	case BV_CONTENT_RECEIPT:
-		for (i = 0; i < ct->n_ids && i < BV_CONTENT_IDS_MAX; i++)
-			ids[i] = ct->ids[i];
-		if (c->o.on_receipt)
-			c->o.on_receipt(c, c->o.user, ct->conversation,
-					m->u.deliver.sender,
-					m->u.deliver.sender_device,
-					ct->receipt == BV_RECEIPT_READ
-						? BV_CLIENT_RECEIPT_READ
-						: BV_CLIENT_RECEIPT_DELIVERED,
-					ids, i);
+		on_receipt_content(c, m, ct);
 		break;
 	case BV_CONTENT_RESEND_REQUEST:
-		/* Not implemented yet: logged, the sender may try again. */
-		report(c, BV_EINTERNAL, m->u.deliver.message_id,
-		       "resend request ignored (not supported yet)");
+		honour_resend(c, m, ct);
 		break;
 	default:
 		report(c, BV_EFIELD, m->u.deliver.message_id,
@@ -361,14 +537,24 @@ on_deliver(void *ud, const struct bv_wire_msg *m)
 	case BV_SESSION_DUPLICATE:
 		break;
 	case BV_SESSION_UNTRUSTED:
+		/* Asked for again once the user accepts the new key. */
+		rc = pending_add(c, BV_CONTENT_RESEND_REQUEST, 0, NULL,
+				 m->u.deliver.sender,
+				 m->u.deliver.sender_device, 1,
+				 m->u.deliver.message_id);
 		if (c->o.on_key_changed)
 			c->o.on_key_changed(c, c->o.user, m->u.deliver.sender,
 					    m->u.deliver.sender_device);
-		report(c, BV_EAUTH, m->u.deliver.message_id,
+		report(c, rc < 0 ? rc : BV_EUNTRUSTED, m->u.deliver.message_id,
 		       "message under a changed identity key not read");
 		break;
 	case BV_SESSION_UNDECRYPTABLE:
-		report(c, BV_EINTERNAL, m->u.deliver.message_id,
+		rc = pending_add(c, BV_CONTENT_RESEND_REQUEST, 0, NULL,
+				 m->u.deliver.sender,
+				 m->u.deliver.sender_device, 0,
+				 m->u.deliver.message_id);
+		report(c, rc < 0 ? rc : BV_EUNDECRYPTABLE,
+		       m->u.deliver.message_id,
 		       "message could not be decrypted");
 		break;
 	case BV_SESSION_MALFORMED:
@@ -405,17 +591,51 @@ op_finish(struct send_op *op, int rc, const char *what)
 {
 	struct bv_client *c = op->c;
 	char mid[BV_MESSAGE_ID_MAX + 1];
+	int quiet;
 
 	memcpy(mid, op->mid, sizeof(mid));
 	if (op->seq > 0)
 		bv_store_history_set_state(c->store, op->seq,
 					   rc == 0 ? BV_MSG_SENT
 						   : BV_MSG_FAILED);
+	quiet = op->quiet;
 	op_free(op);
 	if (rc < 0)
 		report(c, rc, mid, what);
-	if (c->o.on_sent)
+	if (!quiet && c->o.on_sent)
 		c->o.on_sent(c, c->o.user, mid, rc);
+}
+
+/* Parks op until bv_client_accept_identity() (said once per op). */
+static void
+op_hold(struct send_op *op)
+{
+	if (op->held == 1) {
+		op->held = 2;
+		report(op->c, BV_EUNTRUSTED, op->quiet ? NULL : op->mid,
+		       "message held until the changed key is accepted");
+	}
+}
+
+/* After an accepted key: held sends go on, waiting resend requests too. */
+static void
+release_held(struct bv_client *c, const char *account, uint32_t device)
+{
+	struct send_op *op, *next;
+	struct pending *p;
+
+	for (p = c->pending; p; p = p->next)
+		if (p->wait_trust && p->device == device &&
+		    !strcmp(p->account, account))
+			p->wait_trust = 0;
+	for (op = c->ops; op; op = next) {
+		next = op->next;
+		if (!op->held)
+			continue;
+		op->held = 0;
+		if (!op->inflight)
+			op->retry_at = bv_mono_ms();
+	}
 }
 
 static void
@@ -456,11 +676,23 @@ on_fetch(void *arg, int rc, const struct bv_wire_msg *m)
 			op->fatal = rc;
 		goto out;
 	}
-	for (i = 0; i < n; i++)
-		if (trust[i] == BV_TRUST_CHANGED && c->o.on_key_changed)
+	for (i = 0; i < n; i++) {
+		if (trust[i] != BV_TRUST_CHANGED)
+			continue;
+		if (op && !op->held)
+			op->held = 1;
+		if (c->o.on_key_changed)
 			c->o.on_key_changed(c, c->o.user, f->account,
 					    m->u.ok.bundles[i].device);
+	}
 out:
+	if (f->accept && !c->closed) {
+		if (rc == 0)
+			release_held(c, f->account, f->device);
+		if (c->o.on_identity_accepted)
+			c->o.on_identity_accepted(c, c->o.user, f->account,
+						  f->device, rc);
+	}
 	bv_free(trust);
 	bv_free(f);
 	if (!op)
@@ -473,6 +705,8 @@ out:
 	if (!op->inflight) {
 		if (op->fatal)
 			op_finish(op, op->fatal, "recipient keys unavailable");
+		else if (op->held)
+			op_hold(op);
 		else
 			op_advance(op);
 	}
@@ -637,6 +871,11 @@ op_send(struct send_op *op)
 		bv_free(ids);
 		ids = NULL;
 	}
+	if (n == 0 && op->n_accounts == 1) {
+		/* Only for our own devices, and we have no other. */
+		op_finish(op, 0, NULL);
+		goto out;
+	}
 	if (n == 0 || n > BV_WIRE_MAX_ITEMS) {
 		rc = n ? BV_ETOOMANY : BV_ENOKEYS;
 		goto out;
@@ -668,8 +907,18 @@ op_advance(struct send_op *op)
 	size_t i, nd = 0;
 	int rc = 0;
 
+	if (op->held) {
+		op_hold(op);
+		return;
+	}
+	/* A resend request goes over a new session with that device. */
+	if (op->fresh_device) {
+		rc = fetch(c, op, op->fresh_account, op->fresh_device, 0);
+		if (rc == 0)
+			op->fresh_device = 0;
+	}
 	/* Accounts we have no session with at all: fetch every device. */
-	for (i = 1; i < op->n_accounts; i++) {
+	for (i = 1; rc == 0 && i < op->n_accounts; i++) {
 		if (op->prefetched[i])
 			continue;
 		op->prefetched[i] = 1;
@@ -706,6 +955,7 @@ on_tick(uv_timer_t *t)
 	struct send_op *op, *next;
 	uint64_t now = bv_mono_ms();
 
+	pending_flush(c);
 	/* Offline sends wait for the connection without using attempts. */
 	if (!conn__ready(c->conn))
 		return;
@@ -718,14 +968,151 @@ on_tick(uv_timer_t *t)
 	}
 }
 
+/*
+ * Starts a send of content (owned from here on, also on error) to every
+ * device of accounts[0 … n) and of our own account. seq: the history entry
+ * whose state follows the send (0: none); quiet: no bv_sent_cb. The first
+ * attempt is made on the next tick, in the order ops were started: a
+ * callback never runs inside the call that started it.
+ */
+static int
+op_start(struct bv_client *c, struct bv_content *content,
+	 const char *const *accounts, size_t n, int64_t seq, int quiet,
+	 struct send_op **out)
+{
+	struct send_op *op, **pp;
+	size_t i, j, k;
+
+	op = bv_calloc(1, sizeof(*op));
+	if (!op) {
+		bv_content_free(content);
+		return BV_ENOMEM;
+	}
+	op->c = c;
+	op->content = content;
+	op->seq = seq;
+	op->quiet = quiet;
+	snprintf(op->mid, sizeof(op->mid), "%s", content->message_id);
+	op->accounts = bv_calloc(n + 1, sizeof(*op->accounts));
+	op->prefetched = bv_calloc(n + 1, sizeof(*op->prefetched));
+	if (!op->accounts || !op->prefetched) {
+		op_free(op);
+		return BV_ENOMEM;
+	}
+	memcpy(op->accounts[0], c->account, BV_UUID_LEN + 1);
+	k = 1;
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < k; j++)
+			if (!strcmp(op->accounts[j], accounts[i]))
+				break;
+		if (j == k)
+			memcpy(op->accounts[k++], accounts[i], BV_UUID_LEN + 1);
+	}
+	op->n_accounts = k;
+	for (pp = &c->ops; *pp; pp = &(*pp)->next)
+		;
+	*pp = op;
+	op->retry_at = bv_mono_ms();
+	if (out)
+		*out = op;
+	return 0;
+}
+
+/* Adds id to the receipt or resend request gathered for a peer. */
+static int
+pending_add(struct bv_client *c, enum bv_content_kind kind,
+	    enum bv_receipt_type receipt, const char *conversation,
+	    const char *account, uint32_t device, int wait_trust,
+	    const char *id)
+{
+	struct pending *p, **pp;
+	size_t i;
+
+	for (pp = &c->pending; (p = *pp); pp = &p->next) {
+		if (p->kind != kind || p->receipt != receipt ||
+		    p->device != device || p->wait_trust != wait_trust ||
+		    strcmp(p->account, account) ||
+		    (conversation && strcmp(p->conversation, conversation)))
+			continue;
+		for (i = 0; i < p->n; i++)
+			if (!strcmp(p->ids[i], id))
+				return 0;
+		if (p->n < BV_CONTENT_IDS_MAX)
+			break;
+	}
+	if (!p) {
+		p = bv_calloc(1, sizeof(*p));
+		if (!p)
+			return BV_ENOMEM;
+		p->kind = kind;
+		p->receipt = receipt;
+		p->device = device;
+		p->wait_trust = wait_trust;
+		snprintf(p->account, sizeof(p->account), "%s", account);
+		if (conversation)
+			snprintf(p->conversation, sizeof(p->conversation), "%s",
+				 conversation);
+		*pp = p;
+	}
+	snprintf(p->ids[p->n++], sizeof(p->ids[0]), "%s", id);
+	return 0;
+}
+
+/* Sends what pending_add() gathered (not what waits for trust). */
+static void
+pending_flush(struct bv_client *c)
+{
+	const char *ids[BV_CONTENT_IDS_MAX], *to[1];
+	struct pending *p, **pp = &c->pending;
+	struct bv_content *ct = NULL;
+	char mid[BV_UUID_LEN + 1];
+	struct send_op *op = NULL;
+	size_t i;
+	int rc;
+
+	while ((p = *pp)) {
+		if (p->wait_trust || !c->session) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		for (i = 0; i < p->n; i++)
+			ids[i] = p->ids[i];
+		bv_uuid_generate(mid);
+		if (p->kind == BV_CONTENT_RECEIPT)
+			rc = bv_content_receipt_new(p->conversation, mid,
+						    bv_now_ms(), p->receipt,
+						    ids, p->n, &ct);
+		else
+			rc = bv_content_resend_new(NULL, mid, bv_now_ms(),
+						   BV_RESEND_DECRYPT_FAILED,
+						   ids, p->n, &ct);
+		to[0] = p->account;
+		if (rc == 0)
+			rc = op_start(c, ct, to, 1, 0, 1, &op);
+		if (rc == 0 && p->kind == BV_CONTENT_RESEND_REQUEST) {
+			memcpy(op->fresh_account, p->account, BV_UUID_LEN + 1);
+			op->fresh_device = p->device;
+		}
+		if (rc < 0)
+			report(c, rc, NULL,
+			       p->kind == BV_CONTENT_RECEIPT
+				       ? "cannot send a receipt"
+				       : "cannot ask for a resend");
+		bv_free(p);
+	}
+}
+
 int
 bv_client_send_text(struct bv_client *c, const char *conversation,
 		    const char *const *recipient_accounts, size_t n,
 		    const char *text,
 		    char message_id_out[BV_CLIENT_MESSAGE_ID_LEN + 1])
 {
-	struct send_op *op = NULL;
-	size_t i, j, k;
+	struct bv_content *ct = NULL;
+	char mid[BV_UUID_LEN + 1];
+	int64_t seq = 0, now;
+	size_t i;
 	int rc;
 
 	if (!c || !conversation || !recipient_accounts || !text ||
@@ -737,53 +1124,117 @@ bv_client_send_text(struct bv_client *c, const char *conversation,
 		if (!recipient_accounts[i] ||
 		    !bv_uuid_valid(recipient_accounts[i]))
 			return BV_EINVAL;
-	op = bv_calloc(1, sizeof(*op));
-	if (!op)
-		return BV_ENOMEM;
-	op->c = c;
-	op->accounts = bv_calloc(n + 1, sizeof(*op->accounts));
-	op->prefetched = bv_calloc(n + 1, sizeof(*op->prefetched));
-	if (!op->accounts || !op->prefetched) {
-		rc = BV_ENOMEM;
-		goto out;
-	}
-	memcpy(op->accounts[0], c->account, BV_UUID_LEN + 1);
-	k = 1;
-	for (i = 0; i < n; i++) {
-		for (j = 0; j < k; j++)
-			if (!strcmp(op->accounts[j], recipient_accounts[i]))
-				break;
-		if (j == k)
-			memcpy(op->accounts[k++], recipient_accounts[i],
-			       BV_UUID_LEN + 1);
-	}
-	op->n_accounts = k;
-	bv_uuid_generate(op->mid);
-	rc = bv_content_text_new(conversation, op->mid, bv_now_ms(), text,
-				 strlen(text), &op->content);
+	bv_uuid_generate(mid);
+	now = bv_now_ms();
+	if (bv_content_text_new(conversation, mid, now, text, strlen(text),
+				&ct) < 0)
+		return BV_EINVAL;
+	/* The text and its recipients, durably: sent again after a crash. */
+	rc = bv_store_begin(c->store);
+	if (rc == 0)
+		rc = bv_store_history_append(
+			c->store, conversation, BV_MSG_OUT, c->account,
+			(int32_t)c->device, mid, now, (const uint8_t *)text,
+			strlen(text), BV_MSG_SENDING, &seq);
+	if (rc == 0)
+		rc = bv_store_out_recipients_put(c->store, seq,
+						 recipient_accounts, n);
+	if (rc == 0)
+		rc = bv_store_commit(c->store);
+	else
+		bv_store_rollback(c->store);
 	if (rc < 0) {
-		rc = BV_EINVAL;
-		goto out;
+		bv_content_free(ct);
+		return rc;
 	}
-	rc = bv_store_history_append(c->store, conversation, BV_MSG_OUT,
-				     c->account, (int32_t)c->device, op->mid,
-				     bv_now_ms(), (const uint8_t *)text,
-				     strlen(text), BV_MSG_SENDING, &op->seq);
-	if (rc < 0)
-		goto out;
-	memcpy(message_id_out, op->mid, BV_CLIENT_MESSAGE_ID_LEN + 1);
-	op->next = c->ops;
-	c->ops = op;
-	/* Failures from here on are reported through the callbacks, later:
-	 * a callback never runs inside the call that started it. */
-	op->retry_at = bv_mono_ms();
+	rc = op_start(c, ct, recipient_accounts, n, seq, 0, NULL);
+	if (rc < 0) {
+		bv_store_history_set_state(c->store, seq, BV_MSG_FAILED);
+		return rc;
+	}
+	memcpy(message_id_out, mid, BV_CLIENT_MESSAGE_ID_LEN + 1);
 	return 0;
-out:
-	bv_content_free(op->content);
-	bv_free(op->accounts);
-	bv_free(op->prefetched);
-	bv_free(op);
-	return rc;
+}
+
+int
+bv_client_mark_read(struct bv_client *c, const char *conversation,
+		    const char *sender_account, const char *const *message_ids,
+		    size_t n)
+{
+	struct state_update u = {c, BV_MSG_IN, BV_MSG_READ};
+	struct bv_content *ct = NULL;
+	char mid[BV_UUID_LEN + 1];
+	size_t i;
+	int rc;
+
+	if (!c || !conversation || !bv_uuid_valid(conversation) ||
+	    !sender_account || !bv_uuid_valid(sender_account) || !message_ids ||
+	    n == 0 || n > BV_CONTENT_IDS_MAX || c->closed)
+		return BV_EINVAL;
+	if (!c->enrolled || !c->session)
+		return BV_ENOAUTH;
+	bv_uuid_generate(mid);
+	rc = bv_content_receipt_new(conversation, mid, bv_now_ms(),
+				    BV_RECEIPT_READ, message_ids, n, &ct);
+	if (rc < 0)
+		return BV_EINVAL;
+	for (i = 0; i < n; i++) {
+		rc = bv_store_history_find(c->store, message_ids[i],
+					   state_update_cb, &u);
+		if (rc < 0)
+			break;
+	}
+	if (rc < 0 || !strcmp(sender_account, c->account)) {
+		/* Our own messages: nobody needs to hear we read them. */
+		bv_content_free(ct);
+		return rc;
+	}
+	/* To the sender's devices, and to ours: read on one, read on all. */
+	return op_start(c, ct, &sender_account, 1, 0, 1, NULL);
+}
+
+/* After a restart: what was written but not taken by the relay goes out
+ * again, with its id (receivers drop a copy they already have). */
+static int
+resume_cb(const struct bv_history_entry *e, void *arg)
+{
+	struct bv_client *c = arg;
+	char(*a)[BV_UUID_LEN + 1] = NULL;
+	const char **to = NULL;
+	struct bv_content *ct = NULL;
+	size_t i, n = 0;
+	int rc;
+
+	if (strcmp(e->sender, c->account) ||
+	    (uint32_t)e->sender_device != c->device)
+		return 0;
+	rc = bv_store_out_recipients_get(c->store, e->seq, &a, &n);
+	if (rc == 0 && n == 0)
+		rc = BV_EINVAL;
+	if (rc == 0)
+		rc = bv_content_text_new(e->conversation, e->message_id,
+					 e->timestamp_ms, (const char *)e->body,
+					 e->body_len, &ct);
+	if (rc == 0) {
+		to = bv_calloc(n, sizeof(*to));
+		rc = to ? 0 : BV_ENOMEM;
+	}
+	for (i = 0; rc == 0 && i < n; i++)
+		to[i] = a[i];
+	if (rc == 0) {
+		rc = op_start(c, ct, to, n, e->seq, 0, NULL);
+		ct = NULL;
+	}
+	if (rc < 0) {
+		/* Logged only: no callback inside bv_client_new(). */
+		bv_store_history_set_state(c->store, e->seq, BV_MSG_FAILED);
+		bv_log(BV_LOG_WARN, "bvchat: unsent message %s given up: %s",
+		       e->message_id, bv_errname(rc));
+	}
+	bv_content_free(ct);
+	bv_free(to);
+	bv_free(a);
+	return 0;
 }
 
 int
@@ -848,6 +1299,8 @@ bv_client_new(const struct bv_client_opts *opts, struct bv_client **out)
 	if (c->enrolled) {
 		rc = bv_session_new(c->store, c->sctx, c->account, c->device,
 				    &c->session);
+		if (rc == 0)
+			rc = bv_store_history_unsent(c->store, resume_cb, c);
 		if (rc < 0)
 			goto out;
 	}
@@ -914,6 +1367,12 @@ bv_client_free(struct bv_client *c)
 	}
 	while (c->ops)
 		op_free(c->ops);
+	while (c->pending) {
+		struct pending *p = c->pending;
+
+		c->pending = p->next;
+		bv_free(p);
+	}
 	bv_session_free(c->session);
 	if (c->sctx)
 		signal_context_destroy(c->sctx);

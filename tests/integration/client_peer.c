@@ -89,6 +89,7 @@ peer_on_error(struct bv_client *c, void *user, int code, const char *message_id,
 
 	(void)c;
 	p->errors++;
+	p->last_error = code;
 	print_message("%s: error %d (%s) %s: %s\n", p->name, code,
 		      bv_client_strerror(code), message_id ? message_id : "-",
 		      what);
@@ -103,6 +104,55 @@ on_sent(struct bv_client *c, void *user, const char *message_id, int rc)
 	p->sent++;
 	p->sent_rc = rc;
 	snprintf(p->sent_mid, sizeof(p->sent_mid), "%s", message_id);
+}
+
+static void
+on_receipt(struct bv_client *c, void *user, const char *conversation,
+	   const char *sender, uint32_t sender_device,
+	   enum bv_client_receipt type, const char *const *message_ids,
+	   size_t n)
+{
+	struct peer *p = user;
+	struct rc *r;
+	size_t i;
+
+	(void)c;
+	assert_string_equal(conversation, conv);
+	assert_true(n >= 1 && n <= 100);
+	for (i = 0; i < n; i++) {
+		assert_true(p->n_rc < MAX_RC);
+		r = &p->rc[p->n_rc++];
+		r->type = type;
+		snprintf(r->mid, sizeof(r->mid), "%s", message_ids[i]);
+		snprintf(r->sender, sizeof(r->sender), "%s", sender);
+		r->device = sender_device;
+	}
+}
+
+static void
+on_accepted(struct bv_client *c, void *user, const char *account,
+	    uint32_t device, int rc)
+{
+	struct peer *p = user;
+
+	(void)c;
+	(void)account;
+	(void)device;
+	p->accepted++;
+	p->accepted_rc = rc;
+}
+
+unsigned
+got_receipt(const struct peer *p, enum bv_client_receipt type, const char *mid,
+	    const char *account, uint32_t device)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < p->n_rc; i++)
+		n += p->rc[i].type == type && !strcmp(p->rc[i].mid, mid) &&
+		     (!account || !strcmp(p->rc[i].sender, account)) &&
+		     (!device || p->rc[i].device == device);
+	return n;
 }
 
 /* Runs the shared loop until *counter >= want or ms passed. */
@@ -146,6 +196,8 @@ peer_open(struct peer *p, const char *name)
 	o.on_key_changed = on_key_changed;
 	o.on_error = peer_on_error;
 	o.on_sent = on_sent;
+	o.on_receipt = on_receipt;
+	o.on_identity_accepted = on_accepted;
 	o.user = p;
 	assert_int_equal(bv_client_new(&o, &p->c), 0);
 }

@@ -15,6 +15,7 @@
 #include "bvtest.h"
 
 #define MAX_RX 32
+#define MAX_RC 64
 
 struct rx {
 	char mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
@@ -22,6 +23,14 @@ struct rx {
 	char sender[BV_CLIENT_ACCOUNT_LEN + 1];
 	uint32_t device;
 	char text[64];
+};
+
+/* One message id of a receipt a peer got. */
+struct rc {
+	enum bv_client_receipt type;
+	char mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
+	char sender[BV_CLIENT_ACCOUNT_LEN + 1];
+	uint32_t device;
 };
 
 struct peer {
@@ -36,6 +45,11 @@ struct peer {
 	char sent_mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
 	unsigned n_rx;
 	struct rx rx[MAX_RX];
+	unsigned n_rc;
+	struct rc rc[MAX_RC];
+	unsigned accepted;
+	int accepted_rc;
+	int last_error;
 };
 
 extern struct bvt_env env;
@@ -53,6 +67,9 @@ void peer_close(struct peer *p);
 void enroll(struct peer *p, const char *name, const char *account,
 	    uint32_t replaces);
 unsigned got(const struct peer *p, const char *mid);
+/* How many receipts of type for mid p got from (account, device 0: any). */
+unsigned got_receipt(const struct peer *p, enum bv_client_receipt type,
+		     const char *mid, const char *account, uint32_t device);
 const struct rx *find(const struct peer *p, const char *mid);
 void say(struct peer *from, const char *to, const char *text, char *mid);
 void expect(struct peer *p, const char *mid, const struct peer *from,
