@@ -313,6 +313,69 @@ int bv_client_accept_identity(struct bv_client *c, const char *account,
  */
 int bv_client_run_once(struct bv_client *c);
 
+/* The state of a message in the local history. */
+enum bv_client_msg_state {
+	BV_CLIENT_MSG_SENDING = 0,	 /* ours, not taken by the relay yet */
+	BV_CLIENT_MSG_SENT = 1,		 /* ours, stored by the relay */
+	BV_CLIENT_MSG_DELIVERED = 2,	 /* ours, a recipient device has it */
+	BV_CLIENT_MSG_READ = 3,		 /* ours read by a recipient; or
+					    theirs read by us */
+	BV_CLIENT_MSG_FAILED = 4,	 /* ours, given up */
+	BV_CLIENT_MSG_UNDECRYPTABLE = 5, /* a placeholder, text "" */
+	BV_CLIENT_MSG_RECEIVED = 6,	 /* theirs (or our other device's) */
+};
+
+/* One message of the history; every pointer borrowed for the call. */
+struct bv_client_message {
+	int64_t seq; /* local order, ascending; for paging */
+	const char *conversation;
+	int outgoing; /* 1: sent by this device */
+	const char *sender;
+	uint32_t sender_device;
+	const char *message_id;
+	/* Ours: when it was written; theirs: the relay's timestamp. */
+	int64_t time_ms;
+	enum bv_client_msg_state state;
+	/* 1: a kind this version cannot show ("update the app"), text "". */
+	int unsupported;
+	const char *text; /* NUL-terminated, text_len bytes */
+	size_t text_len;
+};
+
+/* Return 0 to go on, anything else to stop (returned by the call). */
+typedef int (*bv_client_message_cb)(void *arg,
+				    const struct bv_client_message *m);
+
+/*
+ * Calls cb for each message of conversation with seq > after_seq (0: all),
+ * in order, from the local store (no network). The history cannot be
+ * deleted. A placeholder for a message that could not be decrypted is
+ * listed under the sender's account uuid as conversation (the real one is
+ * unknown), and the message itself, once resent, under its conversation.
+ * Returns 0, cb's nonzero value, BV_EINVAL, BV_EIO or BV_ENOMEM.
+ */
+int bv_client_history(struct bv_client *c, const char *conversation,
+		      int64_t after_seq, bv_client_message_cb cb, void *arg);
+
+/* One conversation of the local history; pointers borrowed for the call. */
+struct bv_client_conversation {
+	const char *conversation;
+	int64_t last_seq;
+	int64_t last_time_ms;
+	int64_t n_messages;
+};
+
+typedef int (*bv_client_conversation_cb)(
+	void *arg, const struct bv_client_conversation *cv);
+
+/*
+ * Calls cb for each conversation with messages in the local store, the
+ * most recently active first. Returns 0, cb's nonzero value, BV_EINVAL,
+ * BV_EIO or BV_ENOMEM.
+ */
+int bv_client_conversations(struct bv_client *c, bv_client_conversation_cb cb,
+			    void *arg);
+
 /* A static English sentence for a BV_E* code. */
 const char *bv_client_strerror(int code);
 

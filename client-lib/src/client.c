@@ -1249,6 +1249,111 @@ bv_client_accept_identity(struct bv_client *c, const char *account,
 	return fetch(c, NULL, account, device, 1);
 }
 
+/* ---- the local history ---- */
+
+struct history_walk {
+	struct bv_client *c;
+	bv_client_message_cb cb;
+	void *arg;
+};
+
+static int
+history_walk_cb(const struct bv_history_entry *e, void *arg)
+{
+	struct history_walk *w = arg;
+	struct bv_client_message m;
+	struct bv_content *ct = NULL;
+	uint8_t *padded = NULL;
+	size_t plen = 0;
+	char *text = NULL;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	m.seq = e->seq;
+	m.conversation = e->conversation;
+	m.outgoing = e->direction == BV_MSG_OUT;
+	m.sender = e->sender;
+	m.sender_device = (uint32_t)e->sender_device;
+	m.message_id = e->message_id;
+	m.time_ms = e->timestamp_ms;
+	m.state = (enum bv_client_msg_state)e->state;
+	m.text = "";
+	if (m.outgoing) {
+		/* Ours: the text itself. */
+		text = bv_malloc(e->body_len + 1);
+		if (!text)
+			return BV_ENOMEM;
+		memcpy(text, e->body, e->body_len);
+		text[e->body_len] = '\0';
+		m.text = text;
+		m.text_len = e->body_len;
+	} else if (e->body_len) {
+		/* Theirs: the decrypted content, as it came. */
+		rc = bv_content_pad(e->body, e->body_len, &padded, &plen);
+		if (rc == 0)
+			rc = bv_content_decode(padded, plen, &ct);
+		if (rc < 0)
+			m.unsupported = 1;
+		else if (ct->kind == BV_CONTENT_TEXT) {
+			m.text = ct->text;
+			m.text_len = ct->text_len;
+		} else {
+			m.unsupported = 1;
+		}
+	}
+	rc = w->cb(w->arg, &m);
+	if (text) {
+		bv_wipe(text, e->body_len);
+		bv_free(text);
+	}
+	if (padded)
+		bv_wipe(padded, plen);
+	bv_free(padded);
+	bv_content_free(ct);
+	return rc;
+}
+
+int
+bv_client_history(struct bv_client *c, const char *conversation,
+		  int64_t after_seq, bv_client_message_cb cb, void *arg)
+{
+	struct history_walk w = {c, cb, arg};
+
+	if (!c || !conversation || !cb || !c->store)
+		return BV_EINVAL;
+	return bv_store_history_list(c->store, conversation, after_seq,
+				     history_walk_cb, &w);
+}
+
+struct conversation_walk {
+	bv_client_conversation_cb cb;
+	void *arg;
+};
+
+static int
+conversation_walk_cb(const struct bv_conversation_entry *e, void *arg)
+{
+	struct conversation_walk *w = arg;
+	struct bv_client_conversation cv;
+
+	cv.conversation = e->conversation;
+	cv.last_seq = e->last_seq;
+	cv.last_time_ms = e->last_timestamp_ms;
+	cv.n_messages = e->n_messages;
+	return w->cb(w->arg, &cv);
+}
+
+int
+bv_client_conversations(struct bv_client *c, bv_client_conversation_cb cb,
+			void *arg)
+{
+	struct conversation_walk w = {cb, arg};
+
+	if (!c || !cb || !c->store)
+		return BV_EINVAL;
+	return bv_store_conversations(c->store, conversation_walk_cb, &w);
+}
+
 /* ---- life cycle ---- */
 
 int

@@ -1321,6 +1321,42 @@ bv_store_history_list(struct bv_store *s, const char *conversation,
 }
 
 int
+bv_store_conversations(struct bv_store *s, bv_conversation_cb cb, void *arg)
+{
+	static const char sql[] =
+		"SELECT h.conversation, h.seq, h.timestamp_ms, c.n FROM"
+		" (SELECT conversation, max(seq) AS last, count(*) AS n"
+		"  FROM history GROUP BY conversation) AS c"
+		" JOIN history AS h ON h.seq = c.last ORDER BY h.seq DESC";
+	struct bv_conversation_entry e;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (!s || !cb)
+		return BV_EINVAL;
+	rc = prepare(s, sql, &st);
+	if (rc < 0)
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		e.conversation = (const char *)sqlite3_column_text(st, 0);
+		e.last_seq = sqlite3_column_int64(st, 1);
+		e.last_timestamp_ms = sqlite3_column_int64(st, 2);
+		e.n_messages = sqlite3_column_int64(st, 3);
+		if (!e.conversation) {
+			rc = BV_ENOMEM;
+			goto out;
+		}
+		rc = cb(&e, arg);
+		if (rc != 0)
+			goto out;
+	}
+	rc = rc == SQLITE_DONE ? 0 : db_error(s, rc);
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
 bv_store_history_find(struct bv_store *s, const char *message_id,
 		      bv_history_cb cb, void *arg)
 {

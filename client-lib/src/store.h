@@ -180,6 +180,24 @@ int bv_store_history_append(struct bv_store *s, const char *conversation,
 int bv_store_history_list(struct bv_store *s, const char *conversation,
 			  int64_t after_seq, bv_history_cb cb, void *arg);
 
+/* One conversation of the history, as bv_store_conversations() lists it. */
+struct bv_conversation_entry {
+	const char *conversation;
+	int64_t last_seq;	   /* seq of its newest message */
+	int64_t last_timestamp_ms; /* timestamp of that message */
+	int64_t n_messages;
+};
+
+typedef int (*bv_conversation_cb)(const struct bv_conversation_entry *e,
+				  void *arg);
+
+/*
+ * Calls cb for each conversation that has messages, newest activity first.
+ * Returns 0, cb's nonzero value, BV_EINVAL, BV_EIO or BV_ENOMEM.
+ */
+int bv_store_conversations(struct bv_store *s, bv_conversation_cb cb,
+			   void *arg);
+
 /*
  * Calls cb for each message whose message_id is message_id (in any
  * conversation, either direction: a copy from our other device has the same

@@ -523,6 +523,24 @@ test_history_order_and_state(void **state)
 	assert_string_equal(c.ids[0], "o-4");
 }
 
+/* Lists conversations into a struct collect: id, last seq, count in
+ * state, last timestamp in body. */
+static int
+conv_cb(const struct bv_conversation_entry *e, void *arg)
+{
+	struct collect *c = arg;
+
+	if (c->n >= 16)
+		return 1;
+	snprintf(c->ids[c->n], sizeof(c->ids[0]), "%s", e->conversation);
+	c->seq[c->n] = e->last_seq;
+	c->state[c->n] = (int)e->n_messages;
+	snprintf(c->body[c->n], sizeof(c->body[0]), "%lld",
+		 (long long)e->last_timestamp_ms);
+	c->n++;
+	return 0;
+}
+
 /* Look-up by message id, the unsent list and the recipients of a message,
  * all surviving a reopen. */
 static void
@@ -592,6 +610,18 @@ test_history_find_unsent_recipients(void **state)
 	assert_null(got);
 	assert_int_equal(bv_store_history_find(f->s, NULL, collect_cb, &c),
 			 BV_EINVAL);
+
+	/* Conversations, the one with the newest message first. */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(bv_store_conversations(f->s, conv_cb, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.ids[0], "case-6");
+	assert_int_equal(c.seq[0], s3);
+	assert_int_equal(c.state[0], 1); /* messages */
+	assert_string_equal(c.ids[1], "case-5");
+	assert_int_equal(c.seq[1], s2);
+	assert_int_equal(c.state[1], 2);
+	assert_string_equal(c.body[1], "11");
 }
 
 /* A sealed value moved to another row fails to open; history stays. */
