@@ -196,6 +196,9 @@ struct bv_client_opts {
 	/* 1: send no delivery receipts (a device no person reads, such as
 	 * the municipality's archive). Read receipts are the app's call. */
 	int no_delivery_receipts;
+	/* The signed prekey is replaced (and the one before kept) when older
+	 * than this; 0: 7 days. */
+	int64_t signed_prekey_max_age_ms;
 };
 
 /*

@@ -39,8 +39,12 @@
 #define CRED_DEVICE   1
 #define CRED_LEN      (BV_UUID_LEN + 4 + crypto_sign_SECRETKEYBYTES)
 #define PREKEY_TARGET 100
-#define TICK_MS	      100
-#define RETRY_MS      500
+/* The signed prekey is replaced when older than this (opts: 0). */
+#define SIGNED_MAX_AGE_MS (7LL * 24 * 3600 * 1000)
+/* How often a long-lived connection checks that age, at most. */
+#define ROTATE_CHECK_MS (3600LL * 1000)
+#define TICK_MS		100
+#define RETRY_MS	500
 /* Only used to generate the identity before the relay gives an account. */
 #define NO_ACCOUNT "00000000-0000-4000-8000-000000000000"
 
@@ -110,6 +114,10 @@ struct bv_client {
 	int enrolling; /* enroll sent, not yet authed */
 	int closed;
 	unsigned inflight; /* requests of the client itself (keys_put…) */
+	int64_t signed_max_age_ms;
+	uint64_t rotate_check_at; /* mono ms */
+	int rotating;		  /* a new signed prekey is being uploaded */
+	int rotate_again;	  /* the last one was not confirmed */
 	struct send_op *ops;
 	struct pending *pending;
 };
@@ -204,19 +212,38 @@ out:
 
 /* ---- prekeys ---- */
 
+/* One keys_put; signed_id: the signed prekey in it (0: none). */
+struct upload {
+	struct bv_client *c;
+	uint32_t signed_id;
+};
+
 static void
 on_keys_put(void *arg, int rc, const struct bv_wire_msg *m)
 {
-	struct bv_client *c = arg;
-	int first = c->enrolling;
+	struct upload *u = arg;
+	struct bv_client *c = u->c;
+	uint32_t signed_id = u->signed_id;
+	int first = c->enrolling, r;
 
 	(void)m;
+	bv_free(u);
 	c->inflight--;
+	if (signed_id)
+		c->rotating = 0;
 	if (c->closed)
 		return;
 	if (rc < 0) {
+		if (signed_id && !first)
+			c->rotate_again = 1;
 		report(c, rc, NULL, "prekey upload failed");
 		return;
+	}
+	if (signed_id) {
+		/* The relay hands out the new one now: older ones can go. */
+		r = bv_session_signed_confirmed(c->session, signed_id);
+		if (r < 0)
+			report(c, r, NULL, "cannot record the signed prekey");
 	}
 	if (first) {
 		c->enrolling = 0;
@@ -228,13 +255,19 @@ static int
 upload_prekeys(struct bv_client *c, size_t n, int with_signed)
 {
 	struct bv_session_keys *k = NULL;
+	struct upload *u = NULL;
 	char *frame = NULL;
 	int64_t id;
 	int rc;
 
+	u = bv_calloc(1, sizeof(*u));
+	if (!u)
+		return BV_ENOMEM;
+	u->c = c;
 	rc = bv_session_keys_new(c->session, n, with_signed, &k);
 	if (rc < 0)
 		goto out;
+	u->signed_id = k->has_signed_prekey ? k->signed_prekey.id : 0;
 	id = conn__next_id(c->conn);
 	rc = bv_wire_build_keys_put(
 		id, k->has_signed_prekey ? &k->signed_prekey : NULL,
@@ -242,13 +275,41 @@ upload_prekeys(struct bv_client *c, size_t n, int with_signed)
 		k->one_time, k->n_one_time, &frame);
 	if (rc < 0)
 		goto out;
-	rc = conn__request(c->conn, id, frame, on_keys_put, c);
-	if (rc == 0)
+	rc = conn__request(c->conn, id, frame, on_keys_put, u);
+	if (rc == 0) {
 		c->inflight++;
+		u = NULL;
+	}
 out:
+	bv_free(u);
 	bv_free(frame);
 	bv_session_keys_free(k);
 	return rc;
+}
+
+/* Replaces the signed prekey when it is old, or the last new one was not
+ * confirmed by the relay. */
+static void
+maybe_rotate(struct bv_client *c)
+{
+	int64_t age = 0;
+	int rc;
+
+	if (!c->session || c->enrolling || c->rotating || !conn__ready(c->conn))
+		return;
+	if (!c->rotate_again) {
+		rc = bv_session_signed_age(c->session, bv_now_ms(), &age);
+		if (rc < 0 || age < c->signed_max_age_ms)
+			return;
+	}
+	c->rotate_again = 0;
+	rc = upload_prekeys(c, 0, 1);
+	if (rc == 0) {
+		c->rotating = 1;
+	} else {
+		c->rotate_again = 1;
+		report(c, rc, NULL, "signed prekey rotation failed");
+	}
 }
 
 /* ---- connection events ---- */
@@ -294,6 +355,7 @@ on_event(void *ud, enum bv_conn_event ev, int code)
 		if (rc < 0)
 			report(c, rc, NULL, "enrollment not finished");
 		status(c, BV_CLIENT_ONLINE, 0);
+		maybe_rotate(c);
 		break;
 	case BV_CONN_DISCONNECTED:
 		status(c, BV_CLIENT_OFFLINE, code);
@@ -959,6 +1021,15 @@ on_tick(uv_timer_t *t)
 	/* Offline sends wait for the connection without using attempts. */
 	if (!conn__ready(c->conn))
 		return;
+	if (now >= c->rotate_check_at) {
+		int64_t every = c->signed_max_age_ms / 4;
+
+		if (every > ROTATE_CHECK_MS)
+			every = ROTATE_CHECK_MS;
+		c->rotate_check_at =
+			now + (uint64_t)(every > TICK_MS ? every : TICK_MS);
+		maybe_rotate(c);
+	}
 	for (op = c->ops; op; op = next) {
 		next = op->next;
 		if (op->retry_at && op->retry_at <= now && !op->inflight) {
@@ -1374,6 +1445,9 @@ bv_client_new(const struct bv_client_opts *opts, struct bv_client **out)
 	if (!c)
 		return BV_ENOMEM;
 	c->o = *opts;
+	c->signed_max_age_ms = opts->signed_prekey_max_age_ms > 0
+				       ? opts->signed_prekey_max_age_ms
+				       : SIGNED_MAX_AGE_MS;
 	c->o.store_path = NULL;
 	c->o.store_key = NULL;
 	c->o.relay_host = NULL;

@@ -22,8 +22,12 @@
 #include "session.h"
 
 /*
- * The store has no table for counters, so the next prekey ids live in a
- * sealed session record under a name no peer can have (peers are uuids).
+ * The store has no table for counters, so the next prekey ids and the time
+ * of the last signed prekey live in a sealed session record under a name
+ * no peer can have (peers are uuids): be32 next one-time id, be32 next
+ * signed id, be64 ms of the newest signed prekey, be32 id of the signed
+ * prekey the relay last confirmed (the last two are absent in records
+ * written before rotation: then rotation is due).
  */
 #define META_NAME   "~bvchat:prekey_ids"
 #define META_DEVICE 0
@@ -238,29 +242,56 @@ get_be32(const uint8_t *p)
 	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
-/* Reads the next one-time and signed prekey ids (1 when none stored). */
+struct meta {
+	uint32_t next_one_time; /* 1 when none stored */
+	uint32_t next_signed;
+	int64_t signed_ms;     /* newest signed prekey made; 0: not known */
+	uint32_t confirmed_sg; /* 0: none confirmed yet */
+};
+
 static int
-ids_load(struct bv_session *s, uint32_t *next_one_time, uint32_t *next_signed)
+meta_load(struct bv_session *s, struct meta *m)
 {
 	uint8_t *rec = NULL, *user = NULL;
 	size_t len = 0, user_len = 0;
 	int found = 0, rc;
 
-	*next_one_time = 1;
-	*next_signed = 1;
+	memset(m, 0, sizeof(*m));
+	m->next_one_time = 1;
+	m->next_signed = 1;
 	rc = bv_store_session_load(s->store, META_NAME, META_DEVICE, &rec, &len,
 				   &user, &user_len, &found);
 	if (rc < 0 || !found)
 		return rc;
-	if (len == 8) {
-		*next_one_time = get_be32(rec);
-		*next_signed = get_be32(rec + 4);
+	if (len == 8 || len == 20) {
+		m->next_one_time = get_be32(rec);
+		m->next_signed = get_be32(rec + 4);
+		if (len == 20) {
+			m->signed_ms =
+				(int64_t)((uint64_t)get_be32(rec + 8) << 32 |
+					  get_be32(rec + 12));
+			m->confirmed_sg = get_be32(rec + 16);
+		}
 	} else {
 		rc = BV_EIO;
 	}
 	bv_free(rec);
 	bv_free(user);
 	return rc;
+}
+
+static int
+meta_save(struct bv_session *s, const struct meta *m)
+{
+	uint8_t rec[20];
+
+	put_be32(rec, m->next_one_time);
+	put_be32(rec + 4, m->next_signed);
+	put_be32(rec + 8, (uint32_t)((uint64_t)m->signed_ms >> 32));
+	put_be32(rec + 12, (uint32_t)m->signed_ms);
+	put_be32(rec + 16, m->confirmed_sg);
+	return bv_store_session_store(s->store, META_NAME, META_DEVICE, rec,
+				      sizeof(rec), NULL, 0);
 }
 
 static uint32_t
@@ -394,8 +425,7 @@ bv_session_keys_new(struct bv_session *s, size_t n_one_time, int with_signed,
 		    struct bv_session_keys **out)
 {
 	struct bv_session_keys *k = NULL;
-	uint32_t next_ot, next_sg, last;
-	uint8_t rec[8];
+	struct meta m;
 	int in_tx = 0, rc;
 
 	if (!s || !out || n_one_time > BV_SESSION_PREKEYS_MAX ||
@@ -415,26 +445,24 @@ bv_session_keys_new(struct bv_session *s, size_t n_one_time, int with_signed,
 	if (rc < 0)
 		goto out;
 	in_tx = 1;
-	rc = ids_load(s, &next_ot, &next_sg);
+	rc = meta_load(s, &m);
 	if (rc < 0)
 		goto out;
 	if (with_signed) {
-		rc = make_signed(s, id_next(next_sg - 1), k);
+		rc = make_signed(s, id_next(m.next_signed - 1), k);
 		if (rc < 0)
 			goto out;
-		next_sg = id_next(k->signed_prekey.id);
+		m.next_signed = id_next(k->signed_prekey.id);
+		m.signed_ms = bv_now_ms();
 	}
 	if (n_one_time) {
-		rc = make_one_time(s, id_next(next_ot - 1), n_one_time, k);
+		rc = make_one_time(s, id_next(m.next_one_time - 1), n_one_time,
+				   k);
 		if (rc < 0)
 			goto out;
-		last = k->one_time[n_one_time - 1].id;
-		next_ot = id_next(last);
+		m.next_one_time = id_next(k->one_time[n_one_time - 1].id);
 	}
-	put_be32(rec, next_ot);
-	put_be32(rec + 4, next_sg);
-	rc = bv_store_session_store(s->store, META_NAME, META_DEVICE, rec,
-				    sizeof(rec), NULL, 0);
+	rc = meta_save(s, &m);
 	if (rc < 0)
 		goto out;
 	rc = bv_store_commit(s->store);
@@ -447,6 +475,47 @@ out:
 	if (in_tx)
 		bv_store_rollback(s->store);
 	bv_session_keys_free(k);
+	return rc;
+}
+
+int
+bv_session_signed_age(struct bv_session *s, int64_t now_ms, int64_t *age_ms)
+{
+	struct meta m;
+	int rc;
+
+	if (!s || !age_ms)
+		return BV_EINVAL;
+	rc = meta_load(s, &m);
+	if (rc < 0)
+		return rc;
+	*age_ms = m.signed_ms > 0 ? now_ms - m.signed_ms : INT64_MAX;
+	return 0;
+}
+
+int
+bv_session_signed_confirmed(struct bv_session *s, uint32_t id)
+{
+	struct meta m;
+	int rc;
+
+	if (!s || id == 0 || id > PRE_KEY_MEDIUM_MAX_VALUE)
+		return BV_EINVAL;
+	rc = bv_store_begin(s->store);
+	if (rc < 0)
+		return rc;
+	rc = meta_load(s, &m);
+	/* Peers may still use the one the relay had before id (PreKey
+	 * messages on their way): everything older than that goes. */
+	if (rc == 0 && m.confirmed_sg && m.confirmed_sg < id)
+		rc = bv_store_prekey_remove_below(s->store, 1, m.confirmed_sg);
+	if (rc == 0) {
+		m.confirmed_sg = id;
+		rc = meta_save(s, &m);
+	}
+	if (rc == 0)
+		return bv_store_commit(s->store);
+	bv_store_rollback(s->store);
 	return rc;
 }
 

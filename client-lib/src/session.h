@@ -62,8 +62,8 @@ struct bv_session_keys {
  * Generates n_one_time one-time prekeys (0 … BV_SESSION_PREKEYS_MAX) and,
  * when with_signed, a new signed prekey, and stores their private halves
  * in one transaction. Ids are persisted and increase (one-time and signed
- * each count on their own, 1 … 0xFFFFFF, then wrap to 1); an older signed
- * prekey is kept so PreKey messages still in flight decrypt. Must not be
+ * each count on their own, 1 … 0xFFFFFF, then wrap to 1); older signed
+ * prekeys stay until bv_session_signed_confirmed(). Must not be
  * called inside a store transaction.
  * Returns 0 and sets *out (free with bv_session_keys_free); BV_EINVAL for
  * bad arguments or nothing to generate; BV_EIO; BV_ENOMEM; BV_EINTERNAL.
@@ -71,6 +71,19 @@ struct bv_session_keys {
 int bv_session_keys_new(struct bv_session *s, size_t n_one_time,
 			int with_signed, struct bv_session_keys **out);
 void bv_session_keys_free(struct bv_session_keys *k);
+
+/*
+ * How long ago (at now_ms) our newest signed prekey was made: INT64_MAX
+ * when none was, or before this was recorded. Rotation: make a new one
+ * with bv_session_keys_new(s, 0, 1, …), upload it, and once the relay
+ * confirmed it call bv_session_signed_confirmed(s, its id): that removes
+ * the signed prekeys older than the one confirmed before (which peers may
+ * still be using). Ids are taken as increasing (they wrap after 16 million
+ * rotations). Return 0, BV_EINVAL, BV_EIO or BV_ENOMEM.
+ */
+int bv_session_signed_age(struct bv_session *s, int64_t now_ms,
+			  int64_t *age_ms);
+int bv_session_signed_confirmed(struct bv_session *s, uint32_t id);
 
 /*
  * Builds a session with each device of account from its keys_get bundle

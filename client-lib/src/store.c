@@ -769,24 +769,39 @@ bv_store_prekey_contains(struct bv_store *s, int is_signed, uint32_t id,
 	return rc;
 }
 
-int
-bv_store_prekey_remove(struct bv_store *s, int is_signed, uint32_t id)
+static int
+prekey_delete(struct bv_store *s, int is_signed, uint32_t id, int below)
 {
+	static const char *const sql[2][2] = {
+		{"DELETE FROM pre_keys WHERE id = ?",
+		 "DELETE FROM pre_keys WHERE id < ?"},
+		{"DELETE FROM signed_pre_keys WHERE id = ?",
+		 "DELETE FROM signed_pre_keys WHERE id < ?"},
+	};
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	if (!s)
 		return BV_EINVAL;
-	rc = prepare(s,
-		     is_signed ? "DELETE FROM signed_pre_keys WHERE id = ?"
-			       : "DELETE FROM pre_keys WHERE id = ?",
-		     &st);
+	rc = prepare(s, sql[!!is_signed][!!below], &st);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, id);
 	rc = step_done(s, st);
 	sqlite3_finalize(st);
 	return rc;
+}
+
+int
+bv_store_prekey_remove(struct bv_store *s, int is_signed, uint32_t id)
+{
+	return prekey_delete(s, is_signed, id, 0);
+}
+
+int
+bv_store_prekey_remove_below(struct bv_store *s, int is_signed, uint32_t id)
+{
+	return prekey_delete(s, is_signed, id, 1);
 }
 
 /* --- sessions ----------------------------------------------------------- */

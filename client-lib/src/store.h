@@ -71,6 +71,9 @@ int bv_store_prekey_get(struct bv_store *s, int is_signed, uint32_t id,
 int bv_store_prekey_contains(struct bv_store *s, int is_signed, uint32_t id,
 			     int *found);
 int bv_store_prekey_remove(struct bv_store *s, int is_signed, uint32_t id);
+/* Removes every prekey (one-time or signed) with an id below id. */
+int bv_store_prekey_remove_below(struct bv_store *s, int is_signed,
+				 uint32_t id);
 
 /*
  * Signal sessions by (name, device_id). load sets *found = 0 and leaves

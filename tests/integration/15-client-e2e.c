@@ -9,7 +9,9 @@
  * - a message that cannot be decrypted (the receiver lost its session) is
  *   kept as a placeholder, asked for again and recovered exactly once;
  * - a message written while offline and not sent before the app stopped
- *   goes out after a restart, with its id, exactly once.
+ *   goes out after a restart, with its id, exactly once;
+ * - the signed prekey is replaced when old, the relay hands out the new
+ *   one, and sessions built from it work.
  * Every wait is bounded.
  */
 #include <setjmp.h>
@@ -331,6 +333,84 @@ t_unsent_after_restart(void **state)
 	peer_close(&eli);
 }
 
+/* The id of the signed prekey the relay holds for p's device; -1: none. */
+static long long
+relay_signed_id(const struct peer *p)
+{
+	char dev[16];
+	const char *params[2] = {bv_client_account(p->c), dev};
+
+	snprintf(dev, sizeof(dev), "%u", bv_client_device(p->c));
+	return bvt_sql_int(env.db,
+			   "SELECT coalesce(max(s.key_id), -1) FROM"
+			   " signed_prekeys s JOIN devices d ON d.id = s.device"
+			   " WHERE d.account_id = $1::uuid"
+			   " AND d.device_id = $2::int",
+			   2, params);
+}
+
+/* Runs the loop until the relay holds a signed prekey id above id. */
+static long long
+wait_signed_above(const struct peer *p, long long id)
+{
+	int64_t deadline = bvt_now_ms() + bvt_ms(BVT_TIMEOUT);
+	long long now = relay_signed_id(p);
+
+	while (now <= id && bvt_now_ms() < deadline) {
+		run_for(200);
+		now = relay_signed_id(p);
+	}
+	return now;
+}
+
+static void
+t_signed_prekey_rotation(void **state)
+{
+	struct peer cam, eli, ola;
+	char m1[BV_CLIENT_MESSAGE_ID_LEN + 1], m2[BV_CLIENT_MESSAGE_ID_LEN + 1];
+	char C[BV_CLIENT_ACCOUNT_LEN + 1];
+	long long id1, id2, id3;
+
+	(void)state;
+	memset(&cam, 0, sizeof(cam));
+	memset(&eli, 0, sizeof(eli));
+	memset(&ola, 0, sizeof(ola));
+	peer_signed_max_age_ms = 1500;
+	enroll(&cam, "camilla", NULL, 0);
+	peer_signed_max_age_ms = 0;
+	snprintf(C, sizeof(C), "%s", bv_client_account(cam.c));
+	id1 = relay_signed_id(&cam);
+	assert_int_equal(id1, 1);
+
+	/* Older than its maximum age: replaced, while connected. */
+	id2 = wait_signed_above(&cam, id1);
+	if (id2 <= id1)
+		fail_msg("the signed prekey was not replaced (relay has %lld)",
+			 id2);
+	enroll(&eli, "elisa", NULL, 0);
+	say(&eli, C, "Hei", m1); /* X3DH with the new signed prekey */
+	expect(&cam, m1, &eli, "Hei");
+
+	/* And again, after a restart too; the one before stays usable. */
+	peer_close(&cam);
+	run_for(1600);
+	peer_signed_max_age_ms = 1500;
+	peer_open(&cam, "camilla");
+	peer_signed_max_age_ms = 0;
+	assert_int_equal(bv_client_connect(cam.c), 0);
+	id3 = wait_signed_above(&cam, id2);
+	if (id3 <= id2)
+		fail_msg("no rotation after restart (relay has %lld)", id3);
+	enroll(&ola, "ola", NULL, 0);
+	say(&ola, C, "Hallo", m2);
+	expect(&cam, m2, &ola, "Hallo");
+	assert_int_equal(cam.errors + eli.errors + ola.errors, 0);
+
+	peer_close(&cam);
+	peer_close(&eli);
+	peer_close(&ola);
+}
+
 static int
 group_setup(void **state)
 {
@@ -348,6 +428,7 @@ main(void)
 		T(t_two_by_two),
 		T(t_resend_recovers),
 		T(t_unsent_after_restart),
+		T(t_signed_prekey_rotation),
 	};
 	/* clang-format on */
 

@@ -521,7 +521,9 @@ test_prekey_ids(void **state)
 	struct bv_session_keys *k = NULL;
 	uint8_t key1[BV_KEY_LEN], key2[BV_KEY_LEN];
 	uint32_t reg1, reg2, last;
+	int64_t age;
 	size_t i;
+	int found;
 
 	assert_int_equal(bv_session_keys_new(w->a1.s, 0, 0, &k), BV_EINVAL);
 	assert_int_equal(bv_session_keys_new(w->a1.s, 5, 1, &k), 0);
@@ -546,10 +548,45 @@ test_prekey_ids(void **state)
 		last = k->one_time[i].id;
 	}
 	bv_session_keys_free(k);
+	assert_int_equal(
+		bv_session_signed_age(w->a1.s, bv_now_ms() + 5000, &age), 0);
+	assert_true(age >= 5000 && age < 60000);
 	assert_int_equal(bv_session_keys_new(w->a1.s, 0, 1, &k), 0);
 	assert_int_equal(k->signed_prekey.id, 2);
 	assert_int_equal(k->n_one_time, 0);
 	bv_session_keys_free(k);
+
+	/* Rotation: nothing is removed until the relay confirmed a new one;
+	 * then what is older than the previously confirmed one goes. */
+	assert_int_equal(bv_session_signed_confirmed(w->a1.s, 1), 0);
+	assert_int_equal(bv_session_keys_new(w->a1.s, 0, 1, &k), 0);
+	assert_int_equal(k->signed_prekey.id, 3);
+	bv_session_keys_free(k);
+	assert_int_equal(bv_store_prekey_contains(w->a1.st, 1, 1, &found), 0);
+	assert_int_equal(found, 1);
+	assert_int_equal(bv_session_signed_confirmed(w->a1.s, 3), 0);
+	assert_int_equal(bv_store_prekey_contains(w->a1.st, 1, 1, &found), 0);
+	assert_int_equal(found, 1); /* the relay's previous one */
+	assert_int_equal(bv_session_keys_new(w->a1.s, 0, 1, &k), 0);
+	assert_int_equal(k->signed_prekey.id, 4);
+	bv_session_keys_free(k);
+	assert_int_equal(bv_session_signed_confirmed(w->a1.s, 4), 0);
+	assert_int_equal(bv_store_prekey_contains(w->a1.st, 1, 1, &found), 0);
+	assert_int_equal(found, 0);
+	assert_int_equal(bv_store_prekey_contains(w->a1.st, 1, 2, &found), 0);
+	assert_int_equal(found, 0);
+	assert_int_equal(bv_store_prekey_contains(w->a1.st, 1, 3, &found), 0);
+	assert_int_equal(found, 1);
+	assert_int_equal(bv_store_prekey_contains(w->a1.st, 1, 4, &found), 0);
+	assert_int_equal(found, 1);
+	assert_int_equal(bv_session_signed_confirmed(w->a1.s, 0), BV_EINVAL);
+	party_close(&w->a1);
+	party_open(w, &w->a1);
+	assert_int_equal(bv_session_signed_age(w->a1.s, bv_now_ms(), &age), 0);
+	assert_true(age >= 0 && age < 60000);
+	/* A device that never made one is due at once. */
+	assert_int_equal(bv_session_signed_age(w->b.s, bv_now_ms(), &age), 0);
+	assert_true(age == INT64_MAX);
 }
 
 int
