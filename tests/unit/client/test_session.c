@@ -514,6 +514,58 @@ test_identity_changed(void **state)
 	bv_session_outgoing_free(o);
 }
 
+/* A receipt decrypts to RECEIPT, is marked seen (a redelivery is a
+ * duplicate) and is not a message of the history. */
+static void
+test_receipt_handling(void **state)
+{
+	struct world *w = *state;
+	struct party *to_b[1] = {&w->b};
+	struct bv_session_recipient r = {ALICE, 1, 0};
+	struct bv_session_outgoing *o;
+	struct bv_session_envelope v;
+	enum bv_session_result res;
+	struct bv_content *c = NULL;
+	const char *ids[2] = {"m1", "m2"};
+	struct hist h = {0};
+	int64_t seq = 0;
+
+	link_to(&w->a1, &w->b, BV_TRUST_NEW);
+	o = send_text(&w->a1, "m1", "en", to_b, 1);
+	v = env_of(&w->a1, "m1", &o->envs[0]);
+	recv_expect(&w->b, &v, BV_SESSION_OK, "en");
+	bv_session_outgoing_free(o);
+
+	assert_int_equal(bv_content_receipt_new(CONV, "rc1", 1795431300000,
+						BV_RECEIPT_READ, ids, 2, &c),
+			 0);
+	assert_int_equal(bv_session_encrypt(w->b.s, c, &r, 1, &o), 0);
+	bv_content_free(c);
+	c = NULL;
+	v = env_of(&w->b, "rc1", &o->envs[0]);
+	assert_int_equal(bv_session_receive(w->a1.s, &v, &res, &c, &seq), 0);
+	assert_int_equal(res, BV_SESSION_OK);
+	assert_int_equal(c->kind, BV_CONTENT_RECEIPT);
+	assert_int_equal(c->receipt, BV_RECEIPT_READ);
+	assert_string_equal(c->conversation, CONV);
+	assert_int_equal(c->n_ids, 2);
+	assert_string_equal(c->ids[0], "m1");
+	assert_string_equal(c->ids[1], "m2");
+	assert_int_equal(seq, -1);
+	bv_content_free(c);
+	c = NULL;
+	assert_int_equal(bv_session_receive(w->a1.s, &v, &res, &c, &seq), 0);
+	assert_int_equal(res, BV_SESSION_DUPLICATE);
+	assert_null(c);
+	bv_session_outgoing_free(o);
+	assert_int_equal(bv_store_history_list(w->a1.st, CONV, 0, hist_cb, &h),
+			 0);
+	assert_int_equal(h.received + h.placeholders, 0);
+	assert_int_equal(bv_store_history_list(w->a1.st, BOB, 0, hist_cb, &h),
+			 0);
+	assert_int_equal(h.received + h.placeholders, 0);
+}
+
 static void
 test_prekey_ids(void **state)
 {
@@ -602,6 +654,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_content, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_identity_changed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_receipt_handling, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_prekey_ids, setup,
 						teardown),
