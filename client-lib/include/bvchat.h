@@ -309,6 +309,22 @@ int bv_client_mark_read(struct bv_client *c, const char *conversation,
 int bv_client_accept_identity(struct bv_client *c, const char *account,
 			      uint32_t device);
 
+/* Digits of a safety number. */
+#define BV_CLIENT_SAFETY_NUMBER_LEN 60
+
+/*
+ * The safety number of this device and (account, device) under the key
+ * this device trusts for it: 60 digits and a NUL into out, the same on
+ * both devices. People compare it (in person, on the phone) to know no
+ * one sits between them; show it in groups of five. After a key change,
+ * accepting the new key and then comparing is the way to verify it.
+ * Returns 0; BV_EINVAL for bad arguments or when no key is trusted for
+ * that device yet; BV_EIO; BV_ENOMEM; BV_EINTERNAL.
+ */
+int bv_client_safety_number(struct bv_client *c, const char *account,
+			    uint32_t device,
+			    char out[BV_CLIENT_SAFETY_NUMBER_LEN + 1]);
+
 /*
  * Runs the client's loop once (UV_RUN_ONCE): waits for at most about
  * 100 ms, then handles what is ready. Returns 0, or BV_EINVAL for NULL.

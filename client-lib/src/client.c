@@ -1320,6 +1320,16 @@ bv_client_accept_identity(struct bv_client *c, const char *account,
 	return fetch(c, NULL, account, device, 1);
 }
 
+int
+bv_client_safety_number(struct bv_client *c, const char *account,
+			uint32_t device,
+			char out[BV_CLIENT_SAFETY_NUMBER_LEN + 1])
+{
+	if (!c || !c->session || !out)
+		return BV_EINVAL;
+	return bv_session_safety_number(c->session, account, device, out);
+}
+
 /* ---- the local history ---- */
 
 struct history_walk {

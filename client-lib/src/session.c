@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <curve.h>
+#include <fingerprint.h>
 #include <key_helper.h>
 #include <protocol.h>
 #include <ratchet.h>
@@ -475,6 +476,71 @@ out:
 	if (in_tx)
 		bv_store_rollback(s->store);
 	bv_session_keys_free(k);
+	return rc;
+}
+
+/* Signal's iteration count for displayable fingerprints. */
+#define SAFETY_ITERATIONS	 5200
+#define SAFETY_SCANNABLE_VERSION 1
+
+int
+bv_session_safety_number(struct bv_session *s, const char *account,
+			 uint32_t device, char out[BV_SESSION_SAFETY_LEN + 1])
+{
+	uint8_t *pub = NULL, *priv = NULL, *peer = NULL;
+	size_t pub_len = 0, priv_len = 0, peer_len = 0;
+	ec_public_key *ours = NULL, *theirs = NULL;
+	fingerprint_generator *gen = NULL;
+	fingerprint *fp = NULL;
+	char local[BV_UUID_LEN + 12], remote[BV_UUID_LEN + 12];
+	const char *text;
+	uint32_t reg;
+	int found = 0, rc;
+
+	if (!s || !account || !bv_uuid_valid(account) || !out || device == 0)
+		return BV_EINVAL;
+	rc = bv_store_identity_get(s->store, &pub, &pub_len, &priv, &priv_len,
+				   &reg);
+	if (rc == 0)
+		rc = bv_store_identity_peer(s->store, account, (int32_t)device,
+					    &peer, &peer_len, &found);
+	if (rc == 0 && !found)
+		rc = BV_EINVAL;
+	if (rc < 0)
+		goto out;
+	rc = from_sg(curve_decode_point(&ours, pub, pub_len, s->ctx));
+	if (rc == 0)
+		rc = from_sg(
+			curve_decode_point(&theirs, peer, peer_len, s->ctx));
+	if (rc == 0)
+		rc = from_sg(fingerprint_generator_create(
+			&gen, SAFETY_ITERATIONS, SAFETY_SCANNABLE_VERSION,
+			s->ctx));
+	if (rc < 0)
+		goto out;
+	/* Devices have keys of their own, so a device is the identity. */
+	snprintf(local, sizeof(local), "%s.%u", s->account, s->device);
+	snprintf(remote, sizeof(remote), "%s.%u", account, device);
+	rc = from_sg(fingerprint_generator_create_for(gen, local, ours, remote,
+						      theirs, &fp));
+	if (rc < 0)
+		goto out;
+	text = displayable_fingerprint_text(fingerprint_get_displayable(fp));
+	if (!text || strlen(text) != BV_SESSION_SAFETY_LEN) {
+		rc = BV_EINTERNAL;
+		goto out;
+	}
+	memcpy(out, text, BV_SESSION_SAFETY_LEN + 1);
+out:
+	SIGNAL_UNREF(fp);
+	fingerprint_generator_free(gen);
+	SIGNAL_UNREF(ours);
+	SIGNAL_UNREF(theirs);
+	if (priv)
+		bv_wipe(priv, priv_len);
+	bv_free(priv);
+	bv_free(pub);
+	bv_free(peer);
 	return rc;
 }
 

@@ -111,6 +111,20 @@ int bv_session_process_bundles(struct bv_session *s, const char *account,
 int bv_session_accept_identity(struct bv_session *s, const char *account,
 			       uint32_t device, const uint8_t key[BV_KEY_LEN]);
 
+/* Digits of a safety number (Signal's displayable fingerprint). */
+#define BV_SESSION_SAFETY_LEN 60
+
+/*
+ * The safety number of our device and (account, device) under the key we
+ * trust for it: 60 digits and a NUL in out, the same on both devices, to
+ * compare in person or on the phone. Returns 0; BV_EINVAL for bad
+ * arguments or when no key is trusted for that device yet; BV_EIO;
+ * BV_ENOMEM; BV_EINTERNAL.
+ */
+int bv_session_safety_number(struct bv_session *s, const char *account,
+			     uint32_t device,
+			     char out[BV_SESSION_SAFETY_LEN + 1]);
+
 /* Sets *found to 1 when there is a session with (account, device). */
 int bv_session_has(struct bv_session *s, const char *account, uint32_t device,
 		   int *found);

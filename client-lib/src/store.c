@@ -1053,6 +1053,17 @@ peer_id_load(struct bv_store *s, const char *name, int32_t device_id,
 }
 
 int
+bv_store_identity_peer(struct bv_store *s, const char *name, int32_t device_id,
+		       uint8_t **key, size_t *len, int *found)
+{
+	if (!s || !name || !key || !len || !found)
+		return BV_EINVAL;
+	*key = NULL;
+	*len = 0;
+	return peer_id_load(s, name, device_id, key, len, found);
+}
+
+int
 bv_store_identity_check(struct bv_store *s, const char *name, int32_t device_id,
 			const uint8_t *key, size_t len, enum bv_trust *trust)
 {

@@ -120,6 +120,11 @@ int bv_store_identity_check(struct bv_store *s, const char *name,
 int bv_store_identity_save(struct bv_store *s, const char *name,
 			   int32_t device_id, const uint8_t *key, size_t len,
 			   enum bv_trust *trust);
+/* The trusted key of (name, device_id): *key (free with bv_free) and *len,
+ * *found 0 when none. Returns 0, BV_EINVAL, BV_EIO or BV_ENOMEM. */
+int bv_store_identity_peer(struct bv_store *s, const char *name,
+			   int32_t device_id, uint8_t **key, size_t *len,
+			   int *found);
 int bv_store_identity_accept(struct bv_store *s, const char *name,
 			     int32_t device_id, const uint8_t *key, size_t len);
 

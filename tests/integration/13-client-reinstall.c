@@ -30,6 +30,8 @@ t_reinstall(void **state)
 	char m1[BV_CLIENT_MESSAGE_ID_LEN + 1], m2[BV_CLIENT_MESSAGE_ID_LEN + 1];
 	char m3[BV_CLIENT_MESSAGE_ID_LEN + 1], m4[BV_CLIENT_MESSAGE_ID_LEN + 1];
 	char elisa[BV_CLIENT_ACCOUNT_LEN + 1];
+	char sn_c[BV_CLIENT_SAFETY_NUMBER_LEN + 1];
+	char sn_e[BV_CLIENT_SAFETY_NUMBER_LEN + 1];
 	const char *rcpt[1];
 	unsigned n;
 
@@ -91,6 +93,14 @@ t_reinstall(void **state)
 	assert_int_equal(eli_new.n_rx, 2);
 	assert_int_equal(cam.key_changed, 1);
 	assert_int_equal(cam.errors + eli_new.errors, 0);
+
+	/* Both ends now show the same safety number for the new key. */
+	assert_int_equal(bv_client_safety_number(cam.c, elisa, 1, sn_c), 0);
+	assert_int_equal(bv_client_safety_number(eli_new.c,
+						 bv_client_account(cam.c),
+						 bv_client_device(cam.c), sn_e),
+			 0);
+	assert_string_equal(sn_c, sn_e);
 
 	/* And back, under the accepted key. */
 	say(&eli_new, bv_client_account(cam.c), "Takk", m1);

@@ -527,6 +527,7 @@ test_receipt_handling(void **state)
 	enum bv_session_result res;
 	struct bv_content *c = NULL;
 	const char *ids[2] = {"m1", "m2"};
+	char sn_a[BV_SESSION_SAFETY_LEN + 1], sn_b[BV_SESSION_SAFETY_LEN + 1];
 	struct hist h = {0};
 	int64_t seq = 0;
 
@@ -564,6 +565,19 @@ test_receipt_handling(void **state)
 	assert_int_equal(bv_store_history_list(w->a1.st, BOB, 0, hist_cb, &h),
 			 0);
 	assert_int_equal(h.received + h.placeholders, 0);
+
+	/* Both ends compute the same safety number; another pair not. */
+	assert_int_equal(bv_session_safety_number(w->a1.s, BOB, 1, sn_a), 0);
+	assert_int_equal(bv_session_safety_number(w->b.s, ALICE, 1, sn_b), 0);
+	assert_int_equal(strlen(sn_a), BV_SESSION_SAFETY_LEN);
+	assert_int_equal(strspn(sn_a, "0123456789"), BV_SESSION_SAFETY_LEN);
+	assert_string_equal(sn_a, sn_b);
+	link_to(&w->a2, &w->b, BV_TRUST_NEW);
+	assert_int_equal(bv_session_safety_number(w->a2.s, BOB, 1, sn_b), 0);
+	assert_string_not_equal(sn_a, sn_b);
+	/* No trusted key for that device: nothing to compare. */
+	assert_int_equal(bv_session_safety_number(w->a1.s, BOB, 7, sn_b),
+			 BV_EINVAL);
 }
 
 static void
