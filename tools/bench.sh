@@ -11,8 +11,8 @@
 #
 # usage: tools/bench.sh [--runs N] [--quick] [--same-db] [--json FILE]
 #                       [SCENARIO…]
-#   SCENARIO   throughput | latency | idle | idle-throughput | crypto | e2e
-#              (default: all)
+#   SCENARIO   throughput | latency | idle | idle-throughput | crypto | e2e |
+#              e2e-latency (default: all)
 #   --runs N   runs per scenario, the median is reported (3)
 #   --quick    shorter runs, 1,000 idle connections, fewer client
 #              messages (a smoke test)
@@ -42,7 +42,8 @@ while (($#)); do
 		json_out=${2:?--json needs a file}
 		shift
 		;;
-	throughput | latency | idle | idle-throughput | crypto | e2e)
+	throughput | latency | idle | idle-throughput | crypto | e2e | \
+		e2e-latency)
 		scenarios+=("$1")
 		;;
 	-h | --help)
@@ -57,7 +58,8 @@ while (($#)); do
 	shift
 done
 ((${#scenarios[@]})) ||
-	scenarios=(throughput latency idle idle-throughput crypto e2e)
+	scenarios=(throughput latency idle idle-throughput crypto e2e
+		e2e-latency)
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "bench: bad --runs" >&2; exit 2; }
 command -v jq >/dev/null || { echo "bench: needs jq" >&2; exit 1; }
 command -v curl >/dev/null || { echo "bench: needs curl" >&2; exit 1; }
@@ -315,6 +317,13 @@ for s in "${scenarios[@]}"; do
 				--inflight 10 --warmup "$warmup" \
 				--duration "$duration" --dir "$scratch"
 			;;
+		e2e-latency)
+			# 5 texts/s per sender, at times unrelated to the
+			# clients' 100 ms tick: the latency a user sees.
+			BIN=$e2e_bin run "$s" --pairs "$pairs" --size 100 \
+				--rate 50 --warmup "$warmup" \
+				--duration "$duration" --dir "$scratch"
+			;;
 		esac
 	done
 done
@@ -335,10 +344,11 @@ jq -rs '
 	    "\n  \($k): \(f($runs | map(.ops[$k].p50_us) | median))" +
 	    " (\(f($runs | map(.ops[$k].cpu_p50_us) | median)))") |
 	    join(""))
-	elif .[0].label == "e2e" then
-	  "e2e: runs \(length)" +
+	elif (.[0].label | startswith("e2e")) then
+	  "\(.[0].label): runs \(length)" +
 	  ", texts/s \(f(map(.msgs_per_s) | median))" +
 	  ", p50 \(f(map(.p50_ms) | median)) ms" +
+	  ", p90 \(f(map(.p90_ms) | median)) ms" +
 	  ", p99 \(f(map(.p99_ms) | median)) ms" +
 	  ", sent p50 \(f(map(.sent_p50_ms) | median)) ms" +
 	  ", first text p50 \(f(map(.first_text_p50_ms) | median)) ms" +

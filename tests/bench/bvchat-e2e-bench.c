@@ -3,7 +3,8 @@
  * bvchat-e2e-bench.c: end-to-end load through libbvchat with real
  * encryption on both ends. N sender/receiver pairs of bv_clients, each
  * enrolled afresh on its own store, on one borrowed libuv loop against a
- * real relay; each sender keeps K texts in flight (sent until bv_sent_cb).
+ * real relay; each sender keeps K texts in flight (sent until bv_sent_cb),
+ * or (--rate) texts go out at a fixed total rate, round-robin.
  * Reports texts/s delivered and decrypted, latency from
  * bv_client_send_text() to the receiver's on_message, and CPU per text.
  * Only bvchat.h drives the clients; tokens are signed with the tenant key
@@ -56,6 +57,7 @@ struct opts {
 	const char *dir;
 	unsigned pairs;
 	unsigned inflight;
+	double rate; /* texts/s over all senders; 0: K in flight */
 	size_t size;
 	double warmup;
 	double duration;
@@ -111,6 +113,8 @@ struct bench {
 	unsigned primed;
 	uint64_t t_phase; /* when the phase began */
 	uint64_t t_measure, t_measure_end;
+	uint64_t next_due; /* rate mode: when the next text is due */
+	unsigned rr;	   /* rate mode: the next sender */
 	/* Counted in the measured window only. */
 	uint64_t win_received;
 	struct samples lat;  /* send -> receiver's on_message */
@@ -119,6 +123,7 @@ struct bench {
 	/* Whole run. */
 	uint64_t sends, send_refused, accepted, failed_sends, received;
 	uint64_t duplicates, reordered, offline;
+	uint64_t capped; /* rate mode: due while the sender had 64 in flight */
 	struct rusage ru0, ru1;
 	unsigned long long relay0, relay1, db0, db1;
 	int relay_ok, db_ok;
@@ -316,11 +321,44 @@ sending(const struct bench *b)
 	return b->phase == PH_WARMUP || b->phase == PH_MEASURE;
 }
 
+/* 1 when a text sent at t0 was sent inside the measured window. */
+static int
+in_window(const struct bench *b, uint64_t t0)
+{
+	if (b->phase == PH_MEASURE)
+		return t0 >= b->t_measure;
+	if (b->phase == PH_DRAIN)
+		return t0 >= b->t_measure && t0 < b->t_measure_end;
+	return 0;
+}
+
+/* Keeps K texts in flight (not in rate mode). */
 static void
 pump(struct pair *p)
 {
+	if (p->b->o.rate > 0)
+		return;
 	while (!p->b->failed && sending(p->b) && p->inflight < p->b->o.inflight)
 		send_one(p);
+}
+
+/* Rate mode: sends every text that has fallen due, round-robin over the
+ * senders. A text due while its sender has MAX_INFLIGHT outstanding is
+ * counted and skipped (the relay would refuse more). */
+static void
+pace(struct bench *b, uint64_t now)
+{
+	uint64_t step = (uint64_t)((double)NS_PER_S / b->o.rate);
+	struct pair *p;
+
+	while (!b->failed && sending(b) && b->next_due <= now) {
+		p = &b->p[b->rr++ % b->o.pairs];
+		if (p->inflight < MAX_INFLIGHT)
+			send_one(p);
+		else
+			b->capped++;
+		b->next_due += step;
+	}
 }
 
 /* ------------------------------------------------------------ callbacks */
@@ -378,8 +416,7 @@ on_sent(struct bv_client *c, void *user, const char *message_id, int rc)
 	(void)c;
 	for (i = 0; i < MAX_INFLIGHT; i++)
 		if (p->slot[i].t0 && !strcmp(p->slot[i].mid, message_id)) {
-			if (rc == 0 && b->phase == PH_MEASURE &&
-			    p->slot[i].t0 >= b->t_measure)
+			if (rc == 0 && in_window(b, p->slot[i].t0))
 				sample_add(&b->sent, now_ns() - p->slot[i].t0);
 			p->slot[i].t0 = 0;
 			break;
@@ -456,11 +493,12 @@ on_message(struct bv_client *c, void *user, const char *conversation,
 		b->primed++;
 		return;
 	}
-	/* Sent and received inside the window. */
-	if (b->phase == PH_MEASURE && t0 >= b->t_measure) {
+	/* Throughput: what arrives in the window. Latency: every text
+	 * sent in the window, also when it arrives during the drain. */
+	if (b->phase == PH_MEASURE)
 		b->win_received++;
+	if (in_window(b, t0))
 		sample_add(&b->lat, now - t0);
-	}
 }
 
 /* ------------------------------------------------------------ phases */
@@ -509,6 +547,7 @@ enter(struct bench *b, enum phase ph, uint64_t now)
 			send_one(&b->p[i]);
 		break;
 	case PH_WARMUP:
+		b->next_due = now;
 		for (i = 0; i < b->o.pairs; i++)
 			pump(&b->p[i]);
 		break;
@@ -533,6 +572,9 @@ tick(uv_timer_t *t)
 {
 	struct bench *b = t->data;
 	uint64_t now = now_ns(), in = now - b->t_phase;
+
+	if (b->o.rate > 0)
+		pace(b, now);
 
 	switch (b->phase) {
 	case PH_ENROLL:
@@ -607,9 +649,14 @@ report(struct bench *b)
 	qsort(b->lat.v, b->lat.n, sizeof(*b->lat.v), cmp_u32);
 	qsort(b->prime.v, b->prime.n, sizeof(*b->prime.v), cmp_u32);
 	qsort(b->sent.v, b->sent.n, sizeof(*b->sent.v), cmp_u32);
-	printf("bvchat-e2e-bench %s: %u pairs of bv_clients, %zu-byte texts, "
-	       "%u in flight per sender\n",
-	       b->o.label, b->o.pairs, b->o.size, b->o.inflight);
+	printf("bvchat-e2e-bench %s: %u pairs of bv_clients, %zu-byte texts, ",
+	       b->o.label, b->o.pairs, b->o.size);
+	if (b->o.rate > 0)
+		printf("%.0f texts/s in all (at most %u in flight per "
+		       "sender)\n",
+		       b->o.rate, MAX_INFLIGHT);
+	else
+		printf("%u in flight per sender\n", b->o.inflight);
 	printf("  stores           %s\n", b->o.dir);
 	if (b->prime.n)
 		printf("  first text ms    p50 %.3f  max %.3f  (keys_get, "
@@ -636,9 +683,9 @@ report(struct bench *b)
 	printf("  totals           sends %" PRIu64 ", refused %" PRIu64
 	       ", accepted %" PRIu64 ", failed %" PRIu64 ", received %" PRIu64
 	       ", duplicates %" PRIu64 ", lost %" PRIu64
-	       ", out of order %" PRIu64 "\n",
+	       ", out of order %" PRIu64 ", skipped %" PRIu64 "\n",
 	       b->sends, b->send_refused, b->accepted, b->failed_sends,
-	       b->received, b->duplicates, lost, b->reordered);
+	       b->received, b->duplicates, lost, b->reordered, b->capped);
 	printf("  errors          ");
 	for (i = 0; i < b->n_errs; i++)
 		printf(" %s %lu", bv_client_strerror(b->errs[i].code),
@@ -647,6 +694,7 @@ report(struct bench *b)
 	if (!b->o.json)
 		return;
 	printf("{\"label\":\"%s\",\"ok\":%s,\"pairs\":%u,\"inflight\":%u,"
+	       "\"rate\":%.1f,"
 	       "\"size\":%zu,\"window_s\":%.3f,\"msgs_per_s\":%.1f,"
 	       "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
 	       "\"max_ms\":%.3f,\"sent_p50_ms\":%.3f,\"sent_p99_ms\":%.3f,"
@@ -657,9 +705,9 @@ report(struct bench *b)
 	       ",\"lost\":%" PRIu64 ",\"duplicates\":%" PRIu64
 	       ",\"out_of_order\":%" PRIu64 ",\"errors\":%zu}\n",
 	       b->o.label, b->failed || lost ? "false" : "true", b->o.pairs,
-	       b->o.inflight, b->o.size, win, rate, pct_ms(&b->lat, 50),
-	       pct_ms(&b->lat, 90), pct_ms(&b->lat, 99), pct_ms(&b->lat, 100),
-	       pct_ms(&b->sent, 50), pct_ms(&b->sent, 99),
+	       b->o.inflight, b->o.rate, b->o.size, win, rate,
+	       pct_ms(&b->lat, 50), pct_ms(&b->lat, 90), pct_ms(&b->lat, 99),
+	       pct_ms(&b->lat, 100), pct_ms(&b->sent, 50), pct_ms(&b->sent, 99),
 	       pct_ms(&b->prime, 50), self * 1e6 / n,
 	       relay >= 0 ? relay * 1e6 / n : -1, db >= 0 ? db * 1e6 / n : -1,
 	       b->sends, b->accepted, b->received, lost, b->duplicates,
@@ -689,6 +737,9 @@ usage(FILE *f)
 		"tenant-create\n"
 		"  --pairs N           sender/receiver pairs (10)\n"
 		"  --inflight K        texts in flight per sender (10)\n"
+		"  --rate R            instead: R texts/s in all, round-robin\n"
+		"                      over the senders (latency at a given\n"
+		"                      load)\n"
 		"  --size BYTES        text size, 32 ... 8192 (100)\n"
 		"  --duration S        measured seconds (10)\n"
 		"  --warmup S          unmeasured seconds first (2)\n"
@@ -748,6 +799,7 @@ parse_args(int argc, char **argv, struct opts *o)
 		{"key", required_argument, NULL, 'k'},
 		{"pairs", required_argument, NULL, 'p'},
 		{"inflight", required_argument, NULL, 'i'},
+		{"rate", required_argument, NULL, 'r'},
 		{"size", required_argument, NULL, 's'},
 		{"duration", required_argument, NULL, 'd'},
 		{"warmup", required_argument, NULL, 'w'},
@@ -794,6 +846,10 @@ parse_args(int argc, char **argv, struct opts *o)
 			if (num(optarg, 1, MAX_INFLIGHT, &v) < 0)
 				goto bad;
 			o->inflight = (unsigned)v;
+			break;
+		case 'r':
+			if (num(optarg, 0.1, 100000, &o->rate) < 0)
+				goto bad;
 			break;
 		case 's':
 			if (num(optarg, HDR_LEN, BV_CLIENT_TEXT_MAX, &v) < 0)
