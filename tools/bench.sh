@@ -20,7 +20,9 @@
 #              run, so runs do not inherit each other's table statistics)
 #   --json F   also append every run's JSON result line to F
 # Environment: BV_BENCH_BUILD (build tree, build-bench), BV_BENCH_KEEP=1
-# keeps the scratch directory (logs, database) for a look afterwards.
+# keeps the scratch directory (logs, database) for a look afterwards,
+# BV_BENCH_STORE_DIR puts the client benchmarks' stores there instead of
+# the scratch directory (e.g. /dev/shm: the client without fsync costs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd -P)
@@ -95,6 +97,7 @@ e2e_bin=$root/$build/tests/bench/bvchat-e2e-bench
 
 scratch=$(mktemp -d /tmp/bvchat-bench.XXXXXX)
 chmod 0755 "$scratch"
+store_dir=${BV_BENCH_STORE_DIR:-$scratch}
 pgdir=$scratch/pg
 relay_pid=
 bench_pid=
@@ -218,6 +221,7 @@ DB=postgres tools/pgcluster.sh psql "$pgdir" "$pgport" -At -F ' = ' -c \
 	sed 's/^/postgresql: /'
 echo "relay: $("$relay_bin" --version), --sends_per_minute 0, other limits" \
 	"default"
+echo "client stores: $store_dir ($(stat -f -c %T "$store_dir"))"
 if ((same_db)); then
 	echo "database: one for every run"
 else
@@ -262,10 +266,11 @@ run() {
 }
 
 # run_crypto: one bvchat-crypto-bench run (no relay, no database); its
-# stores go to the scratch directory, on the same disk as PostgreSQL's.
+# stores go to the scratch directory, on the same disk as PostgreSQL's,
+# unless BV_BENCH_STORE_DIR says otherwise.
 run_crypto() {
 	local line status=0
-	"$crypto_bin" --dir "$scratch" --label crypto --json \
+	"$crypto_bin" --dir "$store_dir" --label crypto --json \
 		"${crypto_args[@]}" >"$scratch/run.out" 2>"$scratch/run.err" ||
 		status=$?
 	grep -v '^{' "$scratch/run.out" || true
@@ -315,14 +320,14 @@ for s in "${scenarios[@]}"; do
 			# same disk as PostgreSQL.
 			BIN=$e2e_bin run "$s" --pairs "$pairs" --size 100 \
 				--inflight 10 --warmup "$warmup" \
-				--duration "$duration" --dir "$scratch"
+				--duration "$duration" --dir "$store_dir"
 			;;
 		e2e-latency)
 			# 5 texts/s per sender, at times unrelated to the
 			# clients' 100 ms tick: the latency a user sees.
 			BIN=$e2e_bin run "$s" --pairs "$pairs" --size 100 \
 				--rate 50 --warmup "$warmup" \
-				--duration "$duration" --dir "$scratch"
+				--duration "$duration" --dir "$store_dir"
 			;;
 		esac
 	done
