@@ -122,7 +122,7 @@ struct bench {
 	struct samples prime;
 	/* Whole run. */
 	uint64_t sends, send_refused, accepted, failed_sends, received;
-	uint64_t duplicates, reordered, offline;
+	uint64_t duplicates, reordered;
 	uint64_t capped; /* rate mode: due while the sender had 64 in flight */
 	struct rusage ru0, ru1;
 	unsigned long long relay0, relay1, db0, db1;
@@ -377,7 +377,6 @@ on_status(struct bv_client *c, void *user, enum bv_client_status st, int code)
 			b->enrolled++;
 		break;
 	case BV_CLIENT_OFFLINE:
-		b->offline++;
 		if (b->phase != PH_DONE)
 			fail(b, "pair %u: a client went offline (%d)", p->idx,
 			     code);
