@@ -15,7 +15,7 @@ help:
 	@echo "make test       both builds (normal, ASan+UBSan), format check, every test"
 	@echo "make build      build/ only"
 	@echo "make format     clang-format every C file in place"
-	@echo "make bench      the benchmarks of docs/performance.md (about 5 minutes)"
+	@echo "make bench      the benchmarks of docs/performance.md (about 6 minutes)"
 	@echo "make clean      remove build trees (var/ stays)"
 	@echo "make distclean  also stop and remove the demo database in var/"
 

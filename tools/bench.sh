@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-3.0-or-later
 # bench.sh: runs bvchat-bench against a real relay and PostgreSQL on this
-# machine, loopback only (docs/performance.md). Builds the optimised tree,
+# machine, loopback only (docs/performance.md), and the client benchmarks:
+# bvchat-crypto-bench (no relay) and bvchat-e2e-bench (libbvchat clients
+# through the relay). Builds the optimised tree,
 # makes a throwaway cluster (tools/pgcluster.sh, synchronous_commit=on),
 # migrates, creates a tenant, starts relays and runs the scenarios; prints
 # each run and the median per scenario. Stops what it started, by PID, and
@@ -9,14 +11,18 @@
 #
 # usage: tools/bench.sh [--runs N] [--quick] [--same-db] [--json FILE]
 #                       [SCENARIO…]
-#   SCENARIO   throughput | latency | idle | idle-throughput (default: all)
+#   SCENARIO   throughput | latency | idle | idle-throughput | crypto | e2e |
+#              e2e-latency (default: all)
 #   --runs N   runs per scenario, the median is reported (3)
-#   --quick    shorter runs, 1,000 idle connections (a smoke test)
+#   --quick    shorter runs, 1,000 idle connections, fewer client
+#              messages (a smoke test)
 #   --same-db  every run uses one database (default: a fresh database per
 #              run, so runs do not inherit each other's table statistics)
 #   --json F   also append every run's JSON result line to F
 # Environment: BV_BENCH_BUILD (build tree, build-bench), BV_BENCH_KEEP=1
-# keeps the scratch directory (logs, database) for a look afterwards.
+# keeps the scratch directory (logs, database) for a look afterwards,
+# BV_BENCH_STORE_DIR puts the client benchmarks' stores there instead of
+# the scratch directory (e.g. /dev/shm: the client without fsync costs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd -P)
@@ -38,7 +44,10 @@ while (($#)); do
 		json_out=${2:?--json needs a file}
 		shift
 		;;
-	throughput | latency | idle | idle-throughput) scenarios+=("$1") ;;
+	throughput | latency | idle | idle-throughput | crypto | e2e | \
+		e2e-latency)
+		scenarios+=("$1")
+		;;
 	-h | --help)
 		sed -n '/^# usage:/,/^# keeps/p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
@@ -50,7 +59,9 @@ while (($#)); do
 	esac
 	shift
 done
-((${#scenarios[@]})) || scenarios=(throughput latency idle idle-throughput)
+((${#scenarios[@]})) ||
+	scenarios=(throughput latency idle idle-throughput crypto e2e
+		e2e-latency)
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "bench: bad --runs" >&2; exit 2; }
 command -v jq >/dev/null || { echo "bench: needs jq" >&2; exit 1; }
 command -v curl >/dev/null || { echo "bench: needs curl" >&2; exit 1; }
@@ -60,8 +71,10 @@ command -v curl >/dev/null || { echo "bench: needs curl" >&2; exit 1; }
 # connections measures for less time.
 if ((quick)); then
 	warmup=1 duration=3 idle_n=1000 idle_duration=3
+	crypto_args=(--setups 10 --messages 50 --fanout-messages 10)
 else
 	warmup=2 duration=10 idle_n=10000 idle_duration=5
+	crypto_args=()
 fi
 pairs=10
 size=300
@@ -76,12 +89,15 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 }
 rm -f "/tmp/bvchat-bench-configure.$$.log"
 cmake --build "$build" -j "${BV_JOBS:-2}" --target bvchat-relay bvchat-bench \
-	>/dev/null
+	bvchat-crypto-bench bvchat-e2e-bench >/dev/null
 relay_bin=$root/$build/relay/bvchat-relay
 bench_bin=$root/$build/tests/bench/bvchat-bench
+crypto_bin=$root/$build/tests/bench/bvchat-crypto-bench
+e2e_bin=$root/$build/tests/bench/bvchat-e2e-bench
 
 scratch=$(mktemp -d /tmp/bvchat-bench.XXXXXX)
 chmod 0755 "$scratch"
+store_dir=${BV_BENCH_STORE_DIR:-$scratch}
 pgdir=$scratch/pg
 relay_pid=
 bench_pid=
@@ -205,6 +221,7 @@ DB=postgres tools/pgcluster.sh psql "$pgdir" "$pgport" -At -F ' = ' -c \
 	sed 's/^/postgresql: /'
 echo "relay: $("$relay_bin" --version), --sends_per_minute 0, other limits" \
 	"default"
+echo "client stores: $store_dir ($(stat -f -c %T "$store_dir"))"
 if ((same_db)); then
 	echo "database: one for every run"
 else
@@ -215,10 +232,11 @@ results=$scratch/results.jsonl
 : >"$results"
 
 # run LABEL ARGS…: one bench run against the current relay.
+# BIN (default: bvchat-bench) runs instead, for the e2e scenario.
 run() {
 	local label=$1 line status
 	shift
-	"$bench_bin" --url "127.0.0.1:$rport" --key "$key" \
+	"${BIN:-$bench_bin}" --url "127.0.0.1:$rport" --key "$key" \
 		--relay-pid "$relay_pid" --db-pid "$pg_pid" --label "$label" \
 		--json "$@" >"$scratch/run.out" 2>"$scratch/run.err" &
 	bench_pid=$!
@@ -247,10 +265,34 @@ run() {
 	fi
 }
 
+# run_crypto: one bvchat-crypto-bench run (no relay, no database); its
+# stores go to the scratch directory, on the same disk as PostgreSQL's,
+# unless BV_BENCH_STORE_DIR says otherwise.
+run_crypto() {
+	local line status=0
+	"$crypto_bin" --dir "$store_dir" --label crypto --json \
+		"${crypto_args[@]}" >"$scratch/run.out" 2>"$scratch/run.err" ||
+		status=$?
+	grep -v '^{' "$scratch/run.out" || true
+	line=$(grep '^{' "$scratch/run.out" | tail -n 1 || true)
+	if [[ -n $line ]]; then
+		echo "$line" >>"$results"
+		[[ -z $json_out ]] || echo "$line" >>"$json_out"
+	fi
+	if ((status != 0)); then
+		echo "bench: run 'crypto' failed (exit $status):" >&2
+		cat "$scratch/run.err" >&2
+	fi
+}
+
 for s in "${scenarios[@]}"; do
 	echo
 	echo "== $s ($runs runs)"
 	for ((k = 1; k <= runs; k++)); do
+		if [[ $s == crypto ]]; then
+			run_crypto
+			continue
+		fi
 		if ((db_used && !same_db)); then
 			new_db
 		fi
@@ -273,6 +315,20 @@ for s in "${scenarios[@]}"; do
 				--idle "$idle_n" --warmup 1 \
 				--duration "$idle_duration"
 			;;
+		e2e)
+			# libbvchat clients: 100-byte texts, stores on the
+			# same disk as PostgreSQL.
+			BIN=$e2e_bin run "$s" --pairs "$pairs" --size 100 \
+				--inflight 10 --warmup "$warmup" \
+				--duration "$duration" --dir "$store_dir"
+			;;
+		e2e-latency)
+			# 5 texts/s per sender, at times unrelated to the
+			# clients' 100 ms tick: the latency a user sees.
+			BIN=$e2e_bin run "$s" --pairs "$pairs" --size 100 \
+				--rate 50 --warmup "$warmup" \
+				--duration "$duration" --dir "$store_dir"
+			;;
 		esac
 	done
 done
@@ -286,6 +342,26 @@ jq -rs '
 		else .[(length - 1) / 2 | floor] end;
 	def f(x): if x == null then "-" else (x * 10 | round / 10 | tostring) end;
 	map(select(.ok)) | group_by(.label)[] |
+	if .[0].label == "crypto" then
+	  "crypto: runs \(length), per operation the median over runs" +
+	  " of p50 us (cpu p50 us):" +
+	  (. as $runs | [.[0].ops | keys_unsorted[]] | map(. as $k |
+	    "\n  \($k): \(f($runs | map(.ops[$k].p50_us) | median))" +
+	    " (\(f($runs | map(.ops[$k].cpu_p50_us) | median)))") |
+	    join(""))
+	elif (.[0].label | startswith("e2e")) then
+	  "\(.[0].label): runs \(length)" +
+	  ", texts/s \(f(map(.msgs_per_s) | median))" +
+	  ", p50 \(f(map(.p50_ms) | median)) ms" +
+	  ", p90 \(f(map(.p90_ms) | median)) ms" +
+	  ", p99 \(f(map(.p99_ms) | median)) ms" +
+	  ", sent p50 \(f(map(.sent_p50_ms) | median)) ms" +
+	  ", first text p50 \(f(map(.first_text_p50_ms) | median)) ms" +
+	  ", bench CPU \(f(map(.bench_cpu_us_per_msg) | median)) us/text" +
+	  ", relay CPU \(f(map(.relay_cpu_us_per_msg) | median)) us/text" +
+	  ", PostgreSQL CPU \(f(map(.db_cpu_us_per_msg) | median)) us/text" +
+	  ", out of order \(f(map(.out_of_order) | median))"
+	else
 	"\(.[0].label): runs \(length)" +
 	(if .[0].pairs > 0 then
 	  ", msg/s \(f(map(.msgs_per_s) | median))" +
@@ -302,6 +378,20 @@ jq -rs '
 	  " (\(f(map(.relay_kb_per_idle_conn) | median)) KB/connection)"
 	 else "" end) +
 	", relay peak RSS \(f(map(.relay_rss_peak_kb / 1024) | median)) MB"
+	end
+' "$results"
+# The client's end-to-end throughput against the relay's with opaque bodies,
+# both medians of this invocation (same machine, same minutes).
+jq -rs '
+	def median: sort | if length == 0 then null
+		else .[(length - 1) / 2 | floor] end;
+	map(select(.ok)) |
+	(map(select(.label == "e2e") | .msgs_per_s) | median) as $e |
+	(map(select(.label == "throughput") | .msgs_per_s) | median) as $t |
+	if $e != null and $t != null and $t > 0 then
+	  "e2e / throughput: \($e | round) / \($t | round) texts/s =" +
+	  " \($e / $t * 1000 | round / 10)%"
+	else empty end
 ' "$results"
 failed=$(jq -s 'map(select(.ok | not)) | length' "$results")
 ((failed == 0)) || echo "bench: $failed runs failed (see above)"
