@@ -103,6 +103,8 @@ struct bv_client {
 	int own;
 	uv_timer_t tick;
 	int tick_init;
+	uv_timer_t kick; /* runs new sends on the next loop turn */
+	int kick_init;
 	struct bv_store *store;
 	signal_context *sctx;
 	struct bv_session *session;
@@ -131,6 +133,7 @@ static int pending_add(struct bv_client *c, enum bv_content_kind kind,
 		       const char *account, uint32_t device, int wait_trust,
 		       const char *id);
 static void pending_flush(struct bv_client *c);
+static void on_kick(uv_timer_t *t);
 
 static void
 report(struct bv_client *c, int code, const char *mid, const char *what)
@@ -356,6 +359,9 @@ on_event(void *ud, enum bv_conn_event ev, int code)
 			report(c, rc, NULL, "enrollment not finished");
 		status(c, BV_CLIENT_ONLINE, 0);
 		maybe_rotate(c);
+		/* What waited for the connection goes now. */
+		if (c->kick_init)
+			uv_timer_start(&c->kick, on_kick, 0, 0);
 		break;
 	case BV_CONN_DISCONNECTED:
 		status(c, BV_CLIENT_OFFLINE, code);
@@ -1010,11 +1016,35 @@ op_advance(struct send_op *op)
 		op_finish(op, rc, "message could not be sent");
 }
 
+/* Sends that are due and have nothing in flight take their next step. */
+static void
+run_due(struct bv_client *c)
+{
+	struct send_op *op, *next;
+	uint64_t now = bv_mono_ms();
+
+	for (op = c->ops; op; op = next) {
+		next = op->next;
+		if (op->retry_at && op->retry_at <= now && !op->inflight) {
+			op->retry_at = 0;
+			op_advance(op);
+		}
+	}
+}
+
+static void
+on_kick(uv_timer_t *t)
+{
+	struct bv_client *c = t->data;
+
+	if (conn__ready(c->conn))
+		run_due(c);
+}
+
 static void
 on_tick(uv_timer_t *t)
 {
 	struct bv_client *c = t->data;
-	struct send_op *op, *next;
 	uint64_t now = bv_mono_ms();
 
 	pending_flush(c);
@@ -1030,13 +1060,7 @@ on_tick(uv_timer_t *t)
 			now + (uint64_t)(every > TICK_MS ? every : TICK_MS);
 		maybe_rotate(c);
 	}
-	for (op = c->ops; op; op = next) {
-		next = op->next;
-		if (op->retry_at && op->retry_at <= now && !op->inflight) {
-			op->retry_at = 0;
-			op_advance(op);
-		}
-	}
+	run_due(c);
 }
 
 /*
@@ -1084,6 +1108,9 @@ op_start(struct bv_client *c, struct bv_content *content,
 		;
 	*pp = op;
 	op->retry_at = bv_mono_ms();
+	/* Not inside this call, but without waiting for the tick. */
+	if (c->kick_init)
+		uv_timer_start(&c->kick, on_kick, 0, 0);
 	if (out)
 		*out = op;
 	return 0;
@@ -1475,6 +1502,9 @@ bv_client_new(const struct bv_client_opts *opts, struct bv_client **out)
 	c->tick.data = c;
 	c->tick_init = 1;
 	uv_timer_start(&c->tick, on_tick, TICK_MS, TICK_MS);
+	uv_timer_init(c->loop, &c->kick);
+	c->kick.data = c;
+	c->kick_init = 1;
 
 	rc = bv_store_open(opts->store_path, opts->store_key, &c->store);
 	if (rc < 0)
@@ -1528,6 +1558,11 @@ bv_client_close(struct bv_client *c)
 		uv_timer_stop(&c->tick);
 		uv_close((uv_handle_t *)&c->tick, NULL);
 		c->tick_init = 0;
+	}
+	if (c->kick_init) {
+		uv_timer_stop(&c->kick);
+		uv_close((uv_handle_t *)&c->kick, NULL);
+		c->kick_init = 0;
 	}
 }
 

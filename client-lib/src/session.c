@@ -772,7 +772,7 @@ bv_session_encrypt(struct bv_session *s, const struct bv_content *c,
 	struct bv_session_outgoing *o = NULL;
 	uint8_t *plain = NULL;
 	size_t plain_len = 0, i;
-	int rc;
+	int in_tx = 0, rc;
 
 	if (!s || !c || !rcpts || !out || !n || n > BV_WIRE_MAX_ITEMS)
 		return BV_EINVAL;
@@ -789,15 +789,26 @@ bv_session_encrypt(struct bv_session *s, const struct bv_content *c,
 		rc = BV_ENOMEM;
 		goto out;
 	}
+	/* Every session update of one fan-out in one commit (one fsync, not
+	 * one per device); inside a caller's transaction, in that one. */
+	in_tx = bv_store_begin(s->store) == 0;
 	for (i = 0; i < n; i++) {
 		rc = encrypt_one(s, &rcpts[i], plain, plain_len, &o->envs[i]);
 		if (rc < 0)
 			goto out;
 		o->n++;
 	}
+	if (in_tx) {
+		in_tx = 0;
+		rc = bv_store_commit(s->store);
+		if (rc < 0)
+			goto out;
+	}
 	*out = o;
 	o = NULL;
 out:
+	if (in_tx)
+		bv_store_rollback(s->store);
 	bv_wipe(plain, plain_len);
 	bv_free(plain);
 	bv_session_outgoing_free(o);

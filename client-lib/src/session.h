@@ -150,9 +150,10 @@ struct bv_session_outgoing {
  * for bad arguments, our own device as a recipient, a recipient without a
  * session (build one from its bundle first) or content that cannot be
  * encoded; BV_EFIELD or BV_ETOOMANY when c breaks content.h's rules;
- * BV_EIO; BV_ENOMEM; BV_EINTERNAL. On error no envelope is returned, but
- * sessions before the failing one may have advanced (harmless: the peer
- * skips the unused message keys).
+ * BV_EIO; BV_ENOMEM; BV_EINTERNAL. The session updates are one store
+ * transaction (one commit for the fan-out, or part of the caller's open
+ * one); on error no envelope is returned and no session advanced (inside
+ * a caller's transaction: roll it back).
  */
 int bv_session_encrypt(struct bv_session *s, const struct bv_content *c,
 		       const struct bv_session_recipient *rcpts, size_t n,
