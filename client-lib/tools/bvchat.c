@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,11 @@ struct cli {
 	uv_timer_t timer;
 	int timer_on;
 	int timed_out;
+	/* SIGINT, SIGTERM, SIGHUP: end the command, close the store and the
+	 * connection properly, exit 128 + the signal's number. */
+	uv_signal_t sig[3];
+	int n_sig;
+	int interrupted; /* the signal's number, 0 when none came */
 	struct bv_client *c;
 	int online;   /* BV_CLIENT_CAUGHT_UP or BV_CLIENT_ENROLLED seen */
 	int enrolled; /* BV_CLIENT_ENROLLED seen */
@@ -101,7 +107,10 @@ usage(FILE *f)
 		"Options may come before or after the command. Exit status: 0 "
 		"on success,\n"
 		"1 on a failure (the reason on standard error), 2 on bad "
-		"usage.\n");
+		"usage, 128 + N\n"
+		"when ended by signal N (130: Ctrl-C); messages not yet sent "
+		"are kept and\n"
+		"sent on the next start.\n");
 }
 
 /* ---------------------------------------------------------------- */
@@ -116,15 +125,44 @@ on_timer(uv_timer_t *t)
 	s->timed_out = 1;
 }
 
-/* Runs the loop until *flag is set or ms passed (ms < 0: no bound).
- * Returns 1 when *flag was set. */
+/* Ctrl-C on a terminal (or SIGTERM, or the terminal going away): without
+ * this the process would die where it stands, in the middle of a store
+ * transaction or a send, and leave its peer a dropped connection. */
+static void
+on_signal(uv_signal_t *h, int signum)
+{
+	struct cli *s = h->data;
+
+	if (!s->interrupted)
+		s->interrupted = signum;
+}
+
+static int
+signals_start(struct cli *s)
+{
+	static const int nums[] = {SIGINT, SIGTERM, SIGHUP};
+	size_t i;
+
+	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		if (uv_signal_init(&s->loop, &s->sig[i]) != 0)
+			return -1;
+		s->sig[i].data = s;
+		s->n_sig++;
+		if (uv_signal_start(&s->sig[i], on_signal, nums[i]) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Runs the loop until *flag is set, ms passed (ms < 0: no bound), the relay
+ * refused us or a signal came. Returns 1 when *flag was set. */
 static int
 run_until(struct cli *s, const int *flag, int ms)
 {
 	s->timed_out = 0;
 	if (ms >= 0)
 		uv_timer_start(&s->timer, on_timer, (uint64_t)ms, 0);
-	while (!*flag && !s->timed_out && !s->refused)
+	while (!*flag && !s->timed_out && !s->refused && !s->interrupted)
 		uv_run(&s->loop, UV_RUN_ONCE);
 	uv_timer_stop(&s->timer);
 	return *flag != 0;
@@ -659,6 +697,10 @@ main(int argc, char **argv)
 	loop_ok = 1;
 	s.timer.data = &s;
 	s.timer_on = 1;
+	if (signals_start(&s) < 0) {
+		fprintf(stderr, "bvchat: cannot handle signals\n");
+		goto out;
+	}
 	s.rx_out = (!strcmp(cmd, "listen") || !strcmp(cmd, "chat")) ? stdout
 								    : stderr;
 	memset(&o, 0, sizeof(o));
@@ -766,7 +808,7 @@ main(int argc, char **argv)
 					break;
 			}
 			run_until(&s, &done, ms < 0 || ms > 200 ? 200 : ms);
-			if (s.refused)
+			if (s.refused || s.interrupted)
 				break;
 			if (count > 0 && s.rx >= (unsigned long)count)
 				done = 1;
@@ -776,6 +818,8 @@ main(int argc, char **argv)
 				bv_client_strerror(s.refused));
 			goto out;
 		}
+		if (s.interrupted)
+			goto out;
 		if (count > 0 && s.rx < (unsigned long)count) {
 			fprintf(stderr,
 				"bvchat: listen: %u of %ld messages in %ld s\n",
@@ -803,6 +847,8 @@ main(int argc, char **argv)
 	if (stdin_open(&s) < 0)
 		goto out;
 	run_until(&s, &s.in_eof, -1);
+	if (s.interrupted)
+		goto out;
 	if (s.refused) {
 		fprintf(stderr, "bvchat: chat: %s\n",
 			bv_client_strerror(s.refused));
@@ -813,9 +859,11 @@ main(int argc, char **argv)
 		int64_t deadline = (int64_t)uv_now(&s.loop) + SEND_TIMEOUT_MS;
 
 		while ((s.pending > 0 || s.q_len > 0) && !s.refused &&
-		       (int64_t)uv_now(&s.loop) < deadline)
+		       !s.interrupted && (int64_t)uv_now(&s.loop) < deadline)
 			run_until(&s, &s.refused, 200);
 	}
+	if (s.interrupted)
+		goto out;
 	if (s.q_len > 0)
 		fprintf(stderr, "bvchat: %u line(s) not sent\n", s.q_len);
 	while (s.q_head) {
@@ -834,6 +882,26 @@ main(int argc, char **argv)
 	rc = s.sent_rc < 0 ? 1 : 0;
 out:
 	fflush(stdout);
+	if (s.interrupted) {
+		/* Whatever the command had reached, a signal ends it. */
+		fprintf(stderr, "bvchat: interrupted (signal %d)",
+			s.interrupted);
+		if (s.q_len)
+			fprintf(stderr, "; %u typed line(s) not sent", s.q_len);
+		if (s.pending)
+			fprintf(stderr,
+				"; %d message(s) kept, sent on the next "
+				"start",
+				s.pending);
+		fputc('\n', stderr);
+		rc = 128 + s.interrupted;
+	}
+	while (s.q_head) {
+		struct chat_line *l = s.q_head;
+
+		s.q_head = l->next;
+		free(l);
+	}
 	if (s.c)
 		bv_client_close(s.c);
 	if (loop_ok) {
@@ -841,6 +909,8 @@ out:
 			uv_close((uv_handle_t *)&s.in, NULL);
 		if (s.timer_on)
 			uv_close((uv_handle_t *)&s.timer, NULL);
+		for (i = 0; i < s.n_sig; i++)
+			uv_close((uv_handle_t *)&s.sig[i], NULL);
 		uv_run(&s.loop, UV_RUN_DEFAULT);
 	}
 	bv_client_free(s.c);
