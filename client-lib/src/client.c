@@ -120,6 +120,8 @@ struct bv_client {
 	uint64_t rotate_check_at; /* mono ms */
 	int rotating;		  /* a new signed prekey is being uploaded */
 	int rotate_again;	  /* the last one was not confirmed */
+	int refilling;		  /* a refill's keys_put is on its way */
+	int refill_again;	  /* prekeys_low came meanwhile */
 	struct send_op *ops;
 	struct pending *pending;
 };
@@ -215,11 +217,33 @@ out:
 
 /* ---- prekeys ---- */
 
-/* One keys_put; signed_id: the signed prekey in it (0: none). */
+/* One keys_put; signed_id: the signed prekey in it (0: none); refill:
+ * one-time prekeys after prekeys_low. */
 struct upload {
 	struct bv_client *c;
 	uint32_t signed_id;
+	int refill;
 };
+
+static int upload_prekeys(struct bv_client *c, size_t n, int with_signed);
+
+/* A refill answered: keys taken while it was on its way are topped up
+ * once more, from the stock the relay reports. */
+static void
+refill_done(struct bv_client *c, int rc, const struct bv_wire_msg *m)
+{
+	int again = c->refill_again;
+
+	c->refilling = 0;
+	c->refill_again = 0;
+	if (rc < 0 || !again || !m ||
+	    !(m->u.ok.fields & BV_WIRE_OK_ONE_TIME_COUNT) ||
+	    m->u.ok.one_time_count >= PREKEY_TARGET)
+		return;
+	rc = upload_prekeys(c, PREKEY_TARGET - m->u.ok.one_time_count, 0);
+	if (rc < 0)
+		report(c, rc, NULL, "prekey refill failed");
+}
 
 static void
 on_keys_put(void *arg, int rc, const struct bv_wire_msg *m)
@@ -227,15 +251,16 @@ on_keys_put(void *arg, int rc, const struct bv_wire_msg *m)
 	struct upload *u = arg;
 	struct bv_client *c = u->c;
 	uint32_t signed_id = u->signed_id;
-	int first = c->enrolling, r;
+	int first = c->enrolling, refill = u->refill, r;
 
-	(void)m;
 	bv_free(u);
 	c->inflight--;
 	if (signed_id)
 		c->rotating = 0;
 	if (c->closed)
 		return;
+	if (refill)
+		refill_done(c, rc, m);
 	if (rc < 0) {
 		if (signed_id && !first)
 			c->rotate_again = 1;
@@ -278,9 +303,12 @@ upload_prekeys(struct bv_client *c, size_t n, int with_signed)
 		k->one_time, k->n_one_time, &frame);
 	if (rc < 0)
 		goto out;
+	u->refill = !with_signed;
 	rc = conn__request(c->conn, id, frame, on_keys_put, u);
 	if (rc == 0) {
 		c->inflight++;
+		if (!with_signed)
+			c->refilling = 1;
 		u = NULL;
 	}
 out:
@@ -394,6 +422,14 @@ on_prekeys_low(void *ud, uint32_t count)
 
 	if (c->closed || !c->session || count >= PREKEY_TARGET)
 		return;
+	/* The relay says so after every fetch below its mark: while the
+	 * first upload or a refill is on its way the count is stale. */
+	if (c->enrolling)
+		return;
+	if (c->refilling) {
+		c->refill_again = 1;
+		return;
+	}
 	rc = upload_prekeys(c, PREKEY_TARGET - count, 0);
 	if (rc < 0)
 		report(c, rc, NULL, "prekey refill failed");

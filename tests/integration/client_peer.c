@@ -23,6 +23,7 @@ char dir[256];
 const uint8_t store_key[BV_CLIENT_STORE_KEY_LEN] = {7, 7, 7};
 const char conv[] = "5b0f7d3e-9c1a-4e2b-8f6d-2a4c6e8b0d1f";
 int64_t peer_signed_max_age_ms;
+int peer_no_delivery_receipts;
 
 void
 peer_on_status(struct bv_client *c, void *user, enum bv_client_status st,
@@ -201,6 +202,7 @@ peer_open(struct peer *p, const char *name)
 	o.on_identity_accepted = on_accepted;
 	o.user = p;
 	o.signed_prekey_max_age_ms = peer_signed_max_age_ms;
+	o.no_delivery_receipts = peer_no_delivery_receipts;
 	assert_int_equal(bv_client_new(&o, &p->c), 0);
 }
 

@@ -59,6 +59,8 @@ extern const uint8_t store_key[BV_CLIENT_STORE_KEY_LEN];
 extern const char conv[];
 /* bv_client_opts.signed_prekey_max_age_ms of the peers opened next. */
 extern int64_t peer_signed_max_age_ms;
+/* bv_client_opts.no_delivery_receipts of the peers opened next. */
+extern int peer_no_delivery_receipts;
 
 /* Runs the shared loop until *counter >= want or ms passed; 1 if reached. */
 int run_until(const unsigned *counter, unsigned want, int ms);
