@@ -48,8 +48,12 @@ struct cli {
 	int sent;     /* on_sent calls */
 	int sent_rc;  /* the first failed send's code */
 	int last_err; /* the last bv_error_cb code */
-	unsigned rx;  /* messages printed */
-	FILE *rx_out; /* where incoming messages go */
+	int held;     /* a send waits for a changed key to be accepted */
+	int accepted; /* on_identity_accepted calls */
+	int accept_rc;
+	int mark_read; /* chat: what is printed is read; tell the sender */
+	unsigned rx;   /* messages printed */
+	FILE *rx_out;  /* where incoming messages go */
 	/* chat */
 	union {
 		uv_tty_t tty;
@@ -77,9 +81,11 @@ usage(FILE *f)
 		"usage: bvchat [--profile DIR] [--relay HOST:PORT] COMMAND "
 		"...\n"
 		"\n"
-		"  enroll --token TOKEN\n"
+		"  enroll --token TOKEN [--replaces DEVICE]\n"
 		"        first start of this device: prints the account uuid "
-		"and device id\n"
+		"and device id;\n"
+		"        --replaces: a reinstall that takes over DEVICE of the "
+		"token's account\n"
 		"  send --to ACCOUNT [--to ACCOUNT ...] [--conversation UUID] "
 		"TEXT\n"
 		"        waits (at most 15 s) until the relay stored the "
@@ -92,6 +98,23 @@ usage(FILE *f)
 		"  chat --to ACCOUNT [--conversation UUID]\n"
 		"        sends each line read from standard input, prints "
 		"incoming messages\n"
+		"        (and tells their senders they were read)\n"
+		"  conversations\n"
+		"        lists the conversations this profile has messages "
+		"in (no network)\n"
+		"  history --conversation UUID\n"
+		"        prints its messages as `time sender/device [state]: "
+		"text` (no network)\n"
+		"  safety --peer ACCOUNT [--device N]\n"
+		"        prints the safety number of this device and that one "
+		"(no network);\n"
+		"        compare it with the other person to know nobody is "
+		"in between\n"
+		"  accept --peer ACCOUNT [--device N]\n"
+		"        after \"identity key changed\": trusts the new key "
+		"and prints the new\n"
+		"        safety number; held messages to that device then go "
+		"out\n"
 		"\n"
 		"  --profile DIR     default ./bvchat-profile; the store is "
 		"DIR/store.db, its\n"
@@ -229,27 +252,110 @@ put_sanitised(FILE *f, const char *text, size_t len)
 }
 
 static void
+put_time(FILE *f, int64_t time_ms)
+{
+	char when[32] = "?";
+	time_t t = (time_t)(time_ms / 1000);
+	struct tm tm;
+
+	if (localtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	fputs(when, f);
+}
+
+static void
 on_message(struct bv_client *c, void *user, const char *conversation,
 	   const char *sender, uint32_t sender_device, const char *message_id,
 	   int64_t time_ms, const char *text, size_t text_len)
 {
 	struct cli *s = user;
-	char when[32] = "?";
-	time_t t = (time_t)(time_ms / 1000);
-	struct tm tm;
 
-	(void)c;
-	(void)conversation;
-	(void)message_id;
-	if (localtime_r(&t, &tm))
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-	fprintf(s->rx_out, "%s ", when);
+	put_time(s->rx_out, time_ms);
+	fputc(' ', s->rx_out);
 	put_sanitised(s->rx_out, sender, strlen(sender));
 	fprintf(s->rx_out, "/%u: ", (unsigned)sender_device);
 	put_sanitised(s->rx_out, text, text_len);
 	fputc('\n', s->rx_out);
 	fflush(s->rx_out);
 	s->rx++;
+	if (s->mark_read &&
+	    bv_client_mark_read(c, conversation, sender, &message_id, 1) < 0)
+		fprintf(stderr, "bvchat: could not send a read receipt\n");
+}
+
+static void
+on_accepted(struct bv_client *c, void *user, const char *account,
+	    uint32_t device, int rc)
+{
+	struct cli *s = user;
+
+	(void)c;
+	(void)account;
+	(void)device;
+	s->accepted++;
+	s->accept_rc = rc;
+}
+
+static const char *
+state_name(enum bv_client_msg_state st)
+{
+	static const char *const names[] = {
+		"sending", "sent",	    "delivered", "read",
+		"failed",  "undecryptable", "received",
+	};
+
+	return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st]
+							       : "?";
+}
+
+static int
+print_message(void *arg, const struct bv_client_message *m)
+{
+	(void)arg;
+	put_time(stdout, m->time_ms);
+	putchar(' ');
+	put_sanitised(stdout, m->sender, strlen(m->sender));
+	printf("/%u [%s]: ", (unsigned)m->sender_device, state_name(m->state));
+	if (m->state == BV_CLIENT_MSG_UNDECRYPTABLE)
+		fputs("(could not be decrypted; it was asked for again)",
+		      stdout);
+	else if (m->unsupported)
+		fputs("(a kind of message this version cannot show)", stdout);
+	else
+		put_sanitised(stdout, m->text, m->text_len);
+	putchar('\n');
+	return 0;
+}
+
+static int
+print_conversation(void *arg, const struct bv_client_conversation *cv)
+{
+	(void)arg;
+	printf("%s %lld message%s, last ", cv->conversation,
+	       (long long)cv->n_messages, cv->n_messages == 1 ? "" : "s");
+	put_time(stdout, cv->last_time_ms);
+	putchar('\n');
+	return 0;
+}
+
+/* The safety number in groups of five, as people read it out. */
+static int
+print_safety(struct bv_client *c, const char *peer, uint32_t device)
+{
+	char sn[BV_CLIENT_SAFETY_NUMBER_LEN + 1];
+	int r, i;
+
+	r = bv_client_safety_number(c, peer, device, sn);
+	if (r < 0) {
+		fprintf(stderr, "bvchat: safety number: %s\n",
+			r == BV_EINVAL ? "no key is trusted for that device"
+				       : bv_client_strerror(r));
+		return -1;
+	}
+	for (i = 0; i < BV_CLIENT_SAFETY_NUMBER_LEN; i += 5)
+		printf("%.5s%c", sn + i,
+		       i + 5 < BV_CLIENT_SAFETY_NUMBER_LEN ? ' ' : '\n');
+	return 0;
 }
 
 static void
@@ -260,8 +366,9 @@ on_key_changed(struct bv_client *c, void *user, const char *account,
 	(void)user;
 	fprintf(stderr,
 		"bvchat: the identity key of %s/%u changed; nothing is "
-		"exchanged with that device until it is verified\n",
-		account, (unsigned)device);
+		"exchanged with that device until you accept it (bvchat "
+		"accept --peer %s --device %u) and compare safety numbers\n",
+		account, (unsigned)device, account, (unsigned)device);
 }
 
 static void
@@ -272,6 +379,8 @@ on_error(struct bv_client *c, void *user, int code, const char *message_id,
 
 	(void)c;
 	s->last_err = code;
+	if (code == BV_EUNTRUSTED)
+		s->held = 1;
 	fprintf(stderr, "bvchat: %s%s%s (%s)\n", message_id ? message_id : "",
 		message_id ? ": " : "", what ? what : "error",
 		bv_client_strerror(code));
@@ -592,10 +701,10 @@ main(int argc, char **argv)
 	char store[4096], host[256] = "127.0.0.1";
 	char conv_buf[37], mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
 	const char *profile = "bvchat-profile", *cmd = NULL, *token = NULL;
-	const char *conversation = NULL, *text = NULL;
+	const char *conversation = NULL, *text = NULL, *peer = NULL;
 	const char *to[MAX_TO];
 	size_t nto = 0;
-	long count = -1, timeout_s = -1;
+	long count = -1, timeout_s = -1, device = 1, replaces = 0;
 	int port = 8480, loop_ok = 0, rc = 1, r, i;
 
 	memset(&s, 0, sizeof(s));
@@ -626,6 +735,18 @@ main(int argc, char **argv)
 			to[nto++] = argv[++i];
 		} else if (!strcmp(a, "--conversation") && has) {
 			conversation = argv[++i];
+		} else if (!strcmp(a, "--peer") && has) {
+			peer = argv[++i];
+		} else if ((!strcmp(a, "--device") ||
+			    !strcmp(a, "--replaces")) &&
+			   has) {
+			long *v = a[2] == 'd' ? &device : &replaces;
+
+			if (parse_uint(argv[++i], 2147483647, v) < 0 ||
+			    *v == 0) {
+				fprintf(stderr, "bvchat: bad %s\n", a);
+				return 2;
+			}
 		} else if (!strcmp(a, "--count") && has) {
 			if (parse_uint(argv[++i], 1000000, &count) < 0 ||
 			    count == 0) {
@@ -673,7 +794,19 @@ main(int argc, char **argv)
 			fprintf(stderr, "bvchat: chat needs --to\n");
 			return 2;
 		}
-	} else if (strcmp(cmd, "listen") != 0) {
+	} else if (!strcmp(cmd, "history")) {
+		if (!conversation) {
+			fprintf(stderr,
+				"bvchat: history needs --conversation\n");
+			return 2;
+		}
+	} else if (!strcmp(cmd, "safety") || !strcmp(cmd, "accept")) {
+		if (!peer) {
+			fprintf(stderr, "bvchat: %s needs --peer\n", cmd);
+			return 2;
+		}
+	} else if (strcmp(cmd, "listen") != 0 &&
+		   strcmp(cmd, "conversations") != 0) {
 		fprintf(stderr, "bvchat: unknown command: %s\n", cmd);
 		usage(stderr);
 		return 2;
@@ -714,6 +847,7 @@ main(int argc, char **argv)
 	o.on_key_changed = on_key_changed;
 	o.on_error = on_error;
 	o.on_sent = on_sent;
+	o.on_identity_accepted = on_accepted;
 	o.user = &s;
 	r = bv_client_new(&o, &s.c);
 	memset(key, 0, sizeof(key));
@@ -723,8 +857,35 @@ main(int argc, char **argv)
 		goto out;
 	}
 
+	/* What the local store answers, without the network. */
+	if (!strcmp(cmd, "conversations") || !strcmp(cmd, "history") ||
+	    !strcmp(cmd, "safety")) {
+		if (!bv_client_account(s.c)[0]) {
+			fprintf(stderr, "bvchat: this profile is not "
+					"enrolled\n");
+			goto out;
+		}
+		if (!strcmp(cmd, "conversations"))
+			r = bv_client_conversations(s.c, print_conversation,
+						    NULL);
+		else if (!strcmp(cmd, "history"))
+			r = bv_client_history(s.c, conversation, 0,
+					      print_message, NULL);
+		else
+			r = print_safety(s.c, peer, (uint32_t)device) < 0
+				    ? BV_EINVAL
+				    : 0;
+		if (r < 0 && strcmp(cmd, "safety") != 0)
+			fprintf(stderr, "bvchat: %s: %s\n", cmd,
+				bv_client_strerror(r));
+		rc = r < 0 ? 1 : 0;
+		goto out;
+	}
+
 	if (!strcmp(cmd, "enroll")) {
-		r = bv_client_enroll(s.c, token);
+		r = replaces ? bv_client_enroll_replacing(s.c, token,
+							  (uint32_t)replaces)
+			     : bv_client_enroll(s.c, token);
 		if (r < 0) {
 			fprintf(stderr, "bvchat: enroll: %s\n",
 				r == BV_EALREADY
@@ -770,9 +931,22 @@ main(int argc, char **argv)
 				bv_client_strerror(r));
 			goto out;
 		}
-		uv_update_time(&s.loop);
-		left = SEND_TIMEOUT_MS - (int)((int64_t)uv_now(&s.loop) - t0);
-		if (!run_until(&s, &s.sent, left > 1000 ? left : 1000)) {
+		do {
+			uv_update_time(&s.loop);
+			left = SEND_TIMEOUT_MS -
+			       (int)((int64_t)uv_now(&s.loop) - t0);
+			run_until(&s, &s.sent, 200);
+		} while (!s.sent && !s.held && !s.refused && !s.interrupted &&
+			 left > 0);
+		if (!s.sent && s.held) {
+			fprintf(stderr,
+				"bvchat: send: %s is held until the changed "
+				"key is accepted (bvchat accept); it is kept "
+				"and sent then\n",
+				mid);
+			goto out;
+		}
+		if (!s.sent) {
 			fprintf(stderr,
 				"bvchat: send: %s: no answer from the relay in "
 				"time (it is kept and sent on the next "
@@ -787,6 +961,34 @@ main(int argc, char **argv)
 		}
 		printf("%s\n", mid);
 		rc = 0;
+		goto out;
+	}
+
+	if (!strcmp(cmd, "accept")) {
+		if (!run_until(&s, &s.online, CONNECT_TIMEOUT_MS)) {
+			fprintf(stderr, "bvchat: accept: %s\n",
+				bv_client_strerror(s.refused
+							   ? s.refused
+							   : BV_EUNAVAILABLE));
+			goto out;
+		}
+		r = bv_client_accept_identity(s.c, peer, (uint32_t)device);
+		if (r == 0 && !run_until(&s, &s.accepted, SEND_TIMEOUT_MS))
+			r = BV_EUNAVAILABLE;
+		if (r == 0)
+			r = s.accept_rc;
+		if (r < 0) {
+			fprintf(stderr, "bvchat: accept: %s\n",
+				bv_client_strerror(r));
+			goto out;
+		}
+		fprintf(stderr,
+			"bvchat: the new key of %s/%ld is trusted; compare "
+			"this safety number with the other person:\n",
+			peer, device);
+		rc = print_safety(s.c, peer, (uint32_t)device) < 0 ? 1 : 0;
+		/* Held messages to that device go out now. */
+		run_until(&s, &s.refused, 1000);
 		goto out;
 	}
 
@@ -831,6 +1033,7 @@ main(int argc, char **argv)
 	}
 
 	/* chat */
+	s.mark_read = 1;
 	s.to = to;
 	s.nto = nto;
 	s.conversation = conversation;

@@ -3,7 +3,10 @@
  * 12-cli: the `bvchat` command-line client (client-lib/tools/bvchat.c,
  * BV_CLI_BIN) against a real relay: two profiles enroll, one sends to the
  * other, `listen` prints the line; a send to an unknown account fails with
- * a clear message and a non-zero exit. Every run is bounded by bvt_run.
+ * a clear message and a non-zero exit; `history`, `conversations` and
+ * `safety` read the profile; after a reinstall a send is held until
+ * `accept`, which prints the new safety number and lets it go out. Every
+ * run is bounded by bvt_run.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -41,17 +44,19 @@ cli(char **out, const char *err_path, const char *args)
 	return cli_in(NULL, out, err_path, args);
 }
 
+/* Enrolls profile as a new account, or (replaces) a reinstall of device 1
+ * of account. */
 static void
-enroll(const char *profile, char account[37])
+enroll_as(const char *profile, char account[37], int replaces)
 {
 	char args[2048], err[512], *out = NULL, *token;
 	unsigned dev = 0;
 	struct stat st;
 
-	token = bvt_token(&env.tenant, NULL);
+	token = bvt_token(&env.tenant, replaces ? account : NULL);
 	assert_non_null(token);
-	snprintf(args, sizeof(args), "--profile '%s' enroll --token '%s'",
-		 profile, token);
+	snprintf(args, sizeof(args), "--profile '%s' enroll --token '%s'%s",
+		 profile, token, replaces ? " --replaces 1" : "");
 	snprintf(err, sizeof(err), "%s.err", profile);
 	assert_int_equal(cli(&out, err, args), 0);
 	assert_int_equal(sscanf(out, "account %36s\ndevice %u", account, &dev),
@@ -64,6 +69,121 @@ enroll(const char *profile, char account[37])
 	assert_int_equal(stat(args, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_int_equal(st.st_size, 32);
+}
+
+static void
+enroll(const char *profile, char account[37])
+{
+	enroll_as(profile, account, 0);
+}
+
+/* Runs the CLI and returns its standard output (0 exit required). */
+static char *
+cli_ok(const char *args)
+{
+	char err[512], *out = NULL;
+
+	snprintf(err, sizeof(err), "%s/ok.err", bvt_tmpdir());
+	if (cli(&out, err, args) != 0) {
+		char *msg = bvt_file_read(err, NULL);
+
+		fail_msg("bvchat %s failed: %s", args, msg ? msg : "?");
+	}
+	assert_non_null(out);
+	return out;
+}
+
+/* History, conversations, safety numbers, and a reinstall whose new key
+ * is accepted with `bvchat accept`: the held message then goes out. */
+static void
+t_cli_history_keys(void **state)
+{
+	static const char c1[] = "6a1f0e2d-3c4b-4a59-8877-665544332211";
+	char a[512], b[512], b2[512], alice[37], bob[37], args[2048];
+	char err[512], *out, *sn_a, *sn_b;
+	size_t len;
+
+	(void)state;
+	snprintf(a, sizeof(a), "%s/hk-camilla", bvt_tmpdir());
+	snprintf(b, sizeof(b), "%s/hk-elisa", bvt_tmpdir());
+	snprintf(b2, sizeof(b2), "%s/hk-elisa-new", bvt_tmpdir());
+	enroll(a, alice);
+	enroll(b, bob);
+
+	snprintf(args, sizeof(args),
+		 "--profile '%s' send --conversation %s --to %s 'Hei!'", a, c1,
+		 bob);
+	free(cli_ok(args));
+	snprintf(args, sizeof(args),
+		 "--profile '%s' listen --count 1 --timeout 20", b);
+	free(cli_ok(args));
+
+	/* The history: sent on one side, received on the other. */
+	snprintf(args, sizeof(args), "--profile '%s' history --conversation %s",
+		 b, c1);
+	out = cli_ok(args);
+	print_message("history: %s", out);
+	snprintf(args, sizeof(args), "%s/1 [received]: Hei!\n", alice);
+	assert_non_null(strstr(out, args));
+	free(out);
+	snprintf(args, sizeof(args), "--profile '%s' history --conversation %s",
+		 a, c1);
+	out = cli_ok(args);
+	/* delivered once Camilla's client has been online again */
+	assert_true(strstr(out, "/1 [sent]: Hei!\n") ||
+		    strstr(out, "/1 [delivered]: Hei!\n"));
+	free(out);
+	snprintf(args, sizeof(args), "--profile '%s' conversations", a);
+	out = cli_ok(args);
+	snprintf(args, sizeof(args), "%s 1 message, last ", c1);
+	assert_non_null(strstr(out, args));
+	free(out);
+
+	/* Both ends show the same safety number, in 12 groups of five. */
+	snprintf(args, sizeof(args), "--profile '%s' safety --peer %s", a, bob);
+	sn_a = cli_ok(args);
+	snprintf(args, sizeof(args), "--profile '%s' safety --peer %s", b,
+		 alice);
+	sn_b = cli_ok(args);
+	assert_string_equal(sn_a, sn_b);
+	assert_int_equal(strlen(sn_a), 72);
+	free(sn_b);
+
+	/* Elisa reinstalls. Camilla's next message is held, not sent. */
+	enroll_as(b2, bob, 1);
+	snprintf(err, sizeof(err), "%s/held.err", bvt_tmpdir());
+	snprintf(args, sizeof(args),
+		 "--profile '%s' send --conversation %s --to %s 'Igjen?'", a,
+		 c1, bob);
+	out = NULL;
+	assert_int_equal(cli(&out, err, args), 1);
+	free(out);
+	out = bvt_file_read(err, &len);
+	assert_non_null(out);
+	print_message("held: %s", out);
+	assert_non_null(strstr(out, "identity key of"));
+	assert_non_null(strstr(out, "held until the changed key is accepted"));
+	free(out);
+
+	/* She accepts: a new safety number, the held message goes out. */
+	snprintf(args, sizeof(args),
+		 "--profile '%s' accept --peer %s --device 1", a, bob);
+	out = cli_ok(args);
+	assert_int_equal(strlen(out), 72);
+	assert_string_not_equal(out, sn_a);
+	free(sn_a);
+	sn_a = out;
+	snprintf(args, sizeof(args),
+		 "--profile '%s' listen --count 1 --timeout 20", b2);
+	out = cli_ok(args);
+	assert_non_null(strstr(out, "/1: Igjen?\n"));
+	free(out);
+	snprintf(args, sizeof(args), "--profile '%s' safety --peer %s", b2,
+		 alice);
+	sn_b = cli_ok(args);
+	assert_string_equal(sn_a, sn_b);
+	free(sn_a);
+	free(sn_b);
 }
 
 static void
@@ -203,6 +323,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_cli),
+		cmocka_unit_test(t_cli_history_keys),
 	};
 
 	return bvt_done(
