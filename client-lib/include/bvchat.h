@@ -7,7 +7,13 @@
  *
  * Threads: single-threaded. Every call and every callback happens on the
  * thread that runs the client's libuv loop; a client is never shared.
- * Callbacks never run inside the call that caused them.
+ * Callbacks never run inside the call that caused them; a callback may
+ * call any function here except bv_client_close() and bv_client_free().
+ *
+ * Memory: the library allocates and frees its own objects; every string a
+ * callback gets is borrowed for the call; the caller owns what it passes.
+ * Linking: pkg-config --cflags --libs bvchat (libbvchat.so exports only
+ * the bv_client_* functions below).
  *
  * What the library does by itself, so that no message is silently lost:
  * - a text is stored (with its recipients) before bv_client_send_text()
@@ -243,9 +249,8 @@ int bv_client_enroll(struct bv_client *c, const char *token);
  * install's credentials stop working). The relay drops the device's old
  * prekeys and queue. Peers that still hold the old registration id get
  * BV_ESTALE, fetch the new keys and get a "key changed" event for
- * (account, device); their message is not sent to the new install (its
- * bv_sent_cb reports a failure) and nothing is, until they call
- * bv_client_accept_identity().
+ * (account, device); their message is held (BV_EUNTRUSTED) and nothing
+ * goes to the new install until they call bv_client_accept_identity().
  * Returns as bv_client_enroll(), and BV_EINVAL for device 0 or over
  * 2147483647. What the relay refuses ends in BV_CLIENT_REFUSED.
  */
