@@ -1323,27 +1323,38 @@ out:
 	return rc;
 }
 
+/* Runs a HISTORY_COLUMNS query with up to two parameters: text (when not
+ * NULL) and then num (when the query has a second one). */
+static int
+history_query(struct bv_store *s, const char *sql, const char *text,
+	      int64_t num, bv_history_cb cb, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = prepare(s, sql, &st);
+	if (rc < 0)
+		return rc;
+	if (text &&
+	    sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return BV_ENOMEM;
+	}
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, num);
+	return history_each(s, st, cb, arg);
+}
+
 int
 bv_store_history_list(struct bv_store *s, const char *conversation,
 		      int64_t after_seq, bv_history_cb cb, void *arg)
 {
-	static const char sql[] = HISTORY_COLUMNS
-		" WHERE conversation = ? AND seq > ? ORDER BY seq";
-	sqlite3_stmt *st = NULL;
-	int rc;
-
 	if (!s || !conversation || !cb)
 		return BV_EINVAL;
-	rc = prepare(s, sql, &st);
-	if (rc < 0)
-		return rc;
-	if (sqlite3_bind_text(st, 1, conversation, -1, SQLITE_STATIC) !=
-	    SQLITE_OK) {
-		sqlite3_finalize(st);
-		return BV_ENOMEM;
-	}
-	sqlite3_bind_int64(st, 2, after_seq);
-	return history_each(s, st, cb, arg);
+	return history_query(s,
+			     HISTORY_COLUMNS " WHERE conversation = ? AND "
+					     "seq > ? ORDER BY seq",
+			     conversation, after_seq, cb, arg);
 }
 
 int
@@ -1386,38 +1397,22 @@ int
 bv_store_history_find(struct bv_store *s, const char *message_id,
 		      bv_history_cb cb, void *arg)
 {
-	static const char sql[] =
-		HISTORY_COLUMNS " WHERE message_id = ? ORDER BY seq";
-	sqlite3_stmt *st = NULL;
-	int rc;
-
 	if (!s || !message_id || !cb)
 		return BV_EINVAL;
-	rc = prepare(s, sql, &st);
-	if (rc < 0)
-		return rc;
-	if (sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC) !=
-	    SQLITE_OK) {
-		sqlite3_finalize(st);
-		return BV_ENOMEM;
-	}
-	return history_each(s, st, cb, arg);
+	return history_query(
+		s, HISTORY_COLUMNS " WHERE message_id = ? ORDER BY seq",
+		message_id, 0, cb, arg);
 }
 
 int
 bv_store_history_unsent(struct bv_store *s, bv_history_cb cb, void *arg)
 {
-	static const char sql[] = HISTORY_COLUMNS
-		" WHERE direction = 1 AND state = 0 ORDER BY seq";
-	sqlite3_stmt *st = NULL;
-	int rc;
-
 	if (!s || !cb)
 		return BV_EINVAL;
-	rc = prepare(s, sql, &st);
-	if (rc < 0)
-		return rc;
-	return history_each(s, st, cb, arg);
+	return history_query(s,
+			     HISTORY_COLUMNS
+			     " WHERE direction = 1 AND state = 0 ORDER BY seq",
+			     NULL, 0, cb, arg);
 }
 
 int
