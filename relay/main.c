@@ -2,7 +2,7 @@
 /*
  * main.c: bvchat-relay's command line. Reads the config file and flags,
  * then either applies migrations (--migrate), runs an admin command
- * (admin …), or runs the relay: checks the schema, connects to PostgreSQL,
+ * (admin …) or an audit-log command (audit …), or runs the relay: checks the schema, connects to PostgreSQL,
  * listens, and on SIGTERM/SIGINT drains and exits 0.
  */
 #include <signal.h>
@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "admin.h"
+#include "audit.h"
 #include "bv_error.h"
 #include "bv_util.h"
 #include "migrate.h"
@@ -26,6 +27,8 @@ usage(FILE *f)
 		"[--migrate]\n"
 		"       bvchat-relay [-c FILE] [--DIRECTIVE VALUE]... admin "
 		"COMMAND [ARGS]\n"
+		"       bvchat-relay [-c FILE] [--DIRECTIVE VALUE]... audit "
+		"verify|list [ARGS]\n"
 		"\n"
 		"Runs the bvchat relay: a durable store-and-forward server "
 		"for\n"
@@ -36,6 +39,7 @@ usage(FILE *f)
 		"  --help             show this text\n"
 		"  --version          show the version\n"
 		"  admin --help       list the operator's commands\n"
+		"  audit --help       verify or list the audit log\n"
 		"\n"
 		"Every directive of the config file is also a flag, as\n"
 		"--name value or --name=value (flags win over the file):\n\n",
@@ -151,10 +155,20 @@ out:
 	return rc < 0 ? 1 : 0;
 }
 
-/* Applies "--name value" / "--name=value" flags; stops at "admin". */
+/* Returns 1 for the words that start a subcommand: "admin", "audit". */
+static int
+is_subcommand(const char *a)
+{
+	return !strcmp(a, "admin") || !strcmp(a, "audit");
+}
+
+/*
+ * Applies "--name value" / "--name=value" flags; stops at a subcommand,
+ * whose index goes to *sub_at.
+ */
 static int
 apply_flags(struct relay_config *cfg, int argc, char **argv, int *migrate,
-	    int *admin_at)
+	    int *sub_at)
 {
 	char err[256], name[64];
 	int i;
@@ -162,8 +176,8 @@ apply_flags(struct relay_config *cfg, int argc, char **argv, int *migrate,
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *val, *eq;
 
-		if (!strcmp(a, "admin")) {
-			*admin_at = i + 1;
+		if (is_subcommand(a)) {
+			*sub_at = i;
 			return 0;
 		}
 		if (!strcmp(a, "--migrate")) {
@@ -205,11 +219,11 @@ int
 main(int argc, char **argv)
 {
 	struct relay_config cfg;
-	int i, migrate = 0, admin_at = 0, level, status = 1;
+	int i, migrate = 0, sub_at = 0, level, status = 1;
 
 	if (sodium_init() < 0)
 		return 1;
-	for (i = 1; i < argc && strcmp(argv[i], "admin"); i++) {
+	for (i = 1; i < argc && !is_subcommand(argv[i]); i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			if (config_defaults(&cfg) == 0) {
 				usage(stdout);
@@ -224,18 +238,22 @@ main(int argc, char **argv)
 	}
 	if (config_defaults(&cfg) < 0)
 		return 1;
-	for (i = 1; i + 1 < argc && strcmp(argv[i], "admin"); i++)
+	for (i = 1; i + 1 < argc && !is_subcommand(argv[i]); i++)
 		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) &&
 		    config_load_file(&cfg, argv[i + 1]) < 0)
 			goto out;
-	if (apply_flags(&cfg, argc, argv, &migrate, &admin_at) < 0) {
+	if (apply_flags(&cfg, argc, argv, &migrate, &sub_at) < 0) {
 		status = 2;
 		goto out;
 	}
 	level = bv_log_level_from_name(cfg.log_level);
 	bv_log_set_level(level < 0 ? BV_LOG_NOTICE : level);
-	if (admin_at) {
-		status = admin_main(&cfg, argc - admin_at, argv + admin_at);
+	if (sub_at && !strcmp(argv[sub_at], "admin")) {
+		status = admin_main(&cfg, argc - sub_at - 1, argv + sub_at + 1);
+		goto out;
+	}
+	if (sub_at) {
+		status = audit_main(&cfg, argc - sub_at, argv + sub_at);
 		goto out;
 	}
 	if (migrate) {
