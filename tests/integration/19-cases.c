@@ -378,6 +378,13 @@ t_elisa_case(void **state)
 				 "'protection.add', 'case.create')",
 				 NULL, NULL),
 			 0);
+	/* And the chain they are in is whole. */
+	{
+		const char *args[] = {"--database", env.db, "audit", "verify",
+				      NULL};
+
+		assert_int_equal(bvt_relay_cmd(NULL, args), 0);
+	}
 }
 
 static int
