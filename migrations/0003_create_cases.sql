@@ -147,6 +147,17 @@ BEGIN
 END;
 $$;
 
+-- Whether the tenant's office is open at p_at (its office days and hours
+-- in its time zone, daylight saving included); NULL for no such tenant.
+-- Public holidays are not known here yet: they count as open days.
+CREATE FUNCTION bv_tenant_open_at(p_tenant uuid, p_at timestamptz) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT (office_days & (1 << (extract(isodow FROM p_at AT TIME ZONE time_zone)::int - 1))) <> 0
+	   AND (p_at AT TIME ZONE time_zone)::time >= office_open
+	   AND (p_at AT TIME ZONE time_zone)::time < office_close
+	FROM tenants WHERE id = p_tenant
+$$;
+
 CREATE FUNCTION bv_case_create(p_tenant uuid, p_case_number text) RETURNS uuid
 LANGUAGE plpgsql AS $$
 DECLARE

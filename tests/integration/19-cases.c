@@ -75,6 +75,15 @@ recipient(const char *conv, const char *sender, const char *account)
 	return bvt_sql_int(env.db, sql, 3, params);
 }
 
+/* 1 when the tenant's office is open at the given time, else 0. */
+static long long
+open_at(const char *when)
+{
+	return sql_int("SELECT bv_tenant_open_at($1::uuid, $2::timestamptz)"
+		       "::int",
+		       env.tenant.id, when);
+}
+
 static void
 roster_add(int who, const char *role, const char *name)
 {
@@ -128,6 +137,16 @@ t_elisa_case(void **state)
 				env.tenant.id, NULL),
 			31);
 		assert_int_equal(audit_count("tenant.update"), 1);
+		/* Open: Monday 2026-11-23 10:00 in Oslo (09:00 UTC, winter
+		 * time); 30 March 2026, 09:30 in Oslo is 07:30 UTC (summer
+		 * time). Closed: 16:00, a Saturday, 07:59. */
+		assert_int_equal(open_at("2026-11-23 09:00+00"), 1);
+		assert_int_equal(open_at("2026-03-30 07:30+00"), 1);
+		assert_int_equal(open_at("2026-03-30 05:59+00"), 0);
+		assert_int_equal(open_at("2026-11-23 15:00+00"), 0);
+		assert_int_equal(open_at("2026-11-23 14:29+00"), 1);
+		assert_int_equal(open_at("2026-11-28 10:00+00"), 0);
+		assert_int_equal(open_at("2026-11-23 06:59+00"), 0);
 	}
 
 	/* The case, once per case number. */
