@@ -110,6 +110,57 @@ done
 if [[ -z $healthy ]]; then
 	echo "run: /healthz does not answer 200 yet; see the relay's log above" >&2
 fi
+
+# The Elisa case (docs/cases.md): every person is a bvchat profile in
+# var/NAME, enrolled once; their accounts and the case are kept in
+# var/elisa-case.env, so a second make run finds them again.
+cli=$build/client-lib/bvchat
+case_env=var/elisa-case.env
+adm() { "$relay" --database "$db" admin "$@"; }
+seed_case() {
+	local p acct tok
+	[[ -x $cli ]] || { echo "run: $cli is missing; no demo case" >&2; return 0; }
+	[[ -f $case_env ]] && return 0
+	: >"$case_env.tmp"
+	for p in elisa marthe randi arvid camilla kari arkiv; do
+		if [[ -f var/$p/store.db ]]; then
+			# Enrolled by hand before (README): keep it.
+			acct=$("$cli" --profile "var/$p" whoami |
+				sed -n 's/^account //p')
+		else
+			tok=$("$relay" admin issue-token --key "$key")
+			acct=$("$cli" --profile "var/$p" \
+				--relay "127.0.0.1:$port" enroll --token "$tok" |
+				sed -n 's/^account //p')
+		fi
+		[[ -n $acct ]] || { echo "run: could not enroll var/$p" >&2; return 1; }
+		echo "${p^^}=$acct" >>"$case_env.tmp"
+	done
+	# shellcheck disable=SC1090
+	source "$case_env.tmp"
+	adm tenant-set --tenant "$tenant" --office-days mon-fri --open 08:00 \
+		--close 15:30 --out-of-hours-phone "+47 800 00 000" >/dev/null
+	adm archive-set --tenant "$tenant" --account "$ARKIV"
+	CASE=$(adm case-create --tenant "$tenant" --case-number 2026/0417)
+	adm roster-add --case "$CASE" --account "$ELISA" --role child --name "Elisa (17)"
+	adm roster-add --case "$CASE" --account "$MARTHE" --role parent --name Marthe
+	adm roster-add --case "$CASE" --account "$RANDI" --role foster_parent --name Randi
+	adm roster-add --case "$CASE" --account "$ARVID" --role foster_parent --name Arvid
+	adm roster-add --case "$CASE" --account "$CAMILLA" --role caseworker --name Camilla
+	adm roster-add --case "$CASE" --account "$KARI" --role caseworker --name Kari
+	adm protect --case "$CASE" --person "$RANDI" --from "$MARTHE"
+	adm protect --case "$CASE" --person "$ARVID" --from "$MARTHE"
+	for p in "$ELISA" "$MARTHE" "$RANDI" "$ARVID"; do
+		adm conversation-create --case "$CASE" --by "$p" --kind team \
+			--members "$p" >/dev/null
+	done
+	echo "CASE=$CASE" >>"$case_env.tmp"
+	mv "$case_env.tmp" "$case_env"
+	echo "run: seeded the Elisa case ($CASE); accounts in $case_env"
+}
+if [[ -n $healthy ]] && ! seed_case; then
+	echo "run: the demo case is incomplete; make distclean to start over" >&2
+fi
 cat <<EOF
 
   bvchat-relay is running on ws://127.0.0.1:$port/v1 (subprotocol bvchat.v1)
@@ -122,6 +173,9 @@ cat <<EOF
   Database:      tools/pgcluster.sh psql $pgdir $pgport
                  conninfo "$db"
   Counts:        $relay --database "$db" admin stats
+  Elisa case:    profiles var/{elisa,marthe,randi,arvid,camilla,kari,arkiv},
+                 accounts in $case_env;
+                 $relay --database "$db" admin case-show --case CASE
 
   Press Ctrl-C to stop the relay and PostgreSQL (data stays in var/).
 

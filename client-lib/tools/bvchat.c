@@ -99,6 +99,9 @@ usage(FILE *f)
 		"        sends each line read from standard input, prints "
 		"incoming messages\n"
 		"        (and tells their senders they were read)\n"
+		"  whoami\n"
+		"        prints this profile's account uuid and device id "
+		"(no network)\n"
 		"  conversations\n"
 		"        lists the conversations this profile has messages "
 		"in (no network)\n"
@@ -806,7 +809,8 @@ main(int argc, char **argv)
 			return 2;
 		}
 	} else if (strcmp(cmd, "listen") != 0 &&
-		   strcmp(cmd, "conversations") != 0) {
+		   strcmp(cmd, "conversations") != 0 &&
+		   strcmp(cmd, "whoami") != 0) {
 		fprintf(stderr, "bvchat: unknown command: %s\n", cmd);
 		usage(stderr);
 		return 2;
@@ -859,13 +863,19 @@ main(int argc, char **argv)
 
 	/* What the local store answers, without the network. */
 	if (!strcmp(cmd, "conversations") || !strcmp(cmd, "history") ||
-	    !strcmp(cmd, "safety")) {
+	    !strcmp(cmd, "safety") || !strcmp(cmd, "whoami")) {
 		if (!bv_client_account(s.c)[0]) {
 			fprintf(stderr, "bvchat: this profile is not "
 					"enrolled\n");
 			goto out;
 		}
-		if (!strcmp(cmd, "conversations"))
+		if (!strcmp(cmd, "whoami"))
+			r = printf("account %s\ndevice %u\n",
+				   bv_client_account(s.c),
+				   (unsigned)bv_client_device(s.c)) < 0
+				    ? BV_EIO
+				    : 0;
+		else if (!strcmp(cmd, "conversations"))
 			r = bv_client_conversations(s.c, print_conversation,
 						    NULL);
 		else if (!strcmp(cmd, "history"))

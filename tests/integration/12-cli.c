@@ -139,6 +139,13 @@ t_cli_history_keys(void **state)
 	assert_non_null(strstr(out, args));
 	free(out);
 
+	/* whoami: the profile's own account, without the network. */
+	snprintf(args, sizeof(args), "--profile '%s' whoami", a);
+	out = cli_ok(args);
+	snprintf(err, sizeof(err), "account %s\ndevice 1\n", alice);
+	assert_string_equal(out, err);
+	free(out);
+
 	/* Both ends show the same safety number, in 12 groups of five. */
 	snprintf(args, sizeof(args), "--profile '%s' safety --peer %s", a, bob);
 	sn_a = cli_ok(args);
