@@ -26,6 +26,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "bench_util.h"
 #include "bv_error.h"
 #include "bv_proto.h"
 #include "bv_token.h"
@@ -136,11 +137,6 @@ struct counters {
 		bad;
 };
 
-struct samples {
-	uint32_t *v; /* microseconds */
-	size_t n, cap;
-};
-
 struct errcount {
 	char name[40];
 	uint64_t n;
@@ -172,7 +168,7 @@ struct bench {
 	unsigned cap; /* in-flight cap per sender */
 
 	struct counters c, c0, c1; /* now, measure start, measure end */
-	struct samples lat, commit;
+	struct bench_samples lat, commit;
 	struct errcount errs[MAX_ERRS];
 	size_t n_errs;
 
@@ -185,15 +181,6 @@ struct bench {
 };
 
 /* ------------------------------------------------------------ utilities */
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
 
 static void *
 xcalloc(size_t n, size_t size)
@@ -266,108 +253,15 @@ count_error(struct bench *b, const char *name)
 	b->errs[i].n++;
 }
 
-static void
-sample_add(struct samples *s, uint64_t ns)
-{
-	uint64_t us = ns / 1000;
-
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 65536;
-		uint32_t *v = realloc(s->v, cap * sizeof(*v));
-
-		if (!v)
-			return; /* a lost sample beats a lost run */
-		s->v = v;
-		s->cap = cap;
-	}
-	s->v[s->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-}
-
-static int
-cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile in ms; -1 when there are no samples. */
-static double
-percentile_ms(const struct samples *s, double p)
-{
-	size_t k;
-
-	if (!s->n)
-		return -1;
-	k = (size_t)(p / 100.0 * (double)s->n + 0.999999);
-	if (k < 1)
-		k = 1;
-	if (k > s->n)
-		k = s->n;
-	return s->v[k - 1] / 1000.0;
-}
-
 /* ------------------------------------------------------------ /proc */
-
-/* utime + stime of pid in clock ticks, and its parent. */
-static int
-proc_stat(pid_t pid, unsigned long long *ticks, pid_t *ppid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
-	FILE *f;
-	size_t n;
-	int pp;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* comm may hold spaces and parentheses: parse after the last ')'. */
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2,
-			 "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
-			 "%llu",
-			 &pp, &ut, &st) != 3)
-		return -1;
-	*ticks = ut + st;
-	if (ppid)
-		*ppid = pp;
-	return 0;
-}
 
 /* CPU of pid alone, or (tree) of pid and its direct children. */
 static struct cpu_snap
 cpu_of(pid_t pid, int tree)
 {
 	struct cpu_snap s = {0, 0};
-	unsigned long long t;
-	struct dirent *e;
-	DIR *d;
 
-	if (pid <= 0 || proc_stat(pid, &t, NULL) < 0)
-		return s;
-	s.ok = 1;
-	s.ticks = t;
-	if (!tree)
-		return s;
-	d = opendir("/proc");
-	if (!d)
-		return s;
-	while ((e = readdir(d))) {
-		char *end;
-		long child = strtol(e->d_name, &end, 10);
-		pid_t pp;
-
-		if (*end || child <= 0 || child == pid)
-			continue;
-		if (proc_stat((pid_t)child, &t, &pp) == 0 && pp == pid)
-			s.ticks += t;
-	}
-	closedir(d);
+	s.ok = bench_proc_ticks(pid, tree, &s.ticks) == 0;
 	return s;
 }
 
@@ -426,16 +320,10 @@ cpu_seconds(const struct cpu_snap *a, const struct cpu_snap *z)
 }
 
 static double
-tv_s(const struct timeval *tv)
-{
-	return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
-}
-
-static double
 self_cpu_seconds(const struct rusage *a, const struct rusage *z)
 {
-	return tv_s(&z->ru_utime) + tv_s(&z->ru_stime) - tv_s(&a->ru_utime) -
-	       tv_s(&a->ru_stime);
+	return bench_tv_s(&z->ru_utime) + bench_tv_s(&z->ru_stime) -
+	       bench_tv_s(&a->ru_utime) - bench_tv_s(&a->ru_stime);
 }
 
 /* ------------------------------------------------------------ output */
@@ -504,7 +392,7 @@ ack_written(struct bench *b, const struct outmsg *m, uint64_t now)
 {
 	b->c.acked++;
 	if (b->phase == PH_MEASURE && m->ack_of && now > m->ack_of)
-		sample_add(&b->lat, now - m->ack_of);
+		bench_sample_add(&b->lat, now - m->ack_of);
 }
 
 static int
@@ -524,7 +412,7 @@ dev_write(struct dev *d)
 		if (!d->out_head)
 			d->out_tail = NULL;
 		if (m->is_ack)
-			ack_written(b, m, now_ns());
+			ack_written(b, m, bench_now_ns());
 		free(m);
 		n++;
 	}
@@ -617,7 +505,7 @@ sender_pump(struct dev *d)
 			d->bl_head = (d->bl_head + 1) % BACKLOG_CAP;
 			d->bl_n--;
 		} else {
-			t = now_ns();
+			t = bench_now_ns();
 		}
 		send_one(d, t);
 	}
@@ -748,7 +636,7 @@ static void
 on_send_answer(struct dev *d, int64_t id, json_t *ok, json_t *err)
 {
 	struct bench *b = d->b;
-	uint64_t seq = (uint64_t)(id - ENROLL_ID - 1), now = now_ns();
+	uint64_t seq = (uint64_t)(id - ENROLL_ID - 1), now = bench_now_ns();
 
 	if (d->role != ROLE_SENDER || id <= ENROLL_ID || seq >= d->seq ||
 	    !d->inflight) {
@@ -760,8 +648,8 @@ on_send_answer(struct dev *d, int64_t id, json_t *ok, json_t *err)
 		b->c.sends_ok++;
 		d->sends_ok++;
 		if (b->phase == PH_MEASURE)
-			sample_add(&b->commit,
-				   now - d->sent_at[seq % SEND_RING]);
+			bench_sample_add(&b->commit,
+					 now - d->sent_at[seq % SEND_RING]);
 	} else {
 		b->c.send_errors++;
 		count_error(b, error_name(err));
@@ -1128,7 +1016,7 @@ static void
 tick(uv_timer_t *t)
 {
 	struct bench *b = t->data;
-	uint64_t now = now_ns();
+	uint64_t now = bench_now_ns();
 
 	progress(b, now);
 	switch (b->phase) {
@@ -1239,8 +1127,8 @@ print_report(struct bench *b)
 	int measured = b->t_meas1 > b->t_meas0;
 	size_t i;
 
-	qsort(b->lat.v, b->lat.n, sizeof(*b->lat.v), cmp_u32);
-	qsort(b->commit.v, b->commit.n, sizeof(*b->commit.v), cmp_u32);
+	bench_samples_sort(&b->lat);
+	bench_samples_sort(&b->commit);
 	for (i = 0; i < o->pairs; i++) {
 		const struct dev *s = &b->devs[o->idle + 2 * i + 1];
 		const struct dev *r = &b->devs[o->idle + 2 * i];
@@ -1286,13 +1174,13 @@ print_report(struct bench *b)
 		       mps);
 		printf("  latency ms       p50 %.3f  p99 %.3f  max %.3f  "
 		       "(send -> receiver's ack, %zu samples)\n",
-		       percentile_ms(&b->lat, 50), percentile_ms(&b->lat, 99),
-		       percentile_ms(&b->lat, 100), b->lat.n);
+		       bench_pct_ms(&b->lat, 50), bench_pct_ms(&b->lat, 99),
+		       bench_pct_ms(&b->lat, 100), b->lat.n);
 		printf("  commit ms        p50 %.3f  p99 %.3f  max %.3f  "
 		       "(send -> relay's ok)\n",
-		       percentile_ms(&b->commit, 50),
-		       percentile_ms(&b->commit, 99),
-		       percentile_ms(&b->commit, 100));
+		       bench_pct_ms(&b->commit, 50),
+		       bench_pct_ms(&b->commit, 99),
+		       bench_pct_ms(&b->commit, 100));
 		if (rcpu >= 0)
 			printf("  relay CPU        %.1f us/message, %.0f%% of "
 			       "one core\n",
@@ -1352,9 +1240,9 @@ print_report(struct bench *b)
 	       ",\"behind\":%" PRIu64 ",\"errors\":{",
 	       o->label ? o->label : "", b->fatal ? "false" : "true", o->pairs,
 	       o->size, o->rate, b->cap, o->idle, b->n_ready, setup, win, mps,
-	       percentile_ms(&b->lat, 50), percentile_ms(&b->lat, 99),
-	       percentile_ms(&b->lat, 100), percentile_ms(&b->commit, 50),
-	       percentile_ms(&b->commit, 99), rcpu_us, dcpu_us, scpu_us,
+	       bench_pct_ms(&b->lat, 50), bench_pct_ms(&b->lat, 99),
+	       bench_pct_ms(&b->lat, 100), bench_pct_ms(&b->commit, 50),
+	       bench_pct_ms(&b->commit, 99), rcpu_us, dcpu_us, scpu_us,
 	       win > 0 ? 100 * rcpu / win : -1, win > 0 ? 100 * dcpu / win : -1,
 	       win > 0 ? 100 * scpu / win : -1,
 	       mall > 0 ? 100 * mbusy / mall : -1,
@@ -1416,42 +1304,6 @@ usage(FILE *f)
 }
 
 static int
-parse_url(const char *s, struct opts *o)
-{
-	const char *colon;
-	char *end;
-	long port;
-
-	if (!strncmp(s, "ws://", 5))
-		s += 5;
-	colon = strrchr(s, ':');
-	if (!colon || colon == s || (size_t)(colon - s) >= sizeof(o->host))
-		return -1;
-	port = strtol(colon + 1, &end, 10);
-	if ((*end && strcmp(end, "/") && strcmp(end, BV_WS_PATH)) ||
-	    port <= 0 || port > 65535)
-		return -1;
-	memcpy(o->host, s, (size_t)(colon - s));
-	o->host[colon - s] = '\0';
-	o->port = (int)port;
-	return 0;
-}
-
-static int
-num(const char *s, double lo, double hi, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int
 parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
@@ -1493,56 +1345,57 @@ parse_args(int argc, char **argv, struct opts *o)
 
 		switch (ch) {
 		case 'u':
-			bad = parse_url(optarg, o);
+			bad = bench_parse_url(optarg, o->host, sizeof(o->host),
+					      &o->port);
 			break;
 		case 'k':
 			o->key = optarg;
 			break;
 		case 'p':
-			bad = num(optarg, 0, 100000, &v);
+			bad = bench_num(optarg, 0, 100000, &v);
 			o->pairs = (unsigned)v;
 			break;
 		case 's':
-			bad = num(optarg, HDR_BYTES, 16 << 20, &v);
+			bad = bench_num(optarg, HDR_BYTES, 16 << 20, &v);
 			o->size = (size_t)v;
 			break;
 		case 'r':
-			bad = num(optarg, 0, 1e7, &o->rate);
+			bad = bench_num(optarg, 0, 1e7, &o->rate);
 			break;
 		case 'i':
-			bad = num(optarg, 1, SEND_RING - 1, &v);
+			bad = bench_num(optarg, 1, SEND_RING - 1, &v);
 			o->inflight = (unsigned)v;
 			break;
 		case 'd':
-			bad = num(optarg, 0.1, 600, &o->duration);
+			bad = bench_num(optarg, 0.1, 600, &o->duration);
 			break;
 		case 'm':
-			bad = num(optarg, 1, 1e12, &v);
+			bad = bench_num(optarg, 1, 1e12, &v);
 			o->messages = (unsigned long long)v;
 			break;
 		case 'w':
-			bad = num(optarg, 0, 600, &o->warmup);
+			bad = bench_num(optarg, 0, 600, &o->warmup);
 			break;
 		case 'I':
-			bad = num(optarg, 0, 1000000, &v);
+			bad = bench_num(optarg, 0, 1000000, &v);
 			o->idle = (unsigned)v;
 			break;
 		case 'H':
-			bad = num(optarg, 0, 3600, &o->hold);
+			bad = bench_num(optarg, 0, 3600, &o->hold);
 			break;
 		case 'c':
-			bad = num(optarg, 1, 100000, &v);
+			bad = bench_num(optarg, 1, 100000, &v);
 			o->concurrency = (unsigned)v;
 			break;
 		case 'T':
-			bad = num(optarg, 1, 3600, &o->setup_timeout);
+			bad = bench_num(optarg, 1, 3600, &o->setup_timeout);
 			break;
 		case 'P':
-			bad = num(optarg, 1, 1e9, &v);
+			bad = bench_num(optarg, 1, 1e9, &v);
 			o->relay_pid = (pid_t)v;
 			break;
 		case 'D':
-			bad = num(optarg, 1, 1e9, &v);
+			bad = bench_num(optarg, 1, 1e9, &v);
 			o->db_pid = (pid_t)v;
 			break;
 		case 'l':
@@ -1577,34 +1430,6 @@ parse_args(int argc, char **argv, struct opts *o)
 		return -1;
 	}
 	return 0;
-}
-
-/* Reads the tenant key file written by `bvchat-relay admin tenant-create`. */
-static int
-read_key(struct bench *b, const char *path)
-{
-	json_t *j = json_load_file(path, 0, NULL);
-	const char *t = json_string_value(json_object_get(j, "tenant"));
-	const char *sk = json_string_value(json_object_get(j, "secret_key"));
-	size_t n = 0;
-	int rc = -1;
-
-	if (!t || !sk || !bv_uuid_valid(t) ||
-	    bv_b64_decode(sk, strlen(sk), b->tsk, sizeof(b->tsk), &n) < 0 ||
-	    n != sizeof(b->tsk)) {
-		fprintf(stderr,
-			"bvchat-bench: %s is not a tenant key file "
-			"({\"tenant\", \"secret_key\"})\n",
-			path);
-		goto out;
-	}
-	memcpy(b->tenant, t, sizeof(b->tenant));
-	rc = 0;
-out:
-	if (sk)
-		bv_wipe((void *)sk, strlen(sk));
-	json_decref(j);
-	return rc;
 }
 
 static void
@@ -1689,7 +1514,8 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (sodium_init() < 0 || read_key(b, b->o.key) < 0)
+	if (sodium_init() < 0 ||
+	    bench_read_key("bvchat-bench", b->o.key, b->tenant, b->tsk) < 0)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile(b->o.idle + 2 * b->o.pairs);
@@ -1722,14 +1548,14 @@ main(int argc, char **argv)
 	uv_signal_init(&loop, &b->sigint);
 	b->sigint.data = b;
 	uv_signal_start(&b->sigint, on_sigint, SIGINT);
-	b->t_setup0 = now_ns();
+	b->t_setup0 = bench_now_ns();
 	uv_timer_start(&b->tick, tick, 0, 1);
 
 	uv_run(&loop, UV_RUN_DEFAULT);
 
 	if (b->phase != PH_DRAIN && b->t_meas0 && !b->t_meas1) {
 		/* Stopped early: report what was measured so far. */
-		b->t_meas1 = now_ns();
+		b->t_meas1 = bench_now_ns();
 		b->c1 = b->c;
 		take_snapshot(b, 1);
 	}

@@ -21,6 +21,7 @@
 #include <sys/statfs.h>
 #include <sodium.h>
 
+#include "bench_util.h"
 #include "bv_error.h"
 #include "bv_util.h"
 #include "content.h"
@@ -166,13 +167,7 @@ cmp_u64(const void *a, const void *b)
 static double
 pct_us(const uint64_t *v, size_t n, double p)
 {
-	size_t k = (size_t)(p / 100.0 * (double)n + 0.999999);
-
-	if (k < 1)
-		k = 1;
-	if (k > n)
-		k = n;
-	return (double)v[k - 1] / 1000.0;
+	return (double)v[bench_rank(n, p)] / 1000.0;
 }
 
 /* ------------------------------------------------------------ parties */
@@ -738,26 +733,6 @@ bad:
 	return -1;
 }
 
-/* Removes the scratch directory's files (the stores and their WAL and
- * shared-memory files) and the directory. */
-static void
-remove_dir(const char *dir)
-{
-	char path[1024];
-	struct dirent *d;
-	DIR *dp = opendir(dir);
-
-	while (dp && (d = readdir(dp))) {
-		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
-		unlink(path);
-	}
-	if (dp)
-		closedir(dp);
-	rmdir(dir);
-}
-
 static void
 fs_name(const char *dir, char *out, size_t cap)
 {
@@ -863,7 +838,7 @@ main(int argc, char **argv)
 		party_close(&b.rcpt[i]);
 	if (b.ctx)
 		signal_context_destroy(b.ctx);
-	remove_dir(b.dir);
+	bench_remove_dir(b.dir);
 	if (rc == 0)
 		report(&b, (double)(t1.wall - t0.wall) / 1e9);
 	else

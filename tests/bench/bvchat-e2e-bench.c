@@ -27,6 +27,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "bench_util.h"
 #include "bvchat.h"
 #include "bv_token.h"
 #include "bv_util.h"
@@ -67,11 +68,6 @@ struct opts {
 	const char *label;
 	int json;
 	int no_prime;
-};
-
-struct samples {
-	uint32_t *v; /* µs */
-	size_t n, cap;
 };
 
 struct bench;
@@ -117,9 +113,9 @@ struct bench {
 	unsigned rr;	   /* rate mode: the next sender */
 	/* Counted in the measured window only. */
 	uint64_t win_received;
-	struct samples lat;  /* send -> receiver's on_message */
-	struct samples sent; /* send -> bv_sent_cb */
-	struct samples prime;
+	struct bench_samples lat;  /* send -> receiver's on_message */
+	struct bench_samples sent; /* send -> bv_sent_cb */
+	struct bench_samples prime;
 	/* Whole run. */
 	uint64_t sends, send_refused, accepted, failed_sends, received;
 	uint64_t duplicates, reordered;
@@ -135,15 +131,6 @@ struct bench {
 };
 
 /* ------------------------------------------------------------ utilities */
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
 
 static void fail(struct bench *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -179,102 +166,6 @@ count_error(struct bench *b, int code)
 	}
 }
 
-static void
-sample_add(struct samples *s, uint64_t ns)
-{
-	uint64_t us = ns / 1000;
-
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 4096;
-		uint32_t *v = realloc(s->v, cap * sizeof(*v));
-
-		if (!v)
-			return; /* a lost sample beats a lost run */
-		s->v = v;
-		s->cap = cap;
-	}
-	s->v[s->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-}
-
-static int
-cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of sorted samples in ms; -1 when none. */
-static double
-pct_ms(const struct samples *s, double p)
-{
-	size_t k;
-
-	if (!s->n)
-		return -1;
-	k = (size_t)(p / 100.0 * (double)s->n + 0.999999);
-	if (k < 1)
-		k = 1;
-	if (k > s->n)
-		k = s->n;
-	return s->v[k - 1] / 1000.0;
-}
-
-/* utime + stime of pid in clock ticks, and its parent. */
-static int
-proc_stat(pid_t pid, unsigned long long *ticks, pid_t *ppid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
-	FILE *f;
-	size_t n;
-	int pp;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* comm may hold spaces and parentheses: parse after the last ')'. */
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2,
-			 "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
-			 "%llu",
-			 &pp, &ut, &st) != 3)
-		return -1;
-	*ticks = ut + st;
-	*ppid = pp;
-	return 0;
-}
-
-/* CPU ticks of pid, plus (tree) its direct children's; -1 when unknown. */
-static int
-proc_ticks(pid_t pid, int tree, unsigned long long *out)
-{
-	unsigned long long t;
-	struct dirent *e;
-	pid_t pp;
-	DIR *d;
-
-	if (pid <= 0 || proc_stat(pid, out, &pp) < 0)
-		return -1;
-	if (!tree || !(d = opendir("/proc")))
-		return 0;
-	while ((e = readdir(d))) {
-		char *end;
-		long child = strtol(e->d_name, &end, 10);
-
-		if (*end || child <= 0 || child == pid)
-			continue;
-		if (proc_stat((pid_t)child, &t, &pp) == 0 && pp == pid)
-			*out += t;
-	}
-	closedir(d);
-	return 0;
-}
-
 /* ------------------------------------------------------------ sending */
 
 static void
@@ -285,7 +176,7 @@ send_one(struct pair *p)
 	char mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
 	char *text;
 	uint32_t seq = ++p->next_seq;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	unsigned i;
 	int rc;
 
@@ -416,7 +307,9 @@ on_sent(struct bv_client *c, void *user, const char *message_id, int rc)
 	for (i = 0; i < MAX_INFLIGHT; i++)
 		if (p->slot[i].t0 && !strcmp(p->slot[i].mid, message_id)) {
 			if (rc == 0 && in_window(b, p->slot[i].t0))
-				sample_add(&b->sent, now_ns() - p->slot[i].t0);
+				bench_sample_add(&b->sent,
+						 bench_now_ns() -
+							 p->slot[i].t0);
 			p->slot[i].t0 = 0;
 			break;
 		}
@@ -461,7 +354,7 @@ on_message(struct bv_client *c, void *user, const char *conversation,
 {
 	struct pair *p = user;
 	struct bench *b = p->b;
-	uint64_t now = now_ns(), t0;
+	uint64_t now = bench_now_ns(), t0;
 	uint32_t seq;
 	int dup;
 
@@ -488,7 +381,7 @@ on_message(struct bv_client *c, void *user, const char *conversation,
 	else
 		p->max_seq_seen = seq;
 	if (b->phase == PH_PRIME && seq == 1) {
-		sample_add(&b->prime, now - t0);
+		bench_sample_add(&b->prime, now - t0);
 		b->primed++;
 		return;
 	}
@@ -497,7 +390,7 @@ on_message(struct bv_client *c, void *user, const char *conversation,
 	if (b->phase == PH_MEASURE)
 		b->win_received++;
 	if (in_window(b, t0))
-		sample_add(&b->lat, now - t0);
+		bench_sample_add(&b->lat, now - t0);
 }
 
 /* ------------------------------------------------------------ phases */
@@ -508,13 +401,13 @@ snapshot(struct bench *b, int end)
 	unsigned long long t;
 
 	getrusage(RUSAGE_SELF, end ? &b->ru1 : &b->ru0);
-	if (proc_ticks(b->o.relay_pid, 0, &t) == 0) {
+	if (bench_proc_ticks(b->o.relay_pid, 0, &t) == 0) {
 		*(end ? &b->relay1 : &b->relay0) = t;
 		b->relay_ok = end ? b->relay_ok : 1;
 	} else {
 		b->relay_ok = 0;
 	}
-	if (proc_ticks(b->o.db_pid, 1, &t) == 0) {
+	if (bench_proc_ticks(b->o.db_pid, 1, &t) == 0) {
 		*(end ? &b->db1 : &b->db0) = t;
 		b->db_ok = end ? b->db_ok : 1;
 	} else {
@@ -570,7 +463,7 @@ static void
 tick(uv_timer_t *t)
 {
 	struct bench *b = t->data;
-	uint64_t now = now_ns(), in = now - b->t_phase;
+	uint64_t now = bench_now_ns(), in = now - b->t_phase;
 
 	if (b->o.rate > 0)
 		pace(b, now);
@@ -619,35 +512,24 @@ on_sigint(uv_signal_t *h, int signum)
 
 /* ------------------------------------------------------------ report */
 
-static double
-ticks_s(unsigned long long a, unsigned long long z)
-{
-	return (double)(z - a) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double
-tv_s(const struct timeval *tv)
-{
-	return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
-}
-
 static void
 report(struct bench *b)
 {
 	double win = (double)(b->t_measure_end - b->t_measure) / 1e9;
 	double rate = win > 0 ? (double)b->win_received / win : 0;
 	double n = b->win_received ? (double)b->win_received : 1;
-	double self = tv_s(&b->ru1.ru_utime) + tv_s(&b->ru1.ru_stime) -
-		      tv_s(&b->ru0.ru_utime) - tv_s(&b->ru0.ru_stime);
-	double relay = b->relay_ok ? ticks_s(b->relay0, b->relay1) : -1;
-	double db = b->db_ok ? ticks_s(b->db0, b->db1) : -1;
+	double self =
+		bench_tv_s(&b->ru1.ru_utime) + bench_tv_s(&b->ru1.ru_stime) -
+		bench_tv_s(&b->ru0.ru_utime) - bench_tv_s(&b->ru0.ru_stime);
+	double relay = b->relay_ok ? bench_ticks_s(b->relay0, b->relay1) : -1;
+	double db = b->db_ok ? bench_ticks_s(b->db0, b->db1) : -1;
 	uint64_t lost =
 		b->accepted > b->received ? b->accepted - b->received : 0;
 	size_t i;
 
-	qsort(b->lat.v, b->lat.n, sizeof(*b->lat.v), cmp_u32);
-	qsort(b->prime.v, b->prime.n, sizeof(*b->prime.v), cmp_u32);
-	qsort(b->sent.v, b->sent.n, sizeof(*b->sent.v), cmp_u32);
+	bench_samples_sort(&b->lat);
+	bench_samples_sort(&b->prime);
+	bench_samples_sort(&b->sent);
 	printf("bvchat-e2e-bench %s: %u pairs of bv_clients, %zu-byte texts, ",
 	       b->o.label, b->o.pairs, b->o.size);
 	if (b->o.rate > 0)
@@ -660,18 +542,18 @@ report(struct bench *b)
 	if (b->prime.n)
 		printf("  first text ms    p50 %.3f  max %.3f  (keys_get, "
 		       "X3DH, PreKey message; %zu pairs)\n",
-		       pct_ms(&b->prime, 50), pct_ms(&b->prime, 100),
-		       b->prime.n);
+		       bench_pct_ms(&b->prime, 50),
+		       bench_pct_ms(&b->prime, 100), b->prime.n);
 	printf("  window           %.2f s measured after %.1f s warm-up\n", win,
 	       b->o.warmup);
 	printf("  texts/s          %.0f (delivered and decrypted)\n", rate);
 	printf("  latency ms       p50 %.3f  p90 %.3f  p99 %.3f  max %.3f  "
 	       "(send_text -> on_message, %zu samples)\n",
-	       pct_ms(&b->lat, 50), pct_ms(&b->lat, 90), pct_ms(&b->lat, 99),
-	       pct_ms(&b->lat, 100), b->lat.n);
+	       bench_pct_ms(&b->lat, 50), bench_pct_ms(&b->lat, 90),
+	       bench_pct_ms(&b->lat, 99), bench_pct_ms(&b->lat, 100), b->lat.n);
 	printf("  sent ms          p50 %.3f  p99 %.3f  (send_text -> "
 	       "bv_sent_cb: stored by the relay)\n",
-	       pct_ms(&b->sent, 50), pct_ms(&b->sent, 99));
+	       bench_pct_ms(&b->sent, 50), bench_pct_ms(&b->sent, 99));
 	printf("  bench CPU        %.1f us/text (both ends, %.0f%% of one "
 	       "core)\n",
 	       self * 1e6 / n, win > 0 ? 100 * self / win : 0);
@@ -705,9 +587,10 @@ report(struct bench *b)
 	       ",\"out_of_order\":%" PRIu64 ",\"errors\":%zu}\n",
 	       b->o.label, b->failed || lost ? "false" : "true", b->o.pairs,
 	       b->o.inflight, b->o.rate, b->o.size, win, rate,
-	       pct_ms(&b->lat, 50), pct_ms(&b->lat, 90), pct_ms(&b->lat, 99),
-	       pct_ms(&b->lat, 100), pct_ms(&b->sent, 50), pct_ms(&b->sent, 99),
-	       pct_ms(&b->prime, 50), self * 1e6 / n,
+	       bench_pct_ms(&b->lat, 50), bench_pct_ms(&b->lat, 90),
+	       bench_pct_ms(&b->lat, 99), bench_pct_ms(&b->lat, 100),
+	       bench_pct_ms(&b->sent, 50), bench_pct_ms(&b->sent, 99),
+	       bench_pct_ms(&b->prime, 50), self * 1e6 / n,
 	       relay >= 0 ? relay * 1e6 / n : -1, db >= 0 ? db * 1e6 / n : -1,
 	       b->sends, b->accepted, b->received, lost, b->duplicates,
 	       b->reordered, b->n_errs);
@@ -755,42 +638,6 @@ usage(FILE *f)
 }
 
 static int
-parse_url(const char *s, struct opts *o)
-{
-	const char *colon;
-	char *end;
-	long port;
-
-	if (!strncmp(s, "ws://", 5))
-		s += 5;
-	colon = strrchr(s, ':');
-	if (!colon || colon == s || (size_t)(colon - s) >= sizeof(o->host))
-		return -1;
-	port = strtol(colon + 1, &end, 10);
-	if ((*end && strcmp(end, "/") && strcmp(end, "/v1")) || port <= 0 ||
-	    port > 65535)
-		return -1;
-	memcpy(o->host, s, (size_t)(colon - s));
-	o->host[colon - s] = '\0';
-	o->port = (int)port;
-	return 0;
-}
-
-static int
-num(const char *s, double lo, double hi, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int
 parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
@@ -830,41 +677,43 @@ parse_args(int argc, char **argv, struct opts *o)
 	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'u':
-			if (parse_url(optarg, o) < 0)
+			if (bench_parse_url(optarg, o->host, sizeof(o->host),
+					    &o->port) < 0)
 				goto bad;
 			break;
 		case 'k':
 			o->key = optarg;
 			break;
 		case 'p':
-			if (num(optarg, 1, 1000, &v) < 0)
+			if (bench_num(optarg, 1, 1000, &v) < 0)
 				goto bad;
 			o->pairs = (unsigned)v;
 			break;
 		case 'i':
-			if (num(optarg, 1, MAX_INFLIGHT, &v) < 0)
+			if (bench_num(optarg, 1, MAX_INFLIGHT, &v) < 0)
 				goto bad;
 			o->inflight = (unsigned)v;
 			break;
 		case 'r':
-			if (num(optarg, 0.1, 100000, &o->rate) < 0)
+			if (bench_num(optarg, 0.1, 100000, &o->rate) < 0)
 				goto bad;
 			break;
 		case 's':
-			if (num(optarg, HDR_LEN, BV_CLIENT_TEXT_MAX, &v) < 0)
+			if (bench_num(optarg, HDR_LEN, BV_CLIENT_TEXT_MAX, &v) <
+			    0)
 				goto bad;
 			o->size = (size_t)v;
 			break;
 		case 'd':
-			if (num(optarg, 0.1, 600, &o->duration) < 0)
+			if (bench_num(optarg, 0.1, 600, &o->duration) < 0)
 				goto bad;
 			break;
 		case 'w':
-			if (num(optarg, 0, 600, &o->warmup) < 0)
+			if (bench_num(optarg, 0, 600, &o->warmup) < 0)
 				goto bad;
 			break;
 		case 'T':
-			if (num(optarg, 1, 3600, &o->setup_timeout) < 0)
+			if (bench_num(optarg, 1, 3600, &o->setup_timeout) < 0)
 				goto bad;
 			break;
 		case 'D':
@@ -874,12 +723,12 @@ parse_args(int argc, char **argv, struct opts *o)
 			o->no_prime = 1;
 			break;
 		case 'R':
-			if (num(optarg, 1, 4194304, &v) < 0)
+			if (bench_num(optarg, 1, 4194304, &v) < 0)
 				goto bad;
 			o->relay_pid = (pid_t)v;
 			break;
 		case 'B':
-			if (num(optarg, 1, 4194304, &v) < 0)
+			if (bench_num(optarg, 1, 4194304, &v) < 0)
 				goto bad;
 			o->db_pid = (pid_t)v;
 			break;
@@ -905,34 +754,6 @@ parse_args(int argc, char **argv, struct opts *o)
 bad:
 	usage(stderr);
 	return -1;
-}
-
-/* Reads the tenant key file written by `bvchat-relay admin tenant-create`. */
-static int
-read_key(struct bench *b, const char *path)
-{
-	json_t *j = json_load_file(path, 0, NULL);
-	const char *t = json_string_value(json_object_get(j, "tenant"));
-	const char *sk = json_string_value(json_object_get(j, "secret_key"));
-	size_t n = 0;
-	int rc = -1;
-
-	if (!t || !sk || !bv_uuid_valid(t) ||
-	    bv_b64_decode(sk, strlen(sk), b->tsk, sizeof(b->tsk), &n) < 0 ||
-	    n != sizeof(b->tsk)) {
-		fprintf(stderr,
-			"bvchat-e2e-bench: %s is not a tenant key file "
-			"({\"tenant\", \"secret_key\"})\n",
-			path);
-		goto out;
-	}
-	memcpy(b->tenant, t, sizeof(b->tenant));
-	rc = 0;
-out:
-	if (sk)
-		bv_wipe((void *)sk, strlen(sk));
-	json_decref(j);
-	return rc;
 }
 
 /* A new client on the bench's loop, enrolling with a fresh token for a
@@ -977,31 +798,13 @@ client_start(struct bench *b, struct pair *p, const char *path,
 	return rc;
 }
 
-static void
-remove_dir(const char *dir)
-{
-	char path[1024];
-	struct dirent *d;
-	DIR *dp = opendir(dir);
-
-	while (dp && (d = readdir(dp))) {
-		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
-		unlink(path);
-	}
-	if (dp)
-		closedir(dp);
-	rmdir(dir);
-}
-
 /* Runs the loop until nothing is left to run, at most 5 s. */
 static void
 run_down(struct bench *b)
 {
-	uint64_t deadline = now_ns() + 5 * NS_PER_S;
+	uint64_t deadline = bench_now_ns() + 5 * NS_PER_S;
 
-	while (uv_run(&b->loop, UV_RUN_NOWAIT) && now_ns() < deadline)
+	while (uv_run(&b->loop, UV_RUN_NOWAIT) && bench_now_ns() < deadline)
 		;
 }
 
@@ -1018,7 +821,8 @@ main(int argc, char **argv)
 		free(b);
 		return 2;
 	}
-	if (sodium_init() < 0 || read_key(b, b->o.key) < 0) {
+	if (sodium_init() < 0 || bench_read_key("bvchat-e2e-bench", b->o.key,
+						b->tenant, b->tsk) < 0) {
 		free(b);
 		return 1;
 	}
@@ -1040,7 +844,7 @@ main(int argc, char **argv)
 	uv_signal_init(&b->loop, &b->sigint);
 	b->sigint.data = b;
 	uv_signal_start(&b->sigint, on_sigint, SIGINT);
-	b->t_phase = now_ns();
+	b->t_phase = bench_now_ns();
 	for (i = 0; i < b->o.pairs && !b->failed; i++) {
 		struct pair *p = &b->p[i];
 
@@ -1092,7 +896,7 @@ out:
 		run_down(b);
 	if (b->loop_ok)
 		uv_loop_close(&b->loop);
-	remove_dir(b->dir);
+	bench_remove_dir(b->dir);
 	bv_wipe(b->tsk, sizeof(b->tsk));
 	free(b->lat.v);
 	free(b->sent.v);
