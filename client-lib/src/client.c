@@ -217,12 +217,11 @@ out:
 
 /* ---- prekeys ---- */
 
-/* One keys_put; signed_id: the signed prekey in it (0: none); refill:
- * one-time prekeys after prekeys_low. */
+/* One keys_put; signed_id: the signed prekey in it, 0 for a refill (one-time
+ * prekeys only, after prekeys_low). */
 struct upload {
 	struct bv_client *c;
 	uint32_t signed_id;
-	int refill;
 };
 
 static int upload_prekeys(struct bv_client *c, size_t n, int with_signed);
@@ -251,7 +250,7 @@ on_keys_put(void *arg, int rc, const struct bv_wire_msg *m)
 	struct upload *u = arg;
 	struct bv_client *c = u->c;
 	uint32_t signed_id = u->signed_id;
-	int first = c->enrolling, refill = u->refill, r;
+	int first = c->enrolling, r;
 
 	bv_free(u);
 	c->inflight--;
@@ -259,7 +258,7 @@ on_keys_put(void *arg, int rc, const struct bv_wire_msg *m)
 		c->rotating = 0;
 	if (c->closed)
 		return;
-	if (refill)
+	if (!signed_id)
 		refill_done(c, rc, m);
 	if (rc < 0) {
 		if (signed_id && !first)
@@ -303,7 +302,6 @@ upload_prekeys(struct bv_client *c, size_t n, int with_signed)
 		k->one_time, k->n_one_time, &frame);
 	if (rc < 0)
 		goto out;
-	u->refill = !with_signed;
 	rc = conn__request(c->conn, id, frame, on_keys_put, u);
 	if (rc == 0) {
 		c->inflight++;
@@ -553,7 +551,7 @@ honour_resend(struct bv_client *c, const struct bv_wire_msg *m,
 		t.c = c;
 		rc = bv_store_history_find(c->store, ct->ids[i], own_text_cb,
 					   &t);
-		if (rc < 0 || (rc == 0 && !t.content) ||
+		if (rc < 0 || !t.seq ||
 		    !was_recipient(c, t.seq, m->u.deliver.sender)) {
 			/* Not ours, not theirs, or gone: nothing to resend. */
 			bv_log(BV_LOG_INFO,
