@@ -21,187 +21,14 @@
 #include <sodium.h>
 #include <uv.h>
 
-#include "bvtest.h"
-#include "bvchat.h"
+#include "client_peer.h"
 
-#define MAX_RX	     32
 #define MAX_CANARIES 16
 #define CANARY_LEN   64
-
-static struct bvt_env env;
-static uv_loop_t loop;
-static char dir[256];
-
-struct peer {
-	const char *name;
-	char store[512];
-	struct bv_client *c;
-	unsigned enrolled, caught_up, refused, errors, key_changed;
-	unsigned sent;
-	int sent_rc;
-	char sent_mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
-	unsigned n_rx;
-	struct {
-		char mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
-		char sender[BV_CLIENT_ACCOUNT_LEN + 1];
-		char text[CANARY_LEN];
-	} rx[MAX_RX];
-};
-
-static const uint8_t store_key[BV_CLIENT_STORE_KEY_LEN] = {14, 14, 14};
-static const char conv[] = "0c5e2a7b-3d1f-4a6c-9e8b-7f2d4c6a8e01";
 
 /* The texts sent; none may reach the relay's log or database. */
 static char canaries[MAX_CANARIES][CANARY_LEN];
 static int ncanaries;
-
-static void
-on_status(struct bv_client *c, void *user, enum bv_client_status st, int code)
-{
-	struct peer *p = user;
-
-	(void)c;
-	(void)code;
-	switch (st) {
-	case BV_CLIENT_ENROLLED:
-		p->enrolled++;
-		break;
-	case BV_CLIENT_CAUGHT_UP:
-		p->caught_up++;
-		break;
-	case BV_CLIENT_REFUSED:
-		p->refused++;
-		break;
-	default:
-		break;
-	}
-}
-
-static void
-on_message(struct bv_client *c, void *user, const char *conversation,
-	   const char *sender, uint32_t sender_device, const char *message_id,
-	   int64_t time_ms, const char *text, size_t text_len)
-{
-	struct peer *p = user;
-
-	(void)c;
-	(void)conversation;
-	(void)sender_device;
-	(void)time_ms;
-	assert_int_equal(strlen(text), text_len);
-	assert_true(p->n_rx < MAX_RX);
-	snprintf(p->rx[p->n_rx].mid, sizeof(p->rx[p->n_rx].mid), "%s",
-		 message_id);
-	snprintf(p->rx[p->n_rx].sender, sizeof(p->rx[p->n_rx].sender), "%s",
-		 sender);
-	snprintf(p->rx[p->n_rx].text, sizeof(p->rx[p->n_rx].text), "%s", text);
-	p->n_rx++;
-}
-
-static void
-on_key_changed(struct bv_client *c, void *user, const char *account,
-	       uint32_t device)
-{
-	(void)c;
-	(void)account;
-	(void)device;
-	((struct peer *)user)->key_changed++;
-}
-
-static void
-on_error(struct bv_client *c, void *user, int code, const char *message_id,
-	 const char *what)
-{
-	struct peer *p = user;
-
-	(void)c;
-	p->errors++;
-	print_message("%s: error %d (%s) %s: %s\n", p->name, code,
-		      bv_client_strerror(code), message_id ? message_id : "-",
-		      what);
-}
-
-static void
-on_sent(struct bv_client *c, void *user, const char *message_id, int rc)
-{
-	struct peer *p = user;
-
-	(void)c;
-	p->sent++;
-	p->sent_rc = rc;
-	snprintf(p->sent_mid, sizeof(p->sent_mid), "%s", message_id);
-}
-
-/* Runs the loop until *counter >= want or ms passed. */
-static int
-run_until(const unsigned *counter, unsigned want, int ms)
-{
-	int64_t deadline = bvt_now_ms() + bvt_ms(ms);
-
-	while (*counter < want && bvt_now_ms() < deadline)
-		uv_run(&loop, UV_RUN_ONCE);
-	return *counter >= want;
-}
-
-static void
-run_for(int ms)
-{
-	int64_t deadline = bvt_now_ms() + ms;
-
-	while (bvt_now_ms() < deadline)
-		uv_run(&loop, UV_RUN_ONCE);
-}
-
-static void
-peer_open(struct peer *p, const char *name)
-{
-	struct bv_client_opts o;
-
-	if (!p->store[0]) {
-		memset(p, 0, sizeof(*p));
-		snprintf(p->store, sizeof(p->store), "%s/%s.db", dir, name);
-	}
-	p->name = name;
-	memset(&o, 0, sizeof(o));
-	o.store_path = p->store;
-	o.store_key = store_key;
-	o.relay_host = "127.0.0.1";
-	o.relay_port = env.relay.port;
-	o.loop = &loop;
-	o.on_status = on_status;
-	o.on_message = on_message;
-	o.on_key_changed = on_key_changed;
-	o.on_error = on_error;
-	o.on_sent = on_sent;
-	o.user = p;
-	assert_int_equal(bv_client_new(&o, &p->c), 0);
-}
-
-static void
-peer_close(struct peer *p)
-{
-	if (!p->c)
-		return;
-	bv_client_close(p->c);
-	run_for(300);
-	bv_client_free(p->c);
-	p->c = NULL;
-	run_for(50);
-}
-
-static void
-enroll(struct peer *p, const char *name)
-{
-	char *token = bvt_token(&env.tenant, NULL);
-
-	assert_non_null(token);
-	memset(p, 0, sizeof(*p));
-	peer_open(p, name);
-	assert_int_equal(bv_client_enroll(p->c, token), 0);
-	free(token);
-	if (!run_until(&p->enrolled, 1, BVT_TIMEOUT))
-		fail_msg("%s not enrolled (refused %u)", name, p->refused);
-}
 
 /* A new canary "CANARY-<24 random hex>-n", remembered. */
 static const char *
@@ -215,44 +42,6 @@ canary(void)
 	sodium_bin2hex(h, sizeof(h), r, sizeof(r));
 	snprintf(canaries[ncanaries], CANARY_LEN, "CANARY-%s-%d", h, ncanaries);
 	return canaries[ncanaries++];
-}
-
-/* from sends text to account to; waits until the relay stored it. */
-static void
-say(struct peer *from, const char *to, const char *text, char *mid)
-{
-	const char *rcpt[1] = {to};
-	unsigned n = from->sent;
-
-	assert_int_equal(bv_client_send_text(from->c, conv, rcpt, 1, text, mid),
-			 0);
-	if (!run_until(&from->sent, n + 1, BVT_TIMEOUT))
-		fail_msg("%s: no outcome for %s", from->name, mid);
-	assert_string_equal(from->sent_mid, mid);
-	assert_int_equal(from->sent_rc, 0);
-}
-
-/* Waits until p got mid from from, with text. */
-static void
-expect(struct peer *p, const char *mid, const struct peer *from,
-       const char *text)
-{
-	int64_t deadline = bvt_now_ms() + bvt_ms(BVT_TIMEOUT);
-	unsigned i;
-
-	for (;;) {
-		for (i = 0; i < p->n_rx; i++) {
-			if (strcmp(p->rx[i].mid, mid))
-				continue;
-			assert_string_equal(p->rx[i].sender,
-					    bv_client_account(from->c));
-			assert_string_equal(p->rx[i].text, text);
-			return;
-		}
-		if (bvt_now_ms() >= deadline)
-			fail_msg("%s did not get %s", p->name, mid);
-		uv_run(&loop, UV_RUN_ONCE);
-	}
 }
 
 static char *
@@ -303,33 +92,14 @@ queued(void)
 	return bvt_sql_int(env.db, "SELECT count(*) FROM queue", 0, NULL);
 }
 
+/* The relay logs at debug level: the log searched must be the fullest. */
 static int
-setup(void **state)
+setup_debug(void **state)
 {
-	const char *args[] = {"--log_level", "debug", NULL};
+	static const char *const args[] = {"--log_level", "debug", NULL};
 
-	(void)state;
 	ncanaries = 0;
-	snprintf(dir, sizeof(dir), "/tmp/bvt-14-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	if (uv_loop_init(&loop) != 0)
-		return -1;
-	return bvt_env_init(&env, args);
-}
-
-static int
-teardown(void **state)
-{
-	char cmd[300];
-
-	(void)state;
-	run_for(10);
-	uv_run(&loop, UV_RUN_NOWAIT);
-	assert_int_equal(uv_loop_close(&loop), 0);
-	bvt_env_cleanup(&env);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return setup_relay(state, args);
 }
 
 static void
@@ -345,9 +115,11 @@ t_canaries(void **state)
 	int64_t deadline;
 
 	(void)state;
-	enroll(&ann, "ann");
+	memset(&ann, 0, sizeof(ann));
+	memset(&ben, 0, sizeof(ben));
+	enroll(&ann, "ann", NULL, 0);
 	snprintf(anna, sizeof(anna), "%s", bv_client_account(ann.c));
-	enroll(&ben, "ben");
+	enroll(&ben, "ben", NULL, 0);
 	snprintf(benn, sizeof(benn), "%s", bv_client_account(ben.c));
 
 	/* Both ways, both online. */
@@ -437,7 +209,8 @@ main(void)
 {
 	/* clang-format off */
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(t_canaries, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_canaries, setup_debug,
+						teardown),
 	};
 	/* clang-format on */
 

@@ -301,7 +301,7 @@ expect(struct peer *p, const char *mid, const struct peer *from,
 }
 
 int
-setup(void **state)
+setup_relay(void **state, const char *const *relay_args)
 {
 	(void)state;
 	snprintf(dir, sizeof(dir), "/tmp/bvt-client-XXXXXX");
@@ -309,7 +309,13 @@ setup(void **state)
 		return -1;
 	if (uv_loop_init(&loop) != 0)
 		return -1;
-	return bvt_env_init(&env, NULL);
+	return bvt_env_init(&env, relay_args);
+}
+
+int
+setup(void **state)
+{
+	return setup_relay(state, NULL);
 }
 
 int

@@ -85,6 +85,8 @@ void peer_on_status(struct bv_client *c, void *user, enum bv_client_status st,
 void peer_on_error(struct bv_client *c, void *user, int code,
 		   const char *message_id, const char *what);
 int setup(void **state);
+/* As setup(), with these arguments for the relay (NULL-terminated). */
+int setup_relay(void **state, const char *const *relay_args);
 int teardown(void **state);
 
 #endif
