@@ -317,17 +317,21 @@ void
 op_conversation_create(struct conn *c, struct bv_request *req)
 {
 	struct opctx *o = opctx_new(c, req);
-	struct db_job *job = db_job_new(1);
 	char actor[64], *members = NULL;
 	const char *v[4];
 	size_t i, n, len = 0;
 
-	if (!o || !job)
-		goto nomem;
+	if (!o) {
+		ops_reply_error(c, req->id, BV_ENOMEM, NULL);
+		bv_request_free(req);
+		return;
+	}
 	n = req->u.conversation_create.n_members;
 	members = bv_malloc((n ? n : 1) * 38 + 3);
-	if (!members)
-		goto nomem;
+	if (!members) {
+		opctx_fail(o, BV_ENOMEM, NULL);
+		return;
+	}
 	members[len++] = '{';
 	if (n == 0) /* a citizen's own team conversation */
 		len += (size_t)sprintf(members + len, "%s", c->account);
@@ -336,33 +340,15 @@ op_conversation_create(struct conn *c, struct bv_request *req)
 				       req->u.conversation_create.members[i]);
 	members[len++] = '}';
 	members[len] = '\0';
-	/* The audit log names the device; reset after, for jobs that share
-	 * the group commit's transaction. */
+	/* The audit log names the device that asked. */
 	snprintf(actor, sizeof(actor), "device:%s/%u", c->account,
 		 c->device_id);
-	v[0] = actor;
-	if (db_job_add(job, "set_actor", 1, v, NULL, NULL, 0) < 0)
-		goto nomem;
 	v[0] = req->u.conversation_create.case_id;
 	v[1] = c->account;
 	v[2] = req->u.conversation_create.kind;
 	v[3] = members;
-	if (db_job_add(job, "conversation_create", 4, v, NULL, NULL, 0) < 0)
-		goto nomem;
-	v[0] = "";
-	if (db_job_add(job, "set_actor", 1, v, NULL, NULL, 0) < 0)
-		goto nomem;
-	bv_free(members);
-	if (db_submit(c->r->dbw, job, created_done, o) < 0)
+	if (run_as(c->r, actor, "conversation_create", 4, v, NULL, NULL,
+		   created_done, o) < 0)
 		opctx_fail(o, BV_ENOMEM, NULL);
-	return;
-nomem:
 	bv_free(members);
-	db_job_free(job);
-	if (o) {
-		opctx_fail(o, BV_ENOMEM, NULL);
-	} else {
-		ops_reply_error(c, req->id, BV_ENOMEM, NULL);
-		bv_request_free(req);
-	}
 }

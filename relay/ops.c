@@ -216,6 +216,28 @@ run1(struct relay *r, int txn, const char *stmt, int nparams,
 	return db_submit(txn ? r->dbw : r->dbr, job, cb, arg);
 }
 
+/*
+ * Runs one prepared statement as a transactional job with the audit log's
+ * actor set for it (bvchat.actor; its result is result 1) and reset after,
+ * for the jobs that share the group commit's transaction.
+ */
+int
+run_as(struct relay *r, const char *actor, const char *stmt, int nparams,
+       const char *const *v, const int *len, const int *fmt, db_done_cb cb,
+       void *arg)
+{
+	struct db_job *job = db_job_new(1);
+	const char *a[1] = {actor}, *none[1] = {""};
+
+	if (!job || db_job_add(job, "set_actor", 1, a, NULL, NULL, 0) < 0 ||
+	    db_job_add(job, stmt, nparams, v, len, fmt, 0) < 0 ||
+	    db_job_add(job, "set_actor", 1, none, NULL, NULL, 0) < 0) {
+		db_job_free(job);
+		return BV_ENOMEM;
+	}
+	return db_submit(r->dbw, job, cb, arg);
+}
+
 /* Sends NOTIFY channel payload through the read connection. */
 static void
 notify(struct relay *r, const char *channel, const char *payload)
@@ -678,7 +700,7 @@ enroll_stored(struct db_job *job, int rc, void *arg)
 		opctx_fail(o, db_rc(job, rc), NULL);
 		return;
 	}
-	res = db_job_result(job, 0);
+	res = db_job_result(job, 1); /* after set_actor */
 	status = (int)get_i64(res, 0, 0);
 	if (status != 0) {
 		opctx_fail(o, status, NULL);
@@ -704,7 +726,7 @@ enroll_have_key(struct db_job *job, int rc, void *arg)
 	struct bv_request *q = o->req;
 	uint8_t pk[32];
 	char *msg = NULL;
-	char exp[24], regid[16], repl[16], maxdev[16];
+	char exp[24], regid[16], repl[16], maxdev[16], actor[40];
 	const char *v[9];
 	int len[9] = {0}, fmt[9] = {0};
 
@@ -736,6 +758,10 @@ enroll_have_key(struct db_job *job, int rc, void *arg)
 		return;
 	}
 	bv_free(msg);
+	/* The audit log names the token that allowed the enrollment. */
+	memcpy(actor, "token:", 6);
+	sodium_bin2base64(actor + 6, sizeof(actor) - 6, o->token.jti,
+			  BV_JTI_LEN, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	snprintf(exp, sizeof(exp), "%lld", (long long)o->token.exp);
 	snprintf(regid, sizeof(regid), "%u", q->u.enroll.registration_id);
 	snprintf(repl, sizeof(repl), "%u", q->u.enroll.replaces);
@@ -755,7 +781,7 @@ enroll_have_key(struct db_job *job, int rc, void *arg)
 	fmt[6] = 1;
 	v[7] = repl;
 	v[8] = maxdev;
-	if (run1(r, 1, "enroll", 9, v, len, fmt, enroll_stored, o) < 0) {
+	if (run_as(r, actor, "enroll", 9, v, len, fmt, enroll_stored, o) < 0) {
 		c->auth_busy = 0;
 		opctx_fail(o, BV_ENOMEM, NULL);
 	}

@@ -227,6 +227,11 @@ void opctx_fail(struct opctx *o, int code, json_t *details);
 int run1(struct relay *r, int txn, const char *stmt, int nparams,
 	 const char *const *v, const int *len, const int *fmt, db_done_cb cb,
 	 void *arg);
+/* The same with the audit log's actor set (bvchat.actor); its result is
+ * result 1 of the job. */
+int run_as(struct relay *r, const char *actor, const char *stmt, int nparams,
+	   const char *const *v, const int *len, const int *fmt, db_done_cb cb,
+	   void *arg);
 /* A failed job's outcome as the client sees it (SQLSTATE mapped). */
 int db_rc(struct db_job *job, int rc);
 int64_t get_i64(const PGresult *res, int row, int col);
