@@ -16,6 +16,7 @@
 #include "audit.h"
 #include "bv_error.h"
 #include "bv_util.h"
+#include "fagapi.h"
 #include "migrate.h"
 #include "relay.h"
 
@@ -129,6 +130,8 @@ run_relay(struct relay_config *cfg)
 	rc = ops_prepare(&r);
 	if (rc == 0)
 		rc = deliver_prepare(&r);
+	if (rc == 0)
+		rc = fagapi_prepare(&r);
 	if (rc == 0)
 		rc = server_start(&r);
 	if (rc < 0)
