@@ -346,6 +346,15 @@ t_endpoints(void **state)
 	assert_int_equal(json_array_size(json_object_get(v, "members")), 1);
 	json_decref(a);
 
+	/* The actor stays with the API's own transactions: enrollments on
+	 * the same database connection are still the system's. */
+	assert_int_equal(sql_int("SELECT count(*) FROM audit_log WHERE action "
+				 "LIKE 'device.%' AND actor <> 'system'",
+				 NULL, NULL),
+			 0);
+	assert_true(sql_int("SELECT count(*) FROM audit_log WHERE action = "
+			    "'device.enroll'",
+			    NULL, NULL) >= 1);
 	/* Nothing the API did is in the log under another actor. */
 	assert_int_equal(
 		sql_int("SELECT count(*) FROM audit_log WHERE actor LIKE "
