@@ -61,10 +61,7 @@ struct fagapi_req {
 
 static unsigned n_pending;
 
-static const struct {
-	const char *name, *sql;
-	int nparams;
-} statements[] = {
+static const struct relay_stmt statements[] = {
 	{"fa_key", "SELECT token_key FROM tenants WHERE id = $1::uuid", 1},
 	/* Ids of expired tokens go, a few at a time, as new ones come. */
 	{"fa_jti_gc",
@@ -123,20 +120,8 @@ static const struct {
 int
 fagapi_prepare(struct relay *r)
 {
-	size_t i;
-	int rc;
-
-	for (i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
-		rc = db_prepare(r->dbw, statements[i].name, statements[i].sql,
-				statements[i].nparams);
-		if (rc == 0)
-			rc = db_prepare(r->dbr, statements[i].name,
-					statements[i].sql,
-					statements[i].nparams);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
+	return relay_prepare(r, statements,
+			     sizeof(statements) / sizeof(statements[0]));
 }
 
 int

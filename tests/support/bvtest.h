@@ -164,6 +164,13 @@ int bvt_migrate(const char *conninfo);
  */
 int bvt_relay_cmd(char **out, const char *const *args);
 
+/*
+ * Runs `bvchat-relay --database db admin ARGS…` (args NULL-terminated, at
+ * most 20); returns the exit status and, when out is not NULL, the first
+ * line of stdout (cap bytes).
+ */
+int bvt_admin(const char *db, char *out, size_t cap, const char *const *args);
+
 /* ------------------------------------------------------------------ */
 /* HTTP and WebSocket                                                   */
 /* ------------------------------------------------------------------ */
