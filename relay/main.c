@@ -150,6 +150,7 @@ out:
 	db_free(r.dbw);
 	db_free(r.dbr);
 	devcache_clear(&r);
+	cases_clear(&r);
 	if (r.sig_term)
 		uv_close((uv_handle_t *)r.sig_term, handle_free);
 	if (r.sig_int)
