@@ -16,6 +16,7 @@
 #include "audit.h"
 #include "bv_error.h"
 #include "bv_util.h"
+#include "fagapi.h"
 #include "migrate.h"
 #include "relay.h"
 
@@ -90,8 +91,9 @@ raise_nofile(void)
 static int
 run_relay(struct relay_config *cfg)
 {
-	static const char *const channels[] = {
-		"bv_devices", "bv_deliver", "bv_connect", "bv_prekeys", NULL};
+	static const char *const channels[] = {"bv_devices", "bv_deliver",
+					       "bv_connect", "bv_prekeys",
+					       CH_ROSTER,    NULL};
 	struct relay r;
 	struct db_opts o;
 	uv_loop_t loop;
@@ -130,6 +132,10 @@ run_relay(struct relay_config *cfg)
 	if (rc == 0)
 		rc = deliver_prepare(&r);
 	if (rc == 0)
+		rc = cases_prepare(&r);
+	if (rc == 0)
+		rc = fagapi_prepare(&r);
+	if (rc == 0)
 		rc = server_start(&r);
 	if (rc < 0)
 		goto out;
@@ -144,6 +150,7 @@ out:
 	db_free(r.dbw);
 	db_free(r.dbr);
 	devcache_clear(&r);
+	cases_clear(&r);
 	if (r.sig_term)
 		uv_close((uv_handle_t *)r.sig_term, handle_free);
 	if (r.sig_int)
