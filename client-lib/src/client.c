@@ -173,6 +173,14 @@ struct bv_client {
 	int cv_rc;	 /* how the last one ended */
 };
 
+/*
+ * For tests only (not in bvchat.h, not exported by libbvchat.so): called
+ * with each content just before it is encrypted, so that a test can make a
+ * client misbehave as a modified one would (21-client-cases: content that
+ * claims another conversation than the one it is sent in).
+ */
+void (*client__test_content)(struct bv_content *ct);
+
 static void op_advance(struct send_op *op);
 static int op_start(struct bv_client *c, struct bv_content *content,
 		    const char *target, int64_t seq, int quiet,
@@ -1727,6 +1735,8 @@ op_send(struct send_op *op)
 		rc = n ? BV_ETOOMANY : BV_ENOKEYS;
 		goto out;
 	}
+	if (client__test_content)
+		client__test_content(op->content);
 	rc = bv_session_encrypt(c->session, op->content, r, n, &o);
 	if (rc < 0)
 		goto out;
