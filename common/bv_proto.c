@@ -145,6 +145,35 @@ get_uuid(struct parse *p, json_t *obj, const char *pre, const char *key,
 	return 0;
 }
 
+/* An optional UUID member: absent or null leaves out "". */
+static int
+get_uuid_opt(struct parse *p, json_t *obj, const char *pre, const char *key,
+	     char out[BV_UUID_LEN + 1])
+{
+	json_t *v = json_object_get(obj, key);
+
+	out[0] = '\0';
+	if (!v || json_is_null(v))
+		return 0;
+	return get_uuid(p, obj, pre, key, out);
+}
+
+/* An optional boolean member: absent or null is false. */
+static int
+get_bool(struct parse *p, json_t *obj, const char *pre, const char *key,
+	 int *out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	*out = 0;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v))
+		return fail(p, BV_EFIELD, "%s%s", pre, key);
+	*out = json_is_true(v);
+	return 0;
+}
+
 /* A base64 member decoding to exactly len bytes. */
 static int
 get_b64_fixed(struct parse *p, json_t *obj, const char *pre, const char *key,
@@ -418,6 +447,12 @@ parse_send(struct parse *p, json_t *root, struct bv_request *r)
 	size_t i, n, len;
 	int rc;
 
+	rc = get_uuid(p, root, "", "conversation", r->u.send.conversation);
+	if (rc < 0)
+		return rc;
+	rc = get_bool(p, root, "", "partial", &r->u.send.partial);
+	if (rc < 0)
+		return rc;
 	rc = get_str(p, root, "", "message_id", BV_MESSAGE_ID_MAX, &mid, &len);
 	if (rc < 0)
 		return rc;
@@ -444,6 +479,59 @@ parse_send(struct parse *p, json_t *root, struct bv_request *r)
 			return rc;
 	}
 	return check_duplicates(p, r->u.send.envelopes, n);
+}
+
+static int
+parse_cases(struct parse *p, json_t *root, struct bv_request *r)
+{
+	int rc;
+
+	rc = get_uuid_opt(p, root, "", "case", r->u.cases.case_id);
+	if (rc == 0)
+		rc = get_uuid_opt(p, root, "", "after", r->u.cases.after);
+	return rc;
+}
+
+static int
+parse_conversation_create(struct parse *p, json_t *root, struct bv_request *r)
+{
+	const char *kind;
+	json_t *members, *m;
+	size_t i, j, n, len;
+	int rc;
+
+	rc = get_uuid(p, root, "", "case", r->u.conversation_create.case_id);
+	if (rc < 0)
+		return rc;
+	rc = get_str(p, root, "", "kind", 8, &kind, &len);
+	if (rc < 0)
+		return rc;
+	if (strcmp(kind, "team") && strcmp(kind, "citizens"))
+		return fail(p, BV_EFIELD, "kind");
+	memcpy(r->u.conversation_create.kind, kind, len + 1);
+	members = json_object_get(root, "members");
+	if (!members || json_is_null(members))
+		return 0; /* a citizen's own team conversation */
+	if (!json_is_array(members))
+		return fail(p, BV_EFIELD, "members");
+	n = json_array_size(members);
+	if (n > BV_CONVERSATION_MEMBERS_MAX)
+		return fail(p, BV_EFIELD, "members");
+	json_array_foreach(members, i, m)
+	{
+		char *out = r->u.conversation_create.members[i];
+
+		if (!json_is_string(m) ||
+		    json_string_length(m) != BV_UUID_LEN ||
+		    !bv_uuid_valid(json_string_value(m)))
+			return fail(p, BV_EFIELD, "members[%zu]", i);
+		memcpy(out, json_string_value(m), BV_UUID_LEN + 1);
+		for (j = 0; j < i; j++)
+			if (!strcmp(r->u.conversation_create.members[j], out))
+				return fail(p, BV_EFIELD, "members[%zu]", i);
+	}
+	r->u.conversation_create.n_members = n;
+	return 0;
 }
 
 static int
@@ -487,6 +575,9 @@ static const struct {
 	{"keys_count", BV_OP_KEYS_COUNT, NULL},
 	{"send", BV_OP_SEND, parse_send},
 	{"ping", BV_OP_PING, NULL},
+	{"cases", BV_OP_CASES, parse_cases},
+	{"conversation_create", BV_OP_CONVERSATION_CREATE,
+	 parse_conversation_create},
 };
 
 static int

@@ -43,7 +43,12 @@ enum bv_op {
 	BV_OP_KEYS_COUNT,
 	BV_OP_SEND,
 	BV_OP_PING,
+	BV_OP_CASES,
+	BV_OP_CONVERSATION_CREATE,
+	BV_OP__COUNT, /* not an op: the number of them */
 };
+
+#define BV_CONVERSATION_MEMBERS_MAX 20 /* citizens in one conversation_create */
 
 struct bv_prekey {
 	uint32_t id;
@@ -91,10 +96,22 @@ struct bv_request {
 			uint32_t device; /* 0 = every device */
 		} keys_get;
 		struct {
+			char conversation[37];
+			int partial; /* some members only (receipts, resends) */
 			char message_id[BV_MESSAGE_ID_MAX + 1];
 			size_t n_envelopes;
 			struct bv_envelope_in *envelopes; /* owned */
 		} send;
+		struct {
+			char case_id[37]; /* "" = every case */
+			char after[37];	  /* "" = from the first */
+		} cases;
+		struct {
+			char case_id[37];
+			char kind[9]; /* "team" or "citizens" */
+			size_t n_members;
+			char members[BV_CONVERSATION_MEMBERS_MAX][37];
+		} conversation_create;
 	} u;
 };
 

@@ -91,6 +91,8 @@ static const struct directive directives[] = {
 	 "ms", "time to finish when stopping"},
 	{"max_commit_batch", UINT(max_commit_batch), "256", 1, 100000, "",
 	 "operations per transaction"},
+	{"office_clock_offset_s", UINT(office_clock_offset_s), "0", 0, 31536000,
+	 "s", "tests only: shift office hours"},
 };
 
 #define N_DIRECTIVES (sizeof(directives) / sizeof(directives[0]))

@@ -31,6 +31,7 @@ struct relay_config {
 	unsigned max_output_bytes; /* per connection, then 4003 */
 	unsigned shutdown_timeout_ms;
 	unsigned max_commit_batch;
+	unsigned office_clock_offset_s; /* tests and demos only; 0 */
 };
 
 /* Sets every field to its documented default (strings are allocated). */

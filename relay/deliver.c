@@ -20,7 +20,8 @@ deliver_prepare(struct relay *r)
 {
 	static const char fetch_sql[] =
 		"SELECT seq, sender_account::text, sender_device, message_id, "
-		"type, ts, body FROM queue WHERE device = $1::bigint AND seq "
+		"type, ts, body, coalesce(conversation::text, '') FROM queue "
+		"WHERE device = $1::bigint AND seq "
 		"<> ALL($2::bigint[]) ORDER BY seq LIMIT $3::int";
 	static const char ack_sql[] =
 		"DELETE FROM queue WHERE device = $1::bigint AND seq = "
@@ -77,11 +78,28 @@ push(struct conn *c, const struct delivery *d)
 	c->next_push_id =
 		c->next_push_id == BV_ID_MAX ? 1 : c->next_push_id + 1;
 	c->n_pushes++;
-	j = json_pack("{si ss s{ss si ss si sI ss}}", "id", (int)p->push_id,
-		      "op", "deliver", "envelope", "sender", d->sender,
-		      "sender_device", (int)d->sender_device, "message_id",
-		      d->message_id, "type", (int)d->type, "timestamp",
-		      (json_int_t)d->ts, "body", body);
+	if (d->sender_device == 0) {
+		/* Relay content: its body is the notice object itself. */
+		json_t *notice = json_loadb((const char *)d->body, d->body_len,
+					    JSON_REJECT_DUPLICATES, NULL);
+
+		if (!json_is_object(notice)) {
+			json_decref(notice);
+			notice = json_pack("{ss ss sI}", "kind", "unknown",
+					   "message_id", d->message_id,
+					   "timestamp", (json_int_t)d->ts);
+		}
+		j = json_pack("{si ss so}", "id", (int)p->push_id, "op",
+			      "deliver", "notice", notice);
+	} else {
+		j = json_pack("{si ss s{ss si ss? ss si sI ss}}", "id",
+			      (int)p->push_id, "op", "deliver", "envelope",
+			      "sender", d->sender, "sender_device",
+			      (int)d->sender_device, "conversation",
+			      d->conversation[0] ? d->conversation : NULL,
+			      "message_id", d->message_id, "type", (int)d->type,
+			      "timestamp", (json_int_t)d->ts, "body", body);
+	}
 	bv_free(body);
 	c->r->m.pushes++;
 	conn_send_json(c, j);
@@ -126,6 +144,8 @@ fetch_done(struct db_job *job, int rc, void *arg)
 			c->more = 1;
 			break;
 		}
+		snprintf(d.conversation, sizeof(d.conversation), "%s",
+			 PQgetvalue(res, i, 7));
 		d.body = body;
 		d.body_len = blen;
 		push(c, &d);

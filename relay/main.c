@@ -90,8 +90,9 @@ raise_nofile(void)
 static int
 run_relay(struct relay_config *cfg)
 {
-	static const char *const channels[] = {
-		"bv_devices", "bv_deliver", "bv_connect", "bv_prekeys", NULL};
+	static const char *const channels[] = {"bv_devices", "bv_deliver",
+					       "bv_connect", "bv_prekeys",
+					       CH_ROSTER,    NULL};
 	struct relay r;
 	struct db_opts o;
 	uv_loop_t loop;
@@ -129,6 +130,8 @@ run_relay(struct relay_config *cfg)
 	rc = ops_prepare(&r);
 	if (rc == 0)
 		rc = deliver_prepare(&r);
+	if (rc == 0)
+		rc = cases_prepare(&r);
 	if (rc == 0)
 		rc = server_start(&r);
 	if (rc < 0)

@@ -49,9 +49,18 @@ static const struct {
 	 5},
 	{"enqueue",
 	 "INSERT INTO queue (device, sender_account, sender_device, "
-	 "message_id, type, ts, body) VALUES ($1::bigint, $2::uuid, $3::int, "
-	 "$4, $5::smallint, $6::bigint, $7::bytea) RETURNING seq",
-	 7},
+	 "message_id, type, ts, body, conversation) VALUES ($1::bigint, "
+	 "$2::uuid, $3::int, $4, $5::smallint, $6::bigint, $7::bytea, "
+	 "$8::uuid) RETURNING seq",
+	 8},
+	{"check_recipients",
+	 "SELECT bv_check_recipients($1::uuid, $2::uuid, $3::uuid[])", 3},
+	{"out_of_hours",
+	 "SELECT bv_out_of_hours_notice($1::uuid, $2::uuid, "
+	 "to_timestamp($3::double precision / 1000), $4::bigint)",
+	 4},
+	{"set_actor", "SELECT set_config('bvchat.actor', $1, true)", 1},
+	{"may_reach", "SELECT bv_may_reach($1::uuid, $2::uuid)", 2},
 	{"notify", "SELECT pg_notify($1, $2)", 2},
 	{"spk_put",
 	 "INSERT INTO signed_prekeys (device, key_id, public_key, signature) "
@@ -68,8 +77,9 @@ static const struct {
 	{"take_bundles",
 	 "SELECT device, device_id, registration_id, identity_key, spk_id, "
 	 "spk_key, spk_signature, otpk_id, otpk_key, left_count FROM "
-	 "bv_take_bundles($1::bigint[])",
-	 1},
+	 "bv_take_bundles(CASE WHEN bv_may_reach($2::uuid, $3::uuid) THEN "
+	 "$1::bigint[] ELSE '{}'::bigint[] END)",
+	 3},
 };
 
 int
@@ -122,7 +132,7 @@ send_event(struct conn *c, json_t *ev)
 }
 
 /* A database outcome as the client sees it. */
-static int
+int
 db_rc(struct db_job *job, int rc)
 {
 	const char *st;
@@ -134,26 +144,13 @@ db_rc(struct db_job *job, int rc)
 		return BV_EQUEUE_FULL;
 	if (!strcmp(st, "BV036"))
 		return BV_EPREKEY_LIMIT;
+	if (!strcmp(st, "BV030"))
+		return BV_ENOACCOUNT;
 	bv_log(BV_LOG_ERR, "database statement failed: SQLSTATE %s", st);
 	return BV_EINTERNAL;
 }
 
-/* Request context shared by the asynchronous operations. */
-struct opctx {
-	struct conn *c;
-	int64_t id;
-	struct bv_request *req;
-	int retried;
-	int64_t ts;
-	uint64_t t0;
-	struct bv_token token;
-	char (*accounts)[37];
-	size_t n_accounts;
-	int64_t *dev; /* per envelope or per requested device */
-	size_t n_dev;
-};
-
-static struct opctx *
+struct opctx *
 opctx_new(struct conn *c, struct bv_request *req)
 {
 	struct opctx *o = bv_calloc(1, sizeof(*o));
@@ -168,7 +165,7 @@ opctx_new(struct conn *c, struct bv_request *req)
 	return o;
 }
 
-static void
+void
 opctx_free(struct opctx *o)
 {
 	if (!o)
@@ -178,12 +175,14 @@ opctx_free(struct opctx *o)
 	bv_request_free(o->req);
 	bv_free(o->accounts);
 	bv_free(o->dev);
+	bv_free(o->check);
+	required_free(&o->required);
 	bv_wipe(&o->token, sizeof(o->token));
 	bv_free(o);
 }
 
 /* Ends an operation with an error answer. */
-static void
+void
 opctx_fail(struct opctx *o, int code, json_t *details)
 {
 	ops_reply_error(o->c, o->id, code, details);
@@ -203,7 +202,7 @@ ignore_done(struct db_job *job, int rc, void *arg)
  * committed, when txn is 1; on the read connection otherwise. Returns 0
  * once submitted (cb will be called), or BV_ENOMEM (cb will not be).
  */
-static int
+int
 run1(struct relay *r, int txn, const char *stmt, int nparams,
      const char *const *v, const int *len, const int *fmt, db_done_cb cb,
      void *arg)
@@ -215,6 +214,28 @@ run1(struct relay *r, int txn, const char *stmt, int nparams,
 		return BV_ENOMEM;
 	}
 	return db_submit(txn ? r->dbw : r->dbr, job, cb, arg);
+}
+
+/*
+ * Runs one prepared statement as a transactional job with the audit log's
+ * actor set for it (bvchat.actor; its result is result 1) and reset after,
+ * for the jobs that share the group commit's transaction.
+ */
+int
+run_as(struct relay *r, const char *actor, const char *stmt, int nparams,
+       const char *const *v, const int *len, const int *fmt, db_done_cb cb,
+       void *arg)
+{
+	struct db_job *job = db_job_new(1);
+	const char *a[1] = {actor}, *none[1] = {""};
+
+	if (!job || db_job_add(job, "set_actor", 1, a, NULL, NULL, 0) < 0 ||
+	    db_job_add(job, stmt, nparams, v, len, fmt, 0) < 0 ||
+	    db_job_add(job, "set_actor", 1, none, NULL, NULL, 0) < 0) {
+		db_job_free(job);
+		return BV_ENOMEM;
+	}
+	return db_submit(r->dbw, job, cb, arg);
 }
 
 /* Sends NOTIFY channel payload through the read connection. */
@@ -248,7 +269,7 @@ get_bytea(const PGresult *res, int row, int col, uint8_t *out, size_t want)
 	return 0;
 }
 
-static int64_t
+int64_t
 get_i64(const PGresult *res, int row, int col)
 {
 	return strtoll(PQgetvalue(res, row, col), NULL, 10);
@@ -679,7 +700,7 @@ enroll_stored(struct db_job *job, int rc, void *arg)
 		opctx_fail(o, db_rc(job, rc), NULL);
 		return;
 	}
-	res = db_job_result(job, 0);
+	res = db_job_result(job, 1); /* after set_actor */
 	status = (int)get_i64(res, 0, 0);
 	if (status != 0) {
 		opctx_fail(o, status, NULL);
@@ -705,7 +726,7 @@ enroll_have_key(struct db_job *job, int rc, void *arg)
 	struct bv_request *q = o->req;
 	uint8_t pk[32];
 	char *msg = NULL;
-	char exp[24], regid[16], repl[16], maxdev[16];
+	char exp[24], regid[16], repl[16], maxdev[16], actor[40];
 	const char *v[9];
 	int len[9] = {0}, fmt[9] = {0};
 
@@ -737,6 +758,10 @@ enroll_have_key(struct db_job *job, int rc, void *arg)
 		return;
 	}
 	bv_free(msg);
+	/* The audit log names the token that allowed the enrollment. */
+	memcpy(actor, "token:", 6);
+	sodium_bin2base64(actor + 6, sizeof(actor) - 6, o->token.jti,
+			  BV_JTI_LEN, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	snprintf(exp, sizeof(exp), "%lld", (long long)o->token.exp);
 	snprintf(regid, sizeof(regid), "%u", q->u.enroll.registration_id);
 	snprintf(repl, sizeof(repl), "%u", q->u.enroll.replaces);
@@ -756,7 +781,7 @@ enroll_have_key(struct db_job *job, int rc, void *arg)
 	fmt[6] = 1;
 	v[7] = repl;
 	v[8] = maxdev;
-	if (run1(r, 1, "enroll", 9, v, len, fmt, enroll_stored, o) < 0) {
+	if (run_as(r, actor, "enroll", 9, v, len, fmt, enroll_stored, o) < 0) {
 		c->auth_busy = 0;
 		opctx_fail(o, BV_ENOMEM, NULL);
 	}
@@ -988,6 +1013,12 @@ keys_get_done(struct db_job *job, int rc, void *arg)
 		return;
 	}
 	res = db_job_result(job, 0);
+	if (PQntuples(res) != 1 || PQgetvalue(res, 0, 0)[0] != 't') {
+		/* Not one of the caller's conversations: as if unknown. */
+		opctx_fail(o, BV_ENOACCOUNT, NULL);
+		return;
+	}
+	res = db_job_result(job, 1);
 	n = PQntuples(res);
 	for (i = 0; i < n; i++)
 		if (PQgetisnull(res, i, 4)) {
@@ -1028,8 +1059,9 @@ keys_get_resolved(struct opctx *o, int rc)
 {
 	struct conn *c = o->c;
 	struct devcache_entry *e;
+	struct db_job *job = NULL;
 	char *arr = NULL;
-	const char *v[1];
+	const char *v[3];
 	size_t i, len = 0;
 	uint32_t want = o->req->u.keys_get.device;
 	int own;
@@ -1064,11 +1096,27 @@ keys_get_resolved(struct opctx *o, int rc)
 		opctx_fail(o, BV_ENOACCOUNT, NULL);
 		return;
 	}
+	/* One transaction: no prekey is taken unless the caller may reach
+	 * the account (checked again inside take_bundles). */
+	job = db_job_new(1);
+	v[0] = c->account;
+	v[1] = e->account;
+	v[2] = arr;
+	if (!job || db_job_add(job, "may_reach", 2, v, NULL, NULL, 0) < 0)
+		goto nomem;
 	v[0] = arr;
-	rc = run1(c->r, 1, "take_bundles", 1, v, NULL, NULL, keys_get_done, o);
+	v[1] = c->account;
+	v[2] = e->account;
+	if (db_job_add(job, "take_bundles", 3, v, NULL, NULL, 0) < 0)
+		goto nomem;
 	bv_free(arr);
-	if (rc < 0)
+	if (db_submit(c->r->dbw, job, keys_get_done, o) < 0)
 		opctx_fail(o, BV_ENOMEM, NULL);
+	return;
+nomem:
+	bv_free(arr);
+	db_job_free(job);
+	opctx_fail(o, BV_ENOMEM, NULL);
 }
 
 static void
@@ -1090,7 +1138,7 @@ op_keys_get(struct conn *c, struct bv_request *req)
 
 /* -------------------------------------------------------------------- send */
 
-static void send_resolved(struct opctx *o, int rc);
+static void send_start(struct opctx *o);
 
 static void
 send_done(struct db_job *job, int rc, void *arg)
@@ -1103,11 +1151,13 @@ send_done(struct db_job *job, int rc, void *arg)
 	size_t i;
 
 	if (rc < 0 && !strcmp(db_job_sqlstate(job), "BV032") && !o->retried) {
-		/* Our cache was stale: read the devices again and re-check. */
+		/* A cache was stale: read the required accounts and their
+		 * devices again and compare again. */
 		for (i = 0; i < o->n_accounts; i++)
 			devcache_invalidate(r, o->accounts[i]);
+		cases_forget(r, q->u.send.conversation, c->account);
 		o->retried = 1;
-		resolve_accounts(o, send_resolved);
+		send_start(o);
 		return;
 	}
 	if (rc < 0) {
@@ -1122,6 +1172,8 @@ send_done(struct db_job *job, int rc, void *arg)
 	memset(&d, 0, sizeof(d));
 	snprintf(d.sender, sizeof(d.sender), "%s", c->account);
 	d.sender_device = c->device_id;
+	snprintf(d.conversation, sizeof(d.conversation), "%s",
+		 q->u.send.conversation);
 	d.message_id = q->u.send.message_id;
 	d.ts = o->ts;
 	for (i = 0; i < q->u.send.n_envelopes; i++) {
@@ -1154,7 +1206,38 @@ diff_add(json_t *arr, const char *account, const uint32_t *devs, size_t n)
 		arr, json_pack("{ss so}", "account", account, "devices", list));
 }
 
-/* Compares each account's addressed devices with its current ones. */
+/* Devices addressed to account in the send, into addr; returns how many. */
+static size_t
+addressed(struct opctx *o, const struct devcache_entry *e, const char *account,
+	  struct devset_entry *addr, uint32_t *ids)
+{
+	struct bv_request *q = o->req;
+	size_t i, k, n = 0;
+
+	for (i = 0; i < q->u.send.n_envelopes; i++) {
+		const struct bv_envelope_in *env = &q->u.send.envelopes[i];
+
+		if (strcmp(env->account, account))
+			continue;
+		if (addr) {
+			addr[n].device = env->device;
+			addr[n].registration_id = env->registration_id;
+		}
+		if (ids)
+			ids[n] = env->device;
+		n++;
+		for (k = 0; e && k < e->n; k++)
+			if (e->devs[k].device_id == env->device)
+				o->dev[i] = e->devs[k].id;
+	}
+	return n;
+}
+
+/*
+ * Compares the send with its required accounts (o->required) and each
+ * account's addressed devices with its current ones (docs/protocol.md
+ * `send`). Marks in o->check the accounts the transaction checks again.
+ */
 static int
 send_compare(struct opctx *o, json_t **details)
 {
@@ -1163,36 +1246,40 @@ send_compare(struct opctx *o, json_t **details)
 	json_t *missing = json_array(), *extra = json_array(),
 	       *stale = json_array();
 	struct devset_entry *addr = NULL, *cur = NULL;
+	uint32_t *ids = NULL;
 	size_t a, i, n;
 	int rc = 0, worst = 0;
 
 	addr = bv_calloc(q->u.send.n_envelopes, sizeof(*addr));
-	if (!addr) {
+	ids = bv_calloc(q->u.send.n_envelopes, sizeof(*ids));
+	if (!addr || !ids) {
 		rc = BV_ENOMEM;
 		goto out;
 	}
 	for (a = 0; a < o->n_accounts; a++) {
-		struct devcache_entry *e = reachable(c, o->accounts[a]);
+		const char *account = o->accounts[a];
+		int ri = required_find(&o->required, account);
+		struct devcache_entry *e;
 		struct devset_diff diff;
 
+		o->check[a] = 0;
+		if (ri < 0) {
+			/* Not required: every device addressed is extra. */
+			n = addressed(o, NULL, account, NULL, ids);
+			diff_add(extra, account, ids, n);
+			worst = BV_EDEVICES;
+			continue;
+		}
+		e = reachable(c, account);
 		if (!e) {
 			rc = BV_ENOACCOUNT;
 			goto out;
 		}
-		for (i = 0, n = 0; i < q->u.send.n_envelopes; i++) {
-			const struct bv_envelope_in *env =
-				&q->u.send.envelopes[i];
-			size_t k;
-
-			if (strcmp(env->account, e->account))
-				continue;
-			addr[n].device = env->device;
-			addr[n].registration_id = env->registration_id;
-			n++;
-			for (k = 0; k < e->n; k++)
-				if (e->devs[k].device_id == env->device)
-					o->dev[i] = e->devs[k].id;
-		}
+		n = addressed(o, e, account, addr, NULL);
+		if (n == 0 && q->u.send.partial && !o->required.archive[ri] &&
+		    strcmp(account, c->account))
+			continue; /* partial: this member is left out */
+		o->check[a] = 1;
 		bv_free(cur);
 		cur = bv_calloc(e->n + 1, sizeof(*cur));
 		if (!cur) {
@@ -1228,6 +1315,7 @@ out:
 	json_decref(extra);
 	json_decref(stale);
 	bv_free(addr);
+	bv_free(ids);
 	bv_free(cur);
 	return rc;
 }
@@ -1240,9 +1328,10 @@ send_job(struct opctx *o)
 	size_t n = q->u.send.n_envelopes, i, a = 1, b = 1, p = 0;
 	char *devs = bv_malloc(n * 22 + 3), *regs = bv_malloc(n * 12 + 3);
 	char *remote = bv_malloc(n * 22 + 1), *accts = NULL, *counts = NULL;
-	char maxq[16], dev[24], sdev[16], type[8], ts[24];
-	const char *v[7];
-	int len[7] = {0}, fmt[7] = {0};
+	char *reqd = NULL;
+	char maxq[16], dev[24], sdev[16], type[8], ts[24], at[24];
+	const char *v[8];
+	int len[8] = {0}, fmt[8] = {0};
 	struct db_job *job = db_job_new(1);
 
 	if (!devs || !regs || !remote || !job)
@@ -1270,9 +1359,11 @@ send_job(struct opctx *o)
 		const struct devcache_entry *e =
 			devcache_get(c->r, o->accounts[i]);
 
-		a += (size_t)sprintf(accts + a, "%s%s", i ? "," : "",
+		if (!o->check[i])
+			continue;
+		a += (size_t)sprintf(accts + a, "%s%s", a > 1 ? "," : "",
 				     o->accounts[i]);
-		b += (size_t)sprintf(counts + b, "%s%zu", i ? "," : "",
+		b += (size_t)sprintf(counts + b, "%s%zu", b > 1 ? "," : "",
 				     e ? e->n : 0);
 	}
 	strcpy(accts + a, "}");
@@ -1300,7 +1391,8 @@ send_job(struct opctx *o)
 		v[6] = (const char *)env->body;
 		len[6] = (int)env->body_len;
 		fmt[6] = 1;
-		if (db_job_add(job, "enqueue", 7, v, len, fmt, 0) < 0)
+		v[7] = q->u.send.conversation;
+		if (db_job_add(job, "enqueue", 8, v, len, fmt, 0) < 0)
 			goto fail;
 	}
 	if (p) {
@@ -1310,6 +1402,32 @@ send_job(struct opctx *o)
 		if (db_job_add(job, "notify", 2, v, NULL, NULL, 0) < 0)
 			goto fail;
 	}
+	/* Last, under the case's lock: the required accounts still hold. */
+	reqd = bv_malloc(o->required.n * 38 + 3);
+	if (!reqd)
+		goto fail;
+	reqd[0] = '{';
+	for (i = 0, a = 1; i < o->required.n; i++)
+		a += (size_t)sprintf(reqd + a, "%s%s", i ? "," : "",
+				     o->required.accounts[i]);
+	strcpy(reqd + a, "}");
+	v[0] = q->u.send.conversation;
+	v[1] = c->account;
+	v[2] = reqd;
+	if (db_job_add(job, "check_recipients", 3, v, NULL, NULL, 0) < 0)
+		goto fail;
+	if (!q->u.send.partial) {
+		/* A citizen writing while the office is closed is told so. */
+		snprintf(at, sizeof(at), "%lld",
+			 (long long)o->ts +
+				 (long long)c->r->cfg->office_clock_offset_s *
+					 1000);
+		v[2] = at;
+		v[3] = ts;
+		if (db_job_add(job, "out_of_hours", 4, v, NULL, NULL, 0) < 0)
+			goto fail;
+	}
+	bv_free(reqd);
 	bv_free(devs);
 	bv_free(regs);
 	bv_free(remote);
@@ -1317,6 +1435,7 @@ send_job(struct opctx *o)
 	bv_free(counts);
 	return job;
 fail:
+	bv_free(reqd);
 	bv_free(devs);
 	bv_free(regs);
 	bv_free(remote);
@@ -1358,7 +1477,7 @@ op_send(struct conn *c, struct bv_request *req)
 {
 	struct opctx *o;
 	uint64_t retry = 0;
-	size_t i, n = req->u.send.n_envelopes;
+	size_t n = req->u.send.n_envelopes;
 
 	if (ratelimit_take(&c->rl, bv_mono_ms(), &retry) < 0) {
 		ops_reply_error(
@@ -1380,18 +1499,44 @@ op_send(struct conn *c, struct bv_request *req)
 		opctx_fail(o, BV_ENOMEM, NULL);
 		return;
 	}
-	/* The sender's own other devices always get a copy. */
-	if (add_account(o, c->account, n + 1) < 0) {
-		opctx_fail(o, BV_ENOMEM, NULL);
+	send_start(o);
+}
+
+/* The required accounts are known: add every named one, read devices. */
+static void
+send_required(struct opctx *o, int rc)
+{
+	struct bv_request *q = o->req;
+	size_t i, cap = o->required.n + q->u.send.n_envelopes + 1;
+
+	if (rc < 0) {
+		opctx_fail(o, rc, NULL);
 		return;
 	}
-	for (i = 0; i < n; i++)
-		if (add_account(o, req->u.send.envelopes[i].account, n + 1) <
-		    0) {
-			opctx_fail(o, BV_ENOMEM, NULL);
-			return;
-		}
+	bv_free(o->accounts);
+	o->accounts = NULL;
+	o->n_accounts = 0;
+	bv_free(o->check);
+	o->check = bv_calloc(cap, 1);
+	if (!o->check || add_account(o, o->c->account, cap) < 0)
+		goto nomem;
+	for (i = 0; i < o->required.n; i++)
+		if (add_account(o, o->required.accounts[i], cap) < 0)
+			goto nomem;
+	for (i = 0; i < q->u.send.n_envelopes; i++)
+		if (add_account(o, q->u.send.envelopes[i].account, cap) < 0)
+			goto nomem;
 	resolve_accounts(o, send_resolved);
+	return;
+nomem:
+	opctx_fail(o, BV_ENOMEM, NULL);
+}
+
+/* First step of a send (again after a stale cache): who must get it. */
+static void
+send_start(struct opctx *o)
+{
+	cases_required(o, o->req->u.send.conversation, send_required);
 }
 
 /* ------------------------------------------------------------ dispatching */
@@ -1492,6 +1637,12 @@ ops_frame(struct conn *c, const char *buf, size_t len)
 	case BV_OP_SEND:
 		op_send(c, req);
 		break;
+	case BV_OP_CASES:
+		op_cases(c, req);
+		break;
+	case BV_OP_CONVERSATION_CREATE:
+		op_conversation_create(c, req);
+		break;
 	default:
 		ops_reply_error(c, req->id, BV_EOP, NULL);
 		bv_request_free(req);
@@ -1548,6 +1699,8 @@ ops_on_notify(const char *channel, const char *payload, void *arg)
 		c = ops_find_device(r, dev);
 		if (c && strcmp(rest, r->instance))
 			displace(c);
+	} else if (!strcmp(channel, CH_ROSTER)) {
+		cases_on_notify(r, payload);
 	} else if (!strcmp(channel, CH_PREKEYS)) {
 		dev = notify_device(payload, &rest);
 		c = ops_find_device(r, dev);
@@ -1561,8 +1714,9 @@ ops_on_db_state(int up, void *arg)
 {
 	struct relay *r = arg;
 
-	/* Notifications may have been missed while down: forget the cache. */
+	/* Notifications may have been missed while down: forget the caches. */
 	devcache_clear(r);
+	cases_clear(r);
 	if (up)
 		deliver_db_up(r);
 	bv_log(up ? BV_LOG_NOTICE : BV_LOG_WARN, "database %s",

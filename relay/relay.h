@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "bv_proto.h"
+#include "bv_token.h"
 #include "config.h"
 #include "db.h"
 #include "ratelimit.h"
@@ -28,7 +29,9 @@
 struct delivery {
 	int64_t seq;
 	char sender[37];
-	uint32_t sender_device;
+	uint32_t
+		sender_device; /* 0: a notice from the service (relay content) */
+	char conversation[37]; /* "" for rows older than conversations */
 	const char *message_id;
 	uint8_t type;
 	int64_t ts;
@@ -106,6 +109,21 @@ struct devcache_entry {
 	UT_hash_handle hh;
 };
 
+/* The required accounts of a send (docs/protocol.md `send`). */
+struct required {
+	size_t n;
+	char (*accounts)[37];
+	uint8_t *archive; /* per account: an archive account */
+};
+
+/* One cached answer of bv_send_accounts() for (conversation, sender). */
+struct reqcache_entry {
+	char key[74]; /* conversation ":" sender */
+	int rc;	      /* 0, or BV_ENOACCOUNT: may not send */
+	struct required req;
+	UT_hash_handle hh;
+};
+
 struct acct_count {
 	char account[37];
 	unsigned n;
@@ -115,7 +133,7 @@ struct acct_count {
 struct relay_metrics {
 	unsigned long long connections_total;
 	unsigned long long frames_in;
-	unsigned long long requests[BV_OP_PING + 1];
+	unsigned long long requests[BV_OP__COUNT];
 	unsigned long long errors[64]; /* by -code */
 	unsigned long long sends;
 	unsigned long long envelopes_stored;
@@ -142,6 +160,9 @@ struct relay {
 	struct devcache_entry *cache;
 	unsigned cache_n;
 	unsigned long cache_gen;
+	struct reqcache_entry *reqcache;
+	unsigned reqcache_n;
+	unsigned long reqcache_gen; /* bumped whenever it is cleared */
 	struct relay_metrics m;
 	int draining;
 	int stopped;
@@ -178,6 +199,60 @@ void ops_reply_ok(struct conn *c, int64_t id, json_t *result);
 struct conn *ops_find_device(struct relay *r, int64_t device);
 void devcache_invalidate(struct relay *r, const char *account);
 void devcache_clear(struct relay *r);
+
+/*
+ * Request context shared by the asynchronous operations (ops.c, cases.c):
+ * opctx_new() counts the request in flight and holds the connection;
+ * opctx_free() or opctx_fail() (answers with an error) end it.
+ */
+struct opctx {
+	struct conn *c;
+	int64_t id;
+	struct bv_request *req;
+	int retried;
+	int64_t ts;
+	uint64_t t0;
+	struct bv_token token;
+	char (*accounts)[37];
+	size_t n_accounts;
+	int64_t *dev; /* per envelope or per requested device */
+	size_t n_dev;
+	struct required required; /* send: its required accounts */
+	uint8_t *check; /* send: per account, checked in the transaction */
+};
+struct opctx *opctx_new(struct conn *c, struct bv_request *req);
+void opctx_free(struct opctx *o);
+void opctx_fail(struct opctx *o, int code, json_t *details);
+/* One prepared statement as a job (txn: on the write connection). */
+int run1(struct relay *r, int txn, const char *stmt, int nparams,
+	 const char *const *v, const int *len, const int *fmt, db_done_cb cb,
+	 void *arg);
+/* The same with the audit log's actor set (bvchat.actor); its result is
+ * result 1 of the job. */
+int run_as(struct relay *r, const char *actor, const char *stmt, int nparams,
+	   const char *const *v, const int *len, const int *fmt, db_done_cb cb,
+	   void *arg);
+/* A failed job's outcome as the client sees it (SQLSTATE mapped). */
+int db_rc(struct db_job *job, int rc);
+int64_t get_i64(const PGresult *res, int row, int col);
+
+/* cases.c */
+#define CH_ROSTER "bv_roster"
+typedef void (*required_cb)(struct opctx *o, int rc);
+int cases_prepare(struct relay *r);
+/* Fills o->required for (conversation, o's account) from the cache or the
+ * database, then calls cb (synchronously on a hit) with 0 or BV_ENOACCOUNT
+ * (may not send), BV_ENOMEM or a database error. */
+void cases_required(struct opctx *o, const char *conversation, required_cb cb);
+void cases_forget(struct relay *r, const char *conversation,
+		  const char *sender);
+void cases_clear(struct relay *r);
+void cases_on_notify(struct relay *r, const char *payload);
+void required_free(struct required *q);
+/* Index of account in q, or -1. */
+int required_find(const struct required *q, const char *account);
+void op_cases(struct conn *c, struct bv_request *req);
+void op_conversation_create(struct conn *c, struct bv_request *req);
 
 /* deliver.c */
 int deliver_prepare(struct relay *r);

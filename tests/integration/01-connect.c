@@ -573,8 +573,12 @@ t_op_before_auth(void **state)
 	{
 		const struct bvt_dev *to[] = {&d};
 
-		BVT_ERR(bvt_send(c, "m1", bvt_envelopes_to(to, 1, "m1")),
-			"BV_ENOAUTH");
+		json_t *req = bvt_send_req("m1", bvt_envelopes_to(to, 1, "m1"));
+
+		json_object_set_new(
+			req, "conversation",
+			json_string("00000000-0000-4000-8000-000000000000"));
+		BVT_ERR(bvt_request(c, req), "BV_ENOAUTH");
 	}
 	assert_int_equal(count("queue"), 0);
 	/* "Any other operation except ping before that gets BV_ENOAUTH". */

@@ -16,6 +16,9 @@
 
 #include "bvtest.h"
 
+/* A well-formed conversation id (parsing comes before any check). */
+#define NIL_CONV "00000000-0000-4000-8000-000000000000"
+
 static struct bvt_env env;
 static struct bvt_dev a, b;
 
@@ -309,8 +312,9 @@ send_with(int64_t id, const char *name, const char *v)
 	val = json_loads(v, JSON_DECODE_ANY, &err);
 	assert_non_null(val);
 	json_object_set_new(e, name, val);
-	req = json_pack("{s:I, s:s, s:s, s:[o]}", "id", (json_int_t)id, "op",
-			"send", "message_id", "m1", "envelopes", e);
+	req = json_pack("{s:I, s:s, s:s, s:s, s:[o]}", "id", (json_int_t)id,
+			"op", "send", "conversation", NIL_CONV, "message_id",
+			"m1", "envelopes", e);
 	s = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
 	return s;
@@ -354,31 +358,51 @@ t_send_fields(void **state)
 
 	/* message_id: spaces, too long, empty. */
 	snprintf(raw, sizeof(raw),
-		 "{\"id\":70,\"op\":\"send\",\"message_id\":\"has space\","
+		 "{\"id\":70,\"op\":\"send\",\"conversation\":\"" NIL_CONV
+		 "\",\"message_id\":\"has space\","
 		 "\"envelopes\":[{\"account\":\"%s\",\"device\":1,"
 		 "\"registration_id\":%u,\"type\":1,\"body\":\"aGk=\"}]}",
 		 b.account, b.regid);
 	expect(c, raw, 0, 70, "BV_EFIELD", "message_id");
 	snprintf(raw, sizeof(raw),
-		 "{\"id\":71,\"op\":\"send\",\"message_id\":\"%065d\","
+		 "{\"id\":71,\"op\":\"send\",\"conversation\":\"" NIL_CONV
+		 "\",\"message_id\":\"%065d\","
 		 "\"envelopes\":[{\"account\":\"%s\",\"device\":1,"
 		 "\"registration_id\":%u,\"type\":1,\"body\":\"aGk=\"}]}",
 		 0, b.account, b.regid);
 	expect(c, raw, 0, 71, "BV_EFIELD", "message_id");
 	snprintf(raw, sizeof(raw),
-		 "{\"id\":72,\"op\":\"send\",\"message_id\":\"\","
+		 "{\"id\":72,\"op\":\"send\",\"conversation\":\"" NIL_CONV
+		 "\",\"message_id\":\"\","
 		 "\"envelopes\":[{\"account\":\"%s\",\"device\":1,"
 		 "\"registration_id\":%u,\"type\":1,\"body\":\"aGk=\"}]}",
 		 b.account, b.regid);
 	expect(c, raw, 0, 72, "BV_EFIELD", "message_id");
+	/* conversation: missing, not a UUID; partial not a boolean. */
+	snprintf(raw, sizeof(raw),
+		 "{\"id\":77,\"op\":\"send\",\"message_id\":\"m\","
+		 "\"envelopes\":[{\"account\":\"%s\",\"device\":1,"
+		 "\"registration_id\":%u,\"type\":1,\"body\":\"aGk=\"}]}",
+		 b.account, b.regid);
+	expect(c, raw, 0, 77, "BV_EFIELD", "conversation");
+	expect(c,
+	       "{\"id\":78,\"op\":\"send\",\"conversation\":\"c0\","
+	       "\"message_id\":\"m\",\"envelopes\":[]}",
+	       0, 78, "BV_EFIELD", "conversation");
+	expect(c,
+	       "{\"id\":79,\"op\":\"send\",\"conversation\":\"" NIL_CONV
+	       "\",\"partial\":1,\"message_id\":\"m\",\"envelopes\":[]}",
+	       0, 79, "BV_EFIELD", "partial");
 	/* envelopes of the wrong type. */
 	expect(c,
-	       "{\"id\":73,\"op\":\"send\",\"message_id\":\"m\","
+	       "{\"id\":73,\"op\":\"send\",\"conversation\":\"" NIL_CONV
+	       "\",\"message_id\":\"m\","
 	       "\"envelopes\":{}}",
 	       0, 73, "BV_EFIELD", "envelopes");
 	/* Two envelopes for the same device. */
 	snprintf(raw, sizeof(raw),
-		 "{\"id\":74,\"op\":\"send\",\"message_id\":\"dup\","
+		 "{\"id\":74,\"op\":\"send\",\"conversation\":\"" NIL_CONV
+		 "\",\"message_id\":\"dup\","
 		 "\"envelopes\":[{\"account\":\"%s\",\"device\":1,"
 		 "\"registration_id\":%u,\"type\":1,\"body\":\"aGk=\"},"
 		 "{\"account\":\"%s\",\"device\":1,"
@@ -496,6 +520,8 @@ main(void)
 		T(t_auth_fields),
 	};
 	/* clang-format on */
+
+	bvt_open_case = 1; /* not about cases: any two accounts may talk */
 
 	return bvt_done(cmocka_run_group_tests_name("05-badinput", tests,
 						    group_setup, NULL));

@@ -178,9 +178,13 @@ t_devices_logged(void **state)
 	assert_int_equal(q1("SELECT count(*) FROM audit_log WHERE seq = 4 "
 			    "AND detail->>'identity_changed' = 'true'"),
 			 1);
-	/* The relay sets no actor; the operator's transaction did. */
-	assert_int_equal(q1("SELECT count(*) FROM audit_log "
-			    "WHERE actor = 'system'"),
+	/* Enrollments name the token (its jti, base64url) that allowed
+	 * them; the removal, the operator's transaction. */
+	assert_int_equal(q1("SELECT count(*) FROM audit_log WHERE seq <= 4 "
+			    "AND actor ~ '^token:[A-Za-z0-9_-]{22}$'"),
+			 4);
+	assert_int_equal(q1("SELECT count(DISTINCT actor) FROM audit_log "
+			    "WHERE seq <= 4"),
 			 4);
 	assert_int_equal(q1("SELECT count(*) FROM audit_log "
 			    "WHERE seq = 5 AND actor = 'ops:test'"),

@@ -249,6 +249,15 @@ struct bvt_tenant {
 	uint8_t sk[64];
 };
 
+/*
+ * Set to 1 (before creating tenants) by tests of the relay's transport that
+ * are not about cases: each tenant then gets a case TEST with one
+ * conversation, every account enrolled through this harness joins its case
+ * team, and a send without "conversation" is sent as a partial send to it
+ * (docs/protocol.md `send`), so any two accounts of a tenant may talk.
+ */
+extern int bvt_open_case;
+
 /* Generates a key pair and inserts the tenant into the database (SQL, as
  * `admin tenant-create` would). Returns 0 or -1. */
 int bvt_tenant_create(const char *conninfo, const char *name,
@@ -284,8 +293,9 @@ struct bvt_conn {
 	json_t *challenge; /* the challenge event */
 	char nonce[128];
 	int64_t next_id;
-	json_t *pending; /* pushes received while waiting for responses */
-	int closed;	 /* connection ended (close frame or error) */
+	json_t *pending;       /* pushes received while waiting for responses */
+	int closed;	       /* connection ended (close frame or error) */
+	char conversation[37]; /* the open test case's, or "" */
 };
 
 /* Opens a connection to the relay on port and reads its challenge. NULL

@@ -133,6 +133,112 @@ uuid4(char out[37])
 	out[36] = '\0';
 }
 
+/* ---- the open test case (bvt_open_case) ---- */
+
+int bvt_open_case;
+
+static struct open_case {
+	char tenant[37];
+	char db[512];
+	char conversation[37];
+} open_cases[64];
+static size_t n_open_cases;
+
+static const struct open_case *
+open_case_of(const char *tenant)
+{
+	size_t i;
+
+	for (i = 0; i < n_open_cases; i++)
+		if (!strcmp(open_cases[i].tenant, tenant))
+			return &open_cases[i];
+	return NULL;
+}
+
+/* The tenant's case TEST with one conversation (no citizens) whose staff
+ * side every account enrolled through this harness joins. */
+static int
+open_case_create(const char *conninfo, const char *tenant)
+{
+	struct open_case *oc;
+	char kase[37], staff[37];
+	const char *v[4];
+
+	if (n_open_cases == sizeof(open_cases) / sizeof(open_cases[0]))
+		return -1;
+	oc = &open_cases[n_open_cases];
+	snprintf(oc->tenant, sizeof(oc->tenant), "%s", tenant);
+	snprintf(oc->db, sizeof(oc->db), "%s", conninfo);
+	uuid4(kase);
+	uuid4(staff);
+	uuid4(oc->conversation);
+	v[0] = tenant;
+	v[1] = staff;
+	v[2] = kase;
+	v[3] = oc->conversation;
+	if (bvt_sql_int(conninfo,
+			"WITH a AS (INSERT INTO accounts (id, tenant_id) VALUES"
+			" ($2::uuid, $1::uuid) RETURNING id),"
+			" k AS (INSERT INTO cases (id, tenant_id, case_number)"
+			" VALUES ($3::uuid, $1::uuid, 'TEST') RETURNING id),"
+			" r AS (INSERT INTO case_roster (case_id, account_id,"
+			" role, display_name) SELECT k.id, a.id, 'caseworker',"
+			" 'Test' FROM k, a RETURNING 1),"
+			" c AS (INSERT INTO conversations (id, case_id, kind,"
+			" created_by) SELECT $4::uuid, k.id, 'citizens', a.id"
+			" FROM k, a RETURNING 1)"
+			" SELECT (SELECT count(*) FROM r) + (SELECT count(*)"
+			" FROM c)",
+			4, v) != 2)
+		return -1;
+	n_open_cases++;
+	return 0;
+}
+
+/* After an enrollment: the account is on the case team of TEST. */
+static void
+open_case_join(struct bvt_conn *c, const struct bvt_dev *d)
+{
+	const struct open_case *oc = open_case_of(d->tenant);
+	const char *v[2];
+
+	if (!oc)
+		return;
+	snprintf(c->conversation, sizeof(c->conversation), "%s",
+		 oc->conversation);
+	v[0] = d->account;
+	v[1] = oc->conversation;
+	if (bvt_sql_int(
+		    oc->db,
+		    "WITH i AS (INSERT INTO case_roster (case_id, "
+		    "account_id, role, display_name) SELECT case_id, "
+		    "$1::uuid, 'caseworker', 'Test' FROM conversations "
+		    "WHERE id = $2::uuid ON CONFLICT DO NOTHING RETURNING 1)"
+		    " SELECT 0",
+		    2, v) != 0)
+		fprintf(stderr, "bvtest: cannot put %s on the test case\n",
+			d->account);
+}
+
+/* A send without "conversation" goes to the open test case's. */
+static void
+open_case_fill(const struct bvt_conn *c, json_t *req)
+{
+	const char *op = json_string_value(json_object_get(req, "op"));
+
+	if (!bvt_open_case || !op || strcmp(op, "send") ||
+	    json_object_get(req, "conversation"))
+		return;
+	/* Before authentication: one that exists nowhere. */
+	json_object_set_new(req, "conversation",
+			    json_string(c->conversation[0]
+						? c->conversation
+						: "00000000-0000-4000-8000-"
+						  "000000000000"));
+	if (!json_object_get(req, "partial"))
+		json_object_set_new(req, "partial", json_true());
+}
+
 int
 bvt_tenant_create(const char *conninfo, const char *name, struct bvt_tenant *t)
 {
@@ -154,7 +260,9 @@ bvt_tenant_create(const char *conninfo, const char *name, struct bvt_tenant *t)
 		       "WITH i AS (INSERT INTO tenants (id, name, token_key)"
 		       " VALUES ($1, $2, decode($3, 'hex')) RETURNING 1)"
 		       " SELECT count(*) FROM i",
-		       3, params) == 1
+		       3, params) == 1 &&
+			       (!bvt_open_case ||
+				open_case_create(conninfo, t->id) == 0)
 		       ? 0
 		       : -1;
 }
@@ -325,6 +433,7 @@ bvt_conn_submit(struct bvt_conn *c, json_t *req)
 
 	if (!req)
 		return -1;
+	open_case_fill(c, req);
 	json_object_set_new(req, "id", json_integer(id));
 	rc = bvt_conn_send_json(c, req);
 	json_decref(req);
@@ -342,6 +451,7 @@ bvt_conn_submit_batch(struct bvt_conn *c, json_t **reqs, size_t n, int64_t *ids)
 		goto out;
 	for (i = 0; i < n; i++) {
 		ids[i] = c->next_id++;
+		open_case_fill(c, reqs[i]);
 		json_object_set_new(reqs[i], "id", json_integer(ids[i]));
 		msgs[i] = json_dumps(reqs[i], JSON_COMPACT);
 		if (!msgs[i])
@@ -519,6 +629,7 @@ bvt_enroll(struct bvt_conn *c, struct bvt_dev *d, const char *token,
 		snprintf(d->tenant, sizeof(d->tenant), "%s", t ? t : "");
 		d->device = (uint32_t)json_integer_value(
 			json_object_get(ok, "device"));
+		open_case_join(c, d);
 	}
 	return resp;
 }
@@ -543,8 +654,12 @@ bvt_auth(struct bvt_conn *c, const struct bvt_dev *d)
 	json_t *req = json_pack("{s:s, s:s, s:i, s:s}", "op", "auth", "account",
 				d->account, "device", (int)d->device,
 				"signature", sig);
+	const struct open_case *oc = open_case_of(d->tenant);
 
 	free(sig);
+	if (oc)
+		snprintf(c->conversation, sizeof(c->conversation), "%s",
+			 oc->conversation);
 	return bvt_request(c, req);
 }
 

@@ -113,8 +113,9 @@ send_frame(size_t n)
 	for (i = 0; i < n; i++)
 		json_array_append_new(envs, envelope(i % 2 ? ACC2 : ACC1,
 						     (int)(i / 2) + 1, 10 + i));
-	return json_pack("{s:i, s:s, s:s, s:o}", "id", 5, "op", "send",
-			 "message_id", "01J9Z3K7W5", "envelopes", envs);
+	return json_pack("{s:i, s:s, s:s, s:s, s:o}", "id", 5, "op", "send",
+			 "conversation", ACC2, "message_id", "01J9Z3K7W5",
+			 "envelopes", envs);
 }
 
 /* Sets key of obj to v (stolen) and returns obj, for one-line mutations. */
@@ -333,6 +334,8 @@ test_valid_send(void **state)
 	(void)state;
 	r = parse_ok(send_frame(3), &lim);
 	assert_int_equal(r->op, BV_OP_SEND);
+	assert_string_equal(r->u.send.conversation, ACC2);
+	assert_int_equal(r->u.send.partial, 0);
 	assert_string_equal(r->u.send.message_id, "01J9Z3K7W5");
 	assert_int_equal(r->u.send.n_envelopes, 3);
 	assert_string_equal(r->u.send.envelopes[1].account, ACC2);
@@ -675,6 +678,75 @@ test_bad_keys_get(void **state)
 }
 
 static void
+test_cases_ops(void **state)
+{
+	struct bv_request *r;
+	json_t *f;
+	int i;
+
+	(void)state;
+	r = parse_ok(set(send_frame(1), "partial", json_true()), &lim);
+	assert_int_equal(r->u.send.partial, 1);
+	bv_request_free(r);
+	r = parse_ok(json_pack("{s:i, s:s}", "id", 7, "op", "cases"), &lim);
+	assert_int_equal(r->op, BV_OP_CASES);
+	assert_string_equal(r->u.cases.case_id, "");
+	assert_string_equal(r->u.cases.after, "");
+	bv_request_free(r);
+	r = parse_ok(json_pack("{s:i, s:s, s:s, s:n}", "id", 7, "op", "cases",
+			       "case", ACC1, "after"),
+		     &lim);
+	assert_string_equal(r->u.cases.case_id, ACC1);
+	bv_request_free(r);
+	EXPECT_ERR(json_pack("{s:i, s:s, s:s}", "id", 7, "op", "cases", "after",
+			     "x"),
+		   BV_EFIELD, "after", 7);
+
+	r = parse_ok(json_pack("{s:i, s:s, s:s, s:s}", "id", 8, "op",
+			       "conversation_create", "case", ACC1, "kind",
+			       "team"),
+		     &lim);
+	assert_int_equal(r->op, BV_OP_CONVERSATION_CREATE);
+	assert_string_equal(r->u.conversation_create.kind, "team");
+	assert_int_equal(r->u.conversation_create.n_members, 0);
+	bv_request_free(r);
+	r = parse_ok(json_pack("{s:i, s:s, s:s, s:s, s:[s,s]}", "id", 8, "op",
+			       "conversation_create", "case", ACC1, "kind",
+			       "citizens", "members", ACC1, ACC2),
+		     &lim);
+	assert_int_equal(r->u.conversation_create.n_members, 2);
+	assert_string_equal(r->u.conversation_create.members[1], ACC2);
+	bv_request_free(r);
+	EXPECT_ERR(json_pack("{s:i, s:s, s:s, s:s}", "id", 8, "op",
+			     "conversation_create", "case", ACC1, "kind",
+			     "group"),
+		   BV_EFIELD, "kind", 8);
+	EXPECT_ERR(json_pack("{s:i, s:s, s:s, s:s, s:[s,s]}", "id", 8, "op",
+			     "conversation_create", "case", ACC1, "kind",
+			     "citizens", "members", ACC1, ACC1),
+		   BV_EFIELD, "members[1]", 8);
+	EXPECT_ERR(json_pack("{s:i, s:s, s:s, s:s, s:[i]}", "id", 8, "op",
+			     "conversation_create", "case", ACC1, "kind",
+			     "citizens", "members", 1),
+		   BV_EFIELD, "members[0]", 8);
+	EXPECT_ERR(json_pack("{s:i, s:s, s:s}", "id", 8, "op",
+			     "conversation_create", "kind", "team"),
+		   BV_EFIELD, "case", 8);
+	/* More than BV_CONVERSATION_MEMBERS_MAX members. */
+	f = json_pack("{s:i, s:s, s:s, s:s, s:[]}", "id", 8, "op",
+		      "conversation_create", "case", ACC1, "kind", "citizens",
+		      "members");
+	for (i = 0; i <= BV_CONVERSATION_MEMBERS_MAX; i++) {
+		char u[37];
+
+		snprintf(u, sizeof(u), "00000000-0000-4000-8000-%012d", i);
+		json_array_append_new(json_object_get(f, "members"),
+				      json_string(u));
+	}
+	EXPECT_ERR(f, BV_EFIELD, "members", 8);
+}
+
+static void
 test_bad_send(void **state)
 {
 	char mid[BV_MESSAGE_ID_MAX + 2];
@@ -682,6 +754,12 @@ test_bad_send(void **state)
 	json_t *f;
 
 	(void)state;
+	EXPECT_ERR(del(send_frame(1), "conversation"), BV_EFIELD,
+		   "conversation", 5);
+	EXPECT_ERR(set(send_frame(1), "conversation", json_string("c0a1")),
+		   BV_EFIELD, "conversation", 5);
+	EXPECT_ERR(set(send_frame(1), "partial", json_integer(1)), BV_EFIELD,
+		   "partial", 5);
 	EXPECT_ERR(del(send_frame(1), "message_id"), BV_EFIELD, "message_id",
 		   5);
 	EXPECT_ERR(set(send_frame(1), "message_id", json_string("")), BV_EFIELD,
@@ -1010,6 +1088,7 @@ main(void)
 		cmocka_unit_test(test_valid_enroll),
 		cmocka_unit_test(test_valid_keys),
 		cmocka_unit_test(test_valid_send),
+		cmocka_unit_test(test_cases_ops),
 		cmocka_unit_test(test_valid_ping_response),
 		cmocka_unit_test(test_not_json),
 		cmocka_unit_test(test_frame_limit),

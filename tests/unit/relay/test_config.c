@@ -46,6 +46,7 @@ static const struct {
 	{"max_output_bytes", "1048576"},
 	{"shutdown_timeout_ms", "10000"},
 	{"max_commit_batch", "256"},
+	{"office_clock_offset_s", "0"},
 };
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
 
