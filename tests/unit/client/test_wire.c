@@ -729,6 +729,8 @@ test_build_send_ping_ack(void **state)
 	assert_null(strstr(s, "partial"));
 	r = relay_parse(s);
 	assert_int_equal(r->op, BV_OP_SEND);
+	assert_string_equal(r->u.send.conversation, CONV);
+	assert_int_equal(r->u.send.partial, 0);
 	assert_string_equal(r->u.send.message_id, "01J9Z3K7W5");
 	assert_int_equal(r->u.send.n_envelopes, 2);
 	assert_string_equal(r->u.send.envelopes[0].account, ACC);
@@ -744,6 +746,7 @@ test_build_send_ping_ack(void **state)
 	assert_non_null(strstr(s, "\"partial\":true"));
 	r = relay_parse(s);
 	assert_int_equal(r->op, BV_OP_SEND);
+	assert_int_equal(r->u.send.partial, 1);
 	bv_request_free(r);
 
 	assert_int_equal(bv_wire_build_ping(6, &s), 0);
@@ -959,6 +962,7 @@ static void
 test_build_cases_create(void **state)
 {
 	const char *members[2] = {ACC, ACC2};
+	struct bv_request *r;
 	char *s = NULL;
 
 	(void)state;
@@ -972,14 +976,23 @@ test_build_cases_create(void **state)
 	assert_int_equal(bv_wire_build_cases(7, NULL, CASE, &s), 0);
 	assert_string_equal(s, "{\"id\":7,\"op\":\"cases\",\"after\":\"" CASE
 			       "\"}");
-	bv_free(s);
+	r = relay_parse(s);
+	assert_int_equal(r->op, BV_OP_CASES);
+	assert_string_equal(r->u.cases.after, CASE);
+	bv_request_free(r);
 	assert_int_equal(bv_wire_build_conversation_create(8, CASE, "citizens",
 							   members, 2, &s),
 			 0);
 	assert_string_equal(s, "{\"id\":8,\"op\":\"conversation_create\","
 			       "\"case\":\"" CASE "\",\"kind\":\"citizens\","
 			       "\"members\":[\"" ACC "\",\"" ACC2 "\"]}");
-	bv_free(s);
+	r = relay_parse(s);
+	assert_int_equal(r->op, BV_OP_CONVERSATION_CREATE);
+	assert_string_equal(r->u.conversation_create.case_id, CASE);
+	assert_string_equal(r->u.conversation_create.kind, "citizens");
+	assert_int_equal(r->u.conversation_create.n_members, 2);
+	assert_string_equal(r->u.conversation_create.members[1], ACC2);
+	bv_request_free(r);
 	assert_int_equal(
 		bv_wire_build_conversation_create(8, CASE, "team", NULL, 0, &s),
 		0);
