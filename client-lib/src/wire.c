@@ -430,7 +430,7 @@ parse_conv(json_t *obj, struct bv_wire_conv *cv)
 static int
 parse_case(json_t *obj, struct bv_wire_case *c)
 {
-	json_t *arr, *item;
+	json_t *arr = NULL, *item;
 	size_t i;
 	int rc;
 
