@@ -69,8 +69,10 @@ struct send_op {
 	 * our own devices, which every send must reach). */
 	int partial;
 	char target[BV_UUID_LEN + 1];
-	int resolved;	   /* the view's members were added */
-	uint64_t wait_gen; /* waits for this full view refresh; 0: none */
+	int resolved; /* the view's members were added */
+	/* Waits for the full view refresh of this number (one that started
+	 * after the op asked) to end; 0: not waiting. */
+	uint64_t wait_gen;
 	char (*accounts)[BV_UUID_LEN + 1]; /* [0] is our own */
 	int *prefetched;
 	size_t n_accounts, cap_accounts;
@@ -169,8 +171,10 @@ struct bv_client {
 	size_t cv_n_acc;
 	char (*cv_queue)[BV_UUID_LEN + 1];
 	size_t cv_n_queue;
-	uint64_t cv_gen; /* full refreshes ended */
-	int cv_rc;	 /* how the last one ended */
+	uint64_t cv_started; /* full refreshes started (numbers them) */
+	uint64_t cv_running; /* the number of the one on its way */
+	uint64_t cv_gen;     /* the number of the last one that ended */
+	int cv_rc;	     /* how it ended */
 };
 
 /*
@@ -547,7 +551,7 @@ cases_full_done(struct bv_client *c)
 	c->view = acc;
 	c->n_view = n;
 	c->cv_rc = 0;
-	c->cv_gen++;
+	c->cv_gen = c->cv_running;
 	view_release(c);
 	cases_report(c, changed, 0);
 }
@@ -644,7 +648,7 @@ on_cases_answer(void *arg, int rc, const struct bv_wire_msg *m)
 			/* Offline: the next connect asks again; ops wait. */
 			if (!bv_err_retryable(rc)) {
 				c->cv_rc = rc;
-				c->cv_gen++;
+				c->cv_gen = c->cv_running;
 				view_release(c);
 			} else {
 				c->cv_want_full = 1;
@@ -688,7 +692,7 @@ fail_full:
 	c->cv_acc = NULL;
 	c->cv_n_acc = 0;
 	c->cv_rc = rc;
-	c->cv_gen++;
+	c->cv_gen = c->cv_running;
 	view_release(c);
 	report(c, rc, NULL, "cannot keep the case view");
 	cases_report(c, 0, rc);
@@ -715,6 +719,7 @@ cases_pump(struct bv_client *c)
 	} else if (c->cv_want_full) {
 		c->cv_want_full = 0;
 		c->cv_full_running = 1;
+		c->cv_running = ++c->cv_started;
 		vcases_free(c->cv_acc, c->cv_n_acc);
 		c->cv_acc = NULL;
 		c->cv_n_acc = 0;
@@ -1235,24 +1240,27 @@ notice_out(const struct bv_wire_msg *m, struct bv_client_notice *n)
 
 /*
  * A notice from the service: stored in the history under NOTICE_SENDER
- * (not an account: no person said it), deduplicated by message id, then
- * shown; acknowledged after that like an envelope.
+ * (not an account: no person said it), deduplicated by conversation and
+ * message id, then shown; acknowledged after that like an envelope.
  */
 static int
 deliver_notice(struct bv_client *c, const struct bv_wire_msg *m)
 {
 	struct bv_client_notice n;
+	char key[sizeof(NOTICE_SENDER) + BV_UUID_LEN + 1];
 	char *json = NULL;
 	int seen = 0, rc;
 
+	/* The relay's notice ids are unique per conversation only. */
+	snprintf(key, sizeof(key), "%s/%s", NOTICE_SENDER,
+		 m->u.deliver.conversation);
 	rc = bv_wire_notice_dump(m, &json);
 	if (rc < 0)
 		return rc;
 	rc = bv_store_begin(c->store);
 	if (rc < 0)
 		goto out;
-	rc = bv_store_seen(c->store, NOTICE_SENDER, 0, m->u.deliver.message_id,
-			   &seen);
+	rc = bv_store_seen(c->store, key, 0, m->u.deliver.message_id, &seen);
 	if (rc == 0 && !seen)
 		rc = bv_store_history_append(
 			c->store, m->u.deliver.conversation, BV_MSG_IN,
@@ -1979,8 +1987,9 @@ op_resolve(struct send_op *op)
 
 	if (!cv && !op->partial) {
 		if (!op->wait_gen) {
-			/* Ask the relay once: it may be new. */
-			op->wait_gen = c->cv_gen + (c->cv_full_running ? 2 : 1);
+			/* Ask the relay once: it may be new. A refresh on its
+			 * way may have been answered before it was made. */
+			op->wait_gen = c->cv_started + 1;
 			cases_want_full(c);
 			return 1;
 		}
