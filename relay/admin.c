@@ -585,6 +585,151 @@ out:
 	return status;
 }
 
+static const char usage_api_token[] =
+	"usage: bvchat-relay admin api-token --key FILE --method GET|POST\n"
+	"           --path PATH [--body-file FILE] --sub USER [--ttl SECONDS]\n"
+	"\n"
+	"Prints a fagsystem API token (docs/fagsystem-api.md) for exactly one\n"
+	"request: METHOD on PATH with the bytes of FILE as its body (no\n"
+	"--body-file: an empty body, as for GET). Signed with the tenant's\n"
+	"secret key from FILE (written by tenant-create); needs no database.\n"
+	"The token is good once, and only until it expires. Send it as\n"
+	"\"Authorization: Bvchat-Fagsystem TOKEN\".\n"
+	"\n"
+	"  --key FILE         the tenant's key file\n"
+	"  --method M         GET or POST\n"
+	"  --path PATH        e.g. /v1/fagsystem/cases\n"
+	"  --body-file FILE   the exact body that will be sent (at most 16384\n"
+	"                     bytes; \"-\" reads standard input)\n"
+	"  --sub USER         the fagsystem user the audit log names\n"
+	"                     (fagsystem:USER): 1-64 of A-Z a-z 0-9 . _ @ -\n"
+	"  --ttl SECONDS      validity, 1 to 300 (default 60)\n";
+
+#define API_BODY_MAX 16384
+
+/* Reads at most API_BODY_MAX bytes of path ("-": stdin) into buf. */
+static int
+read_body_file(const char *cmd, const char *path, uint8_t *buf, size_t *len)
+{
+	int fd = 0;
+	size_t n = 0;
+
+	if (strcmp(path, "-") != 0) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			admin_err(cmd, "cannot open %s: %s", path,
+				  strerror(errno));
+			return -1;
+		}
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf + n, API_BODY_MAX + 1 - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			admin_err(cmd, "cannot read %s: %s", path,
+				  strerror(errno));
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > API_BODY_MAX) {
+			admin_err(cmd, "%s: a body is at most %d bytes", path,
+				  API_BODY_MAX);
+			goto fail;
+		}
+	}
+	if (fd != 0)
+		close(fd);
+	*len = n;
+	return 0;
+fail:
+	if (fd != 0)
+		close(fd);
+	return -1;
+}
+
+static int
+cmd_api_token(const struct relay_config *c, int argc, char **argv)
+{
+	const char *cmd = "api-token";
+	const char *key = NULL, *method = NULL, *path = NULL, *body_file = NULL;
+	const char *sub = NULL, *ttl_s = NULL;
+	struct opt opts[] = {
+		{"--key", &key},   {"--method", &method},
+		{"--path", &path}, {"--body-file", &body_file},
+		{"--sub", &sub},   {"--ttl", &ttl_s},
+	};
+	struct admin_cmd self = {cmd, NULL, usage_api_token, NULL};
+	static uint8_t body[API_BODY_MAX + 1];
+	struct bv_apitoken t;
+	uint8_t sk[64];
+	char *tok = NULL, *end;
+	long long ttl = 60;
+	size_t body_len = 0;
+	int status = EXIT_FAIL, n, rc;
+
+	(void)c;
+	memset(&t, 0, sizeof(t));
+	n = parse_opts(&self, argc, argv, opts, sizeof(opts) / sizeof(*opts));
+	if (n != 0)
+		return n > 0 ? EXIT_OK : EXIT_USAGE;
+	if (key == NULL || method == NULL || path == NULL || sub == NULL) {
+		admin_err(cmd, "--key, --method, --path and --sub are "
+			       "required (see --help)");
+		return EXIT_USAGE;
+	}
+	if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0) {
+		admin_err(cmd, "--method is GET or POST");
+		return EXIT_USAGE;
+	}
+	if (path[0] != '/' || strchr(path, '?') != NULL) {
+		admin_err(cmd, "--path is a path such as /v1/fagsystem/cases");
+		return EXIT_USAGE;
+	}
+	if (!bv_apitoken_sub_valid(sub)) {
+		admin_err(cmd, "--sub is 1-64 of A-Z a-z 0-9 . _ @ -");
+		return EXIT_USAGE;
+	}
+	if (ttl_s != NULL) {
+		errno = 0;
+		ttl = strtoll(ttl_s, &end, 10);
+		if (errno != 0 || end == ttl_s || *end != '\0' || ttl < 1 ||
+		    ttl > 300) {
+			admin_err(cmd, "--ttl must be 1 to 300 seconds");
+			return EXIT_USAGE;
+		}
+	}
+	if (body_file != NULL &&
+	    read_body_file(cmd, body_file, body, &body_len) < 0)
+		return EXIT_FAIL;
+	snprintf(t.sub, sizeof(t.sub), "%s", sub);
+	if (bv_apitoken_request_hash(method, path, body, body_len, t.req) < 0) {
+		admin_err(cmd, "cannot hash the request");
+		return EXIT_FAIL;
+	}
+	if (read_key_file(cmd, key, t.tenant, sk) < 0)
+		return EXIT_FAIL;
+	randombytes_buf(t.jti, sizeof(t.jti));
+	t.exp = bv_now_s() + ttl;
+	rc = bv_apitoken_sign(&t, sk, &tok);
+	bv_wipe(sk, sizeof(sk));
+	if (rc < 0) {
+		admin_err(cmd, "cannot sign the token: %s", bv_strerror(rc));
+		goto out;
+	}
+	printf("%s\n", tok);
+	status = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+out:
+	if (tok != NULL) {
+		bv_wipe(tok, strlen(tok));
+		bv_free(tok);
+	}
+	return status;
+}
+
 static const char usage_tenant_list[] =
 	"usage: bvchat-relay admin tenant-list\n"
 	"\n"
@@ -937,6 +1082,8 @@ static const struct admin_cmd admin_cmds[] = {
 	 usage_tenant_create, cmd_tenant_create},
 	{"issue-token", "print an enrollment token (no database needed)",
 	 usage_issue_token, cmd_issue_token},
+	{"api-token", "print a fagsystem API token for one request",
+	 usage_api_token, cmd_api_token},
 	{"tenant-list", "list tenants", usage_tenant_list, cmd_tenant_list},
 	{"stats", "count tenants, accounts, devices, queued envelopes",
 	 usage_stats, cmd_stats},

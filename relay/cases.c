@@ -17,10 +17,7 @@
 
 #define REQCACHE_MAX 100000
 
-static const struct {
-	const char *name, *sql;
-	int nparams;
-} statements[] = {
+static const struct relay_stmt statements[] = {
 	{"send_accounts",
 	 "SELECT account::text, archive FROM bv_send_accounts($1::uuid, "
 	 "$2::uuid)",
@@ -36,19 +33,8 @@ static const struct {
 int
 cases_prepare(struct relay *r)
 {
-	size_t i;
-	int rc = 0;
-
-	for (i = 0; rc == 0 && i < sizeof(statements) / sizeof(statements[0]);
-	     i++) {
-		rc = db_prepare(r->dbw, statements[i].name, statements[i].sql,
-				statements[i].nparams);
-		if (rc == 0)
-			rc = db_prepare(r->dbr, statements[i].name,
-					statements[i].sql,
-					statements[i].nparams);
-	}
-	return rc;
+	return relay_prepare(r, statements,
+			     sizeof(statements) / sizeof(statements[0]));
 }
 
 /* ------------------------------------------------- required accounts cache */

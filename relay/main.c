@@ -16,6 +16,7 @@
 #include "audit.h"
 #include "bv_error.h"
 #include "bv_util.h"
+#include "fagapi.h"
 #include "migrate.h"
 #include "relay.h"
 
@@ -132,6 +133,8 @@ run_relay(struct relay_config *cfg)
 		rc = deliver_prepare(&r);
 	if (rc == 0)
 		rc = cases_prepare(&r);
+	if (rc == 0)
+		rc = fagapi_prepare(&r);
 	if (rc == 0)
 		rc = server_start(&r);
 	if (rc < 0)

@@ -22,10 +22,7 @@
 #define CH_PREKEYS   "bv_prekeys"
 #define DEVCACHE_MAX 100000
 
-static const struct {
-	const char *name, *sql;
-	int nparams;
-} statements[] = {
+static const struct relay_stmt statements[] = {
 	{"auth_lookup",
 	 "SELECT d.id, d.auth_key, a.tenant_id::text, (SELECT count(*) FROM "
 	 "one_time_prekeys o WHERE o.device = d.id)::int FROM devices d JOIN "
@@ -83,22 +80,25 @@ static const struct {
 };
 
 int
-ops_prepare(struct relay *r)
+relay_prepare(struct relay *r, const struct relay_stmt *st, size_t n)
 {
 	size_t i;
-	int rc;
+	int rc = 0;
 
-	for (i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
-		rc = db_prepare(r->dbw, statements[i].name, statements[i].sql,
-				statements[i].nparams);
+	for (i = 0; rc == 0 && i < n; i++) {
+		rc = db_prepare(r->dbw, st[i].name, st[i].sql, st[i].nparams);
 		if (rc == 0)
-			rc = db_prepare(r->dbr, statements[i].name,
-					statements[i].sql,
-					statements[i].nparams);
-		if (rc < 0)
-			return rc;
+			rc = db_prepare(r->dbr, st[i].name, st[i].sql,
+					st[i].nparams);
 	}
-	return 0;
+	return rc;
+}
+
+int
+ops_prepare(struct relay *r)
+{
+	return relay_prepare(r, statements,
+			     sizeof(statements) / sizeof(statements[0]));
 }
 
 /* ---------------------------------------------------------------- replies */

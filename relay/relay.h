@@ -187,6 +187,12 @@ void conn_send_json(struct conn *c, json_t *j);
 void conn_close(struct conn *c, int code);
 
 /* ops.c */
+/* A prepared statement of the relay (on both database connections). */
+struct relay_stmt {
+	const char *name, *sql;
+	int nparams;
+};
+int relay_prepare(struct relay *r, const struct relay_stmt *st, size_t n);
 int ops_prepare(struct relay *r);
 void ops_on_connect(struct conn *c);
 void ops_frame(struct conn *c, const char *buf, size_t len);

@@ -2,8 +2,9 @@
 /*
  * server.c: the libwebsockets side of the relay: the bvchat.v1 WebSocket
  * protocol (frame reassembly with a hard cap, a bounded output queue per
- * connection, close codes), /healthz and /metrics over plain HTTP on the
- * same port, and the SIGTERM drain. It does not interpret frames: complete
+ * connection, close codes), /healthz, /metrics and the fagsystem API's
+ * requests (fagapi.c) over plain HTTP on the same port, and the SIGTERM
+ * drain. It does not interpret frames: complete
  * frames go to ops.c. lws runs on the relay's own libuv loop (foreign loop).
  */
 #include <signal.h>
@@ -12,6 +13,7 @@
 
 #include "bv_error.h"
 #include "bv_util.h"
+#include "fagapi.h"
 #include "relay.h"
 
 #define CLOSE_DISPLACED	   4001
@@ -27,6 +29,8 @@ struct ws_pss {
 struct http_pss {
 	char *body;
 	size_t len;
+	struct fagapi_req *fa; /* a /v1/fagsystem/ request (fagapi.c) */
+	int close_after;       /* hang up once the answer is written */
 };
 
 void
@@ -406,6 +410,13 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 1;
 
 	case LWS_CALLBACK_HTTP:
+		if (fagapi_match((const char *)in)) {
+			/* Answered later, from the database's callbacks. */
+			if (fagapi_begin(r, wsi, (const char *)in, &pss->fa) <
+			    0)
+				return -1;
+			return 0;
+		}
 		if (!strcmp((const char *)in, "/healthz")) {
 			int up = db_is_up(r->dbw) && db_is_up(r->dbr);
 
@@ -423,7 +434,31 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return http_reply(wsi, pss, 404, "text/plain",
 				  bv_strdup("not found\n"));
 
+	case LWS_CALLBACK_HTTP_BODY:
+		if (pss->fa)
+			return fagapi_body(pss->fa, in, len);
+		return 0;
+
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (pss->fa) {
+			fagapi_body_done(pss->fa);
+			return 0;
+		}
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+
 	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (!pss->body && pss->fa) {
+			unsigned status;
+			char *body;
+
+			if (!fagapi_reply_take(pss->fa, &status, &body,
+					       &pss->close_after))
+				return 0; /* not yet */
+			fagapi_detach(pss->fa);
+			pss->fa = NULL;
+			return http_reply(wsi, pss, status, "application/json",
+					  body);
+		}
 		if (!pss->body)
 			return -1;
 		buf = bv_malloc(LWS_PRE + pss->len);
@@ -435,7 +470,7 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		bv_free(buf);
 		bv_free(pss->body);
 		pss->body = NULL;
-		if (n < (int)pss->len)
+		if (n < (int)pss->len || pss->close_after)
 			return -1;
 		if (lws_http_transaction_completed(wsi))
 			return -1;
@@ -444,6 +479,8 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_CLOSED_HTTP:
 		bv_free(pss->body);
 		pss->body = NULL;
+		fagapi_detach(pss->fa);
+		pss->fa = NULL;
 		return 0;
 
 	default:

@@ -237,6 +237,7 @@ run() {
 	local label=$1 line status
 	shift
 	"${BIN:-$bench_bin}" --url "127.0.0.1:$rport" --key "$key" \
+		--database "$conninfo" \
 		--relay-pid "$relay_pid" --db-pid "$pg_pid" --label "$label" \
 		--json "$@" >"$scratch/run.out" 2>"$scratch/run.err" &
 	bench_pid=$!

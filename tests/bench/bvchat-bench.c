@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <libwebsockets.h>
 #include <sodium.h>
 #include <uv.h>
@@ -70,6 +71,7 @@ struct opts {
 	char host[256];
 	int port;
 	const char *key;
+	const char *database; /* libpq conninfo: the pairs' cases */
 	unsigned pairs;
 	size_t size;
 	double rate;	   /* total sends/s; 0 = as fast as in-flight allows */
@@ -105,6 +107,7 @@ struct dev {
 	unsigned index; /* pair number for senders and receivers */
 	struct dev *peer;
 	char account[37];
+	char conversation[37]; /* sender: the pair's team conversation */
 	uint32_t device_id;
 	uint32_t regid;
 	uint8_t pk[crypto_sign_PUBLICKEYBYTES];
@@ -435,7 +438,8 @@ static void
 send_one(struct dev *d, uint64_t t)
 {
 	static const char fmt_head[] =
-		"{\"id\":%" PRIu64 ",\"op\":\"send\",\"message_id\":\"m%" PRIu64
+		"{\"id\":%" PRIu64 ",\"op\":\"send\",\"conversation\":\"%s\","
+		"\"message_id\":\"m%" PRIu64
 		"\",\"envelopes\":[{\"account\":\"%s\",\"device\":%u,"
 		"\"registration_id\":%u,\"type\":1,\"body\":\"";
 	static const char tail[] = "\"}]}";
@@ -467,8 +471,8 @@ send_one(struct dev *d, uint64_t t)
 		memcpy(d->b64, all, d->b64_len);
 		bv_free(all);
 	}
-	hn = snprintf(head, sizeof(head), fmt_head, ENROLL_ID + 1 + seq, seq,
-		      p->account, p->device_id, p->regid);
+	hn = snprintf(head, sizeof(head), fmt_head, ENROLL_ID + 1 + seq,
+		      d->conversation, seq, p->account, p->device_id, p->regid);
 	if (hn < 0 || (size_t)hn >= sizeof(head))
 		return;
 	m = outmsg_new((size_t)hn + d->b64_len + sizeof(tail) - 1);
@@ -744,7 +748,9 @@ dev_frame(struct dev *d, const char *buf, size_t len)
 				   json_object_get(j, "envelope"));
 		else if (!strcmp(op, "displaced"))
 			count_error(b, "displaced");
-		else if (strcmp(op, "queue_empty") && strcmp(op, "prekeys_low"))
+		else if (strcmp(op, "queue_empty") &&
+			 strcmp(op, "prekeys_low") &&
+			 strcmp(op, "cases_changed")) /* its case set-up */
 			count_error(b, "unknown_op");
 		goto out;
 	}
@@ -1012,6 +1018,70 @@ progress(struct bench *b, uint64_t now)
 	b->progress_sends_ok = b->c.sends_ok;
 }
 
+/*
+ * Every send belongs to a case conversation (docs/cases.md): each pair
+ * becomes a case of the bench tenant with the receiver as the child and the
+ * sender as its caseworker, talking in the child's team conversation, whose
+ * required accounts are exactly the two. Set up once through the database
+ * before sending (the fagsystem would do it in production); not measured.
+ */
+static int
+pairs_into_cases(struct bench *b)
+{
+	static const char sql[] =
+		"WITH k AS (INSERT INTO cases (id, tenant_id, case_number) "
+		"VALUES (gen_random_uuid(), $1::uuid, 'BENCH-' || "
+		"substr(md5(random()::text), 1, 12)) RETURNING id), "
+		"r AS (INSERT INTO case_roster (case_id, account_id, role, "
+		"display_name) SELECT k.id, a.id, a.role, a.role FROM k, "
+		"(VALUES ($2::uuid, 'child'), ($3::uuid, 'caseworker')) "
+		"AS a(id, role) RETURNING 1), "
+		"c AS (INSERT INTO conversations (id, case_id, kind, "
+		"team_citizen, created_by) SELECT $4::uuid, k.id, 'team', "
+		"$2::uuid, $3::uuid FROM k RETURNING id), "
+		"m AS (INSERT INTO conversation_members SELECT c.id, $2::uuid "
+		"FROM c RETURNING 1) "
+		"SELECT (SELECT count(*) FROM r) + (SELECT count(*) FROM m)";
+	PGconn *pg;
+	PGresult *res;
+	size_t i;
+	int ok = 1;
+
+	if (!b->o.pairs)
+		return 0;
+	pg = PQconnectdb(b->o.database);
+	if (PQstatus(pg) != CONNECTION_OK) {
+		fatal(b, "--database: %s", PQerrorMessage(pg));
+		PQfinish(pg);
+		return -1;
+	}
+	PQclear(PQexec(pg, "BEGIN"));
+	for (i = 0; ok && i < b->n_devs; i++) {
+		struct dev *d = &b->devs[i];
+		const char *v[4];
+
+		if (d->role != ROLE_SENDER)
+			continue;
+		bv_uuid_generate(d->conversation);
+		v[0] = b->tenant;
+		v[1] = d->peer->account;
+		v[2] = d->account;
+		v[3] = d->conversation;
+		res = PQexecParams(pg, sql, 4, NULL, v, NULL, NULL, 0);
+		ok = PQresultStatus(res) == PGRES_TUPLES_OK &&
+		     !strcmp(PQgetvalue(res, 0, 0), "3");
+		if (!ok)
+			fatal(b, "cannot put a pair on a case: %s",
+			      PQresultErrorMessage(res));
+		PQclear(res);
+	}
+	res = PQexec(pg, ok ? "COMMIT" : "ROLLBACK");
+	ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
+	PQclear(res);
+	PQfinish(pg);
+	return ok ? 0 : -1;
+}
+
 static void
 tick(uv_timer_t *t)
 {
@@ -1037,6 +1107,8 @@ tick(uv_timer_t *t)
 			      b->n_pair_failed);
 			return;
 		}
+		if (pairs_into_cases(b) < 0)
+			return;
 		if (b->o.idle) {
 			b->phase = PH_SETTLE;
 			b->t_phase = now;
@@ -1262,7 +1334,9 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: bvchat-bench --url HOST:PORT --key FILE [options]\n"
+		"usage: bvchat-bench --url HOST:PORT --key FILE --database "
+		"CONNINFO\n"
+		"                    [options]\n"
 		"\n"
 		"Drives sender/receiver device pairs through a bvchat-relay "
 		"and\n"
@@ -1278,6 +1352,11 @@ usage(FILE *f)
 		"127.0.0.1:8480)\n"
 		"  --key FILE          tenant key file from admin "
 		"tenant-create\n"
+		"  --database CONNINFO the relay's database: each pair is put "
+		"on\n"
+		"                      a case with a team conversation "
+		"(needed\n"
+		"                      with --pairs)\n"
 		"  --pairs N           sender/receiver pairs (10)\n"
 		"  --size BYTES        opaque body size, >= 16 (300)\n"
 		"  --rate MSG/S        total offered rate; 0 = as fast as\n"
@@ -1309,6 +1388,7 @@ parse_args(int argc, char **argv, struct opts *o)
 	static const struct option lo[] = {
 		{"url", required_argument, NULL, 'u'},
 		{"key", required_argument, NULL, 'k'},
+		{"database", required_argument, NULL, 'B'},
 		{"pairs", required_argument, NULL, 'p'},
 		{"size", required_argument, NULL, 's'},
 		{"rate", required_argument, NULL, 'r'},
@@ -1350,6 +1430,9 @@ parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'k':
 			o->key = optarg;
+			break;
+		case 'B':
+			o->database = optarg;
 			break;
 		case 'p':
 			bad = bench_num(optarg, 0, 100000, &v);
@@ -1422,6 +1505,12 @@ parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (optind != argc || !o->key) {
 		fprintf(stderr, "bvchat-bench: --key is required\n");
+		return -1;
+	}
+	if (o->pairs && !o->database) {
+		fprintf(stderr, "bvchat-bench: --database is required with "
+				"--pairs (sends belong to a case "
+				"conversation)\n");
 		return -1;
 	}
 	if (!o->pairs && !o->idle) {

@@ -30,6 +30,8 @@ check_send(const struct bv_request *r, const struct bv_limits *lim)
 {
 	size_t i, j, n = r->u.send.n_envelopes;
 
+	CHECK(bv_uuid_valid(r->u.send.conversation));
+	CHECK(r->u.send.partial == 0 || r->u.send.partial == 1);
 	CHECK(bv_message_id_valid(r->u.send.message_id));
 	CHECK(n >= 1 && n <= lim->max_envelopes_per_send);
 	for (i = 0; i < n; i++) {
@@ -84,6 +86,16 @@ check_request(const struct bv_request *r, const struct bv_limits *lim)
 		break;
 	case BV_OP_SEND:
 		check_send(r, lim);
+		break;
+	case BV_OP_CASES:
+		CHECK(!r->u.cases.case_id[0] ||
+		      bv_uuid_valid(r->u.cases.case_id));
+		CHECK(!r->u.cases.after[0] || bv_uuid_valid(r->u.cases.after));
+		break;
+	case BV_OP_CONVERSATION_CREATE:
+		CHECK(bv_uuid_valid(r->u.conversation_create.case_id));
+		CHECK(r->u.conversation_create.n_members <=
+		      BV_CONVERSATION_MEMBERS_MAX);
 		break;
 	case BV_OP_KEYS_COUNT:
 	case BV_OP_PING:

@@ -164,6 +164,13 @@ int bvt_migrate(const char *conninfo);
  */
 int bvt_relay_cmd(char **out, const char *const *args);
 
+/*
+ * Runs `bvchat-relay --database db admin ARGS…` (args NULL-terminated, at
+ * most 20); returns the exit status and, when out is not NULL, the first
+ * line of stdout (cap bytes).
+ */
+int bvt_admin(const char *db, char *out, size_t cap, const char *const *args);
+
 /* ------------------------------------------------------------------ */
 /* HTTP and WebSocket                                                   */
 /* ------------------------------------------------------------------ */
@@ -173,6 +180,17 @@ int bvt_relay_cmd(char **out, const char *const *args);
  * status code and, when body is not NULL, the body (free()); -1 on error.
  */
 int bvt_http_get(int port, const char *path, int timeout_ms, char **body);
+
+/*
+ * method path on 127.0.0.1:port with headers (each "Name: value\r\n", may
+ * be NULL) and, when req_body is not NULL or method is POST, req_len bytes
+ * of body with their Content-Length. Connection: close. Returns the status
+ * and, when body is not NULL, the answer's body (free()); -1 on error
+ * (also when the relay hung up without an answer).
+ */
+int bvt_http_request(int port, const char *method, const char *path,
+		     const char *headers, const void *req_body, size_t req_len,
+		     int timeout_ms, char **body);
 
 #define BVT_WS_TEXT   0x1
 #define BVT_WS_BINARY 0x2
@@ -272,6 +290,17 @@ char *bvt_token_make(const char *tenant_id, const uint8_t sk[64],
 
 /* A token of t, valid for an hour. free(). */
 char *bvt_token(const struct bvt_tenant *t, const char *account);
+
+/*
+ * A fagsystem API token (docs/fagsystem-api.md) for tenant_id signed with
+ * sk: "bvf1." b64url(payload) "." b64url(Ed25519 over "bvchat.v1
+ * fagsystem\n" + payload), the payload naming aud, tenant, sub, a random
+ * jti, exp and req, the hex SHA-256 of method "\n" path "\n" body. Written
+ * from the document, not from the relay's code. free().
+ */
+char *bvt_apitoken_make(const char *tenant_id, const uint8_t sk[64],
+			const char *sub, int64_t exp, const char *method,
+			const char *path, const void *body, size_t len);
 
 /* A device: what its owner knows. */
 struct bvt_dev {

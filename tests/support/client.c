@@ -116,6 +116,66 @@ bvt_token(const struct bvt_tenant *t, const char *account)
 			      (int64_t)time(NULL) + 3600);
 }
 
+char *
+bvt_apitoken_make(const char *tenant_id, const uint8_t sk[64], const char *sub,
+		  int64_t exp, const char *method, const char *path,
+		  const void *body, size_t len)
+{
+	static const char domain[] = "bvchat.v1 fagsystem\n";
+	crypto_hash_sha256_state st;
+	uint8_t jti[16], sig[64], h[32];
+	char req[65], *jti_s, *payload, *msg, *p64, *s64, *tok = NULL;
+	size_t plen, i;
+	json_t *j;
+
+	if (sodium_init() < 0)
+		return NULL;
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, (const uint8_t *)method, strlen(method));
+	crypto_hash_sha256_update(&st, (const uint8_t *)"\n", 1);
+	crypto_hash_sha256_update(&st, (const uint8_t *)path, strlen(path));
+	crypto_hash_sha256_update(&st, (const uint8_t *)"\n", 1);
+	if (len)
+		crypto_hash_sha256_update(&st, body, len);
+	crypto_hash_sha256_final(&st, h);
+	for (i = 0; i < 32; i++)
+		snprintf(req + 2 * i, 3, "%02x", h[i]);
+	randombytes_buf(jti, sizeof(jti));
+	jti_s = b64url(jti, sizeof(jti));
+	j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "aud",
+		      "bvchat-fagsystem", "tenant", tenant_id, "sub", sub,
+		      "jti", jti_s, "exp", (json_int_t)exp, "req", req);
+	free(jti_s);
+	payload = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!payload)
+		return NULL;
+	plen = strlen(payload);
+	msg = malloc(sizeof(domain) - 1 + plen);
+	if (!msg) {
+		free(payload);
+		return NULL;
+	}
+	memcpy(msg, domain, sizeof(domain) - 1);
+	memcpy(msg + sizeof(domain) - 1, payload, plen);
+	crypto_sign_detached(sig, NULL, (const unsigned char *)msg,
+			     sizeof(domain) - 1 + plen, sk);
+	free(msg);
+	p64 = b64url(payload, plen);
+	s64 = b64url(sig, sizeof(sig));
+	if (p64 && s64) {
+		size_t n = strlen(p64) + strlen(s64) + 8;
+
+		tok = malloc(n);
+		if (tok)
+			snprintf(tok, n, "bvf1.%s.%s", p64, s64);
+	}
+	free(payload);
+	free(p64);
+	free(s64);
+	return tok;
+}
+
 static void
 uuid4(char out[37])
 {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
- * http.c: a tiny blocking HTTP/1.1 GET for /healthz and /metrics. Reads a
- * Content-Length body, a chunked body, or up to EOF; every read is bounded.
+ * http.c: a tiny blocking HTTP/1.1 client for /healthz, /metrics and the
+ * fagsystem API: GET or POST with extra headers. Reads a Content-Length
+ * body, a chunked body, or up to EOF; every read is bounded.
  */
 #include <errno.h>
 #include <poll.h>
@@ -48,22 +49,41 @@ dechunk(char *b, size_t len)
 int
 bvt_http_get(int port, const char *path, int timeout_ms, char **body)
 {
+	return bvt_http_request(port, "GET", path, NULL, NULL, 0, timeout_ms,
+				body);
+}
+
+int
+bvt_http_request(int port, const char *method, const char *path,
+		 const char *headers, const void *req_body, size_t req_len,
+		 int timeout_ms, char **body)
+{
 	int64_t deadline = bvt_now_ms() + timeout_ms;
-	char req[512], *buf = NULL, *hend = NULL;
-	size_t len = 0, cap = 0, hlen = 0;
+	char *req = NULL, *buf = NULL, *hend = NULL;
+	size_t len = 0, cap = 0, hlen = 0, rlen;
 	long clen = -1;
-	int fd, status = -1, chunked = 0;
+	int fd, status = -1, chunked = 0, hn;
 
 	if (body)
 		*body = NULL;
 	fd = bvt__tcp_connect(port, timeout_ms);
 	if (fd < 0)
 		return -1;
-	snprintf(req, sizeof(req),
-		 "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-		 "Connection: close\r\n\r\n",
-		 path, port);
+	rlen = strlen(path) + (headers ? strlen(headers) : 0) + 256;
+	req = malloc(rlen);
+	if (!req)
+		goto out;
+	hn = snprintf(req, rlen,
+		      "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+		      "Connection: close\r\n%s",
+		      method, path, port, headers ? headers : "");
+	if (req_body || strcmp(method, "POST") == 0)
+		hn += snprintf(req + hn, rlen - (size_t)hn,
+			       "Content-Length: %zu\r\n", req_len);
+	snprintf(req + hn, rlen - (size_t)hn, "\r\n");
 	if (bvt__write_all(fd, req, strlen(req), timeout_ms) < 0)
+		goto out;
+	if (req_len && bvt__write_all(fd, req_body, req_len, timeout_ms) < 0)
 		goto out;
 	for (;;) {
 		struct pollfd pfd = {fd, POLLIN, 0};
@@ -140,6 +160,7 @@ bvt_http_get(int port, const char *path, int timeout_ms, char **body)
 	}
 out:
 	close(fd);
+	free(req);
 	free(buf);
 	return status;
 }

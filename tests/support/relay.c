@@ -230,3 +230,22 @@ bvt_migrate(const char *conninfo)
 
 	return bvt_relay_cmd(NULL, args);
 }
+
+int
+bvt_admin(const char *db, char *out, size_t cap, const char *const *args)
+{
+	const char *argv[24] = {"--database", db, "admin"};
+	char *o = NULL;
+	int n = 3, rc, i;
+
+	for (i = 0; args[i] && n < 23; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	rc = bvt_relay_cmd(&o, argv);
+	if (out) {
+		snprintf(out, cap, "%s", o ? o : "");
+		out[strcspn(out, "\n")] = '\0';
+	}
+	free(o);
+	return rc;
+}
