@@ -30,20 +30,7 @@ static struct bvt_env env;
 static int
 admin(char *out, size_t cap, const char *const *args)
 {
-	const char *argv[24] = {"--database", env.db, "admin"};
-	char *o = NULL;
-	int n = 3, rc, i;
-
-	for (i = 0; args[i] && n < 23; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	rc = bvt_relay_cmd(&o, argv);
-	if (out) {
-		snprintf(out, cap, "%s", o ? o : "");
-		out[strcspn(out, "\n")] = '\0';
-	}
-	free(o);
-	return rc;
+	return bvt_admin(env.db, out, cap, args);
 }
 
 /* A case with staff as caseworker Camilla and citizen as child Elisa, and
