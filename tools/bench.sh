@@ -321,14 +321,16 @@ for s in "${scenarios[@]}"; do
 			# same disk as PostgreSQL.
 			BIN=$e2e_bin run "$s" --pairs "$pairs" --size 100 \
 				--inflight 10 --warmup "$warmup" \
-				--duration "$duration" --dir "$store_dir"
+				--duration "$duration" --dir "$store_dir" \
+				--database "$conninfo" --relay-bin "$relay_bin"
 			;;
 		e2e-latency)
 			# 5 texts/s per sender, at times unrelated to the
 			# clients' 100 ms tick: the latency a user sees.
 			BIN=$e2e_bin run "$s" --pairs "$pairs" --size 100 \
 				--rate 50 --warmup "$warmup" \
-				--duration "$duration" --dir "$store_dir"
+				--duration "$duration" --dir "$store_dir" \
+				--database "$conninfo" --relay-bin "$relay_bin"
 			;;
 		esac
 	done

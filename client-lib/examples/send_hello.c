@@ -2,7 +2,8 @@
 /*
  * send_hello.c: the smallest libbvchat program, using only bvchat.h:
  * enrolls with a token on first start (or connects with the stored
- * credentials), sends "hello" to one account and waits for the outcome.
+ * credentials), sends "hello" to a case conversation (its members come
+ * from the relay's case view) and waits for the outcome.
  * The store key here is a fixed demo key: a real app keeps it in the
  * platform keystore.
  */
@@ -47,9 +48,9 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: bvchat-send-hello STORE HOST PORT CONVERSATION "
-		   "ACCOUNT [TOKEN]\n"
-		   "  sends \"hello\" to ACCOUNT; TOKEN enrolls on first "
-		   "start\n");
+		   "[TOKEN]\n"
+		   "  sends \"hello\" to the case conversation; TOKEN "
+		   "enrolls on first start\n");
 }
 
 int
@@ -60,14 +61,13 @@ main(int argc, char **argv)
 	struct bv_client *c = NULL;
 	struct state s = {0, 0, 0};
 	char mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
-	const char *to[1];
 	int rc, sent = 0, i;
 
 	if (argc == 2 && !strcmp(argv[1], "--help")) {
 		usage(stdout);
 		return 0;
 	}
-	if (argc < 6 || argc > 7) {
+	if (argc < 5 || argc > 6) {
 		usage(stderr);
 		return 2;
 	}
@@ -84,14 +84,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "bv_client_new: %s\n", bv_client_strerror(rc));
 		return 1;
 	}
-	rc = argc == 7 ? bv_client_enroll(c, argv[6]) : bv_client_connect(c);
+	rc = argc == 6 ? bv_client_enroll(c, argv[5]) : bv_client_connect(c);
 	/* At most a minute in all: 600 turns of at most 100 ms. */
 	for (i = 0; rc == 0 && !s.done && i < 600; i++) {
 		bv_client_run_once(c);
 		if (s.online && !sent) {
-			to[0] = argv[5];
-			rc = bv_client_send_text(c, argv[4], to, 1, "hello",
-						 mid);
+			rc = bv_client_send_text(c, argv[4], "hello", mid);
 			sent = 1;
 		}
 	}

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
  * bvchat.h: the one public header of libbvchat, the bvchat client library:
- * enrollment, connection to a relay, end-to-end encrypted text messages to
- * every device of the recipients and of our own account, receipts and
- * identity-key changes. It does not draw anything or keep contacts.
+ * enrollment, connection to a relay, the cases this account is on and their
+ * conversations (as the relay lets this account see them), end-to-end
+ * encrypted text messages to every device of a case conversation's members
+ * and of our own account, notices from the service, receipts and
+ * identity-key changes. It does not draw anything or keep contacts: who is
+ * in a conversation is the relay's case view (docs/cases.md).
  *
  * Threads: single-threaded. Every call and every callback happens on the
  * thread that runs the client's libuv loop; a client is never shared.
@@ -16,9 +19,16 @@
  * the bv_client_* functions below).
  *
  * What the library does by itself, so that no message is silently lost:
- * - a text is stored (with its recipients) before bv_client_send_text()
- *   returns; one the relay has not taken yet is sent again after a
- *   restart, with its id (receivers drop copies they already have);
+ * - the case view is fetched after every connect and whenever the relay
+ *   says it changed (a caseworker joined or left), stored, and reported
+ *   through bv_cases_cb;
+ * - a text is stored before bv_client_send_text() returns and goes to the
+ *   conversation's members as the relay requires them at that moment (a
+ *   caseworker who joined gets it, one who left does not); one the relay
+ *   has not taken yet is sent again after a restart, with its id
+ *   (receivers drop copies they already have);
+ * - content that claims another conversation than the one its sender
+ *   named to the relay is refused (kept as a placeholder, reported);
  * - a received message is stored before the relay is told it arrived;
  * - a message that cannot be decrypted is kept as a placeholder
  *   (BV_EUNDECRYPTABLE), and the sending device is asked, end-to-end
@@ -27,8 +37,9 @@
  * - a delivery receipt goes to the sender of every text from another
  *   account (unless no_delivery_receipts), gathered for about 100 ms;
  *   bv_client_mark_read() sends read receipts. Receipts are end-to-end
- *   encrypted and go to our own other devices too (read on one, read on
- *   all). A receipt not yet sent when the app stops is not sent.
+ *   encrypted and go to the case file (the archive) and our own other
+ *   devices too (read on one, read on all). A receipt not yet sent when
+ *   the app stops is not sent.
  */
 #ifndef BVCHAT_H
 #define BVCHAT_H
@@ -119,6 +130,61 @@ enum bv_client_receipt {
 	BV_CLIENT_RECEIPT_READ = 2,
 };
 
+/* Role names of the case view (docs/cases.md); a later relay may add more. */
+#define BV_CLIENT_ROLE_ARCHIVE "archive" /* the case file, not a person */
+
+/* One person (or the case file) as this account may see them. */
+struct bv_client_person {
+	const char *account;
+	/* "child", "parent", "foster_parent", "guardian", "supervisor",
+	 * "support_contact" (citizens), "caseworker", "team_lead",
+	 * "service_leader" (staff), or "archive". */
+	const char *role;
+	const char *name; /* the roster's display name; NULL for the archive */
+};
+
+/* One conversation of a case. */
+struct bv_client_case_conversation {
+	const char *conversation;
+	const char *kind; /* "team" or "citizens" */
+	int closed;	  /* 1: takes no new sends; its history stays */
+	int64_t created_ms;
+	/* Who a send reaches now: its citizens, the case team, the archive;
+	 * never anyone protected from this account. */
+	const struct bv_client_person *members;
+	size_t n_members;
+};
+
+/* One case this account is on; every pointer borrowed for the call. */
+struct bv_client_case {
+	const char *case_id;
+	const char *case_number; /* e.g. "2026/0417" */
+	const char *municipality;
+	const char *role; /* this account's role on the case */
+	/* Staff and the archive see the whole roster; a citizen sees
+	 * themselves, the case team and the archive. */
+	const struct bv_client_person *people;
+	size_t n_people;
+	/* A citizen's own conversations; for staff every one of the case. */
+	const struct bv_client_case_conversation *conversations;
+	size_t n_conversations;
+};
+
+/* A notice from the service (not a person, not end-to-end encrypted: it
+ * holds nothing secret); pointers borrowed for the call. */
+struct bv_client_notice {
+	const char *conversation;
+	const char *message_id;
+	/* "out_of_hours": the office is closed (show phone and
+	 * emergency_phone). Show a kind you do not know as "a message from
+	 * the service". */
+	const char *kind;
+	int64_t time_ms;	     /* the relay's */
+	const char *municipality;    /* "" when not given */
+	const char *phone;	     /* barnevernvakt; NULL when none is set */
+	const char *emergency_phone; /* Alarmtelefonen, "116 111"; or "" */
+};
+
 /* Connection state changed; see enum bv_client_status. */
 typedef void (*bv_status_cb)(struct bv_client *c, void *user,
 			     enum bv_client_status status, int code);
@@ -174,6 +240,31 @@ typedef void (*bv_sent_cb)(struct bv_client *c, void *user,
 			   const char *message_id, int rc);
 
 /*
+ * A notice from the service arrived in a conversation. It is already
+ * stored in the history (sender "", see bv_client_message.notice);
+ * duplicates are dropped.
+ */
+typedef void (*bv_notice_cb)(struct bv_client *c, void *user,
+			     const struct bv_client_notice *n);
+
+/*
+ * A refresh of the case view ended: rc 0 and the stored view is the
+ * relay's now (changed 1 when it differs from before: read it with
+ * bv_client_cases()), or the BV_E* code it failed with (the stored view is
+ * kept; it is fetched again on the next connect).
+ */
+typedef void (*bv_cases_cb)(struct bv_client *c, void *user, int changed,
+			    int rc);
+
+/*
+ * The end of a bv_client_conversation_create(): rc 0 and the
+ * conversation's id (borrowed for the call), or the BV_E* code and NULL
+ * (BV_ENOACCOUNT: not allowed, whatever the reason).
+ */
+typedef void (*bv_conversation_created_cb)(struct bv_client *c, void *arg,
+					   const char *conversation, int rc);
+
+/*
  * The end of a bv_client_accept_identity(): rc 0 when the new key of
  * (account, device) is trusted and a session built (held messages go on),
  * else the BV_E* code (the key is not trusted).
@@ -198,6 +289,8 @@ struct bv_client_opts {
 	bv_error_cb on_error;
 	bv_sent_cb on_sent;
 	bv_accepted_cb on_identity_accepted;
+	bv_notice_cb on_notice;
+	bv_cases_cb on_cases;
 	void *user;
 	/* 1: send no delivery receipts (a device no person reads, such as
 	 * the municipality's archive). Read receipts are the app's call. */
@@ -271,29 +364,34 @@ const char *bv_client_account(const struct bv_client *c);
 uint32_t bv_client_device(const struct bv_client *c);
 
 /*
- * Sends text (text_len is strlen) to every device of the n recipient
- * accounts (uuids) and to our own other devices, in conversation (a uuid
- * the app chose). Missing or changed devices are fetched and sessions
- * rebuilt as the relay reports them (BV_EDEVICES, BV_ESTALE), at most
- * BV_CLIENT_SEND_ATTEMPTS sends; while a recipient device's key change
+ * Sends text (text_len is strlen) to the case conversation (a uuid of the
+ * case view): to every device of its members as the relay requires them
+ * when it goes out (its citizens, the case team now, the case file) and to
+ * our own other devices. Recipients come from the stored case view and are
+ * corrected by the relay's answers: a member the view does not know yet
+ * (a caseworker who just joined) is added, one who left is dropped, and
+ * the view is fetched again. Missing or changed devices are fetched and
+ * sessions rebuilt as the relay reports them (BV_EDEVICES, BV_ESTALE), at
+ * most BV_CLIENT_SEND_ATTEMPTS sends; while a recipient device's key change
  * waits for the user the message is held, without using attempts. Messages
  * go out in the order they were sent. Writes the new message id and a NUL
- * into message_id_out. The outcome comes through bv_sent_cb.
+ * into message_id_out. The outcome comes through bv_sent_cb: BV_ENOACCOUNT
+ * when the conversation is unknown, closed or not ours to write to (also
+ * after our account left the case).
  * Returns 0 when the message is stored locally and on its way; BV_EINVAL
- * for bad arguments (not a uuid, n 0 or over 100, empty text, text over
+ * for bad arguments (conversation not a uuid, empty text, text over
  * BV_CLIENT_TEXT_MAX or not UTF-8); BV_ENOAUTH before enrollment; BV_EIO;
  * BV_ENOMEM. On an error no callback follows.
  */
 int bv_client_send_text(struct bv_client *c, const char *conversation,
-			const char *const *recipient_accounts, size_t n,
 			const char *text,
 			char message_id_out[BV_CLIENT_MESSAGE_ID_LEN + 1]);
 
 /*
  * Sends a read receipt for n (1 … 100) messages of conversation received
  * from sender_account (their message ids as bv_message_cb gave them), to
- * the sender's devices and our own other devices, and marks them read in
- * the local history. Messages from our own account are only marked.
+ * the sender's devices, the case file and our own other devices, and
+ * marks them read in the local history. Messages from our own account are only marked.
  * Returns 0 when on its way (failures go to bv_error_cb, no bv_sent_cb);
  * BV_EINVAL for bad arguments (not uuids, n out of range, an invalid or
  * repeated id); BV_ENOAUTH before enrollment; BV_EIO; BV_ENOMEM.
@@ -349,6 +447,38 @@ enum bv_client_msg_state {
 	BV_CLIENT_MSG_RECEIVED = 6,	 /* theirs (or our other device's) */
 };
 
+/*
+ * Asks the relay for the case view now (it is also fetched after every
+ * connect and when the relay says it changed); the end comes through
+ * bv_cases_cb. Returns 0; BV_EINVAL; BV_EUNAVAILABLE when not connected.
+ */
+int bv_client_refresh_cases(struct bv_client *c);
+
+/* Return 0 to go on, anything else to stop (returned by the call). */
+typedef int (*bv_client_case_cb)(void *arg, const struct bv_client_case *cs);
+
+/*
+ * Calls cb for each case of the stored case view (no network), ordered by
+ * case id. Returns 0, cb's nonzero value, BV_EINVAL or BV_ENOMEM.
+ */
+int bv_client_cases(struct bv_client *c, bv_client_case_cb cb, void *arg);
+
+/*
+ * Starts a conversation in case_id: kind "team" (one citizen and the case
+ * team: a citizen names only themselves, or nobody; staff name the
+ * citizen) or "citizens" (staff only: 2 … 20 citizens of the case, none
+ * protected from another). members: n (0 … 20) account uuids. If that
+ * citizen already has an open team conversation, its id is given. The
+ * outcome comes through cb (once; never inside this call); the case view
+ * is then fetched again.
+ * Returns 0 when asked; BV_EINVAL for bad arguments; BV_ENOAUTH before
+ * enrollment; BV_EUNAVAILABLE when not connected; BV_ENOMEM.
+ */
+int bv_client_conversation_create(struct bv_client *c, const char *case_id,
+				  const char *kind, const char *const *members,
+				  size_t n, bv_conversation_created_cb cb,
+				  void *arg);
+
 /* One message of the history; every pointer borrowed for the call. */
 struct bv_client_message {
 	int64_t seq; /* local order, ascending; for paging */
@@ -364,6 +494,9 @@ struct bv_client_message {
 	int unsupported;
 	const char *text; /* NUL-terminated, text_len bytes */
 	size_t text_len;
+	/* A notice from the service, else NULL: then sender is "",
+	 * sender_device 0, text "" and state RECEIVED. */
+	const struct bv_client_notice *notice;
 };
 
 /* Return 0 to go on, anything else to stop (returned by the call). */
@@ -373,9 +506,9 @@ typedef int (*bv_client_message_cb)(void *arg,
 /*
  * Calls cb for each message of conversation with seq > after_seq (0: all),
  * in order, from the local store (no network). The history cannot be
- * deleted. A placeholder for a message that could not be decrypted is
- * listed under the sender's account uuid as conversation (the real one is
- * unknown), and the message itself, once resent, under its conversation.
+ * deleted. A placeholder for a message that could not be decrypted (or
+ * that claimed another conversation) is listed under the conversation its
+ * sender named to the relay, and the message itself, once resent, too.
  * Returns 0, cb's nonzero value, BV_EINVAL, BV_EIO or BV_ENOMEM.
  */
 int bv_client_history(struct bv_client *c, const char *conversation,

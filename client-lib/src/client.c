@@ -8,12 +8,21 @@
  * restart, and the callbacks. It does not speak the wire or touch libsignal
  * itself (conn.c, wire.c, session.c do).
  *
- * Every send is a struct send_op: one content, fanned out to every device
- * of its accounts and of our own; the user's texts have a history entry
- * whose state follows the op, internal ones (receipts, resend requests,
- * resends) are quiet: no bv_sent_cb. Receipts and resend requests are
- * gathered per peer for one tick, then sent as one content of up to
- * BV_CONTENT_IDS_MAX ids.
+ * Every send is a struct send_op: one content in one case conversation,
+ * fanned out to every device of its accounts and of our own. A text's
+ * accounts are the conversation's members in the case view, corrected by
+ * the relay's 409 (a member who joined is added, one who left dropped);
+ * receipts and resend requests are "partial": for one account, plus the
+ * conversation's archive and our own. The user's texts have a history
+ * entry whose state follows the op, internal ones (receipts, resend
+ * requests, resends) are quiet: no bv_sent_cb. Receipts and resend
+ * requests are gathered per peer for one tick, then sent as one content of
+ * up to BV_CONTENT_IDS_MAX ids.
+ *
+ * The case view (the relay's `cases`) is kept in memory and in the store,
+ * fetched after each connect, per case on cases_changed, and whenever a
+ * send meets a conversation or a member the view does not know; one
+ * request at a time.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,15 +56,26 @@
 #define RETRY_MS	500
 /* Only used to generate the identity before the relay gives an account. */
 #define NO_ACCOUNT "00000000-0000-4000-8000-000000000000"
+/* The history's sender of notices from the service: never an account. */
+#define NOTICE_SENDER "service"
 
 struct send_op {
 	struct bv_client *c;
 	struct send_op *next;
 	char mid[BV_MESSAGE_ID_MAX + 1];
 	struct bv_content *content;
+	char conversation[BV_UUID_LEN + 1];
+	/* Receipts, resend requests: for target only (and the archive's and
+	 * our own devices, which every send must reach). */
+	int partial;
+	char target[BV_UUID_LEN + 1];
+	int resolved; /* the view's members were added */
+	/* Waits for the full view refresh of this number (one that started
+	 * after the op asked) to end; 0: not waiting. */
+	uint64_t wait_gen;
 	char (*accounts)[BV_UUID_LEN + 1]; /* [0] is our own */
 	int *prefetched;
-	size_t n_accounts;
+	size_t n_accounts, cap_accounts;
 	int64_t seq; /* history entry whose state follows; 0: none */
 	int quiet;   /* internal: no bv_sent_cb */
 	/* A resend request: fetch this device's bundle first, so that the
@@ -85,6 +105,20 @@ struct pending {
 	int wait_trust;
 	size_t n;
 	char ids[BV_CONTENT_IDS_MAX][BV_MESSAGE_ID_MAX + 1];
+};
+
+/* One case of the view, and its dump (what the store holds). */
+struct vcase {
+	struct bv_wire_case c;
+	char *json;
+};
+
+/* One conversation_create. */
+struct create_req {
+	struct bv_client *c;
+	bv_conversation_created_cb cb;
+	void *arg;
+	char case_id[BV_UUID_LEN + 1];
 };
 
 /* One keys_get. */
@@ -124,12 +158,46 @@ struct bv_client {
 	int refill_again;	  /* prekeys_low came meanwhile */
 	struct send_op *ops;
 	struct pending *pending;
+	/* The case view, ordered by case id. */
+	struct vcase *view;
+	size_t n_view;
+	/* Its refreshes: one cases request at a time. A full refresh pages
+	 * through every case (pages gathered in acc); single ones follow
+	 * cases_changed. */
+	int cv_inflight;
+	int cv_want_full;
+	int cv_full_running;
+	struct vcase *cv_acc;
+	size_t cv_n_acc;
+	char (*cv_queue)[BV_UUID_LEN + 1];
+	size_t cv_n_queue;
+	uint64_t cv_started; /* full refreshes started (numbers them) */
+	uint64_t cv_running; /* the number of the one on its way */
+	uint64_t cv_gen;     /* the number of the last one that ended */
+	int cv_rc;	     /* how it ended */
 };
+
+/*
+ * For tests only (not in bvchat.h, not exported by libbvchat.so): called
+ * with each content just before it is encrypted, so that a test can make a
+ * client misbehave as a modified one would (21-client-cases: content that
+ * claims another conversation than the one it is sent in).
+ */
+void (*client__test_content)(struct bv_content *ct);
 
 static void op_advance(struct send_op *op);
 static int op_start(struct bv_client *c, struct bv_content *content,
-		    const char *const *accounts, size_t n, int64_t seq,
-		    int quiet, struct send_op **out);
+		    const char *target, int64_t seq, int quiet,
+		    struct send_op **out);
+static void cases_want_full(struct bv_client *c);
+static void cases_want_one(struct bv_client *c, const char *case_id);
+static void cases_pump(struct bv_client *c);
+static int op_index(const struct send_op *op, const char *account);
+static int op_add_account(struct send_op *op, const char *account);
+static void op_drop_account(struct send_op *op, size_t i);
+static void op_record(struct send_op *op);
+static void op_view_stale(struct send_op *op);
+static int op_resolve(struct send_op *op);
 static int pending_add(struct bv_client *c, enum bv_content_kind kind,
 		       enum bv_receipt_type receipt, const char *conversation,
 		       const char *account, uint32_t device, int wait_trust,
@@ -341,6 +409,547 @@ maybe_rotate(struct bv_client *c)
 	}
 }
 
+/* ---- the case view ---- */
+
+static void
+vcases_free(struct vcase *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v && i < n; i++) {
+		bv_wire_case_cleanup(&v[i].c);
+		bv_free(v[i].json);
+	}
+	bv_free(v);
+}
+
+static int
+view_load_cb(const char *case_id, const char *view, size_t len, void *arg)
+{
+	struct bv_client *c = arg;
+	struct vcase *v;
+	int rc;
+
+	(void)case_id;
+	v = bv_realloc(c->view, (c->n_view + 1) * sizeof(*v));
+	if (!v)
+		return BV_ENOMEM;
+	c->view = v;
+	v = &c->view[c->n_view];
+	memset(v, 0, sizeof(*v));
+	rc = bv_wire_case_parse(view, len, &v->c);
+	if (rc == 0)
+		rc = bv_wire_case_dump(&v->c, &v->json);
+	if (rc < 0) {
+		bv_wire_case_cleanup(&v->c);
+		bv_free(v->json);
+		/* A row we cannot read is dropped: the relay sends it again. */
+		bv_log(BV_LOG_WARN, "bvchat: stored case %s unreadable: %s",
+		       case_id, bv_errname(rc));
+		return rc == BV_ENOMEM ? rc : 0;
+	}
+	c->n_view++;
+	return 0;
+}
+
+/* The conversation in the view, or NULL. */
+static const struct bv_wire_conv *
+view_conv(const struct bv_client *c, const char *conversation)
+{
+	size_t i, j;
+
+	for (i = 0; i < c->n_view; i++)
+		for (j = 0; j < c->view[i].c.n_conversations; j++)
+			if (!strcmp(c->view[i].c.conversations[j].conversation,
+				    conversation))
+				return &c->view[i].c.conversations[j];
+	return NULL;
+}
+
+/* 1 when account is a member of conversation in the view. */
+static int
+view_has_member(const struct bv_client *c, const char *conversation,
+		const char *account)
+{
+	const struct bv_wire_conv *cv = view_conv(c, conversation);
+	size_t i;
+
+	for (i = 0; cv && i < cv->n_members; i++)
+		if (!strcmp(cv->members[i].account, account))
+			return 1;
+	return 0;
+}
+
+/* Moves a case answered by the relay into v (its dump made). */
+static int
+vcase_take(struct vcase *v, struct bv_wire_case *from)
+{
+	memset(v, 0, sizeof(*v));
+	v->c = *from;
+	memset(from, 0, sizeof(*from));
+	return bv_wire_case_dump(&v->c, &v->json);
+}
+
+static int
+vcase_same(const struct vcase *a, const struct vcase *b)
+{
+	return !strcmp(a->json, b->json);
+}
+
+/*
+ * Ops that waited for the view try again: the conversation is there now,
+ * or the refresh ended and it is not (then they fail).
+ */
+static void
+view_release(struct bv_client *c)
+{
+	struct send_op *op;
+
+	for (op = c->ops; op; op = op->next)
+		if (op->wait_gen && op->wait_gen <= c->cv_gen &&
+		    !op->inflight) {
+			op->retry_at = bv_mono_ms();
+			if (c->kick_init)
+				uv_timer_start(&c->kick, on_kick, 0, 0);
+		}
+}
+
+static void
+cases_report(struct bv_client *c, int changed, int rc)
+{
+	if (c->o.on_cases)
+		c->o.on_cases(c, c->o.user, changed, rc);
+}
+
+/* A full refresh ended with every page in c->cv_acc: store, then swap. */
+static void
+cases_full_done(struct bv_client *c)
+{
+	struct vcase *acc = c->cv_acc;
+	size_t n = c->cv_n_acc, i;
+	int changed = n != c->n_view, rc;
+
+	c->cv_acc = NULL;
+	c->cv_n_acc = 0;
+	rc = bv_store_begin(c->store);
+	if (rc == 0)
+		rc = bv_store_case_delete(c->store, NULL);
+	for (i = 0; rc == 0 && i < n; i++)
+		rc = bv_store_case_put(c->store, acc[i].c.case_id, acc[i].json,
+				       strlen(acc[i].json));
+	if (rc == 0)
+		rc = bv_store_commit(c->store);
+	else
+		bv_store_rollback(c->store);
+	if (rc < 0) {
+		/* Kept in memory anyway: sends need the relay's view. */
+		report(c, rc, NULL, "cannot store the case view");
+	}
+	for (i = 0; !changed && i < n; i++)
+		changed = !vcase_same(&acc[i], &c->view[i]);
+	vcases_free(c->view, c->n_view);
+	c->view = acc;
+	c->n_view = n;
+	c->cv_rc = 0;
+	c->cv_gen = c->cv_running;
+	view_release(c);
+	cases_report(c, changed, 0);
+}
+
+/* One case answered (or not: it is gone from our view). */
+static void
+cases_one_done(struct bv_client *c, const char *case_id,
+	       struct bv_wire_case *answer)
+{
+	struct vcase v, *nv;
+	size_t i;
+	int changed = 1, rc = 0;
+
+	memset(&v, 0, sizeof(v));
+	if (answer) {
+		rc = vcase_take(&v, answer);
+		if (rc < 0) {
+			cases_report(c, 0, rc);
+			goto out;
+		}
+	}
+	for (i = 0; i < c->n_view; i++)
+		if (strcmp(c->view[i].c.case_id, case_id) >= 0)
+			break;
+	if (i < c->n_view && !strcmp(c->view[i].c.case_id, case_id)) {
+		if (answer && vcase_same(&v, &c->view[i]))
+			changed = 0;
+		bv_wire_case_cleanup(&c->view[i].c);
+		bv_free(c->view[i].json);
+		if (answer) {
+			c->view[i] = v;
+			memset(&v, 0, sizeof(v));
+		} else {
+			memmove(&c->view[i], &c->view[i + 1],
+				(c->n_view - i - 1) * sizeof(*c->view));
+			c->n_view--;
+		}
+	} else if (answer) {
+		nv = bv_realloc(c->view, (c->n_view + 1) * sizeof(*nv));
+		if (!nv) {
+			cases_report(c, 0, BV_ENOMEM);
+			goto out;
+		}
+		c->view = nv;
+		memmove(&c->view[i + 1], &c->view[i],
+			(c->n_view - i) * sizeof(*c->view));
+		c->view[i] = v;
+		c->n_view++;
+		memset(&v, 0, sizeof(v));
+	} else {
+		changed = 0;
+	}
+	if (changed) {
+		rc = answer ? bv_store_case_put(c->store, case_id,
+						c->view[i].json,
+						strlen(c->view[i].json))
+			    : bv_store_case_delete(c->store, case_id);
+		if (rc < 0)
+			report(c, rc, NULL, "cannot store the case view");
+	}
+	view_release(c);
+	cases_report(c, changed, 0);
+out:
+	bv_wire_case_cleanup(&v.c);
+	bv_free(v.json);
+}
+
+struct cases_req {
+	struct bv_client *c;
+	int full;
+	char case_id[BV_UUID_LEN + 1]; /* single */
+};
+
+static void
+on_cases_answer(void *arg, int rc, const struct bv_wire_msg *m)
+{
+	struct cases_req *q = arg;
+	struct bv_client *c = q->c;
+	struct bv_wire_msg *mm = (struct bv_wire_msg *)m;
+	struct vcase *acc;
+	size_t i, n;
+
+	c->cv_inflight = 0;
+	if (c->closed)
+		goto out;
+	if (rc == 0 && !(m->u.ok.fields & BV_WIRE_OK_CASES))
+		rc = BV_EFIELD;
+	if (rc < 0) {
+		if (q->full) {
+			c->cv_full_running = 0;
+			vcases_free(c->cv_acc, c->cv_n_acc);
+			c->cv_acc = NULL;
+			c->cv_n_acc = 0;
+			/* Offline: the next connect asks again; ops wait. */
+			if (!bv_err_retryable(rc)) {
+				c->cv_rc = rc;
+				c->cv_gen = c->cv_running;
+				view_release(c);
+			} else {
+				c->cv_want_full = 1;
+			}
+		}
+		report(c, rc, NULL, "cannot fetch the case view");
+		cases_report(c, 0, rc);
+		goto out;
+	}
+	n = m->u.ok.n_cases;
+	if (!q->full) {
+		for (i = 0; i < n; i++)
+			if (!strcmp(mm->u.ok.cases[i].case_id, q->case_id))
+				break;
+		cases_one_done(c, q->case_id,
+			       i < n ? &mm->u.ok.cases[i] : NULL);
+		goto out;
+	}
+	acc = bv_realloc(c->cv_acc, (c->cv_n_acc + n + 1) * sizeof(*acc));
+	if (!acc) {
+		rc = BV_ENOMEM;
+		goto fail_full;
+	}
+	c->cv_acc = acc;
+	for (i = 0; i < n; i++) {
+		rc = vcase_take(&c->cv_acc[c->cv_n_acc++], &mm->u.ok.cases[i]);
+		if (rc < 0)
+			goto fail_full;
+	}
+	if (m->u.ok.more && n > 0) {
+		/* The next page, after the last case of this one. */
+		c->cv_full_running = 2;
+		goto out;
+	}
+	c->cv_full_running = 0;
+	cases_full_done(c);
+	goto out;
+fail_full:
+	c->cv_full_running = 0;
+	vcases_free(c->cv_acc, c->cv_n_acc);
+	c->cv_acc = NULL;
+	c->cv_n_acc = 0;
+	c->cv_rc = rc;
+	c->cv_gen = c->cv_running;
+	view_release(c);
+	report(c, rc, NULL, "cannot keep the case view");
+	cases_report(c, 0, rc);
+out:
+	bv_free(q);
+	if (!c->closed)
+		cases_pump(c);
+}
+
+/* Starts the next cases request when connected and none is on its way. */
+static void
+cases_pump(struct bv_client *c)
+{
+	struct cases_req *q;
+	const char *one = NULL, *after = NULL;
+	char *frame = NULL;
+	int64_t id;
+	int rc;
+
+	if (c->closed || c->cv_inflight || !c->session || !conn__ready(c->conn))
+		return;
+	if (c->cv_full_running == 2) {
+		after = c->cv_acc[c->cv_n_acc - 1].c.case_id;
+	} else if (c->cv_want_full) {
+		c->cv_want_full = 0;
+		c->cv_full_running = 1;
+		c->cv_running = ++c->cv_started;
+		vcases_free(c->cv_acc, c->cv_n_acc);
+		c->cv_acc = NULL;
+		c->cv_n_acc = 0;
+		/* A full refresh covers the single ones asked so far. */
+		c->cv_n_queue = 0;
+	} else if (c->cv_n_queue) {
+		one = c->cv_queue[0];
+	} else {
+		return;
+	}
+	q = bv_calloc(1, sizeof(*q));
+	if (!q) {
+		rc = BV_ENOMEM;
+		goto fail;
+	}
+	q->c = c;
+	q->full = !one;
+	if (one) {
+		memcpy(q->case_id, one, BV_UUID_LEN + 1);
+		memmove(&c->cv_queue[0], &c->cv_queue[1],
+			(c->cv_n_queue - 1) * sizeof(*c->cv_queue));
+		c->cv_n_queue--;
+	}
+	id = conn__next_id(c->conn);
+	rc = bv_wire_build_cases(id, one ? q->case_id : NULL, after, &frame);
+	if (rc == 0)
+		rc = conn__request(c->conn, id, frame, on_cases_answer, q);
+	bv_free(frame);
+	if (rc == 0) {
+		c->cv_inflight = 1;
+		return;
+	}
+	bv_free(q);
+fail:
+	/* Asked again on the next connect. */
+	if (!one) {
+		c->cv_full_running = 0;
+		c->cv_want_full = 1;
+	}
+	report(c, rc, NULL, "cannot ask for the case view");
+}
+
+static void
+cases_want_full(struct bv_client *c)
+{
+	c->cv_want_full = 1;
+	cases_pump(c);
+}
+
+static void
+cases_want_one(struct bv_client *c, const char *case_id)
+{
+	void *p;
+	size_t i;
+
+	if (c->cv_want_full)
+		return;
+	for (i = 0; i < c->cv_n_queue; i++)
+		if (!strcmp(c->cv_queue[i], case_id))
+			return;
+	if (c->cv_n_queue >= 64) {
+		/* Many changes at once: one full refresh is cheaper. */
+		cases_want_full(c);
+		return;
+	}
+	p = bv_realloc(c->cv_queue, (c->cv_n_queue + 1) * sizeof(*c->cv_queue));
+	if (!p) {
+		cases_want_full(c);
+		return;
+	}
+	c->cv_queue = p;
+	snprintf(c->cv_queue[c->cv_n_queue++], BV_UUID_LEN + 1, "%s", case_id);
+	cases_pump(c);
+}
+
+static void
+on_cases_changed(void *ud, const char *case_id)
+{
+	struct bv_client *c = ud;
+
+	if (c->closed)
+		return;
+	if (case_id[0])
+		cases_want_one(c, case_id);
+	else
+		cases_want_full(c);
+}
+
+int
+bv_client_refresh_cases(struct bv_client *c)
+{
+	if (!c || c->closed)
+		return BV_EINVAL;
+	if (!c->session || !conn__ready(c->conn))
+		return BV_EUNAVAILABLE;
+	cases_want_full(c);
+	return 0;
+}
+
+static int
+people_out(const struct bv_wire_person *in, size_t n,
+	   struct bv_client_person **out)
+{
+	size_t i;
+
+	*out = NULL;
+	if (!n)
+		return 0;
+	*out = bv_calloc(n, sizeof(**out));
+	if (!*out)
+		return BV_ENOMEM;
+	for (i = 0; i < n; i++) {
+		(*out)[i].account = in[i].account;
+		(*out)[i].role = in[i].role;
+		(*out)[i].name = in[i].name;
+	}
+	return 0;
+}
+
+int
+bv_client_cases(struct bv_client *c, bv_client_case_cb cb, void *arg)
+{
+	struct bv_client_case_conversation *convs = NULL;
+	struct bv_client_person *people = NULL;
+	struct bv_client_case cs;
+	size_t i, j, k;
+	int rc = 0;
+
+	if (!c || !cb)
+		return BV_EINVAL;
+	for (i = 0; rc == 0 && i < c->n_view; i++) {
+		const struct bv_wire_case *w = &c->view[i].c;
+
+		memset(&cs, 0, sizeof(cs));
+		cs.case_id = w->case_id;
+		cs.case_number = w->case_number;
+		cs.municipality = w->municipality;
+		cs.role = w->role;
+		rc = people_out(w->people, w->n_people, &people);
+		if (rc == 0 && w->n_conversations) {
+			convs = bv_calloc(w->n_conversations, sizeof(*convs));
+			rc = convs ? 0 : BV_ENOMEM;
+		}
+		for (j = 0; rc == 0 && j < w->n_conversations; j++) {
+			struct bv_client_person *m = NULL;
+
+			convs[j].conversation =
+				w->conversations[j].conversation;
+			convs[j].kind = w->conversations[j].kind;
+			convs[j].closed = w->conversations[j].closed;
+			convs[j].created_ms = w->conversations[j].created;
+			convs[j].n_members = w->conversations[j].n_members;
+			rc = people_out(w->conversations[j].members,
+					w->conversations[j].n_members, &m);
+			convs[j].members = m;
+		}
+		cs.people = people;
+		cs.n_people = w->n_people;
+		cs.conversations = convs;
+		cs.n_conversations = w->n_conversations;
+		if (rc == 0)
+			rc = cb(arg, &cs);
+		for (k = 0; convs && k < w->n_conversations; k++)
+			bv_free((void *)convs[k].members);
+		bv_free(convs);
+		bv_free(people);
+		convs = NULL;
+		people = NULL;
+	}
+	return rc;
+}
+
+static void
+on_created(void *arg, int rc, const struct bv_wire_msg *m)
+{
+	struct create_req *q = arg;
+	struct bv_client *c = q->c;
+
+	c->inflight--;
+	if (!c->closed) {
+		if (rc == 0 && !(m->u.ok.fields & BV_WIRE_OK_CONVERSATION))
+			rc = BV_EFIELD;
+		if (rc == 0)
+			cases_want_one(c, q->case_id);
+		if (q->cb)
+			q->cb(c, q->arg, rc == 0 ? m->u.ok.conversation : NULL,
+			      rc);
+	}
+	bv_free(q);
+}
+
+int
+bv_client_conversation_create(struct bv_client *c, const char *case_id,
+			      const char *kind, const char *const *members,
+			      size_t n, bv_conversation_created_cb cb,
+			      void *arg)
+{
+	struct create_req *q;
+	char *frame = NULL;
+	int64_t id;
+	int rc;
+
+	if (!c || c->closed || !case_id || !bv_uuid_valid(case_id) || !kind ||
+	    (n && !members) || n > 20)
+		return BV_EINVAL;
+	if (!c->enrolled || !c->session)
+		return BV_ENOAUTH;
+	if (!conn__ready(c->conn))
+		return BV_EUNAVAILABLE;
+	q = bv_calloc(1, sizeof(*q));
+	if (!q)
+		return BV_ENOMEM;
+	q->c = c;
+	q->cb = cb;
+	q->arg = arg;
+	snprintf(q->case_id, sizeof(q->case_id), "%s", case_id);
+	id = conn__next_id(c->conn);
+	rc = bv_wire_build_conversation_create(id, case_id, kind, members, n,
+					       &frame);
+	if (rc == 0)
+		rc = conn__request(c->conn, id, frame, on_created, q);
+	bv_free(frame);
+	if (rc < 0) {
+		bv_free(q);
+		return rc;
+	}
+	c->inflight++;
+	return 0;
+}
+
 /* ---- connection events ---- */
 
 static int
@@ -385,6 +994,9 @@ on_event(void *ud, enum bv_conn_event ev, int code)
 			report(c, rc, NULL, "enrollment not finished");
 		status(c, BV_CLIENT_ONLINE, 0);
 		maybe_rotate(c);
+		/* Roster changes while we were away: the view again. */
+		if (!c->closed && c->session)
+			cases_want_full(c);
 		/* What waited for the connection goes now. */
 		if (c->kick_init)
 			uv_timer_start(&c->kick, on_kick, 0, 0);
@@ -437,6 +1049,7 @@ on_prekeys_low(void *ud, uint32_t count)
 
 struct state_update {
 	struct bv_client *c;
+	const char *conversation; /* only messages of it; NULL: any */
 	enum bv_msg_direction direction;
 	enum bv_msg_state state;
 };
@@ -449,7 +1062,8 @@ state_update_cb(const struct bv_history_entry *e, void *arg)
 	struct state_update *u = arg;
 	int fwd;
 
-	if (e->direction != u->direction)
+	if (e->direction != u->direction ||
+	    (u->conversation && strcmp(e->conversation, u->conversation)))
 		return 0;
 	if (e->direction == BV_MSG_OUT)
 		fwd = (e->state == BV_MSG_SENDING || e->state == BV_MSG_SENT ||
@@ -474,6 +1088,7 @@ on_receipt_content(struct bv_client *c, const struct bv_wire_msg *m,
 	if (own && ct->receipt == BV_RECEIPT_DELIVERED)
 		return; /* our other device got a peer's message: not news */
 	u.c = c;
+	u.conversation = ct->conversation;
 	u.direction = own ? BV_MSG_IN : BV_MSG_OUT;
 	u.state =
 		ct->receipt == BV_RECEIPT_READ ? BV_MSG_READ : BV_MSG_DELIVERED;
@@ -541,7 +1156,6 @@ static void
 honour_resend(struct bv_client *c, const struct bv_wire_msg *m,
 	      const struct bv_content *ct)
 {
-	const char *to[1] = {m->u.deliver.sender};
 	struct own_text t;
 	size_t i;
 	int rc;
@@ -551,7 +1165,10 @@ honour_resend(struct bv_client *c, const struct bv_wire_msg *m,
 		t.c = c;
 		rc = bv_store_history_find(c->store, ct->ids[i], own_text_cb,
 					   &t);
+		/* Only within the conversation it was asked in. */
 		if (rc < 0 || !t.seq ||
+		    (t.content && strcmp(t.content->conversation,
+					 m->u.deliver.conversation)) ||
 		    !was_recipient(c, t.seq, m->u.deliver.sender)) {
 			/* Not ours, not theirs, or gone: nothing to resend. */
 			bv_log(BV_LOG_INFO,
@@ -564,7 +1181,7 @@ honour_resend(struct bv_client *c, const struct bv_wire_msg *m,
 			report(c, t.rc, ct->ids[i], "cannot resend a message");
 			continue;
 		}
-		rc = op_start(c, t.content, to, 1, 0, 1, NULL);
+		rc = op_start(c, t.content, m->u.deliver.sender, 0, 1, NULL);
 		if (rc < 0)
 			report(c, rc, ct->ids[i], "cannot resend a message");
 	}
@@ -607,6 +1224,67 @@ deliver_content(struct bv_client *c, const struct bv_wire_msg *m,
 	}
 }
 
+/* A notice as the API shows it; pointers into m. */
+static void
+notice_out(const struct bv_wire_msg *m, struct bv_client_notice *n)
+{
+	memset(n, 0, sizeof(*n));
+	n->conversation = m->u.deliver.conversation;
+	n->message_id = m->u.deliver.message_id;
+	n->kind = m->u.deliver.notice_kind;
+	n->time_ms = m->u.deliver.timestamp;
+	n->municipality = m->u.deliver.municipality;
+	n->phone = m->u.deliver.phone[0] ? m->u.deliver.phone : NULL;
+	n->emergency_phone = m->u.deliver.emergency_phone;
+}
+
+/*
+ * A notice from the service: stored in the history under NOTICE_SENDER
+ * (not an account: no person said it), deduplicated by conversation and
+ * message id, then shown; acknowledged after that like an envelope.
+ */
+static int
+deliver_notice(struct bv_client *c, const struct bv_wire_msg *m)
+{
+	struct bv_client_notice n;
+	char key[sizeof(NOTICE_SENDER) + BV_UUID_LEN + 1];
+	char *json = NULL;
+	int seen = 0, rc;
+
+	/* The relay's notice ids are unique per conversation only. */
+	snprintf(key, sizeof(key), "%s/%s", NOTICE_SENDER,
+		 m->u.deliver.conversation);
+	rc = bv_wire_notice_dump(m, &json);
+	if (rc < 0)
+		return rc;
+	rc = bv_store_begin(c->store);
+	if (rc < 0)
+		goto out;
+	rc = bv_store_seen(c->store, key, 0, m->u.deliver.message_id, &seen);
+	if (rc == 0 && !seen)
+		rc = bv_store_history_append(
+			c->store, m->u.deliver.conversation, BV_MSG_IN,
+			NOTICE_SENDER, 0, m->u.deliver.message_id,
+			m->u.deliver.timestamp, (const uint8_t *)json,
+			strlen(json), BV_MSG_RECEIVED, NULL);
+	if (rc == 0)
+		rc = bv_store_commit(c->store);
+	else
+		bv_store_rollback(c->store);
+	if (rc < 0) {
+		bv_log(BV_LOG_ERR, "bvchat: cannot store notice %s: %s",
+		       m->u.deliver.message_id, bv_errname(rc));
+		goto out; /* not acked: it comes again */
+	}
+	if (!seen && c->o.on_notice) {
+		notice_out(m, &n);
+		c->o.on_notice(c, c->o.user, &n);
+	}
+out:
+	bv_free(json);
+	return rc;
+}
+
 static int
 on_deliver(void *ud, const struct bv_wire_msg *m)
 {
@@ -618,9 +1296,12 @@ on_deliver(void *ud, const struct bv_wire_msg *m)
 
 	if (c->closed || !c->session)
 		return BV_EUNAVAILABLE;
+	if (m->u.deliver.notice)
+		return deliver_notice(c, m);
 	memset(&env, 0, sizeof(env));
 	env.sender = m->u.deliver.sender;
 	env.sender_device = m->u.deliver.sender_device;
+	env.conversation = m->u.deliver.conversation;
 	env.message_id = m->u.deliver.message_id;
 	env.type = m->u.deliver.type;
 	env.timestamp_ms = m->u.deliver.timestamp;
@@ -640,8 +1321,8 @@ on_deliver(void *ud, const struct bv_wire_msg *m)
 		break;
 	case BV_SESSION_UNTRUSTED:
 		/* Asked for again once the user accepts the new key. */
-		rc = pending_add(c, BV_CONTENT_RESEND_REQUEST, 0, NULL,
-				 m->u.deliver.sender,
+		rc = pending_add(c, BV_CONTENT_RESEND_REQUEST, 0,
+				 m->u.deliver.conversation, m->u.deliver.sender,
 				 m->u.deliver.sender_device, 1,
 				 m->u.deliver.message_id);
 		if (c->o.on_key_changed)
@@ -651,8 +1332,8 @@ on_deliver(void *ud, const struct bv_wire_msg *m)
 		       "message under a changed identity key not read");
 		break;
 	case BV_SESSION_UNDECRYPTABLE:
-		rc = pending_add(c, BV_CONTENT_RESEND_REQUEST, 0, NULL,
-				 m->u.deliver.sender,
+		rc = pending_add(c, BV_CONTENT_RESEND_REQUEST, 0,
+				 m->u.deliver.conversation, m->u.deliver.sender,
 				 m->u.deliver.sender_device, 0,
 				 m->u.deliver.message_id);
 		report(c, rc < 0 ? rc : BV_EUNDECRYPTABLE,
@@ -764,7 +1445,17 @@ on_fetch(void *arg, int rc, const struct bv_wire_msg *m)
 				c->session, f->account, f->device,
 				m->u.ok.bundles[0].identity_key);
 	}
-	n = rc == 0 ? m->u.ok.n_bundles : 0;
+	if (rc == BV_ENOACCOUNT && op && !f->accept &&
+	    op_index(op, f->account) > 0) {
+		/* Not reachable (any more): not a member now. The relay's
+		 * 409 says so if it is wrong. */
+		bv_log(BV_LOG_INFO, "bvchat: %s: a member left the view",
+		       op->mid);
+		op_drop_account(op, (size_t)op_index(op, f->account));
+		op_view_stale(op);
+		rc = 0;
+	}
+	n = rc == 0 && m ? m->u.ok.n_bundles : 0;
 	if (n) {
 		trust = bv_calloc(n, sizeof(*trust));
 		rc = trust ? bv_session_process_bundles(c->session, f->account,
@@ -858,30 +1549,98 @@ op_retry_later(struct send_op *op, int64_t after_ms)
 	op->retry_at = bv_mono_ms() + (uint64_t)after_ms;
 }
 
-/* Repairs after BV_EDEVICES/BV_ESTALE: drops sessions, fetches bundles. */
+/* 1 when l names account. */
+static int
+devlists_has(const struct bv_wire_devlists *l, const char *account)
+{
+	size_t i;
+
+	for (i = 0; l && i < l->n; i++)
+		if (!strcmp(l->items[i].account, account))
+			return 1;
+	return 0;
+}
+
+/* 1 when every device we have a session with for x's account is in x:
+ * everything we sent that account was refused. */
+static int
+devlist_covers(struct bv_client *c, const struct bv_wire_devlist *x)
+{
+	int32_t *ids = NULL;
+	size_t nd = 0, i, j;
+	int all = 1;
+
+	if (bv_store_session_devices(c->store, x->account, &ids, &nd) < 0)
+		return 0;
+	for (i = 0; i < nd && all; i++) {
+		for (j = 0; j < x->n_devices; j++)
+			if ((uint32_t)ids[i] == x->devices[j])
+				break;
+		all = j < x->n_devices;
+	}
+	bv_free(ids);
+	return all && nd > 0;
+}
+
+/*
+ * Repairs after BV_EDEVICES/BV_ESTALE. drop: devices whose sessions go
+ * (removed devices), except that an account all of whose devices are
+ * refused, and that is not missing any, is no longer a recipient (a
+ * caseworker who left the case): it is left out. get: devices to fetch;
+ * an account we did not send to (a caseworker who joined) is added. The
+ * case view is fetched again when the relay's set differs from it.
+ */
 static int
 op_repair(struct send_op *op, const struct bv_wire_devlists *drop,
-	  const struct bv_wire_devlists *get)
+	  const struct bv_wire_devlists *get, int devices)
 {
 	struct bv_client *c = op->c;
+	int stale = 0, rc, k;
 	size_t i, j;
-	int rc;
 
-	for (i = 0; drop && i < drop->n; i++)
-		for (j = 0; j < drop->items[i].n_devices; j++) {
-			rc = bv_store_session_delete(
-				c->store, drop->items[i].account,
-				(int32_t)drop->items[i].devices[j], NULL);
+	for (i = 0; drop && i < drop->n; i++) {
+		const struct bv_wire_devlist *x = &drop->items[i];
+
+		k = op_index(op, x->account);
+		if (devices && k > 0 && !devlists_has(get, x->account) &&
+		    devlist_covers(c, x)) {
+			op_drop_account(op, (size_t)k);
+			stale = 1;
+			continue;
+		}
+		for (j = 0; j < x->n_devices; j++) {
+			rc = bv_store_session_delete(c->store, x->account,
+						     (int32_t)x->devices[j],
+						     NULL);
 			if (rc < 0)
 				return rc;
 		}
-	for (i = 0; get && i < get->n; i++)
-		for (j = 0; j < get->items[i].n_devices; j++) {
-			rc = fetch(c, op, get->items[i].account,
-				   get->items[i].devices[j], 0);
+	}
+	for (i = 0; get && i < get->n; i++) {
+		const struct bv_wire_devlist *y = &get->items[i];
+
+		if (op_index(op, y->account) < 0) {
+			k = op_add_account(op, y->account);
+			if (k < 0)
+				return k;
+			op->prefetched[k] = 1; /* its devices follow */
+			if (!op->partial && op->seq > 0) {
+				const char *to[1] = {y->account};
+
+				bv_store_out_recipients_put(c->store, op->seq,
+							    to, 1);
+			}
+			if (!view_has_member(c, op->conversation, y->account))
+				stale = 1;
+		}
+		for (j = 0; j < y->n_devices; j++) {
+			rc = fetch(c, op, y->account, y->devices[j], 0);
 			if (rc < 0)
 				return rc;
 		}
+	}
+	if (stale && !op->partial)
+		op_view_stale(op);
 	return 0;
 }
 
@@ -908,10 +1667,10 @@ on_send(void *arg, int rc, const struct bv_wire_msg *m)
 		return;
 	}
 	if (rc == BV_EDEVICES && m) {
-		r = op_repair(op, &m->u.error.extra, &m->u.error.missing);
+		r = op_repair(op, &m->u.error.extra, &m->u.error.missing, 1);
 	} else if (rc == BV_ESTALE && m) {
 		/* A reinstall: the old sessions are useless. */
-		r = op_repair(op, &m->u.error.stale, &m->u.error.stale);
+		r = op_repair(op, &m->u.error.stale, &m->u.error.stale, 0);
 	} else if (bv_err_retryable(rc)) {
 		op_retry_later(op, m ? m->u.error.retry_after_ms : 0);
 		return;
@@ -974,19 +1733,24 @@ op_send(struct send_op *op)
 		ids = NULL;
 	}
 	if (n == 0 && op->n_accounts == 1) {
-		/* Only for our own devices, and we have no other. */
-		op_finish(op, 0, NULL);
+		/* Nobody else is left: a text's conversation is not ours
+		 * (every member refused us); a receipt's target left. */
+		op_finish(op, op->partial ? 0 : BV_ENOACCOUNT,
+			  "no member of the conversation is reachable");
 		goto out;
 	}
 	if (n == 0 || n > BV_WIRE_MAX_ITEMS) {
 		rc = n ? BV_ETOOMANY : BV_ENOKEYS;
 		goto out;
 	}
+	if (client__test_content)
+		client__test_content(op->content);
 	rc = bv_session_encrypt(c->session, op->content, r, n, &o);
 	if (rc < 0)
 		goto out;
 	id = conn__next_id(c->conn);
-	rc = bv_wire_build_send(id, op->mid, o->envs, o->n, &frame);
+	rc = bv_wire_build_send(id, op->conversation, op->partial, op->mid,
+				o->envs, o->n, &frame);
 	if (rc < 0)
 		goto out;
 	rc = conn__request(c->conn, id, frame, on_send, op);
@@ -1011,6 +1775,21 @@ op_advance(struct send_op *op)
 
 	if (op->held) {
 		op_hold(op);
+		return;
+	}
+	if (!op->resolved) {
+		rc = op_resolve(op);
+		if (rc == 1)
+			return; /* view_release() runs it again */
+		if (rc < 0) {
+			op_finish(op, rc, "conversation unknown or closed");
+			return;
+		}
+	}
+	if (op->partial && op_index(op, op->target) < 0) {
+		/* Its one recipient left the conversation. */
+		bv_log(BV_LOG_INFO, "bvchat: %s: recipient left", op->mid);
+		op_finish(op, 0, NULL);
 		return;
 	}
 	/* A resend request goes over a new session with that device. */
@@ -1097,20 +1876,156 @@ on_tick(uv_timer_t *t)
 	run_due(c);
 }
 
+/* Index of account in op, or -1. */
+static int
+op_index(const struct send_op *op, const char *account)
+{
+	size_t i;
+
+	for (i = 0; i < op->n_accounts; i++)
+		if (!strcmp(op->accounts[i], account))
+			return (int)i;
+	return -1;
+}
+
+/* Adds account to op once; returns its index or BV_ENOMEM. */
+static int
+op_add_account(struct send_op *op, const char *account)
+{
+	size_t cap;
+	void *p;
+	int i = op_index(op, account);
+
+	if (i >= 0)
+		return i;
+	if (op->n_accounts == op->cap_accounts) {
+		cap = op->cap_accounts ? op->cap_accounts * 2 : 8;
+		p = bv_realloc(op->accounts, cap * sizeof(*op->accounts));
+		if (!p)
+			return BV_ENOMEM;
+		op->accounts = p;
+		p = bv_realloc(op->prefetched, cap * sizeof(*op->prefetched));
+		if (!p)
+			return BV_ENOMEM;
+		op->prefetched = p;
+		op->cap_accounts = cap;
+	}
+	memcpy(op->accounts[op->n_accounts], account, BV_UUID_LEN + 1);
+	op->prefetched[op->n_accounts] = 0;
+	return (int)op->n_accounts++;
+}
+
+/* Leaves account i (not our own) out of op. */
+static void
+op_drop_account(struct send_op *op, size_t i)
+{
+	if (i == 0 || i >= op->n_accounts)
+		return;
+	memmove(&op->accounts[i], &op->accounts[i + 1],
+		(op->n_accounts - i - 1) * sizeof(*op->accounts));
+	memmove(&op->prefetched[i], &op->prefetched[i + 1],
+		(op->n_accounts - i - 1) * sizeof(*op->prefetched));
+	op->n_accounts--;
+}
+
+/* Records op's accounts as the recipients of its text (what a resend
+ * request is checked against). */
+static void
+op_record(struct send_op *op)
+{
+	const char **to;
+	size_t i;
+	int rc;
+
+	if (op->seq <= 0 || op->n_accounts < 2)
+		return;
+	to = bv_calloc(op->n_accounts, sizeof(*to));
+	if (!to) {
+		report(op->c, BV_ENOMEM, op->mid, "cannot record recipients");
+		return;
+	}
+	for (i = 1; i < op->n_accounts; i++)
+		to[i - 1] = op->accounts[i];
+	rc = bv_store_out_recipients_put(op->c->store, op->seq, to,
+					 op->n_accounts - 1);
+	if (rc < 0)
+		report(op->c, rc, op->mid, "cannot record recipients");
+	bv_free(to);
+}
+
+/* The view changed under op's conversation: fetch that case again. */
+static void
+op_view_stale(struct send_op *op)
+{
+	struct bv_client *c = op->c;
+	size_t i, j;
+
+	for (i = 0; i < c->n_view; i++)
+		for (j = 0; j < c->view[i].c.n_conversations; j++)
+			if (!strcmp(c->view[i].c.conversations[j].conversation,
+				    op->conversation)) {
+				cases_want_one(c, c->view[i].c.case_id);
+				return;
+			}
+	cases_want_full(c);
+}
+
 /*
- * Starts a send of content (owned from here on, also on error) to every
- * device of accounts[0 … n) and of our own account. seq: the history entry
- * whose state follows the send (0: none); quiet: no bv_sent_cb. The first
- * attempt is made on the next tick, in the order ops were started: a
- * callback never runs inside the call that started it.
+ * Adds the conversation's members from the case view (a partial op: its
+ * archive accounts only). Returns 0 when done, 1 while it waits for a
+ * refresh of the view (the conversation is not in it yet), or the BV_E*
+ * code to give up with (BV_ENOACCOUNT: the relay's view has no such
+ * conversation for us).
  */
 static int
-op_start(struct bv_client *c, struct bv_content *content,
-	 const char *const *accounts, size_t n, int64_t seq, int quiet,
-	 struct send_op **out)
+op_resolve(struct send_op *op)
+{
+	struct bv_client *c = op->c;
+	const struct bv_wire_conv *cv = view_conv(c, op->conversation);
+	size_t i;
+	int rc;
+
+	if (!cv && !op->partial) {
+		if (!op->wait_gen) {
+			/* Ask the relay once: it may be new. A refresh on its
+			 * way may have been answered before it was made. */
+			op->wait_gen = c->cv_started + 1;
+			cases_want_full(c);
+			return 1;
+		}
+		if (c->cv_gen < op->wait_gen)
+			return 1;
+		return c->cv_rc < 0 ? c->cv_rc : BV_ENOACCOUNT;
+	}
+	/* Without the view a partial op learns the archive from a 409. */
+	for (i = 0; cv && i < cv->n_members; i++) {
+		if (op->partial &&
+		    strcmp(cv->members[i].role, BV_CLIENT_ROLE_ARCHIVE))
+			continue;
+		rc = op_add_account(op, cv->members[i].account);
+		if (rc < 0)
+			return rc;
+	}
+	op->wait_gen = 0;
+	op->resolved = 1;
+	if (!op->partial)
+		op_record(op);
+	return 0;
+}
+
+/*
+ * Starts a send of content (owned from here on, also on error) in its
+ * conversation: target NULL for a text to every member, else a partial
+ * send for target (plus the archive and our own devices). seq: the
+ * history entry whose state follows the send (0: none); quiet: no
+ * bv_sent_cb. The first attempt is made on the next tick, in the order
+ * ops were started: a callback never runs inside the call that started it.
+ */
+static int
+op_start(struct bv_client *c, struct bv_content *content, const char *target,
+	 int64_t seq, int quiet, struct send_op **out)
 {
 	struct send_op *op, **pp;
-	size_t i, j, k;
 
 	op = bv_calloc(1, sizeof(*op));
 	if (!op) {
@@ -1122,22 +2037,21 @@ op_start(struct bv_client *c, struct bv_content *content,
 	op->seq = seq;
 	op->quiet = quiet;
 	snprintf(op->mid, sizeof(op->mid), "%s", content->message_id);
-	op->accounts = bv_calloc(n + 1, sizeof(*op->accounts));
-	op->prefetched = bv_calloc(n + 1, sizeof(*op->prefetched));
-	if (!op->accounts || !op->prefetched) {
+	snprintf(op->conversation, sizeof(op->conversation), "%s",
+		 content->conversation);
+	if (!bv_uuid_valid(op->conversation)) {
+		op_free(op);
+		return BV_EINVAL;
+	}
+	if (op_add_account(op, c->account) < 0 ||
+	    (target && op_add_account(op, target) < 0)) {
 		op_free(op);
 		return BV_ENOMEM;
 	}
-	memcpy(op->accounts[0], c->account, BV_UUID_LEN + 1);
-	k = 1;
-	for (i = 0; i < n; i++) {
-		for (j = 0; j < k; j++)
-			if (!strcmp(op->accounts[j], accounts[i]))
-				break;
-		if (j == k)
-			memcpy(op->accounts[k++], accounts[i], BV_UUID_LEN + 1);
+	if (target) {
+		op->partial = 1;
+		snprintf(op->target, sizeof(op->target), "%s", target);
 	}
-	op->n_accounts = k;
 	for (pp = &c->ops; *pp; pp = &(*pp)->next)
 		;
 	*pp = op;
@@ -1194,7 +2108,7 @@ pending_add(struct bv_client *c, enum bv_content_kind kind,
 static void
 pending_flush(struct bv_client *c)
 {
-	const char *ids[BV_CONTENT_IDS_MAX], *to[1];
+	const char *ids[BV_CONTENT_IDS_MAX];
 	struct pending *p, **pp = &c->pending;
 	struct bv_content *ct = NULL;
 	char mid[BV_UUID_LEN + 1];
@@ -1216,12 +2130,11 @@ pending_flush(struct bv_client *c)
 						    bv_now_ms(), p->receipt,
 						    ids, p->n, &ct);
 		else
-			rc = bv_content_resend_new(NULL, mid, bv_now_ms(),
-						   BV_RESEND_DECRYPT_FAILED,
-						   ids, p->n, &ct);
-		to[0] = p->account;
+			rc = bv_content_resend_new(
+				p->conversation, mid, bv_now_ms(),
+				BV_RESEND_DECRYPT_FAILED, ids, p->n, &ct);
 		if (rc == 0)
-			rc = op_start(c, ct, to, 1, 0, 1, &op);
+			rc = op_start(c, ct, p->account, 0, 1, &op);
 		if (rc == 0 && p->kind == BV_CONTENT_RESEND_REQUEST) {
 			memcpy(op->fresh_account, p->account, BV_UUID_LEN + 1);
 			op->fresh_device = p->device;
@@ -1237,49 +2150,35 @@ pending_flush(struct bv_client *c)
 
 int
 bv_client_send_text(struct bv_client *c, const char *conversation,
-		    const char *const *recipient_accounts, size_t n,
 		    const char *text,
 		    char message_id_out[BV_CLIENT_MESSAGE_ID_LEN + 1])
 {
 	struct bv_content *ct = NULL;
 	char mid[BV_UUID_LEN + 1];
 	int64_t seq = 0, now;
-	size_t i;
 	int rc;
 
-	if (!c || !conversation || !recipient_accounts || !text ||
-	    !message_id_out || n == 0 || n > 100 || c->closed)
+	if (!c || !conversation || !bv_uuid_valid(conversation) || !text ||
+	    !message_id_out || c->closed)
 		return BV_EINVAL;
 	if (!c->enrolled || !c->session)
 		return BV_ENOAUTH;
-	for (i = 0; i < n; i++)
-		if (!recipient_accounts[i] ||
-		    !bv_uuid_valid(recipient_accounts[i]))
-			return BV_EINVAL;
 	bv_uuid_generate(mid);
 	now = bv_now_ms();
 	if (bv_content_text_new(conversation, mid, now, text, strlen(text),
 				&ct) < 0)
 		return BV_EINVAL;
-	/* The text and its recipients, durably: sent again after a crash. */
-	rc = bv_store_begin(c->store);
-	if (rc == 0)
-		rc = bv_store_history_append(
-			c->store, conversation, BV_MSG_OUT, c->account,
-			(int32_t)c->device, mid, now, (const uint8_t *)text,
-			strlen(text), BV_MSG_SENDING, &seq);
-	if (rc == 0)
-		rc = bv_store_out_recipients_put(c->store, seq,
-						 recipient_accounts, n);
-	if (rc == 0)
-		rc = bv_store_commit(c->store);
-	else
-		bv_store_rollback(c->store);
+	/* The text, durably: sent again after a crash. Its recipients are
+	 * the conversation's members when it goes out. */
+	rc = bv_store_history_append(c->store, conversation, BV_MSG_OUT,
+				     c->account, (int32_t)c->device, mid, now,
+				     (const uint8_t *)text, strlen(text),
+				     BV_MSG_SENDING, &seq);
 	if (rc < 0) {
 		bv_content_free(ct);
 		return rc;
 	}
-	rc = op_start(c, ct, recipient_accounts, n, seq, 0, NULL);
+	rc = op_start(c, ct, NULL, seq, 0, NULL);
 	if (rc < 0) {
 		bv_store_history_set_state(c->store, seq, BV_MSG_FAILED);
 		return rc;
@@ -1293,7 +2192,7 @@ bv_client_mark_read(struct bv_client *c, const char *conversation,
 		    const char *sender_account, const char *const *message_ids,
 		    size_t n)
 {
-	struct state_update u = {c, BV_MSG_IN, BV_MSG_READ};
+	struct state_update u = {c, conversation, BV_MSG_IN, BV_MSG_READ};
 	struct bv_content *ct = NULL;
 	char mid[BV_UUID_LEN + 1];
 	size_t i;
@@ -1321,8 +2220,9 @@ bv_client_mark_read(struct bv_client *c, const char *conversation,
 		bv_content_free(ct);
 		return rc;
 	}
-	/* To the sender's devices, and to ours: read on one, read on all. */
-	return op_start(c, ct, &sender_account, 1, 0, 1, NULL);
+	/* To the sender's devices, the case file's and ours: read on one,
+	 * read on all. */
+	return op_start(c, ct, sender_account, 0, 1, NULL);
 }
 
 /* After a restart: what was written but not taken by the relay goes out
@@ -1331,41 +2231,23 @@ static int
 resume_cb(const struct bv_history_entry *e, void *arg)
 {
 	struct bv_client *c = arg;
-	char(*a)[BV_UUID_LEN + 1] = NULL;
-	const char **to = NULL;
 	struct bv_content *ct = NULL;
-	size_t i, n = 0;
 	int rc;
 
 	if (strcmp(e->sender, c->account) ||
 	    (uint32_t)e->sender_device != c->device)
 		return 0;
-	rc = bv_store_out_recipients_get(c->store, e->seq, &a, &n);
-	if (rc == 0 && n == 0)
-		rc = BV_EINVAL;
+	rc = bv_content_text_new(e->conversation, e->message_id,
+				 e->timestamp_ms, (const char *)e->body,
+				 e->body_len, &ct);
 	if (rc == 0)
-		rc = bv_content_text_new(e->conversation, e->message_id,
-					 e->timestamp_ms, (const char *)e->body,
-					 e->body_len, &ct);
-	if (rc == 0) {
-		to = bv_calloc(n, sizeof(*to));
-		rc = to ? 0 : BV_ENOMEM;
-	}
-	for (i = 0; rc == 0 && i < n; i++)
-		to[i] = a[i];
-	if (rc == 0) {
-		rc = op_start(c, ct, to, n, e->seq, 0, NULL);
-		ct = NULL;
-	}
+		rc = op_start(c, ct, NULL, e->seq, 0, NULL);
 	if (rc < 0) {
 		/* Logged only: no callback inside bv_client_new(). */
 		bv_store_history_set_state(c->store, e->seq, BV_MSG_FAILED);
 		bv_log(BV_LOG_WARN, "bvchat: unsent message %s given up: %s",
 		       e->message_id, bv_errname(rc));
 	}
-	bv_content_free(ct);
-	bv_free(to);
-	bv_free(a);
 	return 0;
 }
 
@@ -1404,6 +2286,8 @@ history_walk_cb(const struct bv_history_entry *e, void *arg)
 {
 	struct history_walk *w = arg;
 	struct bv_client_message m;
+	struct bv_client_notice notice;
+	struct bv_wire_msg *nm = NULL;
 	struct bv_content *ct = NULL;
 	uint8_t *padded = NULL;
 	size_t plen = 0;
@@ -1429,6 +2313,19 @@ history_walk_cb(const struct bv_history_entry *e, void *arg)
 		text[e->body_len] = '\0';
 		m.text = text;
 		m.text_len = e->body_len;
+	} else if (!strcmp(e->sender, NOTICE_SENDER)) {
+		rc = bv_wire_notice_parse((const char *)e->body, e->body_len,
+					  &nm);
+		if (rc == BV_ENOMEM)
+			return rc;
+		if (rc < 0) {
+			m.unsupported = 1;
+		} else {
+			notice_out(nm, &notice);
+			m.notice = &notice;
+		}
+		m.sender = "";
+		m.sender_device = 0;
 	} else if (e->body_len) {
 		/* Theirs: the decrypted content, as it came. */
 		rc = bv_content_pad(e->body, e->body_len, &padded, &plen);
@@ -1452,6 +2349,7 @@ history_walk_cb(const struct bv_history_entry *e, void *arg)
 		bv_wipe(padded, plen);
 	bv_free(padded);
 	bv_content_free(ct);
+	bv_wire_msg_free(nm);
 	return rc;
 }
 
@@ -1553,6 +2451,8 @@ bv_client_new(const struct bv_client_opts *opts, struct bv_client **out)
 		rc = bv_session_new(c->store, c->sctx, c->account, c->device,
 				    &c->session);
 		if (rc == 0)
+			rc = bv_store_cases(c->store, view_load_cb, c);
+		if (rc == 0)
 			rc = bv_store_history_unsent(c->store, resume_cb, c);
 		if (rc < 0)
 			goto out;
@@ -1570,6 +2470,7 @@ bv_client_new(const struct bv_client_opts *opts, struct bv_client **out)
 	cbs.on_deliver = on_deliver;
 	cbs.on_queue_empty = on_queue_empty;
 	cbs.on_prekeys_low = on_prekeys_low;
+	cbs.on_cases_changed = on_cases_changed;
 	rc = conn__new(&cfg, &cbs, &c->conn);
 	if (rc < 0)
 		goto out;
@@ -1631,6 +2532,9 @@ bv_client_free(struct bv_client *c)
 		c->pending = p->next;
 		bv_free(p);
 	}
+	vcases_free(c->view, c->n_view);
+	vcases_free(c->cv_acc, c->cv_n_acc);
+	bv_free(c->cv_queue);
 	bv_session_free(c->session);
 	if (c->sctx)
 		signal_context_destroy(c->sctx);

@@ -441,6 +441,11 @@ on_frame(struct bv_conn *c, const char *buf, size_t len)
 			c->cbs.on_prekeys_low(c->cbs.ud,
 					      m->u.prekeys_low.one_time_count);
 		break;
+	case BV_WIRE_CASES_CHANGED:
+		if (c->cbs.on_cases_changed && c->authed && !c->closing)
+			c->cbs.on_cases_changed(c->cbs.ud,
+						m->u.cases_changed.case_id);
+		break;
 	case BV_WIRE_DISPLACED:
 		if (!c->displaced) {
 			c->displaced = 1;

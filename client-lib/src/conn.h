@@ -47,6 +47,8 @@ struct bv_conn_cbs {
 	int (*on_deliver)(void *ud, const struct bv_wire_msg *m);
 	void (*on_queue_empty)(void *ud);
 	void (*on_prekeys_low)(void *ud, uint32_t one_time_count);
+	/* cases_changed: case_id the case, "" when the relay named none. */
+	void (*on_cases_changed)(void *ud, const char *case_id);
 };
 
 struct bv_conn_cfg {

@@ -836,6 +836,7 @@ static int
 envelope_valid(const struct bv_session_envelope *e)
 {
 	return e->sender && bv_uuid_valid(e->sender) &&
+	       (!e->conversation || bv_uuid_valid(e->conversation)) &&
 	       device_valid(e->sender_device) && e->message_id &&
 	       bv_message_id_valid(e->message_id) && (e->body || !e->body_len);
 }
@@ -926,9 +927,15 @@ decrypt_decode(struct bv_session *s, const struct bv_session_envelope *env,
 			       signal_buffer_len(plain), &c);
 	if (rc == BV_ENOMEM)
 		goto out;
-	if (rc < 0 || strcmp(c->message_id, env->message_id) != 0) {
+	if (rc < 0 || strcmp(c->message_id, env->message_id) != 0 ||
+	    (env->conversation && c->conversation[0] &&
+	     strcmp(c->conversation, env->conversation) != 0)) {
 		bv_log(BV_LOG_INFO, "session: malformed content in %s: %s",
-		       env->message_id, rc < 0 ? bv_errname(rc) : "message_id");
+		       env->message_id,
+		       rc < 0 ? bv_errname(rc)
+		       : strcmp(c->message_id, env->message_id)
+			       ? "message_id"
+			       : "conversation is not the envelope's");
 		*result = BV_SESSION_MALFORMED;
 		rc = 0;
 		goto out;
@@ -996,10 +1003,11 @@ store_placeholder(struct bv_session *s, const struct bv_session_envelope *env,
 			return 0;
 		}
 	}
-	return bv_store_history_append(s->store, env->sender, BV_MSG_IN,
-				       env->sender, (int32_t)env->sender_device,
-				       env->message_id, env->timestamp_ms, NULL,
-				       0, BV_MSG_UNDECRYPTABLE, seq);
+	return bv_store_history_append(
+		s->store, env->conversation ? env->conversation : env->sender,
+		BV_MSG_IN, env->sender, (int32_t)env->sender_device,
+		env->message_id, env->timestamp_ms, NULL, 0,
+		BV_MSG_UNDECRYPTABLE, seq);
 }
 
 int
@@ -1036,7 +1044,9 @@ bv_session_receive(struct bv_session *s, const struct bv_session_envelope *env,
 	case BV_SESSION_OK:
 		if (c->kind != BV_CONTENT_TEXT && c->kind != BV_CONTENT_UNKNOWN)
 			break;
-		conv = c->conversation[0] ? c->conversation : env->sender;
+		conv = c->conversation[0]  ? c->conversation
+		       : env->conversation ? env->conversation
+					   : env->sender;
 		rc = bv_store_history_append(
 			s->store, conv, BV_MSG_IN, env->sender,
 			(int32_t)env->sender_device, env->message_id,

@@ -164,6 +164,10 @@ void bv_session_outgoing_free(struct bv_session_outgoing *o);
 struct bv_session_envelope {
 	const char *sender;
 	uint32_t sender_device;
+	/* The conversation the sender named on the wire (the relay checked
+	 * the sender may send to it); NULL when unknown. Content that claims
+	 * another conversation is MALFORMED. */
+	const char *conversation;
 	const char *message_id;
 	uint8_t type;
 	int64_t timestamp_ms; /* the relay's */
@@ -190,8 +194,9 @@ enum bv_session_result {
 	 */
 	BV_SESSION_UNTRUSTED = 3,
 	/*
-	 * Decrypted (so from the peer device) but the content is invalid or
-	 * its message_id is not the envelope's: placeholder, no resend.
+	 * Decrypted (so from the peer device) but the content is invalid, or
+	 * its message_id or conversation is not the envelope's: placeholder,
+	 * no resend.
 	 */
 	BV_SESSION_MALFORMED = 4,
 };
@@ -216,14 +221,17 @@ int bv_session_decrypt(struct bv_session *s,
  * included) and appends it to the history, so a crash leaves either all of
  * it or nothing (then the relay delivers it again).
  * - OK: *content is set. TEXT and UNKNOWN kinds are appended to the
- *   content's conversation (UNKNOWN without one: the sender's account) as
+ *   content's conversation (UNKNOWN without one: the envelope's, else the
+ *   sender's account) as
  *   BV_MSG_RECEIVED with the JSON plaintext as body, *seq set; RECEIPT and
  *   RESEND_REQUEST are only marked seen (*seq = -1): the caller acts on
  *   them.
  * - DUPLICATE: nothing stored, *seq = -1; ack it.
  * - UNDECRYPTABLE, UNTRUSTED, MALFORMED: a BV_MSG_UNDECRYPTABLE placeholder
- *   with an empty body is appended (conversation: the sender's account
- *   uuid, as the real one is unknown) and *seq set. Only MALFORMED marks
+ *   with an empty body is appended (conversation: the envelope's, or the
+ *   sender's account uuid when that is unknown) and *seq set. MALFORMED
+ *   includes content whose conversation is not the envelope's: a member
+ *   of one conversation cannot put words into another. Only MALFORMED marks
  *   the message_id seen: the resent message, with the same id, must still
  *   be accepted (undecryptable placeholders are deduplicated on their own).
  * seq may be NULL. Must not be called inside a store transaction.

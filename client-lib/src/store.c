@@ -21,7 +21,7 @@
 #include "bv_util.h"
 #include "store.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_MAX_VALUE	     (16u * 1024u * 1024u)
 #define STORE_SEAL_OVERHEAD                                                    \
 	(crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
@@ -38,6 +38,7 @@ enum store_purpose {
 	P_SESSION_USER,
 	P_PEER_ID,
 	P_HISTORY,
+	P_CASE,
 	P_COUNT
 };
 
@@ -95,6 +96,14 @@ static const char schema_v2[] =
 	"CREATE INDEX history_by_message_id ON history (message_id);"
 	"CREATE INDEX history_unsent ON history (seq)"
 	" WHERE direction = 1 AND state = 0;";
+
+/*
+ * v3: the case view the relay last gave (docs/protocol.md `cases`), one
+ * sealed row per case: names, roles and case numbers are personal data.
+ * Not history: a case that is gone from the view is deleted.
+ */
+static const char schema_v3[] = "CREATE TABLE cases (case_id TEXT PRIMARY KEY,"
+				" view BLOB NOT NULL) STRICT, WITHOUT ROWID;";
 
 static int
 db_error(struct bv_store *s, int rc)
@@ -405,7 +414,14 @@ create_schema(struct bv_store *s)
 		if (rc < 0)
 			goto out;
 	}
-	/* Later versions: if (version < 3) { ... PRAGMA user_version = 3 } */
+	if (version < 3) {
+		rc = exec(s, schema_v3);
+		if (rc == 0)
+			rc = exec(s, "PRAGMA user_version = 3");
+		if (rc < 0)
+			goto out;
+	}
+	/* Later versions: if (version < 4) { ... PRAGMA user_version = 4 } */
 	rc = exec(s, "COMMIT");
 out:
 	if (rc < 0)
@@ -1501,6 +1517,121 @@ bv_store_out_recipients_get(struct bv_store *s, int64_t seq,
 out:
 	bv_free(a);
 	sqlite3_finalize(st);
+	return rc;
+}
+
+/* --- the case view ------------------------------------------------------ */
+
+static void
+case_key(struct bv_store *s, const char *case_id,
+	 uint8_t key[crypto_secretbox_KEYBYTES])
+{
+	crypto_generichash_state h;
+
+	rk_init(s, P_CASE, &h);
+	rk_str(&h, case_id);
+	rk_final(&h, key);
+}
+
+int
+bv_store_case_put(struct bv_store *s, const char *case_id, const char *view,
+		  size_t len)
+{
+	static const char sql[] =
+		"INSERT OR REPLACE INTO cases (case_id, view) VALUES (?, ?)";
+	uint8_t key[crypto_secretbox_KEYBYTES];
+	sqlite3_stmt *st = NULL;
+	uint8_t *b = NULL;
+	size_t blen = 0;
+	int rc;
+
+	if (!s || !case_id || !bv_uuid_valid(case_id) || !view || !len)
+		return BV_EINVAL;
+	case_key(s, case_id, key);
+	rc = seal(key, (const uint8_t *)view, len, &b, &blen);
+	if (rc < 0)
+		goto out;
+	rc = prepare(s, sql, &st);
+	if (rc < 0)
+		goto out;
+	if (sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC) != SQLITE_OK) {
+		rc = BV_ENOMEM;
+		goto out;
+	}
+	rc = bind_blob(st, 2, b, blen);
+	if (rc == 0)
+		rc = step_done(s, st);
+out:
+	sqlite3_finalize(st);
+	bv_free(b);
+	bv_wipe(key, sizeof(key));
+	return rc;
+}
+
+int
+bv_store_case_delete(struct bv_store *s, const char *case_id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (!s || (case_id && !bv_uuid_valid(case_id)))
+		return BV_EINVAL;
+	rc = prepare(s,
+		     case_id ? "DELETE FROM cases WHERE case_id = ?"
+			     : "DELETE FROM cases",
+		     &st);
+	if (rc < 0)
+		return rc;
+	if (case_id &&
+	    sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC) != SQLITE_OK)
+		rc = BV_ENOMEM;
+	if (rc == 0)
+		rc = step_done(s, st);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+bv_store_cases(struct bv_store *s, bv_case_cb cb, void *arg)
+{
+	static const char sql[] =
+		"SELECT case_id, view FROM cases ORDER BY case_id";
+	uint8_t key[crypto_secretbox_KEYBYTES];
+	sqlite3_stmt *st = NULL;
+	const char *id;
+	uint8_t *pt = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!s || !cb)
+		return BV_EINVAL;
+	rc = prepare(s, sql, &st);
+	if (rc < 0)
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		id = (const char *)sqlite3_column_text(st, 0);
+		if (!id) {
+			rc = BV_ENOMEM;
+			goto out;
+		}
+		case_key(s, id, key);
+		rc = unseal(key, sqlite3_column_blob(st, 1),
+			    (size_t)sqlite3_column_bytes(st, 1), &pt, &len);
+		if (rc < 0)
+			goto out;
+		pt[len] = '\0'; /* unseal leaves a spare byte */
+		rc = cb(id, (const char *)pt, len, arg);
+		bv_wipe(pt, len);
+		bv_free(pt);
+		pt = NULL;
+		if (rc != 0)
+			goto out;
+	}
+	rc = rc == SQLITE_DONE ? 0 : db_error(s, rc);
+out:
+	bv_free(pt);
+	sqlite3_finalize(st);
+	bv_wipe(key, sizeof(key));
 	return rc;
 }
 

@@ -234,6 +234,22 @@ int bv_store_out_recipients_get(struct bv_store *s, int64_t seq,
 				char (**accounts)[BV_UUID_LEN + 1], size_t *n);
 
 /*
+ * The case view (docs/protocol.md `cases`), one sealed row per case:
+ * view is the case as bv_wire_case_dump() wrote it (len bytes, no NUL).
+ * put replaces the case's row; delete removes one case, or every case
+ * when case_id is NULL (a full refresh: in one transaction with the puts).
+ * bv_store_cases() calls cb for each case in case_id order, view
+ * NUL-terminated and wiped after the call. Return 0, cb's nonzero value,
+ * BV_EINVAL, BV_EIO or BV_ENOMEM.
+ */
+int bv_store_case_put(struct bv_store *s, const char *case_id, const char *view,
+		      size_t len);
+int bv_store_case_delete(struct bv_store *s, const char *case_id);
+typedef int (*bv_case_cb)(const char *case_id, const char *view, size_t len,
+			  void *arg);
+int bv_store_cases(struct bv_store *s, bv_case_cb cb, void *arg);
+
+/*
  * Sets the delivery state of message seq. Returns 0; BV_EINVAL when there
  * is no such message or state is out of range; BV_EIO.
  */

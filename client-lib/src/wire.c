@@ -157,6 +157,15 @@ get_array(json_t *obj, const char *key, int optional, json_t **out)
 	return 0;
 }
 
+/* docs/protocol.md: an optional member set to null counts as absent. */
+static int
+present(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	return v && !json_is_null(v);
+}
+
 static int
 parse_challenge(json_t *root, struct bv_wire_msg *m)
 {
@@ -211,29 +220,104 @@ parse_prekeys_low(json_t *root, struct bv_wire_msg *m)
 		       &m->u.prekeys_low.one_time_count);
 }
 
+/* A word: 1 … BV_WIRE_WORD_MAX of [a-z0-9_] (roles, kinds). */
+static int
+get_word(json_t *obj, const char *key, char out[BV_WIRE_WORD_MAX + 1])
+{
+	size_t i;
+	int rc;
+
+	rc = get_str(obj, key, BV_WIRE_WORD_MAX, out);
+	if (rc < 0)
+		return rc;
+	for (i = 0; out[i]; i++)
+		if (!((out[i] >= 'a' && out[i] <= 'z') ||
+		      (out[i] >= '0' && out[i] <= '9') || out[i] == '_'))
+			return BV_EFIELD;
+	return 0;
+}
+
+/* As get_printable(), but absent or null leaves out "". */
+static int
+get_opt_printable(json_t *obj, const char *key, size_t max, char *out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	out[0] = '\0';
+	if (!v || json_is_null(v))
+		return 0;
+	return get_printable(obj, key, max, out);
+}
+
+static int
+get_message_id(json_t *obj, char out[BV_MESSAGE_ID_MAX + 1])
+{
+	int rc;
+
+	rc = get_str(obj, "message_id", BV_MESSAGE_ID_MAX, out);
+	if (rc == 0 && !bv_message_id_valid(out))
+		rc = BV_EFIELD;
+	return rc;
+}
+
+/* A notice from the service: relay content, nothing secret in it. */
+static int
+parse_notice(json_t *n, struct bv_wire_msg *m)
+{
+	json_int_t t = 0;
+	int rc;
+
+	m->u.deliver.notice = 1;
+	rc = get_word(n, "kind", m->u.deliver.notice_kind);
+	if (rc == 0)
+		rc = get_uuid(n, "conversation", m->u.deliver.conversation);
+	if (rc == 0)
+		rc = get_message_id(n, m->u.deliver.message_id);
+	if (rc == 0)
+		rc = get_int(n, "timestamp", 0, TIMESTAMP_MAX, 0, &t);
+	if (rc == 0)
+		rc = get_opt_printable(n, "municipality", BV_WIRE_TEXT_MAX,
+				       m->u.deliver.municipality);
+	if (rc == 0)
+		rc = get_opt_printable(n, "phone", BV_WIRE_PHONE_MAX,
+				       m->u.deliver.phone);
+	if (rc == 0)
+		rc = get_opt_printable(n, "emergency_phone", BV_WIRE_PHONE_MAX,
+				       m->u.deliver.emergency_phone);
+	m->u.deliver.timestamp = t;
+	return rc;
+}
+
 static int
 parse_deliver(json_t *root, struct bv_wire_msg *m)
 {
 	json_int_t n = 0;
-	json_t *env, *body;
+	json_t *env, *notice, *body;
 	size_t cap, blen = 0;
 	int rc;
 
-	rc = get_object(root, "envelope", 0, &env);
+	rc = get_object(root, "notice", 1, &notice);
 	if (rc < 0)
 		return rc;
+	rc = get_object(root, "envelope", notice != NULL, &env);
+	if (rc < 0)
+		return rc;
+	if (notice && env)
+		return BV_EFIELD; /* one or the other */
+	if (notice)
+		return parse_notice(notice, m);
 	rc = get_uuid(env, "sender", m->u.deliver.sender);
 	if (rc < 0)
 		return rc;
 	rc = get_u32(env, "sender_device", 1, &m->u.deliver.sender_device);
 	if (rc < 0)
 		return rc;
-	rc = get_str(env, "message_id", BV_MESSAGE_ID_MAX,
-		     m->u.deliver.message_id);
+	rc = get_uuid(env, "conversation", m->u.deliver.conversation);
 	if (rc < 0)
 		return rc;
-	if (!bv_message_id_valid(m->u.deliver.message_id))
-		return BV_EFIELD;
+	rc = get_message_id(env, m->u.deliver.message_id);
+	if (rc < 0)
+		return rc;
 	rc = get_int(env, "type", 0, 255, 0, &n);
 	if (rc < 0)
 		return rc;
@@ -258,6 +342,192 @@ parse_deliver(json_t *root, struct bv_wire_msg *m)
 	if (rc < 0 || blen == 0)
 		return BV_EFIELD;
 	m->u.deliver.body_len = blen;
+	return 0;
+}
+
+static int
+parse_cases_changed(json_t *root, struct bv_wire_msg *m)
+{
+	if (!present(root, "case"))
+		return 0;
+	return get_uuid(root, "case", m->u.cases_changed.case_id);
+}
+
+/* ---- the case view ---- */
+
+static int
+parse_person(json_t *obj, struct bv_wire_person *p)
+{
+	char name[BV_WIRE_TEXT_MAX + 1];
+	int rc;
+
+	if (!json_is_object(obj))
+		return BV_EFIELD;
+	rc = get_uuid(obj, "account", p->account);
+	if (rc == 0)
+		rc = get_word(obj, "role", p->role);
+	if (rc == 0)
+		rc = get_opt_printable(obj, "name", BV_WIRE_TEXT_MAX, name);
+	if (rc == 0 && name[0]) {
+		p->name = bv_strdup(name);
+		if (!p->name)
+			rc = BV_ENOMEM;
+	}
+	return rc;
+}
+
+/* A people or members array into *out (n set as items are filled, so
+ * that a failure frees what was made). */
+static int
+parse_people(json_t *obj, const char *key, struct bv_wire_person **out,
+	     size_t *n)
+{
+	json_t *arr, *item;
+	size_t i;
+	int rc;
+
+	rc = get_array(obj, key, 1, &arr);
+	if (rc < 0 || !arr || json_array_size(arr) == 0)
+		return rc;
+	*out = bv_calloc(json_array_size(arr), sizeof(**out));
+	if (!*out)
+		return BV_ENOMEM;
+	json_array_foreach(arr, i, item)
+	{
+		*n = i + 1;
+		rc = parse_person(item, &(*out)[i]);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int
+parse_conv(json_t *obj, struct bv_wire_conv *cv)
+{
+	json_int_t t = 0;
+	json_t *v;
+	int rc;
+
+	if (!json_is_object(obj))
+		return BV_EFIELD;
+	rc = get_uuid(obj, "conversation", cv->conversation);
+	if (rc == 0)
+		rc = get_word(obj, "kind", cv->kind);
+	if (rc < 0)
+		return rc;
+	v = json_object_get(obj, "closed");
+	if (v && !json_is_null(v) && !json_is_boolean(v))
+		return BV_EFIELD;
+	cv->closed = v && json_is_true(v);
+	rc = get_int(obj, "created", 0, TIMESTAMP_MAX, 1, &t);
+	if (rc < 0)
+		return rc;
+	cv->created = t;
+	return parse_people(obj, "members", &cv->members, &cv->n_members);
+}
+
+static int
+parse_case(json_t *obj, struct bv_wire_case *c)
+{
+	json_t *arr = NULL, *item;
+	size_t i;
+	int rc;
+
+	if (!json_is_object(obj))
+		return BV_EFIELD;
+	rc = get_uuid(obj, "case", c->case_id);
+	if (rc == 0)
+		rc = get_printable(obj, "case_number", BV_WIRE_CASE_NUMBER_MAX,
+				   c->case_number);
+	if (rc == 0)
+		rc = get_opt_printable(obj, "municipality", BV_WIRE_TEXT_MAX,
+				       c->municipality);
+	if (rc == 0)
+		rc = get_word(obj, "role", c->role);
+	if (rc == 0)
+		rc = parse_people(obj, "people", &c->people, &c->n_people);
+	if (rc == 0)
+		rc = get_array(obj, "conversations", 1, &arr);
+	if (rc < 0 || !arr || json_array_size(arr) == 0)
+		return rc;
+	c->conversations =
+		bv_calloc(json_array_size(arr), sizeof(*c->conversations));
+	if (!c->conversations)
+		return BV_ENOMEM;
+	json_array_foreach(arr, i, item)
+	{
+		c->n_conversations = i + 1;
+		rc = parse_conv(item, &c->conversations[i]);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void
+people_free(struct bv_wire_person *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		bv_free(p[i].name);
+	bv_free(p);
+}
+
+void
+bv_wire_case_cleanup(struct bv_wire_case *c)
+{
+	size_t i;
+
+	if (!c)
+		return;
+	people_free(c->people, c->n_people);
+	for (i = 0; i < c->n_conversations; i++)
+		people_free(c->conversations[i].members,
+			    c->conversations[i].n_members);
+	bv_free(c->conversations);
+	memset(c, 0, sizeof(*c));
+}
+
+static void
+cases_free(struct bv_wire_case *c, size_t n)
+{
+	size_t i;
+
+	for (i = 0; c && i < n; i++)
+		bv_wire_case_cleanup(&c[i]);
+	bv_free(c);
+}
+
+static int
+parse_cases(json_t *ok, struct bv_wire_msg *m)
+{
+	json_t *arr, *item, *more;
+	size_t i;
+	int rc;
+
+	rc = get_array(ok, "cases", 0, &arr);
+	if (rc < 0)
+		return rc;
+	more = json_object_get(ok, "more");
+	if (more && !json_is_null(more) && !json_is_boolean(more))
+		return BV_EFIELD;
+	m->u.ok.more = more && json_is_true(more);
+	if (json_array_size(arr) > 0) {
+		m->u.ok.cases =
+			bv_calloc(json_array_size(arr), sizeof(*m->u.ok.cases));
+		if (!m->u.ok.cases)
+			return BV_ENOMEM;
+	}
+	json_array_foreach(arr, i, item)
+	{
+		m->u.ok.n_cases = i + 1;
+		rc = parse_case(item, &m->u.ok.cases[i]);
+		if (rc < 0)
+			return rc;
+	}
+	m->u.ok.fields |= BV_WIRE_OK_CASES;
 	return 0;
 }
 
@@ -309,15 +579,6 @@ parse_bundle(json_t *obj, struct bv_wire_bundle *b)
 	return 0;
 }
 
-/* docs/protocol.md: an optional member set to null counts as absent. */
-static int
-present(json_t *obj, const char *key)
-{
-	json_t *v = json_object_get(obj, key);
-
-	return v && !json_is_null(v);
-}
-
 static int
 parse_ok(json_t *ok, struct bv_wire_msg *m)
 {
@@ -356,6 +617,17 @@ parse_ok(json_t *ok, struct bv_wire_msg *m)
 		if (rc < 0)
 			return rc;
 		m->u.ok.fields |= BV_WIRE_OK_ONE_TIME_COUNT;
+	}
+	if (present(ok, "conversation")) {
+		rc = get_uuid(ok, "conversation", m->u.ok.conversation);
+		if (rc < 0)
+			return rc;
+		m->u.ok.fields |= BV_WIRE_OK_CONVERSATION;
+	}
+	if (present(ok, "cases")) {
+		rc = parse_cases(ok, m);
+		if (rc < 0)
+			return rc;
 	}
 	if (!present(ok, "devices"))
 		return 0;
@@ -536,6 +808,7 @@ static const struct {
 	{"prekeys_low", BV_WIRE_PREKEYS_LOW, 0, parse_prekeys_low},
 	{"displaced", BV_WIRE_DISPLACED, 0, NULL},
 	{"deliver", BV_WIRE_DELIVER, 1, parse_deliver},
+	{"cases_changed", BV_WIRE_CASES_CHANGED, 0, parse_cases_changed},
 };
 
 static int
@@ -649,6 +922,7 @@ bv_wire_msg_free(struct bv_wire_msg *m)
 		break;
 	case BV_WIRE_OK:
 		bv_free(m->u.ok.bundles);
+		cases_free(m->u.ok.cases, m->u.ok.n_cases);
 		break;
 	case BV_WIRE_ERROR:
 		devlists_free(&m->u.error.missing);
@@ -919,17 +1193,23 @@ envelope_new(const struct bv_wire_envelope *e)
 	return o;
 }
 
+static int
+uuid_ok(const char *u)
+{
+	return u && strlen(u) == BV_UUID_LEN && bv_uuid_valid(u);
+}
+
 int
-bv_wire_build_send(int64_t id, const char *message_id,
-		   const struct bv_wire_envelope *envs, size_t n_envs,
-		   char **out)
+bv_wire_build_send(int64_t id, const char *conversation, int partial,
+		   const char *message_id, const struct bv_wire_envelope *envs,
+		   size_t n_envs, char **out)
 {
 	json_t *root = NULL, *arr, *e;
 	size_t i;
 	int rc = BV_ENOMEM;
 
-	if (!out || !id_valid(id) || !bv_message_id_valid(message_id) ||
-	    !envs || n_envs == 0)
+	if (!out || !id_valid(id) || !uuid_ok(conversation) ||
+	    !bv_message_id_valid(message_id) || !envs || n_envs == 0)
 		return BV_EINVAL;
 	for (i = 0; i < n_envs; i++) {
 		const struct bv_wire_envelope *x = &envs[i];
@@ -946,7 +1226,10 @@ bv_wire_build_send(int64_t id, const char *message_id,
 		json_decref(arr);
 		goto out;
 	}
-	if (json_object_set_new(root, "message_id", json_string(message_id)) ||
+	if (json_object_set_new(root, "conversation",
+				json_string(conversation)) ||
+	    (partial && json_object_set_new(root, "partial", json_true())) ||
+	    json_object_set_new(root, "message_id", json_string(message_id)) ||
 	    json_object_set_new(root, "envelopes", arr))
 		goto out;
 	for (i = 0; i < n_envs; i++) {
@@ -957,6 +1240,191 @@ bv_wire_build_send(int64_t id, const char *message_id,
 	rc = finish(root, out);
 	root = NULL;
 out:
+	json_decref(root);
+	return rc;
+}
+
+int
+bv_wire_build_cases(int64_t id, const char *case_id, const char *after,
+		    char **out)
+{
+	json_t *root;
+
+	if (!out || !id_valid(id) || (case_id && !uuid_ok(case_id)) ||
+	    (after && !uuid_ok(after)))
+		return BV_EINVAL;
+	root = request_new(id, "cases");
+	if (root && ((case_id && json_object_set_new(root, "case",
+						     json_string(case_id))) ||
+		     (after && json_object_set_new(root, "after",
+						   json_string(after))))) {
+		json_decref(root);
+		return BV_ENOMEM;
+	}
+	return finish(root, out);
+}
+
+int
+bv_wire_build_conversation_create(int64_t id, const char *case_id,
+				  const char *kind, const char *const *members,
+				  size_t n, char **out)
+{
+	json_t *root = NULL, *arr = NULL;
+	size_t i;
+
+	if (!out || !id_valid(id) || !uuid_ok(case_id) || !kind ||
+	    (strcmp(kind, "team") && strcmp(kind, "citizens")) ||
+	    (n && !members) || n > 20)
+		return BV_EINVAL;
+	for (i = 0; i < n; i++)
+		if (!uuid_ok(members[i]))
+			return BV_EINVAL;
+	root = request_new(id, "conversation_create");
+	if (!root || json_object_set_new(root, "case", json_string(case_id)) ||
+	    json_object_set_new(root, "kind", json_string(kind)))
+		goto oom;
+	if (n) {
+		arr = json_array();
+		if (!arr || json_object_set_new(root, "members", arr) < 0)
+			goto oom;
+		for (i = 0; i < n; i++)
+			if (json_array_append_new(arr, json_string(members[i])))
+				goto oom;
+	}
+	return finish(root, out);
+oom:
+	json_decref(root);
+	return BV_ENOMEM;
+}
+
+/* ---- The case view as JSON, for the local store ---- */
+
+static json_t *
+person_json(const struct bv_wire_person *p)
+{
+	return json_pack("{s:s, s:s, s:s?}", "account", p->account, "role",
+			 p->role, "name", p->name);
+}
+
+static json_t *
+people_json(const struct bv_wire_person *p, size_t n)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	for (i = 0; arr && i < n; i++)
+		if (json_array_append_new(arr, person_json(&p[i])) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	return arr;
+}
+
+int
+bv_wire_case_dump(const struct bv_wire_case *c, char **out)
+{
+	void (*jfree)(void *) = NULL;
+	json_t *root, *convs, *cv;
+	size_t i;
+	char *dump;
+
+	if (!c || !out)
+		return BV_EINVAL;
+	root = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "case", c->case_id,
+			 "case_number", c->case_number, "municipality",
+			 c->municipality, "role", c->role, "people",
+			 people_json(c->people, c->n_people), "conversations",
+			 json_array());
+	if (!root)
+		return BV_ENOMEM;
+	convs = json_object_get(root, "conversations");
+	for (i = 0; i < c->n_conversations; i++) {
+		const struct bv_wire_conv *x = &c->conversations[i];
+
+		cv = json_pack("{s:s, s:s, s:b, s:I, s:o}", "conversation",
+			       x->conversation, "kind", x->kind, "closed",
+			       x->closed, "created", (json_int_t)x->created,
+			       "members",
+			       people_json(x->members, x->n_members));
+		if (!cv || json_array_append_new(convs, cv) < 0) {
+			json_decref(root);
+			return BV_ENOMEM;
+		}
+	}
+	dump = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(root);
+	if (!dump)
+		return BV_ENOMEM;
+	*out = bv_strdup(dump);
+	json_get_alloc_funcs(NULL, &jfree);
+	jfree(dump);
+	return *out ? 0 : BV_ENOMEM;
+}
+
+int
+bv_wire_case_parse(const char *json, size_t len, struct bv_wire_case *out)
+{
+	json_error_t jerr;
+	json_t *root;
+	int rc;
+
+	if (!json || !out)
+		return BV_EINVAL;
+	memset(out, 0, sizeof(*out));
+	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return json_oom(&jerr) ? BV_ENOMEM : BV_EJSON;
+	rc = parse_case(root, out);
+	json_decref(root);
+	return rc;
+}
+
+int
+bv_wire_notice_dump(const struct bv_wire_msg *m, char **out)
+{
+	const char *phone;
+	json_t *root;
+
+	if (!m || !out || m->kind != BV_WIRE_DELIVER || !m->u.deliver.notice)
+		return BV_EINVAL;
+	phone = m->u.deliver.phone[0] ? m->u.deliver.phone : NULL;
+	root = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s?, s:s}", "kind",
+			 m->u.deliver.notice_kind, "conversation",
+			 m->u.deliver.conversation, "message_id",
+			 m->u.deliver.message_id, "timestamp",
+			 (json_int_t)m->u.deliver.timestamp, "municipality",
+			 m->u.deliver.municipality, "phone", phone,
+			 "emergency_phone", m->u.deliver.emergency_phone);
+	return finish(root, out);
+}
+
+int
+bv_wire_notice_parse(const char *json, size_t len, struct bv_wire_msg **out)
+{
+	struct bv_wire_msg *m = NULL;
+	json_error_t jerr;
+	json_t *root;
+	int rc;
+
+	if (!json || !out)
+		return BV_EINVAL;
+	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return json_oom(&jerr) ? BV_ENOMEM : BV_EJSON;
+	m = bv_calloc(1, sizeof(*m));
+	if (!m) {
+		rc = BV_ENOMEM;
+		goto out;
+	}
+	m->kind = BV_WIRE_DELIVER;
+	m->id = -1;
+	rc = json_is_object(root) ? parse_notice(root, m) : BV_EJSON;
+	if (rc < 0)
+		goto out;
+	*out = m;
+	m = NULL;
+out:
+	bv_wire_msg_free(m);
 	json_decref(root);
 	return rc;
 }

@@ -16,12 +16,16 @@
 #include "bv_proto.h"
 #include "bv_util.h"
 
-#define BV_WIRE_MAX_ITEMS   1000 /* bundles, detail entries, devices each */
-#define BV_WIRE_NONCE_B64   44	 /* base64 of BV_NONCE_LEN bytes */
-#define BV_WIRE_RELAY_MAX   64	 /* "bvchat-relay/0.1" */
-#define BV_WIRE_NAME_MAX    47	 /* "BV_EDEVICES" */
-#define BV_WIRE_FIELD_MAX   63	 /* detail "field" */
-#define BV_WIRE_MESSAGE_MAX 1024 /* error "message" */
+#define BV_WIRE_MAX_ITEMS	1000 /* bundles, detail entries, devices each */
+#define BV_WIRE_NONCE_B64	44   /* base64 of BV_NONCE_LEN bytes */
+#define BV_WIRE_RELAY_MAX	64   /* "bvchat-relay/0.1" */
+#define BV_WIRE_NAME_MAX	47   /* "BV_EDEVICES" */
+#define BV_WIRE_FIELD_MAX	63   /* detail "field" */
+#define BV_WIRE_MESSAGE_MAX	1024 /* error "message" */
+#define BV_WIRE_WORD_MAX	32   /* roles, conversation and notice kinds */
+#define BV_WIRE_TEXT_MAX	200  /* display names, municipality names */
+#define BV_WIRE_CASE_NUMBER_MAX 64
+#define BV_WIRE_PHONE_MAX	32
 
 enum bv_wire_kind {
 	BV_WIRE_CHALLENGE = 1, /* event */
@@ -31,6 +35,7 @@ enum bv_wire_kind {
 	BV_WIRE_DELIVER, /* relay request: answer with bv_wire_build_ack */
 	BV_WIRE_OK,	 /* response {"ok": {...}} */
 	BV_WIRE_ERROR,	 /* response {"error": {...}} */
+	BV_WIRE_CASES_CHANGED, /* event */
 };
 
 /* The relay's limits from the challenge; -1 for a limit it did not send. */
@@ -67,6 +72,37 @@ struct bv_wire_devlists {
 	struct bv_wire_devlist *items; /* owned by the message */
 };
 
+/*
+ * The case view of the `cases` answer (docs/protocol.md). Words (roles,
+ * kinds) are 1 … BV_WIRE_WORD_MAX of [a-z0-9_]: a later relay may add
+ * roles and kinds, so they are not limited to the ones known today.
+ */
+struct bv_wire_person {
+	char account[BV_UUID_LEN + 1];
+	char role[BV_WIRE_WORD_MAX + 1];
+	char *name; /* owned; NULL when the relay sent null (the archive) */
+};
+
+struct bv_wire_conv {
+	char conversation[BV_UUID_LEN + 1];
+	char kind[BV_WIRE_WORD_MAX + 1]; /* "team", "citizens" */
+	int closed;
+	int64_t created; /* ms since the epoch; 0 when not sent */
+	size_t n_members;
+	struct bv_wire_person *members; /* owned */
+};
+
+struct bv_wire_case {
+	char case_id[BV_UUID_LEN + 1];
+	char case_number[BV_WIRE_CASE_NUMBER_MAX + 1];
+	char municipality[BV_WIRE_TEXT_MAX + 1]; /* "" when not sent */
+	char role[BV_WIRE_WORD_MAX + 1];	 /* the caller's */
+	size_t n_people;
+	struct bv_wire_person *people; /* owned */
+	size_t n_conversations;
+	struct bv_wire_conv *conversations; /* owned */
+};
+
 /* Which members of an "ok" object were present (and valid). */
 #define BV_WIRE_OK_ACCOUNT	  0x01u
 #define BV_WIRE_OK_DEVICE	  0x02u
@@ -74,6 +110,8 @@ struct bv_wire_devlists {
 #define BV_WIRE_OK_TIMESTAMP	  0x08u
 #define BV_WIRE_OK_ONE_TIME_COUNT 0x10u
 #define BV_WIRE_OK_DEVICES	  0x20u
+#define BV_WIRE_OK_CASES	  0x40u /* cases and more */
+#define BV_WIRE_OK_CONVERSATION	  0x80u
 
 struct bv_wire_msg {
 	enum bv_wire_kind kind;
@@ -89,14 +127,30 @@ struct bv_wire_msg {
 			uint32_t one_time_count;
 		} prekeys_low;
 		struct {
+			/*
+			 * 1: a notice from the service ("notice" instead of
+			 * "envelope"): relay content, no sender, type or
+			 * body; the notice_* members are set. 0: an
+			 * envelope.
+			 */
+			int notice;
 			char sender[BV_UUID_LEN + 1];
 			uint32_t sender_device;
+			/* The conversation the sender named (both kinds). */
+			char conversation[BV_UUID_LEN + 1];
 			char message_id[BV_MESSAGE_ID_MAX + 1];
 			uint8_t type;
 			int64_t timestamp;
 			uint8_t *body; /* decoded, owned, wiped on free */
 			size_t body_len;
+			char notice_kind[BV_WIRE_WORD_MAX + 1];
+			char municipality[BV_WIRE_TEXT_MAX + 1]; /* or "" */
+			char phone[BV_WIRE_PHONE_MAX + 1];	 /* or "" */
+			char emergency_phone[BV_WIRE_PHONE_MAX + 1];
 		} deliver;
+		struct {
+			char case_id[BV_UUID_LEN + 1]; /* "" when not sent */
+		} cases_changed;
 		struct {
 			/*
 			 * The relay does not say which request it answers, so
@@ -113,6 +167,12 @@ struct bv_wire_msg {
 			uint32_t one_time_count;
 			size_t n_bundles;
 			struct bv_wire_bundle *bundles; /* owned */
+			/* cases: the page, and whether more follow. */
+			size_t n_cases;
+			struct bv_wire_case *cases; /* owned */
+			int more;
+			/* conversation_create */
+			char conversation[BV_UUID_LEN + 1];
 		} ok;
 		struct {
 			int code; /* the errno as sent, e.g. BV_EDEVICES */
@@ -141,6 +201,28 @@ int bv_wire_parse(const char *buf, size_t len, size_t max_frame,
 		  struct bv_wire_msg **out);
 /* Frees a message and wipes a delivered body; NULL is fine. */
 void bv_wire_msg_free(struct bv_wire_msg *m);
+
+/*
+ * One case of the view as compact JSON in the answer's own shape (sorted
+ * members), for the local store: *out from bv_malloc. bv_wire_case_parse()
+ * reads it back (or one case object of an answer) with the checks of
+ * bv_wire_parse() into *out, which the caller cleans up with
+ * bv_wire_case_cleanup() (also after a failure). Return 0, BV_EINVAL,
+ * BV_EJSON, BV_EFIELD or BV_ENOMEM.
+ */
+int bv_wire_case_dump(const struct bv_wire_case *c, char **out);
+int bv_wire_case_parse(const char *json, size_t len, struct bv_wire_case *out);
+void bv_wire_case_cleanup(struct bv_wire_case *c);
+
+/*
+ * A notice (a BV_WIRE_DELIVER message with notice set) as compact JSON in
+ * the wire's shape, for the history: *out from bv_malloc. The parser reads
+ * it back into a new message (free with bv_wire_msg_free). Return 0,
+ * BV_EINVAL, BV_EJSON, BV_EFIELD or BV_ENOMEM.
+ */
+int bv_wire_notice_dump(const struct bv_wire_msg *m, char **out);
+int bv_wire_notice_parse(const char *json, size_t len,
+			 struct bv_wire_msg **out);
 
 /* One envelope of a send request; everything borrowed. */
 struct bv_wire_envelope {
@@ -181,9 +263,20 @@ int bv_wire_build_keys_put(int64_t id, const struct bv_prekey *signed_prekey,
 int bv_wire_build_keys_get(int64_t id, const char *account, uint32_t device,
 			   char **out);
 int bv_wire_build_keys_count(int64_t id, char **out);
-int bv_wire_build_send(int64_t id, const char *message_id,
+/* conversation: the case conversation (uuid); partial: 1 for a message
+ * meant for some members only (receipts, resend requests). */
+int bv_wire_build_send(int64_t id, const char *conversation, int partial,
+		       const char *message_id,
 		       const struct bv_wire_envelope *envs, size_t n_envs,
 		       char **out);
+/* case_id: one case, after: the page after that case; either may be NULL. */
+int bv_wire_build_cases(int64_t id, const char *case_id, const char *after,
+			char **out);
+/* kind: "team" or "citizens"; members: 0 … 20 uuids. */
+int bv_wire_build_conversation_create(int64_t id, const char *case_id,
+				      const char *kind,
+				      const char *const *members, size_t n,
+				      char **out);
 int bv_wire_build_ping(int64_t id, char **out);
 /* {"id":id,"ok":{}}: acknowledges a deliver once the envelope is stored. */
 int bv_wire_build_ack(int64_t id, char **out);

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
- * bvchat.c: the bvchat command-line client (issue 3), using only bvchat.h:
- * `enroll`, `send`, `listen` and an interactive `chat`, so that two people
- * can chat from two terminals against a relay. One profile directory holds
- * the store and its key. It keeps no contacts and draws nothing; every
- * network wait is bounded except an open-ended `listen` or `chat`.
+ * bvchat.c: the bvchat command-line client (issues 3 and 4), using only
+ * bvchat.h: `enroll`, `cases`, `conversation-create`, `send`, `listen` and
+ * an interactive `chat` in a case conversation, so that people on a case
+ * can chat from terminals against a relay. One profile directory holds the
+ * store and its key. It keeps no contacts (who is in a conversation is the
+ * relay's case view) and draws nothing; every network wait is bounded
+ * except an open-ended `listen` or `chat`.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -20,7 +22,7 @@
 
 #include <bvchat.h>
 
-#define MAX_TO		   100
+#define MAX_MEMBERS	   20
 #define ENROLL_TIMEOUT_MS  30000
 #define SEND_TIMEOUT_MS	   15000
 #define CHAT_QUEUE_MAX	   256 /* typed lines waiting for their turn */
@@ -51,6 +53,11 @@ struct cli {
 	int held;     /* a send waits for a changed key to be accepted */
 	int accepted; /* on_identity_accepted calls */
 	int accept_rc;
+	int cases;    /* on_cases calls */
+	int cases_rc; /* the last one's rc */
+	int created;  /* conversation_create answered */
+	int created_rc;
+	char created_id[BV_CLIENT_ACCOUNT_LEN + 1];
 	int mark_read; /* chat: what is printed is read; tell the sender */
 	unsigned rx;   /* messages printed */
 	FILE *rx_out;  /* where incoming messages go */
@@ -66,8 +73,6 @@ struct cli {
 	 * so lines arrive in the order they were typed. */
 	struct chat_line *q_head, *q_tail;
 	unsigned q_len;
-	const char *const *to;
-	size_t nto;
 	const char *conversation;
 	char line[BV_CLIENT_TEXT_MAX + 1];
 	size_t line_len;
@@ -86,19 +91,32 @@ usage(FILE *f)
 		"and device id;\n"
 		"        --replaces: a reinstall that takes over DEVICE of the "
 		"token's account\n"
-		"  send --to ACCOUNT [--to ACCOUNT ...] [--conversation UUID] "
-		"TEXT\n"
-		"        waits (at most 15 s) until the relay stored the "
-		"message, prints its id\n"
+		"  cases\n"
+		"        the cases this account is on, with your role, the "
+		"people you may see\n"
+		"        and the conversations with who is in them (from the "
+		"relay)\n"
+		"  conversation-create --case CASE [--kind team|citizens] "
+		"[--member ACCOUNT]...\n"
+		"        starts a conversation in the case and prints its "
+		"uuid (kind team\n"
+		"        by default: a citizen names nobody, staff name the "
+		"citizen)\n"
+		"  send [--conversation UUID] TEXT\n"
+		"        sends TEXT to everyone in the conversation, waits (at "
+		"most 15 s) until\n"
+		"        the relay stored it, prints its id\n"
 		"  listen [--count N] [--timeout S]\n"
-		"        prints each message as `time sender/device: text`, "
+		"        prints each message as `time sender: text`, "
 		"exits after N\n"
 		"        messages or S seconds (exit 1 when S passes before "
 		"N)\n"
-		"  chat --to ACCOUNT [--conversation UUID]\n"
+		"  chat [--conversation UUID]\n"
 		"        sends each line read from standard input, prints "
 		"incoming messages\n"
 		"        (and tells their senders they were read)\n"
+		"        send and chat without --conversation: your only open "
+		"conversation\n"
 		"  whoami\n"
 		"        prints this profile's account uuid and device id "
 		"(no network)\n"
@@ -106,7 +124,7 @@ usage(FILE *f)
 		"        lists the conversations this profile has messages "
 		"in (no network)\n"
 		"  history --conversation UUID\n"
-		"        prints its messages as `time sender/device [state]: "
+		"        prints its messages as `time sender [state]: "
 		"text` (no network)\n"
 		"  safety --peer ACCOUNT [--device N]\n"
 		"        prints the safety number of this device and that one "
@@ -130,13 +148,15 @@ usage(FILE *f)
 		"  --relay HOST:PORT default 127.0.0.1:8480\n"
 		"  --help            this text\n"
 		"\n"
-		"Options may come before or after the command. Exit status: 0 "
-		"on success,\n"
-		"1 on a failure (the reason on standard error), 2 on bad "
-		"usage, 128 + N\n"
-		"when ended by signal N (130: Ctrl-C); messages not yet sent "
-		"are kept and\n"
-		"sent on the next start.\n");
+		"Everything written in a conversation goes to the case file "
+		"(the municipality's\n"
+		"archive) too. Options may come before or after the command. "
+		"Exit status: 0\n"
+		"on success, 1 on a failure (the reason on standard error), "
+		"2 on bad usage,\n"
+		"128 + N when ended by signal N (130: Ctrl-C); messages not "
+		"yet sent are kept\n"
+		"and sent on the next start.\n");
 }
 
 /* ---------------------------------------------------------------- */
@@ -266,6 +286,210 @@ put_time(FILE *f, int64_t time_ms)
 	fputs(when, f);
 }
 
+/* ---------------------------------------------------------------- */
+/* The case view                                                      */
+/* ---------------------------------------------------------------- */
+
+/* Looks a person up in the stored case view: the roster's name. */
+struct who {
+	const char *account;
+	char name[256];
+	char role[40];
+	int found;
+};
+
+static void
+who_match(struct who *w, const struct bv_client_person *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && !w->found; i++) {
+		if (strcmp(p[i].account, w->account) != 0)
+			continue;
+		snprintf(w->name, sizeof(w->name), "%s",
+			 p[i].name ? p[i].name : "the case file");
+		snprintf(w->role, sizeof(w->role), "%s", p[i].role);
+		w->found = 1;
+	}
+}
+
+static int
+who_cb(void *arg, const struct bv_client_case *cs)
+{
+	struct who *w = arg;
+	size_t i;
+
+	who_match(w, cs->people, cs->n_people);
+	for (i = 0; i < cs->n_conversations && !w->found; i++)
+		who_match(w, cs->conversations[i].members,
+			  cs->conversations[i].n_members);
+	return w->found;
+}
+
+/* "Name (role)" from the case view, else "account/device". */
+static void
+put_sender(struct bv_client *c, FILE *f, const char *account, uint32_t device)
+{
+	struct who w;
+
+	memset(&w, 0, sizeof(w));
+	w.account = account;
+	bv_client_cases(c, who_cb, &w);
+	if (w.found) {
+		put_sanitised(f, w.name, strlen(w.name));
+		fputs(" (", f);
+		put_sanitised(f, w.role, strlen(w.role));
+		fputc(')', f);
+	} else {
+		put_sanitised(f, account, strlen(account));
+		fprintf(f, "/%u", (unsigned)device);
+	}
+}
+
+/* A notice from the service, in plain bokmål: it is for the citizen. */
+static void
+put_notice(FILE *f, const struct bv_client_notice *n)
+{
+	const char *em = n->emergency_phone && n->emergency_phone[0]
+				 ? n->emergency_phone
+				 : "116 111";
+
+	fputs("[Tjenesten] ", f);
+	if (n->municipality && n->municipality[0]) {
+		put_sanitised(f, n->municipality, strlen(n->municipality));
+		fputs(": ", f);
+	}
+	if (strcmp(n->kind, "out_of_hours") != 0) {
+		fputs("Melding fra tjenesten.", f);
+		return;
+	}
+	fputs("Kontoret er stengt nå. Meldingen din er tatt imot og blir "
+	      "lest når vi åpner igjen. Haster det, ring ",
+	      f);
+	if (n->phone) {
+		fputs("barnevernvakten på ", f);
+		put_sanitised(f, n->phone, strlen(n->phone));
+		fputs(" eller ", f);
+	}
+	fputs("Alarmtelefonen for barn og unge på ", f);
+	put_sanitised(f, em, strlen(em));
+	fputc('.', f);
+}
+
+static void
+on_notice(struct bv_client *c, void *user, const struct bv_client_notice *n)
+{
+	struct cli *s = user;
+
+	(void)c;
+	put_time(s->rx_out, n->time_ms);
+	fputc(' ', s->rx_out);
+	put_notice(s->rx_out, n);
+	fputc('\n', s->rx_out);
+	fflush(s->rx_out);
+	s->rx++;
+}
+
+static void
+on_cases(struct bv_client *c, void *user, int changed, int rc)
+{
+	struct cli *s = user;
+
+	(void)c;
+	(void)changed;
+	s->cases++;
+	s->cases_rc = rc;
+}
+
+static void
+on_created(struct bv_client *c, void *arg, const char *conversation, int rc)
+{
+	struct cli *s = arg;
+
+	(void)c;
+	s->created = 1;
+	s->created_rc = rc;
+	if (conversation)
+		snprintf(s->created_id, sizeof(s->created_id), "%s",
+			 conversation);
+}
+
+static void
+print_people(const struct bv_client_person *p, size_t n, const char *sep)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		fputs(i ? sep : "", stdout);
+		if (!strcmp(p[i].role, BV_CLIENT_ROLE_ARCHIVE)) {
+			fputs("the case file (journaled)", stdout);
+		} else {
+			put_sanitised(stdout, p[i].name ? p[i].name : "?",
+				      p[i].name ? strlen(p[i].name) : 1);
+			fputs(" (", stdout);
+			put_sanitised(stdout, p[i].role, strlen(p[i].role));
+			fputc(')', stdout);
+		}
+		if (!strcmp(sep, "\n    "))
+			printf(" %s", p[i].account);
+	}
+}
+
+static int
+print_case(void *arg, const struct bv_client_case *cs)
+{
+	size_t i;
+
+	(void)arg;
+	fputs("case ", stdout);
+	put_sanitised(stdout, cs->case_number, strlen(cs->case_number));
+	if (cs->municipality[0]) {
+		fputs(", ", stdout);
+		put_sanitised(stdout, cs->municipality,
+			      strlen(cs->municipality));
+	}
+	printf(" (%s): you are ", cs->case_id);
+	put_sanitised(stdout, cs->role, strlen(cs->role));
+	fputs("\n  people:\n    ", stdout);
+	print_people(cs->people, cs->n_people, "\n    ");
+	fputs("\n  conversations:\n", stdout);
+	if (!cs->n_conversations)
+		fputs("    (none)\n", stdout);
+	for (i = 0; i < cs->n_conversations; i++) {
+		const struct bv_client_case_conversation *cv =
+			&cs->conversations[i];
+
+		printf("    conversation %s ", cv->conversation);
+		put_sanitised(stdout, cv->kind, strlen(cv->kind));
+		if (cv->closed)
+			fputs(" [closed]", stdout);
+		fputs(": ", stdout);
+		print_people(cv->members, cv->n_members, ", ");
+		putchar('\n');
+	}
+	return 0;
+}
+
+/* The one open conversation of the view, for send and chat without
+ * --conversation. */
+struct only {
+	int n;
+	char id[BV_CLIENT_ACCOUNT_LEN + 1];
+};
+
+static int
+only_cb(void *arg, const struct bv_client_case *cs)
+{
+	struct only *o = arg;
+	size_t i;
+
+	for (i = 0; i < cs->n_conversations; i++)
+		if (!cs->conversations[i].closed && o->n++ == 0)
+			snprintf(o->id, sizeof(o->id), "%s",
+				 cs->conversations[i].conversation);
+	return 0;
+}
+
 static void
 on_message(struct bv_client *c, void *user, const char *conversation,
 	   const char *sender, uint32_t sender_device, const char *message_id,
@@ -275,8 +499,8 @@ on_message(struct bv_client *c, void *user, const char *conversation,
 
 	put_time(s->rx_out, time_ms);
 	fputc(' ', s->rx_out);
-	put_sanitised(s->rx_out, sender, strlen(sender));
-	fprintf(s->rx_out, "/%u: ", (unsigned)sender_device);
+	put_sender(c, s->rx_out, sender, sender_device);
+	fputs(": ", s->rx_out);
 	put_sanitised(s->rx_out, text, text_len);
 	fputc('\n', s->rx_out);
 	fflush(s->rx_out);
@@ -314,11 +538,17 @@ state_name(enum bv_client_msg_state st)
 static int
 print_message(void *arg, const struct bv_client_message *m)
 {
-	(void)arg;
+	struct bv_client *c = arg;
+
 	put_time(stdout, m->time_ms);
 	putchar(' ');
-	put_sanitised(stdout, m->sender, strlen(m->sender));
-	printf("/%u [%s]: ", (unsigned)m->sender_device, state_name(m->state));
+	if (m->notice) {
+		put_notice(stdout, m->notice);
+		putchar('\n');
+		return 0;
+	}
+	put_sender(c, stdout, m->sender, m->sender_device);
+	printf(" [%s]: ", state_name(m->state));
 	if (m->state == BV_CLIENT_MSG_UNDECRYPTABLE)
 		fputs("(could not be decrypted; it was asked for again)",
 		      stdout);
@@ -404,8 +634,7 @@ chat_pump(struct cli *s)
 		if (!s->q_head)
 			s->q_tail = NULL;
 		s->q_len--;
-		rc = bv_client_send_text(s->c, s->conversation, s->to, s->nto,
-					 l->text, mid);
+		rc = bv_client_send_text(s->c, s->conversation, l->text, mid);
 		free(l);
 		if (rc < 0)
 			fprintf(stderr, "bvchat: not sent: %s\n",
@@ -516,29 +745,6 @@ out:
 	if (rfd >= 0)
 		close(rfd);
 	return rc;
-}
-
-/* A random version 4 uuid for a new conversation. */
-static int
-random_uuid(char out[37])
-{
-	uint8_t b[16];
-	int fd = open("/dev/urandom", O_RDONLY), rc;
-
-	if (fd < 0)
-		return -1;
-	rc = read_full(fd, b, sizeof(b));
-	close(fd);
-	if (rc < 0)
-		return -1;
-	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-		 "%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-		 b[10], b[11], b[12], b[13], b[14], b[15]);
-	return 0;
 }
 
 /* ---------------------------------------------------------------- */
@@ -702,11 +908,13 @@ main(int argc, char **argv)
 	struct bv_client_opts o;
 	uint8_t key[BV_CLIENT_STORE_KEY_LEN];
 	char store[4096], host[256] = "127.0.0.1";
-	char conv_buf[37], mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
+	char mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
 	const char *profile = "bvchat-profile", *cmd = NULL, *token = NULL;
 	const char *conversation = NULL, *text = NULL, *peer = NULL;
-	const char *to[MAX_TO];
-	size_t nto = 0;
+	const char *case_id = NULL, *kind = "team";
+	const char *members[MAX_MEMBERS];
+	size_t nmembers = 0;
+	struct only only;
 	long count = -1, timeout_s = -1, device = 1, replaces = 0;
 	int port = 8480, loop_ok = 0, rc = 1, r, i;
 
@@ -729,13 +937,28 @@ main(int argc, char **argv)
 			}
 		} else if (!strcmp(a, "--token") && has) {
 			token = argv[++i];
-		} else if (!strcmp(a, "--to") && has) {
-			if (nto == MAX_TO) {
-				fprintf(stderr, "bvchat: at most %d --to\n",
-					MAX_TO);
+		} else if (!strcmp(a, "--to")) {
+			fprintf(stderr,
+				"bvchat: --to is gone: messages go to a case "
+				"conversation, to everyone in it (see `bvchat "
+				"cases`, then --conversation UUID)\n");
+			return 2;
+		} else if (!strcmp(a, "--member") && has) {
+			if (nmembers == MAX_MEMBERS) {
+				fprintf(stderr, "bvchat: at most %d --member\n",
+					MAX_MEMBERS);
 				return 2;
 			}
-			to[nto++] = argv[++i];
+			members[nmembers++] = argv[++i];
+		} else if (!strcmp(a, "--case") && has) {
+			case_id = argv[++i];
+		} else if (!strcmp(a, "--kind") && has) {
+			kind = argv[++i];
+			if (strcmp(kind, "team") && strcmp(kind, "citizens")) {
+				fprintf(stderr, "bvchat: --kind is team or "
+						"citizens\n");
+				return 2;
+			}
 		} else if (!strcmp(a, "--conversation") && has) {
 			conversation = argv[++i];
 		} else if (!strcmp(a, "--peer") && has) {
@@ -788,13 +1011,14 @@ main(int argc, char **argv)
 			return 2;
 		}
 	} else if (!strcmp(cmd, "send")) {
-		if (!nto || !text) {
-			fprintf(stderr, "bvchat: send needs --to and TEXT\n");
+		if (!text) {
+			fprintf(stderr, "bvchat: send needs TEXT\n");
 			return 2;
 		}
-	} else if (!strcmp(cmd, "chat")) {
-		if (!nto) {
-			fprintf(stderr, "bvchat: chat needs --to\n");
+	} else if (!strcmp(cmd, "conversation-create")) {
+		if (!case_id) {
+			fprintf(stderr,
+				"bvchat: conversation-create needs --case\n");
 			return 2;
 		}
 	} else if (!strcmp(cmd, "history")) {
@@ -808,21 +1032,14 @@ main(int argc, char **argv)
 			fprintf(stderr, "bvchat: %s needs --peer\n", cmd);
 			return 2;
 		}
-	} else if (strcmp(cmd, "listen") != 0 &&
+	} else if (strcmp(cmd, "listen") != 0 && strcmp(cmd, "chat") != 0 &&
+		   strcmp(cmd, "cases") != 0 &&
 		   strcmp(cmd, "conversations") != 0 &&
 		   strcmp(cmd, "whoami") != 0) {
 		fprintf(stderr, "bvchat: unknown command: %s\n", cmd);
 		usage(stderr);
 		return 2;
 	}
-	if (!conversation && (!strcmp(cmd, "send") || !strcmp(cmd, "chat"))) {
-		if (random_uuid(conv_buf) < 0) {
-			fprintf(stderr, "bvchat: no random bytes\n");
-			return 1;
-		}
-		conversation = conv_buf;
-	}
-
 	if (load_key(profile, !strcmp(cmd, "enroll"), key) < 0)
 		return 1;
 	snprintf(store, sizeof(store), "%s/store.db", profile);
@@ -852,6 +1069,8 @@ main(int argc, char **argv)
 	o.on_error = on_error;
 	o.on_sent = on_sent;
 	o.on_identity_accepted = on_accepted;
+	o.on_notice = on_notice;
+	o.on_cases = on_cases;
 	o.user = &s;
 	r = bv_client_new(&o, &s.c);
 	memset(key, 0, sizeof(key));
@@ -880,7 +1099,7 @@ main(int argc, char **argv)
 						    NULL);
 		else if (!strcmp(cmd, "history"))
 			r = bv_client_history(s.c, conversation, 0,
-					      print_message, NULL);
+					      print_message, s.c);
 		else
 			r = print_safety(s.c, peer, (uint32_t)device) < 0
 				    ? BV_EINVAL
@@ -924,6 +1143,59 @@ main(int argc, char **argv)
 		goto out;
 	}
 
+	/* The case view is fetched after every connect: wait for it. */
+	if (!strcmp(cmd, "cases") || !strcmp(cmd, "conversation-create") ||
+	    (!conversation && (!strcmp(cmd, "send") || !strcmp(cmd, "chat")))) {
+		if (!run_until(&s, &s.cases, CONNECT_TIMEOUT_MS) ||
+		    s.cases_rc < 0) {
+			fprintf(stderr, "bvchat: %s: the case view: %s\n", cmd,
+				bv_client_strerror(s.refused ? s.refused
+						   : s.cases
+							   ? s.cases_rc
+							   : BV_EUNAVAILABLE));
+			goto out;
+		}
+	}
+	if (!strcmp(cmd, "cases")) {
+		r = bv_client_cases(s.c, print_case, NULL);
+		if (r < 0)
+			fprintf(stderr, "bvchat: cases: %s\n",
+				bv_client_strerror(r));
+		rc = r < 0 ? 1 : 0;
+		goto out;
+	}
+	if (!strcmp(cmd, "conversation-create")) {
+		r = bv_client_conversation_create(s.c, case_id, kind, members,
+						  nmembers, on_created, &s);
+		if (r == 0 && !run_until(&s, &s.created, SEND_TIMEOUT_MS))
+			r = s.refused ? s.refused : BV_EUNAVAILABLE;
+		if (r == 0)
+			r = s.created_rc;
+		if (r < 0) {
+			fprintf(stderr, "bvchat: conversation-create: %s\n",
+				r == BV_ENOACCOUNT ? "not found or not allowed"
+						   : bv_client_strerror(r));
+			goto out;
+		}
+		printf("%s\n", s.created_id);
+		rc = 0;
+		goto out;
+	}
+	if (!conversation && (!strcmp(cmd, "send") || !strcmp(cmd, "chat"))) {
+		memset(&only, 0, sizeof(only));
+		bv_client_cases(s.c, only_cb, &only);
+		if (only.n != 1) {
+			fprintf(stderr,
+				"bvchat: %s: you have %d open conversations; "
+				"name one with --conversation (bvchat "
+				"cases)\n",
+				cmd, only.n);
+			rc = 2;
+			goto out;
+		}
+		conversation = only.id;
+	}
+
 	if (!strcmp(cmd, "send")) {
 		int64_t t0 = (int64_t)uv_now(&s.loop);
 		int left;
@@ -935,7 +1207,7 @@ main(int argc, char **argv)
 							   : BV_EUNAVAILABLE));
 			goto out;
 		}
-		r = bv_client_send_text(s.c, conversation, to, nto, text, mid);
+		r = bv_client_send_text(s.c, conversation, text, mid);
 		if (r < 0) {
 			fprintf(stderr, "bvchat: send: %s\n",
 				bv_client_strerror(r));
@@ -966,7 +1238,10 @@ main(int argc, char **argv)
 		}
 		if (s.sent_rc < 0) {
 			fprintf(stderr, "bvchat: send failed: %s\n",
-				bv_client_strerror(s.sent_rc));
+				s.sent_rc == BV_ENOACCOUNT
+					? "no such conversation, or it is "
+					  "closed or not yours to write to"
+					: bv_client_strerror(s.sent_rc));
 			goto out;
 		}
 		printf("%s\n", mid);
@@ -1044,8 +1319,6 @@ main(int argc, char **argv)
 
 	/* chat */
 	s.mark_read = 1;
-	s.to = to;
-	s.nto = nto;
 	s.conversation = conversation;
 	if (!run_until(&s, &s.online, CONNECT_TIMEOUT_MS)) {
 		fprintf(stderr, "bvchat: chat: %s\n",
@@ -1054,9 +1327,11 @@ main(int argc, char **argv)
 		goto out;
 	}
 	fprintf(stderr,
-		"bvchat: connected as %s/%u; type a line and press "
+		"bvchat: connected as %s/%u in conversation %s; everything "
+		"you write goes to the case file too; type a line and press "
 		"Enter to send, end with Ctrl-D\n",
-		bv_client_account(s.c), (unsigned)bv_client_device(s.c));
+		bv_client_account(s.c), (unsigned)bv_client_device(s.c),
+		conversation);
 	if (stdin_open(&s) < 0)
 		goto out;
 	run_until(&s, &s.in_eof, -1);

@@ -8,7 +8,10 @@
  * Reports texts/s delivered and decrypted, latency from
  * bv_client_send_text() to the receiver's on_message, and CPU per text.
  * Only bvchat.h drives the clients; tokens are signed with the tenant key
- * as the municipality would (bv_token.h). It measures; it asserts nothing.
+ * as the municipality would (bv_token.h). Each pair is a case of its own
+ * (receiver a child, sender its caseworker) with one team conversation,
+ * set up with `bvchat-relay admin` (--database). It measures; it asserts
+ * nothing.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,6 +26,7 @@
 #include <unistd.h>
 #include <sys/resource.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <uv.h>
@@ -68,6 +72,8 @@ struct opts {
 	const char *label;
 	int json;
 	int no_prime;
+	const char *database;  /* conninfo for `bvchat-relay admin` */
+	const char *relay_bin; /* bvchat-relay */
 };
 
 struct bench;
@@ -172,7 +178,6 @@ static void
 send_one(struct pair *p)
 {
 	struct bench *b = p->b;
-	const char *to = bv_client_account(p->rcv);
 	char mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
 	char *text;
 	uint32_t seq = ++p->next_seq;
@@ -190,7 +195,7 @@ send_one(struct pair *p)
 	text[HDR_LEN] = 'x'; /* snprintf's NUL */
 	text[b->o.size] = '\0';
 	b->sends++;
-	rc = bv_client_send_text(p->snd, p->conv, &to, 1, text, mid);
+	rc = bv_client_send_text(p->snd, p->conv, text, mid);
 	free(text);
 	if (rc < 0) {
 		b->send_refused++;
@@ -459,6 +464,98 @@ enter(struct bench *b, enum phase ph, uint64_t now)
 	}
 }
 
+/* `bvchat-relay --database DB admin ARGS…`; its first line of output
+ * into out. Returns 0 or -1. Blocking: only while setting up. */
+static int
+admin(struct bench *b, char *out, size_t cap, const char *const *args)
+{
+	const char *argv[24] = {b->o.relay_bin, "--database", b->o.database,
+				"admin"};
+	int fd[2], status = 0, n = 4, i;
+	ssize_t got = 0, r;
+	pid_t pid;
+
+	for (i = 0; args[i] && n < 23; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	if (pipe(fd) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(fd[0]);
+		close(fd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		dup2(fd[1], 1);
+		close(fd[0]);
+		close(fd[1]);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(fd[1]);
+	while (cap && (size_t)got < cap - 1 &&
+	       (r = read(fd[0], out + got, cap - 1 - (size_t)got)) > 0)
+		got += r;
+	close(fd[0]);
+	if (cap) {
+		out[got] = '\0';
+		out[strcspn(out, "\n")] = '\0';
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* Each pair a case: the receiver a child, the sender its caseworker,
+ * one team conversation (once, when every device is enrolled). */
+static int
+cases_setup(struct bench *b)
+{
+	static int done;
+	char case_id[64], number[32];
+	unsigned i;
+
+	if (done)
+		return 0;
+	for (i = 0; i < b->o.pairs; i++) {
+		struct pair *p = &b->p[i];
+		const char *snd = bv_client_account(p->snd);
+		const char *rcv = bv_client_account(p->rcv);
+		const char *cc[] = {"case-create",   "--tenant", b->tenant,
+				    "--case-number", number,	 NULL};
+		const char *r1[] = {
+			"roster-add", "--case", case_id,  "--account", rcv,
+			"--role",     "child",	"--name", "Barn",      NULL};
+		const char *r2[] = {"roster-add", "--case", case_id,
+				    "--account",  snd,	    "--role",
+				    "caseworker", "--name", "Saksbehandler",
+				    NULL};
+		const char *cv[] = {"conversation-create",
+				    "--case",
+				    case_id,
+				    "--by",
+				    rcv,
+				    "--kind",
+				    "team",
+				    "--members",
+				    rcv,
+				    NULL};
+
+		snprintf(number, sizeof(number), "bench/%u-%u",
+			 (unsigned)getpid(), i);
+		if (admin(b, case_id, sizeof(case_id), cc) < 0 ||
+		    admin(b, NULL, 0, r1) < 0 || admin(b, NULL, 0, r2) < 0 ||
+		    admin(b, p->conv, sizeof(p->conv), cv) < 0) {
+			fail(b, "pair %u: cannot set up its case (%s admin)", i,
+			     b->o.relay_bin);
+			return -1;
+		}
+	}
+	done = 1;
+	return 0;
+}
+
 static void
 tick(uv_timer_t *t)
 {
@@ -470,7 +567,7 @@ tick(uv_timer_t *t)
 
 	switch (b->phase) {
 	case PH_ENROLL:
-		if (b->enrolled == 2 * b->o.pairs)
+		if (b->enrolled == 2 * b->o.pairs && cases_setup(b) == 0)
 			enter(b, b->o.no_prime ? PH_WARMUP : PH_PRIME, now);
 		else if (in > (uint64_t)(b->o.setup_timeout * NS_PER_S))
 			fail(b, "%u of %u devices enrolled in %.0f s",
@@ -617,6 +714,10 @@ usage(FILE *f)
 		"  --url HOST:PORT     the relay (127.0.0.1:8480)\n"
 		"  --key FILE          tenant key file from admin "
 		"tenant-create\n"
+		"  --database CONNINFO the relay's database: each pair "
+		"becomes a case\n"
+		"                      (bvchat-relay admin)\n"
+		"  --relay-bin PATH    bvchat-relay (found in PATH)\n"
 		"  --pairs N           sender/receiver pairs (10)\n"
 		"  --inflight K        texts in flight per sender (10)\n"
 		"  --rate R            instead: R texts/s in all, round-robin\n"
@@ -656,6 +757,8 @@ parse_args(int argc, char **argv, struct opts *o)
 		{"db-pid", required_argument, NULL, 'B'},
 		{"label", required_argument, NULL, 'l'},
 		{"json", no_argument, NULL, 'j'},
+		{"database", required_argument, NULL, 'b'},
+		{"relay-bin", required_argument, NULL, 'x'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -674,6 +777,7 @@ parse_args(int argc, char **argv, struct opts *o)
 	o->warmup = 2;
 	o->setup_timeout = 60;
 	o->label = "e2e";
+	o->relay_bin = "bvchat-relay";
 	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'u':
@@ -741,6 +845,12 @@ parse_args(int argc, char **argv, struct opts *o)
 		case 'j':
 			o->json = 1;
 			break;
+		case 'b':
+			o->database = optarg;
+			break;
+		case 'x':
+			o->relay_bin = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -748,7 +858,7 @@ parse_args(int argc, char **argv, struct opts *o)
 			goto bad;
 		}
 	}
-	if (optind != argc || !o->key)
+	if (optind != argc || !o->key || !o->database)
 		goto bad;
 	return 0;
 bad:
@@ -850,8 +960,6 @@ main(int argc, char **argv)
 
 		p->b = b;
 		p->idx = i;
-		snprintf(p->conv, sizeof(p->conv),
-			 "5b0f7d3e-9c1a-4e2b-8f6d-%012x", i + 1);
 		snprintf(p->snd_path, sizeof(p->snd_path), "%s/s%u.db", b->dir,
 			 i);
 		snprintf(p->rcv_path, sizeof(p->rcv_path), "%s/r%u.db", b->dir,

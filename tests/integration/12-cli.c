@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
  * 12-cli: the `bvchat` command-line client (client-lib/tools/bvchat.c,
- * BV_CLI_BIN) against a real relay: two profiles enroll, one sends to the
- * other, `listen` prints the line; a send to an unknown account fails with
- * a clear message and a non-zero exit; `history`, `conversations` and
- * `safety` read the profile; after a reinstall a send is held until
- * `accept`, which prints the new safety number and lets it go out. Every
- * run is bounded by bvt_run.
+ * BV_CLI_BIN) against a real relay: two profiles enroll and are put on a
+ * case (`bvchat-relay admin`); `cases` shows it with roles and the team
+ * conversation; one sends in it, `listen` prints the line with the
+ * sender's name from the case; a send to an unknown conversation fails
+ * with a clear message and a non-zero exit; `conversation-create` gives
+ * the citizen's team conversation; `history`, `conversations` and `safety`
+ * read the profile; after a reinstall a send is held until `accept`, which
+ * prints the new safety number and lets it go out. Every run is bounded by
+ * bvt_run.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +24,50 @@
 #include "bvtest.h"
 
 static struct bvt_env env;
+
+/* `bvchat-relay --database DB admin ARGS…`: exit status; the first line of
+ * its output into out (may be NULL). */
+static int
+admin(char *out, size_t cap, const char *const *args)
+{
+	return bvt_admin(env.db, out, cap, args);
+}
+
+/* A case with staff as caseworker Camilla and citizen as child Elisa, and
+ * Elisa's team conversation into conv; case_id into case_out. */
+static void
+case_of(const char *staff, const char *citizen, char conv[37],
+	char case_out[37])
+{
+	static unsigned n;
+	char number[32];
+	const char *cc[] = {"case-create",   "--tenant", env.tenant.id,
+			    "--case-number", number,	 NULL};
+	const char *r1[] = {"roster-add", "--case", case_out, "--account",
+			    citizen,	  "--role", "child",  "--name",
+			    "Elisa",	  NULL};
+	const char *r2[] = {"roster-add", "--case", case_out,	  "--account",
+			    staff,	  "--role", "caseworker", "--name",
+			    "Camilla",	  NULL};
+	const char *cv[] = {"conversation-create",
+			    "--case",
+			    case_out,
+			    "--by",
+			    citizen,
+			    "--kind",
+			    "team",
+			    "--members",
+			    citizen,
+			    NULL};
+
+	snprintf(number, sizeof(number), "2026/%04u", ++n);
+	assert_int_equal(admin(case_out, 37, cc), 0);
+	assert_int_equal(strlen(case_out), 36);
+	assert_int_equal(admin(NULL, 0, r1), 0);
+	assert_int_equal(admin(NULL, 0, r2), 0);
+	assert_int_equal(admin(conv, 37, cv), 0);
+	assert_int_equal(strlen(conv), 36);
+}
 
 /* Runs the CLI through /bin/sh with stderr into err_path, stdout into
  * *out and, when in is not NULL, the output of the shell command in on
@@ -98,7 +145,7 @@ cli_ok(const char *args)
 static void
 t_cli_history_keys(void **state)
 {
-	static const char c1[] = "6a1f0e2d-3c4b-4a59-8877-665544332211";
+	char c1[37], case_id[37];
 	char a[512], b[512], b2[512], alice[37], bob[37], args[2048];
 	char err[512], *out, *sn_a, *sn_b;
 	size_t len;
@@ -109,10 +156,12 @@ t_cli_history_keys(void **state)
 	snprintf(b2, sizeof(b2), "%s/hk-elisa-new", bvt_tmpdir());
 	enroll(a, alice);
 	enroll(b, bob);
+	case_of(alice, bob, c1, case_id);
+	snprintf(args, sizeof(args), "--profile '%s' cases", b);
+	free(cli_ok(args));
 
 	snprintf(args, sizeof(args),
-		 "--profile '%s' send --conversation %s --to %s 'Hei!'", a, c1,
-		 bob);
+		 "--profile '%s' send --conversation %s 'Hei!'", a, c1);
 	free(cli_ok(args));
 	snprintf(args, sizeof(args),
 		 "--profile '%s' listen --count 1 --timeout 20", b);
@@ -123,15 +172,14 @@ t_cli_history_keys(void **state)
 		 b, c1);
 	out = cli_ok(args);
 	print_message("history: %s", out);
-	snprintf(args, sizeof(args), "%s/1 [received]: Hei!\n", alice);
-	assert_non_null(strstr(out, args));
+	assert_non_null(strstr(out, "Camilla (caseworker) [received]: Hei!\n"));
 	free(out);
 	snprintf(args, sizeof(args), "--profile '%s' history --conversation %s",
 		 a, c1);
 	out = cli_ok(args);
 	/* delivered once Camilla's client has been online again */
-	assert_true(strstr(out, "/1 [sent]: Hei!\n") ||
-		    strstr(out, "/1 [delivered]: Hei!\n"));
+	assert_true(strstr(out, "Camilla (caseworker) [sent]: Hei!\n") ||
+		    strstr(out, "Camilla (caseworker) [delivered]: Hei!\n"));
 	free(out);
 	snprintf(args, sizeof(args), "--profile '%s' conversations", a);
 	out = cli_ok(args);
@@ -160,8 +208,7 @@ t_cli_history_keys(void **state)
 	enroll_as(b2, bob, 1);
 	snprintf(err, sizeof(err), "%s/held.err", bvt_tmpdir());
 	snprintf(args, sizeof(args),
-		 "--profile '%s' send --conversation %s --to %s 'Igjen?'", a,
-		 c1, bob);
+		 "--profile '%s' send --conversation %s 'Igjen?'", a, c1);
 	out = NULL;
 	assert_int_equal(cli(&out, err, args), 1);
 	free(out);
@@ -183,7 +230,7 @@ t_cli_history_keys(void **state)
 	snprintf(args, sizeof(args),
 		 "--profile '%s' listen --count 1 --timeout 20", b2);
 	out = cli_ok(args);
-	assert_non_null(strstr(out, "/1: Igjen?\n"));
+	assert_non_null(strstr(out, ": Igjen?\n"));
 	free(out);
 	snprintf(args, sizeof(args), "--profile '%s' safety --peer %s", b2,
 		 alice);
@@ -197,6 +244,7 @@ static void
 t_cli(void **state)
 {
 	char a[512], b[512], alice[37], bob[37], args[2048], err[512];
+	char conv[37], case_id[37];
 	char *out = NULL, *msg;
 	size_t len;
 
@@ -206,6 +254,49 @@ t_cli(void **state)
 	enroll(a, alice);
 	enroll(b, bob);
 	assert_string_not_equal(alice, bob);
+	case_of(alice, bob, conv, case_id);
+
+	/* The case as each of them sees it: roles, names, the case file,
+	 * the team conversation and who is in it. */
+	snprintf(args, sizeof(args), "--profile '%s' cases", a);
+	out = cli_ok(args);
+	print_message("cases: %s", out);
+	snprintf(err, sizeof(err), "(%s): you are caseworker\n", case_id);
+	assert_non_null(strstr(out, err));
+	snprintf(err, sizeof(err), "    Elisa (child) %s\n", bob);
+	assert_non_null(strstr(out, err));
+	snprintf(err, sizeof(err), "    conversation %s team: ", conv);
+	assert_non_null(strstr(out, err));
+	free(out);
+	snprintf(args, sizeof(args), "--profile '%s' cases", b);
+	out = cli_ok(args);
+	assert_non_null(strstr(out, "you are child\n"));
+	snprintf(err, sizeof(err), "    Camilla (caseworker) %s\n", alice);
+	assert_non_null(strstr(out, err));
+	free(out);
+	out = NULL;
+
+	/* Elisa asks for her team conversation: she already has it. */
+	snprintf(args, sizeof(args),
+		 "--profile '%s' conversation-create --case %s", b, case_id);
+	out = cli_ok(args);
+	snprintf(err, sizeof(err), "%s\n", conv);
+	assert_string_equal(out, err);
+	free(out);
+	out = NULL;
+	/* Not a case of hers: the one answer for everything not allowed. */
+	snprintf(err, sizeof(err), "%s/create.err", bvt_tmpdir());
+	snprintf(args, sizeof(args),
+		 "--profile '%s' conversation-create --case "
+		 "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9",
+		 b);
+	assert_int_equal(cli(&out, err, args), 1);
+	free(out);
+	out = NULL;
+	msg = bvt_file_read(err, &len);
+	assert_non_null(msg);
+	assert_non_null(strstr(msg, "not found or not allowed"));
+	free(msg);
 
 	/* Enrolling the same profile again is refused. */
 	snprintf(err, sizeof(err), "%s/again.err", bvt_tmpdir());
@@ -217,8 +308,9 @@ t_cli(void **state)
 	/* Camilla sends; the id comes back once the relay stored it. */
 	snprintf(err, sizeof(err), "%s/send.err", bvt_tmpdir());
 	snprintf(args, sizeof(args),
-		 "--profile '%s' send --to %s 'hei Elisa, kl 14 i morgen?'", a,
-		 bob);
+		 "--profile '%s' send --conversation %s 'hei Elisa, kl 14 i "
+		 "morgen?'",
+		 a, conv);
 	assert_int_equal(cli(&out, err, args), 0);
 	assert_non_null(out);
 	assert_int_equal(strlen(out), 37); /* the uuid and a newline */
@@ -227,8 +319,9 @@ t_cli(void **state)
 
 	/* A control character in the text is not passed to the terminal. */
 	snprintf(args, sizeof(args),
-		 "--profile '%s' send --to %s \"$(printf 'x\\033[2Jy')\"", a,
-		 bob);
+		 "--profile '%s' send --conversation %s \"$(printf "
+		 "'x\\033[2Jy')\"",
+		 a, conv);
 	assert_int_equal(cli(&out, err, args), 0);
 	free(out);
 	out = NULL;
@@ -240,10 +333,9 @@ t_cli(void **state)
 	assert_int_equal(cli(&out, err, args), 0);
 	assert_non_null(out);
 	print_message("listen: %s", out);
-	snprintf(args, sizeof(args), "%s/1: hei Elisa, kl 14 i morgen?\n",
-		 alice);
-	assert_non_null(strstr(out, args));
-	assert_non_null(strstr(out, "/1: x?[2Jy\n"));
+	assert_non_null(strstr(
+		out, "Camilla (caseworker): hei Elisa, kl 14 i morgen?\n"));
+	assert_non_null(strstr(out, "Camilla (caseworker): x?[2Jy\n"));
 	assert_null(strchr(out, '\033'));
 	free(out);
 	out = NULL;
@@ -255,10 +347,10 @@ t_cli(void **state)
 	free(out);
 	out = NULL;
 
-	/* An unknown account: non-zero, a clear reason, no id. */
+	/* An unknown conversation: non-zero, a clear reason, no id. */
 	snprintf(err, sizeof(err), "%s/unknown.err", bvt_tmpdir());
 	snprintf(args, sizeof(args),
-		 "--profile '%s' send --to "
+		 "--profile '%s' send --conversation "
 		 "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9 hallo",
 		 a);
 	assert_int_not_equal(cli(&out, err, args), 0);
@@ -268,12 +360,13 @@ t_cli(void **state)
 	msg = bvt_file_read(err, &len);
 	assert_non_null(msg);
 	print_message("unknown: %s", msg);
-	assert_non_null(strstr(msg, "send failed: "));
+	assert_non_null(strstr(msg, "send failed: no such conversation"));
 	free(msg);
 
-	/* Elisa answers with chat, reading lines from a pipe. */
+	/* Elisa answers with chat, reading lines from a pipe, in her only
+	 * conversation. */
 	snprintf(err, sizeof(err), "%s/chat.err", bvt_tmpdir());
-	snprintf(args, sizeof(args), "--profile '%s' chat --to %s", b, alice);
+	snprintf(args, sizeof(args), "--profile '%s' chat", b);
 	assert_int_equal(cli_in("printf 'ja\\nses da\\n'", &out, err, args), 0);
 	free(out);
 	out = NULL;
@@ -286,8 +379,8 @@ t_cli(void **state)
 		char first[128];
 		const char *p1, *p2;
 
-		snprintf(first, sizeof(first), "%s/1: ja\n", bob);
-		snprintf(args, sizeof(args), "%s/1: ses da\n", bob);
+		snprintf(first, sizeof(first), "Elisa (child): ja\n");
+		snprintf(args, sizeof(args), "Elisa (child): ses da\n");
 		p1 = strstr(out, first);
 		p2 = strstr(out, args);
 		assert_non_null(p1);
@@ -303,7 +396,17 @@ t_cli(void **state)
 	assert_int_equal(cli(&out, err, args), 1);
 	free(out);
 	out = NULL;
-	snprintf(args, sizeof(args), "--profile '%s' send --to %s", a, bob);
+	snprintf(args, sizeof(args), "--profile '%s' send --to %s hei", a, bob);
+	assert_int_equal(cli(&out, err, args), 2);
+	free(out);
+	out = NULL;
+	snprintf(args, sizeof(args), "--profile '%s' send --conversation %s", a,
+		 conv);
+	assert_int_equal(cli(&out, err, args), 2);
+	free(out);
+	out = NULL;
+	/* Camilla has one conversation here too, but send needs TEXT. */
+	snprintf(args, sizeof(args), "--profile '%s' conversation-create", a);
 	assert_int_equal(cli(&out, err, args), 2);
 	free(out);
 }

@@ -31,6 +31,50 @@
 
 static struct bvt_env env;
 
+/* `bvchat-relay --database DB admin ARGS…`: exit status; the first line of
+ * its output into out (may be NULL). */
+static int
+admin(char *out, size_t cap, const char *const *args)
+{
+	return bvt_admin(env.db, out, cap, args);
+}
+
+/* A case with staff as caseworker Camilla and citizen as child Elisa, and
+ * Elisa's team conversation into conv; case_id into case_out. */
+static void
+case_of(const char *staff, const char *citizen, char conv[37],
+	char case_out[37])
+{
+	static unsigned n;
+	char number[32];
+	const char *cc[] = {"case-create",   "--tenant", env.tenant.id,
+			    "--case-number", number,	 NULL};
+	const char *r1[] = {"roster-add", "--case", case_out, "--account",
+			    citizen,	  "--role", "child",  "--name",
+			    "Elisa",	  NULL};
+	const char *r2[] = {"roster-add", "--case", case_out,	  "--account",
+			    staff,	  "--role", "caseworker", "--name",
+			    "Camilla",	  NULL};
+	const char *cv[] = {"conversation-create",
+			    "--case",
+			    case_out,
+			    "--by",
+			    citizen,
+			    "--kind",
+			    "team",
+			    "--members",
+			    citizen,
+			    NULL};
+
+	snprintf(number, sizeof(number), "2026/%04u", ++n);
+	assert_int_equal(admin(case_out, 37, cc), 0);
+	assert_int_equal(strlen(case_out), 36);
+	assert_int_equal(admin(NULL, 0, r1), 0);
+	assert_int_equal(admin(NULL, 0, r2), 0);
+	assert_int_equal(admin(conv, 37, cv), 0);
+	assert_int_equal(strlen(conv), 36);
+}
+
 /* One `bvchat chat` on the master side of a pseudo-terminal. */
 struct tty {
 	pid_t pid;
@@ -119,9 +163,10 @@ tty_wait(struct tty *t, size_t from, const char *needle, int ms)
 	}
 }
 
-/* Starts `bvchat --profile profile chat --to to` on a new terminal. */
+/* Starts `bvchat --profile profile chat --conversation conv` on a new
+ * terminal. */
 static void
-tty_start(struct tty *t, const char *profile, const char *to)
+tty_start(struct tty *t, const char *profile, const char *conv)
 {
 	char relay[64];
 	struct winsize ws = {.ws_row = 24, .ws_col = 80};
@@ -135,7 +180,7 @@ tty_start(struct tty *t, const char *profile, const char *to)
 	assert_true(t->pid >= 0);
 	if (t->pid == 0) {
 		execl(BV_CLI_BIN, BV_CLI_BIN, "--relay", relay, "--profile",
-		      profile, "chat", "--to", to, (char *)NULL);
+		      profile, "chat", "--conversation", conv, (char *)NULL);
 		_exit(127);
 	}
 	flags = fcntl(t->master, F_GETFL);
@@ -234,6 +279,7 @@ static void
 t_tty(void **state)
 {
 	char cam[512], eli[512], camilla[37], elisa[37];
+	char conv[37], case_id[37];
 	char args[2048], err[600], want[256], *out = NULL;
 	struct tty t;
 	size_t mark;
@@ -244,8 +290,18 @@ t_tty(void **state)
 	snprintf(eli, sizeof(eli), "%s/elisa", bvt_tmpdir());
 	enroll(cam, camilla);
 	enroll(eli, elisa);
+	case_of(camilla, elisa, conv, case_id);
+	snprintf(err, sizeof(err), "%s/cases.err", bvt_tmpdir());
+	/* Both know the case (and so each other's names) from now on. */
+	snprintf(args, sizeof(args), "--profile '%s' cases", cam);
+	assert_int_equal(cli_in(NULL, &out, err, args), 0);
+	free(out);
+	snprintf(args, sizeof(args), "--profile '%s' cases", eli);
+	assert_int_equal(cli_in(NULL, &out, err, args), 0);
+	free(out);
+	out = NULL;
 
-	tty_start(&t, cam, elisa);
+	tty_start(&t, cam, conv);
 	if (!tty_wait(&t, 0, "type a line", BVT_TIMEOUT)) {
 		print_message("terminal: %s\n", t.buf);
 		fail_msg("bvchat chat did not connect");
@@ -254,7 +310,9 @@ t_tty(void **state)
 	/* Camilla types; Elisa gets the line. */
 	tty_type(&t, "hei fra terminalen\n");
 	out = listen_n(eli, 1);
-	snprintf(want, sizeof(want), "%s/1: hei fra terminalen\n", camilla);
+	snprintf(want, sizeof(want),
+		 "Camilla (caseworker): hei fra "
+		 "terminalen\n");
 	assert_non_null(strstr(out, want));
 	free(out);
 
@@ -264,15 +322,15 @@ t_tty(void **state)
 	mark = t.len;
 	snprintf(err, sizeof(err), "%s/send.err", bvt_tmpdir());
 	snprintf(args, sizeof(args),
-		 "--profile '%s' send --to %s \"$(printf "
+		 "--profile '%s' send --conversation %s \"$(printf "
 		 "'a\\033[2J\\033]0;pwned\\007b\\302\\23331mc\\342\\200\\256d"
 		 "\\rfake')\"",
-		 eli, camilla);
+		 eli, conv);
 	assert_int_equal(cli_in(NULL, &out, err, args), 0);
 	free(out);
 	out = NULL;
-	snprintf(want, sizeof(want), "%s/1: a?[2J?]0;pwned?b?31mc?d?fake",
-		 elisa);
+	snprintf(want, sizeof(want),
+		 "Elisa (child): a?[2J?]0;pwned?b?31mc?d?fake");
 	if (!tty_wait(&t, mark, want, BVT_TIMEOUT)) {
 		print_message("terminal: %s\n", t.buf);
 		fail_msg("the answer did not appear neutralised");
@@ -293,13 +351,13 @@ t_tty(void **state)
 	tty_check_modes(&t);
 	tty_free(&t);
 	out = listen_n(eli, 1);
-	snprintf(want, sizeof(want), "%s/1: ses i morgen\n", camilla);
+	snprintf(want, sizeof(want), "Camilla (caseworker): ses i morgen\n");
 	assert_non_null(strstr(out, want));
 	free(out);
 
 	/* Ctrl-C in the middle of a line: the partial line is not sent, the
 	 * program says so and exits 130 instead of dying by SIGINT. */
-	tty_start(&t, cam, elisa);
+	tty_start(&t, cam, conv);
 	assert_true(tty_wait(&t, 0, "type a line", BVT_TIMEOUT));
 	tty_type(&t, "halv linj");
 	tty_pump(&t, 200);
@@ -317,12 +375,15 @@ t_tty(void **state)
 
 	/* The profile still works after that, and nothing half-typed was
 	 * sent: Elisa's next message is Camilla's next line. */
-	snprintf(args, sizeof(args), "--profile '%s' chat --to %s", cam, elisa);
+	snprintf(args, sizeof(args), "--profile '%s' chat --conversation %s",
+		 cam, conv);
 	assert_int_equal(cli_in("printf 'etter avbruddet\\n'", &out, err, args),
 			 0);
 	free(out);
 	out = listen_n(eli, 1);
-	snprintf(want, sizeof(want), "%s/1: etter avbruddet\n", camilla);
+	snprintf(want, sizeof(want),
+		 "Camilla (caseworker): etter "
+		 "avbruddet\n");
 	p1 = strstr(out, want);
 	p2 = strstr(out, "halv");
 	assert_non_null(p1);

@@ -21,7 +21,8 @@ uv_loop_t loop;
 char dir[256];
 
 const uint8_t store_key[BV_CLIENT_STORE_KEY_LEN] = {7, 7, 7};
-const char conv[] = "5b0f7d3e-9c1a-4e2b-8f6d-2a4c6e8b0d1f";
+char conv[BV_CLIENT_ACCOUNT_LEN + 1];
+char case_id[BV_CLIENT_ACCOUNT_LEN + 1];
 int64_t peer_signed_max_age_ms;
 int peer_no_delivery_receipts;
 
@@ -119,7 +120,7 @@ on_receipt(struct bv_client *c, void *user, const char *conversation,
 	size_t i;
 
 	(void)c;
-	assert_string_equal(conversation, conv);
+	assert_int_equal(strlen(conversation), BV_CLIENT_ACCOUNT_LEN);
 	assert_true(n >= 1 && n <= 100);
 	for (i = 0; i < n; i++) {
 		assert_true(p->n_rc < MAX_RC);
@@ -129,6 +130,34 @@ on_receipt(struct bv_client *c, void *user, const char *conversation,
 		snprintf(r->sender, sizeof(r->sender), "%s", sender);
 		r->device = sender_device;
 	}
+}
+
+static void
+on_notice(struct bv_client *c, void *user, const struct bv_client_notice *n)
+{
+	struct peer *p = user;
+
+	(void)c;
+	p->notices++;
+	snprintf(p->notice.conversation, sizeof(p->notice.conversation), "%s",
+		 n->conversation);
+	snprintf(p->notice.mid, sizeof(p->notice.mid), "%s", n->message_id);
+	snprintf(p->notice.kind, sizeof(p->notice.kind), "%s", n->kind);
+	snprintf(p->notice.phone, sizeof(p->notice.phone), "%s",
+		 n->phone ? n->phone : "");
+	snprintf(p->notice.emergency, sizeof(p->notice.emergency), "%s",
+		 n->emergency_phone);
+}
+
+static void
+on_cases(struct bv_client *c, void *user, int changed, int rc)
+{
+	struct peer *p = user;
+
+	(void)c;
+	(void)changed;
+	p->cases++;
+	p->cases_rc = rc;
 }
 
 static void
@@ -200,6 +229,8 @@ peer_open(struct peer *p, const char *name)
 	o.on_sent = on_sent;
 	o.on_receipt = on_receipt;
 	o.on_identity_accepted = on_accepted;
+	o.on_notice = on_notice;
+	o.on_cases = on_cases;
 	o.user = p;
 	o.signed_prekey_max_age_ms = peer_signed_max_age_ms;
 	o.no_delivery_receipts = peer_no_delivery_receipts;
@@ -266,19 +297,144 @@ find(const struct peer *p, const char *mid)
 	return NULL;
 }
 
-/* from sends text to account to; waits for the relay's answer. */
-void
-say(struct peer *from, const char *to, const char *text, char *mid)
+int
+say_in(struct peer *from, const char *conversation, const char *text, char *mid)
 {
-	const char *rcpt[1] = {to};
 	unsigned n = from->sent;
 
-	assert_int_equal(bv_client_send_text(from->c, conv, rcpt, 1, text, mid),
+	assert_int_equal(bv_client_send_text(from->c, conversation, text, mid),
 			 0);
 	if (!run_until(&from->sent, n + 1, BVT_TIMEOUT))
 		fail_msg("%s: no outcome for %s", from->name, mid);
 	assert_string_equal(from->sent_mid, mid);
-	assert_int_equal(from->sent_rc, 0);
+	return from->sent_rc;
+}
+
+void
+say(struct peer *from, const char *text, char *mid)
+{
+	assert_int_equal(say_in(from, conv, text, mid), 0);
+}
+
+int
+admin(char *out, size_t cap, const char *const *args)
+{
+	return bvt_admin(env.db, out, cap, args);
+}
+
+void
+case_new(void)
+{
+	static unsigned n;
+	char number[32];
+	const char *args[] = {"case-create",   "--tenant", env.tenant.id,
+			      "--case-number", number,	   NULL};
+
+	snprintf(number, sizeof(number), "2026/%04u", ++n);
+	assert_int_equal(admin(case_id, sizeof(case_id), args), 0);
+	assert_int_equal(strlen(case_id), BV_CLIENT_ACCOUNT_LEN);
+}
+
+void
+case_add(const struct peer *p, const char *role, const char *name)
+{
+	const char *args[] = {"roster-add",
+			      "--case",
+			      case_id,
+			      "--account",
+			      bv_client_account(p->c),
+			      "--role",
+			      role,
+			      "--name",
+			      name,
+			      NULL};
+
+	assert_int_equal(admin(NULL, 0, args), 0);
+}
+
+void
+case_team(const struct peer *citizen)
+{
+	const char *a = bv_client_account(citizen->c);
+	const char *args[] = {"conversation-create",
+			      "--case",
+			      case_id,
+			      "--by",
+			      a,
+			      "--kind",
+			      "team",
+			      "--members",
+			      a,
+			      NULL};
+
+	assert_int_equal(admin(conv, sizeof(conv), args), 0);
+	assert_int_equal(strlen(conv), BV_CLIENT_ACCOUNT_LEN);
+}
+
+void
+case_archive(const struct peer *p)
+{
+	const char *args[] = {"archive-set",	       "--tenant",
+			      env.tenant.id,	       "--account",
+			      bv_client_account(p->c), NULL};
+
+	assert_int_equal(admin(NULL, 0, args), 0);
+}
+
+void
+peer_cases(struct peer *p)
+{
+	unsigned n = p->cases;
+
+	assert_int_equal(bv_client_refresh_cases(p->c), 0);
+	if (!run_until(&p->cases, n + 1, BVT_TIMEOUT))
+		fail_msg("%s: the case view did not come", p->name);
+	assert_int_equal(p->cases_rc, 0);
+}
+
+struct view_find {
+	const char *conversation, *account;
+	int found;
+};
+
+static int
+view_find_cb(void *arg, const struct bv_client_case *cs)
+{
+	struct view_find *f = arg;
+	size_t i, j;
+
+	for (i = 0; i < cs->n_conversations; i++) {
+		const struct bv_client_case_conversation *cv =
+			&cs->conversations[i];
+
+		if (strcmp(cv->conversation, f->conversation))
+			continue;
+		for (j = 0; j < cv->n_members; j++)
+			f->found |= !strcmp(cv->members[j].account, f->account);
+	}
+	return 0;
+}
+
+int
+view_has(struct peer *p, const char *conversation, const char *account)
+{
+	struct view_find f = {conversation, account, 0};
+
+	assert_int_equal(bv_client_cases(p->c, view_find_cb, &f), 0);
+	return f.found;
+}
+
+void
+case_pair(struct peer *staff, struct peer *citizen)
+{
+	case_new();
+	case_add(citizen, "child", citizen->name);
+	case_add(staff, "caseworker", staff->name);
+	case_team(citizen);
+	peer_cases(staff);
+	peer_cases(citizen);
+	assert_true(view_has(staff, conv, bv_client_account(citizen->c)));
+	assert_true(view_has(citizen, conv, bv_client_account(staff->c)));
 }
 
 /* Waits until p got mid once, then checks who sent it. */

@@ -188,6 +188,7 @@ env_of(struct party *from, const char *id, const struct bv_wire_envelope *e)
 {
 	struct bv_session_envelope v;
 
+	memset(&v, 0, sizeof(v)); /* conversation NULL: not known */
 	v.sender = from->account;
 	v.sender_device = from->device;
 	v.message_id = id;
@@ -459,6 +460,44 @@ test_malformed_content(void **state)
 	assert_int_equal(h.placeholders, 1);
 }
 
+/* A member of one conversation cannot put words into another: content
+ * that claims another conversation than its envelope is refused. */
+static void
+test_conversation_mismatch(void **state)
+{
+	static const char other[] = "44444444-4444-4444-8444-444444444444";
+	struct world *w = *state;
+	struct party *to_b[1] = {&w->b};
+	struct bv_session_outgoing *o;
+	struct bv_session_envelope v;
+	struct hist h = {0};
+
+	link_to(&w->a1, &w->b, BV_TRUST_NEW);
+	o = send_text(&w->a1, "m1", "riktig", to_b, 1);
+	v = env_of(&w->a1, "m1", &o->envs[0]);
+	v.conversation = CONV;
+	recv_expect(&w->b, &v, BV_SESSION_OK, "riktig");
+	bv_session_outgoing_free(o);
+
+	/* Sent to the relay as a message of `other`; the content says CONV. */
+	o = send_text(&w->a1, "m2", "injisert", to_b, 1);
+	v = env_of(&w->a1, "m2", &o->envs[0]);
+	v.conversation = other;
+	recv_expect(&w->b, &v, BV_SESSION_MALFORMED, NULL);
+	recv_expect(&w->b, &v, BV_SESSION_DUPLICATE, NULL);
+	bv_session_outgoing_free(o);
+	/* CONV has only the real text; the placeholder is where it was sent. */
+	assert_int_equal(bv_store_history_list(w->b.st, CONV, 0, hist_cb, &h),
+			 0);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(h.received, 1);
+	memset(&h, 0, sizeof(h));
+	assert_int_equal(bv_store_history_list(w->b.st, other, 0, hist_cb, &h),
+			 0);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(h.placeholders, 1);
+}
+
 static void
 test_identity_changed(void **state)
 {
@@ -664,6 +703,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_send_refusals, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_undecryptable_and_resend,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conversation_mismatch,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_content, setup,
 						teardown),

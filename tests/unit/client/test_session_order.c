@@ -253,6 +253,7 @@ deliver(struct party *from, struct party *to, const struct kept *k,
 	enum bv_session_result r = BV_SESSION_MALFORMED;
 	int64_t seq = -2;
 
+	memset(&v, 0, sizeof(v));
 	v.sender = from->account;
 	v.sender_device = from->device;
 	v.message_id = k->id;

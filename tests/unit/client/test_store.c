@@ -3,7 +3,8 @@
  * test_store.c: unit tests of client-lib/src/store.c in a fresh mkdtemp
  * directory each: round trips, reopen, wrong key, no plaintext on disk,
  * changed identity keys, duplicate suppression across reopen, history
- * order and states, committed rows surviving SIGKILL, libsignal adapters.
+ * order and states, committed rows surviving SIGKILL, libsignal adapters,
+ * the sealed case view and the migration of a version 2 store to it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -729,6 +730,116 @@ test_crash_keeps_committed(void **state)
 	}
 }
 
+#define CASE_A "5b1e0000-1111-4222-8333-444455556666"
+#define CASE_B "6c2f0000-1111-4222-8333-444455556666"
+
+struct case_rows {
+	int n;
+	char ids[4][40];
+	char views[4][128];
+};
+
+static int
+case_row_cb(const char *case_id, const char *view, size_t len, void *arg)
+{
+	struct case_rows *r = arg;
+
+	assert_true(r->n < 4);
+	assert_int_equal(strlen(view), len);
+	snprintf(r->ids[r->n], sizeof(r->ids[0]), "%s", case_id);
+	snprintf(r->views[r->n], sizeof(r->views[0]), "%s", view);
+	r->n++;
+	return 0;
+}
+
+static void
+test_case_view(void **state)
+{
+	struct fixture *f = *state;
+	static const char va[] = "{\"case_number\":\"2026/0417\",\"name\":"
+				 "\"CANARY-Elisa-name\"}";
+	static const char vb[] = "{\"case_number\":\"2026/0999\"}";
+	struct case_rows r;
+
+	assert_int_equal(bv_store_case_put(f->s, CASE_B, vb, strlen(vb)), 0);
+	assert_int_equal(bv_store_case_put(f->s, CASE_A, "x", 1), 0);
+	assert_int_equal(bv_store_case_put(f->s, CASE_A, va, strlen(va)), 0);
+	assert_int_equal(bv_store_case_put(f->s, "x", va, 1), BV_EINVAL);
+	assert_int_equal(bv_store_case_put(f->s, CASE_A, va, 0), BV_EINVAL);
+	reopen(f);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(bv_store_cases(f->s, case_row_cb, &r), 0);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.ids[0], CASE_A); /* by case id */
+	assert_string_equal(r.views[0], va);
+	assert_string_equal(r.views[1], vb);
+	/* Names in the view are personal data: sealed on disk. */
+	bv_store_close(f->s);
+	f->s = NULL;
+	assert_false(store_files_contain(f, "CANARY-Elisa-name", 17));
+	reopen(f);
+
+	assert_int_equal(bv_store_case_delete(f->s, CASE_A), 0);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(bv_store_cases(f->s, case_row_cb, &r), 0);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.ids[0], CASE_B);
+	assert_int_equal(bv_store_case_delete(f->s, NULL), 0);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(bv_store_cases(f->s, case_row_cb, &r), 0);
+	assert_int_equal(r.n, 0);
+}
+
+/* A store made by the previous version (schema 2) keeps its history and
+ * gains the case view. */
+static void
+test_migrate_v2(void **state)
+{
+	struct fixture *f = *state;
+	struct case_rows r;
+	struct collect h;
+	sqlite3 *db;
+
+	assert_int_equal(bv_store_history_append(f->s, "conv-1", BV_MSG_OUT,
+						 "me", 1, "m1", 1000,
+						 (const uint8_t *)"hei", 3,
+						 BV_MSG_SENT, NULL),
+			 0);
+	bv_store_close(f->s);
+	f->s = NULL;
+	/* Back to what version 2 left on disk. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "DROP TABLE cases;"
+				      "PRAGMA user_version = 2;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(bv_store_open(f->path, f->key, &f->s), 0);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(bv_store_cases(f->s, case_row_cb, &r), 0);
+	assert_int_equal(bv_store_case_put(f->s, CASE_A, "{}", 2), 0);
+	memset(&h, 0, sizeof(h));
+	assert_int_equal(
+		bv_store_history_list(f->s, "conv-1", 0, collect_cb, &h), 0);
+	assert_int_equal(h.n, 1);
+	bv_store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	{
+		sqlite3_stmt *st;
+
+		assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version",
+						    -1, &st, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(st, 0), 3);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	reopen(f);
+}
+
 static void
 test_signal_adapters(void **state)
 {
@@ -860,6 +971,10 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_crash_keeps_committed,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_case_view, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v2, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_signal_adapters, setup,
 						teardown),
 	};

@@ -24,6 +24,8 @@
 
 #define ACC  "3f0c8a52-1b7e-4c1d-9a2f-6e5d4c3b2a10"
 #define ACC2 "9e1d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
+#define CONV "c0a1b2c3-d4e5-4f60-8172-839405a6b7c8"
+#define CASE "5b1e0000-1111-4222-8333-444455556666"
 #define TEN  "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
 #define KEY  "BQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g"
 #define SIG                                                                    \
@@ -150,6 +152,7 @@ test_events(void **state)
 #define DELIVER_HEAD "{\"id\": 90, \"op\": \"deliver\", \"envelope\": {"
 #define DELIVER_ENV                                                            \
 	"\"sender\": \"" ACC2 "\", \"sender_device\": 1, "                     \
+	"\"conversation\": \"" CONV "\", "                                     \
 	"\"message_id\": \"01J9Z3K7W5\", \"type\": 3, "                        \
 	"\"timestamp\": 1795431296123"
 
@@ -162,8 +165,10 @@ test_deliver(void **state)
 	m = parse(DELIVER_HEAD DELIVER_ENV ", \"body\": \"" BODY "\"}}");
 	assert_int_equal(m->kind, BV_WIRE_DELIVER);
 	assert_int_equal(m->id, 90);
+	assert_int_equal(m->u.deliver.notice, 0);
 	assert_string_equal(m->u.deliver.sender, ACC2);
 	assert_int_equal(m->u.deliver.sender_device, 1);
+	assert_string_equal(m->u.deliver.conversation, CONV);
 	assert_string_equal(m->u.deliver.message_id, "01J9Z3K7W5");
 	assert_int_equal(m->u.deliver.type, 3);
 	assert_int_equal(m->u.deliver.timestamp, 1795431296123LL);
@@ -178,6 +183,16 @@ test_deliver(void **state)
 	       ",\"body\":\"" BODY "\"}}",
 	       BV_EFIELD);
 	refuse("{\"id\":1,\"op\":\"deliver\",\"envelope\":[]}", BV_EFIELD);
+	/* The conversation the sender named is required. */
+	refuse(DELIVER_HEAD "\"sender\":\"" ACC2 "\",\"sender_device\":1,"
+			    "\"message_id\":\"a\",\"type\":3,"
+			    "\"timestamp\":1,\"body\":\"" BODY "\"}}",
+	       BV_EFIELD);
+	refuse(DELIVER_HEAD "\"sender\":\"" ACC2 "\",\"sender_device\":1,"
+			    "\"conversation\":\"c0a1\",\"message_id\":\"a\","
+			    "\"type\":3,\"timestamp\":1,\"body\":\"" BODY
+			    "\"}}",
+	       BV_EFIELD);
 	refuse(DELIVER_HEAD DELIVER_ENV "}}", BV_EFIELD);
 	refuse(DELIVER_HEAD DELIVER_ENV ",\"body\":\"\"}}", BV_EFIELD);
 	refuse(DELIVER_HEAD DELIVER_ENV ",\"body\":\"Mw\"}}", BV_EBASE64);
@@ -708,9 +723,14 @@ test_build_send_ping_ack(void **state)
 
 	(void)state;
 	fill(b2, sizeof(b2), 77);
-	assert_int_equal(bv_wire_build_send(5, "01J9Z3K7W5", envs, 2, &s), 0);
+	assert_int_equal(
+		bv_wire_build_send(5, CONV, 0, "01J9Z3K7W5", envs, 2, &s), 0);
+	assert_non_null(strstr(s, "\"conversation\":\"" CONV "\""));
+	assert_null(strstr(s, "partial"));
 	r = relay_parse(s);
 	assert_int_equal(r->op, BV_OP_SEND);
+	assert_string_equal(r->u.send.conversation, CONV);
+	assert_int_equal(r->u.send.partial, 0);
 	assert_string_equal(r->u.send.message_id, "01J9Z3K7W5");
 	assert_int_equal(r->u.send.n_envelopes, 2);
 	assert_string_equal(r->u.send.envelopes[0].account, ACC);
@@ -721,6 +741,12 @@ test_build_send_ping_ack(void **state)
 	assert_memory_equal(r->u.send.envelopes[0].body, b1, sizeof(b1) - 1);
 	assert_int_equal(r->u.send.envelopes[1].body_len, sizeof(b2));
 	assert_memory_equal(r->u.send.envelopes[1].body, b2, sizeof(b2));
+	bv_request_free(r);
+	assert_int_equal(bv_wire_build_send(5, CONV, 1, "m", envs, 1, &s), 0);
+	assert_non_null(strstr(s, "\"partial\":true"));
+	r = relay_parse(s);
+	assert_int_equal(r->op, BV_OP_SEND);
+	assert_int_equal(r->u.send.partial, 1);
 	bv_request_free(r);
 
 	assert_int_equal(bv_wire_build_ping(6, &s), 0);
@@ -745,16 +771,245 @@ test_build_send_ping_ack(void **state)
 	bv_request_free(r);
 
 	s = NULL;
-	assert_int_equal(bv_wire_build_send(5, "bad id", envs, 2, &s),
+	assert_int_equal(bv_wire_build_send(5, CONV, 0, "bad id", envs, 2, &s),
 			 BV_EINVAL);
-	assert_int_equal(bv_wire_build_send(5, "m", envs, 0, &s), BV_EINVAL);
+	assert_int_equal(bv_wire_build_send(5, NULL, 0, "m", envs, 2, &s),
+			 BV_EINVAL);
+	assert_int_equal(bv_wire_build_send(5, "c0a1", 0, "m", envs, 2, &s),
+			 BV_EINVAL);
+	assert_int_equal(bv_wire_build_send(5, CONV, 0, "m", envs, 0, &s),
+			 BV_EINVAL);
 	envs[1].body_len = 0;
-	assert_int_equal(bv_wire_build_send(5, "m", envs, 2, &s), BV_EINVAL);
+	assert_int_equal(bv_wire_build_send(5, CONV, 0, "m", envs, 2, &s),
+			 BV_EINVAL);
 	envs[1].body_len = 1;
 	envs[1].registration_id = 0;
-	assert_int_equal(bv_wire_build_send(5, "m", envs, 2, &s), BV_EINVAL);
+	assert_int_equal(bv_wire_build_send(5, CONV, 0, "m", envs, 2, &s),
+			 BV_EINVAL);
 	assert_int_equal(bv_wire_build_ack(0, &s), BV_EINVAL);
 	assert_int_equal(bv_wire_build_error(1, 0, &s), BV_EINVAL);
+	assert_null(s);
+}
+
+/* ---- Case conversations -------------------------------------------- */
+
+#define PERSON(acc, role, name)                                                \
+	"{\"account\":\"" acc "\",\"role\":\"" role "\",\"name\":" name "}"
+#define CASES_OK                                                                        \
+	"{\"id\":7,\"ok\":{\"more\":true,\"cases\":[{\"case\":\"" CASE                  \
+	"\",\"case_number\":\"2026/0417\",\"municipality\":\"Demo kommune\","           \
+	"\"role\":\"child\",\"people\":[" PERSON(ACC, "child", "\"Elisa\"") "," PERSON( \
+		ACC2, "archive",                                                        \
+		"null") "],\"conversations\":[{"                                        \
+			"\"conversation\":\"" CONV                                      \
+			"\",\"kind\":\"team\",\"closed\":false,"                        \
+			"\"created\":1795431296123,"                                    \
+			"\"members\":[" PERSON(                                         \
+				ACC, "child",                                           \
+				"\"Elisa\"") "," PERSON(ACC2, "archive",                \
+							"null") "]}]}]}}"
+#define NOTICE_FRAME                                                           \
+	"{\"id\":91,\"op\":\"deliver\",\"notice\":{\"kind\":\"out_of_hours\"," \
+	"\"conversation\":\"" CONV "\",\"message_id\":\"oh-1795431296123\","   \
+	"\"timestamp\":1795431296123,\"municipality\":\"Demo kommune\","       \
+	"\"phone\":\"+47 800 00 000\",\"emergency_phone\":\"116 111\"}}"
+
+static void
+check_case(const struct bv_wire_case *c)
+{
+	assert_string_equal(c->case_id, CASE);
+	assert_string_equal(c->case_number, "2026/0417");
+	assert_string_equal(c->municipality, "Demo kommune");
+	assert_string_equal(c->role, "child");
+	assert_int_equal(c->n_people, 2);
+	assert_string_equal(c->people[0].account, ACC);
+	assert_string_equal(c->people[0].name, "Elisa");
+	assert_string_equal(c->people[1].role, "archive");
+	assert_null(c->people[1].name);
+	assert_int_equal(c->n_conversations, 1);
+	assert_string_equal(c->conversations[0].conversation, CONV);
+	assert_string_equal(c->conversations[0].kind, "team");
+	assert_int_equal(c->conversations[0].closed, 0);
+	assert_int_equal(c->conversations[0].created, 1795431296123LL);
+	assert_int_equal(c->conversations[0].n_members, 2);
+	assert_string_equal(c->conversations[0].members[1].account, ACC2);
+}
+
+static void
+test_cases(void **state)
+{
+	struct bv_wire_case c2;
+	struct bv_wire_msg *m;
+	char *dump = NULL, *dump2 = NULL;
+
+	(void)state;
+	m = parse(CASES_OK);
+	assert_int_equal(m->kind, BV_WIRE_OK);
+	assert_true(m->u.ok.fields & BV_WIRE_OK_CASES);
+	assert_int_equal(m->u.ok.more, 1);
+	assert_int_equal(m->u.ok.n_cases, 1);
+	check_case(&m->u.ok.cases[0]);
+
+	/* What the store keeps reads back the same, and dumps the same. */
+	assert_int_equal(bv_wire_case_dump(&m->u.ok.cases[0], &dump), 0);
+	assert_int_equal(bv_wire_case_parse(dump, strlen(dump), &c2), 0);
+	check_case(&c2);
+	assert_int_equal(bv_wire_case_dump(&c2, &dump2), 0);
+	assert_string_equal(dump, dump2);
+	bv_wire_case_cleanup(&c2);
+	assert_int_equal(bv_wire_case_parse("[]", 2, &c2), BV_EFIELD);
+	bv_wire_case_cleanup(&c2);
+	assert_int_equal(bv_wire_case_parse("{", 1, &c2), BV_EJSON);
+	bv_wire_case_cleanup(&c2);
+	bv_free(dump);
+	bv_free(dump2);
+	bv_wire_msg_free(m);
+
+	m = parse("{\"id\":7,\"ok\":{\"more\":false,\"cases\":[]}}");
+	assert_true(m->u.ok.fields & BV_WIRE_OK_CASES);
+	assert_int_equal(m->u.ok.n_cases, 0);
+	assert_int_equal(m->u.ok.more, 0);
+	bv_wire_msg_free(m);
+
+	m = parse("{\"id\":8,\"ok\":{\"conversation\":\"" CONV "\"}}");
+	assert_true(m->u.ok.fields & BV_WIRE_OK_CONVERSATION);
+	assert_string_equal(m->u.ok.conversation, CONV);
+	bv_wire_msg_free(m);
+
+	/* Hostile views: bad words, control characters, wrong types. */
+	refuse("{\"id\":7,\"ok\":{\"cases\":{}}}", BV_EFIELD);
+	refuse("{\"id\":7,\"ok\":{\"cases\":[{\"case\":\"" CASE
+	       "\",\"case_number\":\"1\",\"role\":\"Child\"}]}}",
+	       BV_EFIELD);
+	refuse("{\"id\":7,\"ok\":{\"cases\":[{\"case\":\"" CASE
+	       "\",\"case_number\":\"1\\n2\",\"role\":\"child\"}]}}",
+	       BV_EFIELD);
+	refuse("{\"id\":7,\"ok\":{\"cases\":[{\"case\":\"" CASE
+	       "\",\"case_number\":\"1\",\"role\":\"child\",\"people\":["
+	       "{\"account\":\"" ACC "\",\"role\":\"child\",\"name\":"
+	       "\"E\\u001b[2J\"}]}]}}",
+	       BV_EFIELD);
+	refuse("{\"id\":7,\"ok\":{\"more\":1,\"cases\":[]}}", BV_EFIELD);
+	refuse("{\"id\":7,\"ok\":{\"cases\":[{\"case\":\"" CASE
+	       "\",\"case_number\":\"1\",\"role\":\"child\",\"conversations\":"
+	       "[{\"conversation\":\"" CONV "\",\"kind\":\"team\",\"closed\":"
+	       "\"no\"}]}]}}",
+	       BV_EFIELD);
+	refuse("{\"id\":8,\"ok\":{\"conversation\":\"x\"}}", BV_EFIELD);
+}
+
+static void
+test_notice_and_event(void **state)
+{
+	struct bv_wire_msg *m, *m2 = NULL;
+	char *dump = NULL;
+
+	(void)state;
+	m = parse(NOTICE_FRAME);
+	assert_int_equal(m->kind, BV_WIRE_DELIVER);
+	assert_int_equal(m->id, 91);
+	assert_int_equal(m->u.deliver.notice, 1);
+	assert_string_equal(m->u.deliver.notice_kind, "out_of_hours");
+	assert_string_equal(m->u.deliver.conversation, CONV);
+	assert_string_equal(m->u.deliver.message_id, "oh-1795431296123");
+	assert_int_equal(m->u.deliver.timestamp, 1795431296123LL);
+	assert_string_equal(m->u.deliver.municipality, "Demo kommune");
+	assert_string_equal(m->u.deliver.phone, "+47 800 00 000");
+	assert_string_equal(m->u.deliver.emergency_phone, "116 111");
+	assert_int_equal(bv_wire_notice_dump(m, &dump), 0);
+	assert_int_equal(bv_wire_notice_parse(dump, strlen(dump), &m2), 0);
+	assert_int_equal(m2->u.deliver.notice, 1);
+	assert_string_equal(m2->u.deliver.phone, "+47 800 00 000");
+	assert_string_equal(m2->u.deliver.message_id, "oh-1795431296123");
+	assert_int_equal(m2->u.deliver.timestamp, 1795431296123LL);
+	bv_wire_msg_free(m2);
+	bv_free(dump);
+	bv_wire_msg_free(m);
+
+	/* phone null: the tenant has none. */
+	m = parse("{\"id\":91,\"op\":\"deliver\",\"notice\":{\"kind\":\"x\","
+		  "\"conversation\":\"" CONV "\",\"message_id\":\"n1\","
+		  "\"timestamp\":1,\"phone\":null}}");
+	assert_string_equal(m->u.deliver.phone, "");
+	assert_string_equal(m->u.deliver.municipality, "");
+	bv_wire_msg_free(m);
+	refuse("{\"id\":91,\"op\":\"deliver\",\"notice\":{\"kind\":\"x\","
+	       "\"conversation\":\"" CONV "\",\"message_id\":\"n1\","
+	       "\"timestamp\":1,\"phone\":\"1\\r2\"}}",
+	       BV_EFIELD);
+	refuse("{\"id\":91,\"op\":\"deliver\",\"notice\":{\"kind\":\"x\","
+	       "\"message_id\":\"n1\",\"timestamp\":1}}",
+	       BV_EFIELD);
+	/* Envelope and notice together are not one thing. */
+	refuse("{\"id\":91,\"op\":\"deliver\",\"notice\":{\"kind\":\"x\","
+	       "\"conversation\":\"" CONV "\",\"message_id\":\"n1\","
+	       "\"timestamp\":1},\"envelope\":{" DELIVER_ENV ",\"body\":\"" BODY
+	       "\"}}",
+	       BV_EFIELD);
+
+	m = parse("{\"op\":\"cases_changed\",\"case\":\"" CASE "\"}");
+	assert_int_equal(m->kind, BV_WIRE_CASES_CHANGED);
+	assert_string_equal(m->u.cases_changed.case_id, CASE);
+	bv_wire_msg_free(m);
+	m = parse("{\"op\":\"cases_changed\"}");
+	assert_string_equal(m->u.cases_changed.case_id, "");
+	bv_wire_msg_free(m);
+	refuse("{\"op\":\"cases_changed\",\"case\":5}", BV_EFIELD);
+	refuse("{\"id\":3,\"op\":\"cases_changed\"}", BV_EFIELD);
+}
+
+static void
+test_build_cases_create(void **state)
+{
+	const char *members[2] = {ACC, ACC2};
+	struct bv_request *r;
+	char *s = NULL;
+
+	(void)state;
+	assert_int_equal(bv_wire_build_cases(7, NULL, NULL, &s), 0);
+	assert_string_equal(s, "{\"id\":7,\"op\":\"cases\"}");
+	bv_free(s);
+	assert_int_equal(bv_wire_build_cases(7, CASE, NULL, &s), 0);
+	assert_string_equal(s, "{\"id\":7,\"op\":\"cases\",\"case\":\"" CASE
+			       "\"}");
+	bv_free(s);
+	assert_int_equal(bv_wire_build_cases(7, NULL, CASE, &s), 0);
+	assert_string_equal(s, "{\"id\":7,\"op\":\"cases\",\"after\":\"" CASE
+			       "\"}");
+	r = relay_parse(s);
+	assert_int_equal(r->op, BV_OP_CASES);
+	assert_string_equal(r->u.cases.after, CASE);
+	bv_request_free(r);
+	assert_int_equal(bv_wire_build_conversation_create(8, CASE, "citizens",
+							   members, 2, &s),
+			 0);
+	assert_string_equal(s, "{\"id\":8,\"op\":\"conversation_create\","
+			       "\"case\":\"" CASE "\",\"kind\":\"citizens\","
+			       "\"members\":[\"" ACC "\",\"" ACC2 "\"]}");
+	r = relay_parse(s);
+	assert_int_equal(r->op, BV_OP_CONVERSATION_CREATE);
+	assert_string_equal(r->u.conversation_create.case_id, CASE);
+	assert_string_equal(r->u.conversation_create.kind, "citizens");
+	assert_int_equal(r->u.conversation_create.n_members, 2);
+	assert_string_equal(r->u.conversation_create.members[1], ACC2);
+	bv_request_free(r);
+	assert_int_equal(
+		bv_wire_build_conversation_create(8, CASE, "team", NULL, 0, &s),
+		0);
+	assert_null(strstr(s, "members"));
+	bv_free(s);
+	s = NULL;
+	assert_int_equal(bv_wire_build_cases(7, "x", NULL, &s), BV_EINVAL);
+	assert_int_equal(bv_wire_build_conversation_create(8, CASE, "group",
+							   NULL, 0, &s),
+			 BV_EINVAL);
+	assert_int_equal(bv_wire_build_conversation_create(8, CASE, "team",
+							   members, 21, &s),
+			 BV_EINVAL);
+	members[1] = "nope";
+	assert_int_equal(bv_wire_build_conversation_create(8, CASE, "team",
+							   members, 2, &s),
+			 BV_EINVAL);
 	assert_null(s);
 }
 
@@ -770,6 +1025,8 @@ test_alloc_failures(void **state)
 		"\"retryable\":false,\"message\":\"m\",\"missing\":[{"
 		"\"account\":"
 		"\"" ACC "\",\"devices\":[3]}]}}",
+		CASES_OK,
+		NOTICE_FRAME,
 	};
 	struct bv_wire_msg *m;
 	uint8_t body[8] = {1};
@@ -797,7 +1054,7 @@ test_alloc_failures(void **state)
 	for (n = 1; n < 200; n++) {
 		s = NULL;
 		bv_alloc_fail_at(n);
-		rc = bv_wire_build_send(1, "m", &env, 1, &s);
+		rc = bv_wire_build_send(1, CONV, 1, "m", &env, 1, &s);
 		bv_alloc_fail_at(0);
 		if (rc == 0) {
 			bv_free(s);
@@ -824,6 +1081,9 @@ main(void)
 		cmocka_unit_test(test_build_auth_enroll),
 		cmocka_unit_test(test_build_keys),
 		cmocka_unit_test(test_build_send_ping_ack),
+		cmocka_unit_test(test_cases),
+		cmocka_unit_test(test_notice_and_event),
+		cmocka_unit_test(test_build_cases_create),
 		cmocka_unit_test(test_alloc_failures),
 	};
 
