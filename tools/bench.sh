@@ -322,7 +322,7 @@ for s in "${scenarios[@]}"; do
 			BIN=$e2e_bin run "$s" --pairs "$pairs" --size 100 \
 				--inflight 10 --warmup "$warmup" \
 				--duration "$duration" --dir "$store_dir" \
-				--database "$conninfo" --relay-bin "$relay_bin"
+				--relay-bin "$relay_bin"
 			;;
 		e2e-latency)
 			# 5 texts/s per sender, at times unrelated to the
@@ -330,7 +330,7 @@ for s in "${scenarios[@]}"; do
 			BIN=$e2e_bin run "$s" --pairs "$pairs" --size 100 \
 				--rate 50 --warmup "$warmup" \
 				--duration "$duration" --dir "$store_dir" \
-				--database "$conninfo" --relay-bin "$relay_bin"
+				--relay-bin "$relay_bin"
 			;;
 		esac
 	done
