@@ -511,6 +511,26 @@ static const char usage_issue_token[] =
 	"                     relay refuses tokens valid longer than its\n"
 	"                     enrollment_token_max_ttl_s)\n";
 
+/* Prints a token just signed (rc from the signing) and wipes it: a token
+ * is a credential until it is used or expires. Returns the exit status. */
+static int
+print_token(const char *cmd, int rc, char *tok)
+{
+	int status = EXIT_FAIL;
+
+	if (rc < 0)
+		admin_err(cmd, "cannot sign the token: %s", bv_strerror(rc));
+	else
+		status = printf("%s\n", tok) > 0 && fflush(stdout) == 0
+				 ? EXIT_OK
+				 : EXIT_FAIL;
+	if (tok != NULL) {
+		bv_wipe(tok, strlen(tok));
+		bv_free(tok);
+	}
+	return status;
+}
+
 static int
 cmd_issue_token(const struct relay_config *c, int argc, char **argv)
 {
@@ -526,7 +546,7 @@ cmd_issue_token(const struct relay_config *c, int argc, char **argv)
 	uint8_t sk[64];
 	char *tok = NULL, *end;
 	long long ttl = TTL_DEFAULT, max_ttl = TTL_MAX_ABSOLUTE;
-	int status = EXIT_FAIL, n, rc;
+	int n, rc;
 	size_t i;
 
 	memset(&t, 0, sizeof(t));
@@ -570,19 +590,7 @@ cmd_issue_token(const struct relay_config *c, int argc, char **argv)
 	t.exp = bv_now_s() + ttl;
 	rc = bv_token_sign(&t, sk, &tok);
 	bv_wipe(sk, sizeof(sk));
-	if (rc < 0) {
-		admin_err(cmd, "cannot sign the token: %s", bv_strerror(rc));
-		goto out;
-	}
-	printf("%s\n", tok);
-	status = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
-out:
-	if (tok != NULL) {
-		/* A token is a credential until it is used or expires. */
-		bv_wipe(tok, strlen(tok));
-		bv_free(tok);
-	}
-	return status;
+	return print_token(cmd, rc, tok);
 }
 
 static const char usage_api_token[] =
@@ -669,7 +677,7 @@ cmd_api_token(const struct relay_config *c, int argc, char **argv)
 	char *tok = NULL, *end;
 	long long ttl = 60;
 	size_t body_len = 0;
-	int status = EXIT_FAIL, n, rc;
+	int n, rc;
 
 	(void)c;
 	memset(&t, 0, sizeof(t));
@@ -716,18 +724,7 @@ cmd_api_token(const struct relay_config *c, int argc, char **argv)
 	t.exp = bv_now_s() + ttl;
 	rc = bv_apitoken_sign(&t, sk, &tok);
 	bv_wipe(sk, sizeof(sk));
-	if (rc < 0) {
-		admin_err(cmd, "cannot sign the token: %s", bv_strerror(rc));
-		goto out;
-	}
-	printf("%s\n", tok);
-	status = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
-out:
-	if (tok != NULL) {
-		bv_wipe(tok, strlen(tok));
-		bv_free(tok);
-	}
-	return status;
+	return print_token(cmd, rc, tok);
 }
 
 static const char usage_tenant_list[] =
