@@ -25,8 +25,8 @@ static const struct relay_stmt statements[] = {
 	{"cases_view",
 	 "SELECT bv_cases_view($1::uuid, $2::uuid, $3::uuid)::text", 3},
 	{"conversation_create",
-	 "SELECT to_jsonb(bv_conversation_create($1::uuid, $2::uuid, $3, "
-	 "$4::uuid[]))::text",
+	 "SELECT jsonb_build_object('conversation', bv_conversation_create("
+	 "$1::uuid, $2::uuid, $3, $4::uuid[]))::text",
 	 4},
 };
 
@@ -234,11 +234,9 @@ cases_on_notify(struct relay *r, const char *payload)
 	memcpy(account, payload + 37, 37);
 	if (!bv_uuid_valid(case_id) || !bv_uuid_valid(account))
 		return;
-	for (c = r->conns; c; c = c->next)
-		if (c->authed && !strcmp(c->account, account))
-			conn_send_json(c, json_pack("{ss ss}", "op",
-						    "cases_changed", "case",
-						    case_id));
+	for (c = ops_account_conns(r, account); c; c = c->acct_next)
+		conn_send_json(c, json_pack("{ss ss}", "op", "cases_changed",
+					    "case", case_id));
 }
 
 /* ------------------------------------------------------------------- cases */
@@ -256,13 +254,11 @@ answer_json(struct opctx *o, struct db_job *job, int rc, int idx)
 	}
 	res = db_job_result(job, idx);
 	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-		j = json_loads(PQgetvalue(res, 0, 0), JSON_DECODE_ANY, NULL);
+		j = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
 	if (!j) {
 		opctx_fail(o, BV_EINTERNAL, NULL);
 		return;
 	}
-	if (!json_is_object(j)) /* conversation_create: the new id */
-		j = json_pack("{so}", "conversation", j);
 	ops_reply_ok(o->c, o->id, j);
 	opctx_free(o);
 }

@@ -491,26 +491,55 @@ reachable(struct conn *c, const char *account)
 
 /* ------------------------------------------------------- authentication */
 
+/* Puts authenticated c into the index of connections by account. */
 static void
-acct_add(struct relay *r, const char *account, int delta)
+acct_join(struct conn *c)
 {
+	struct relay *r = c->r;
 	struct acct_count *a = NULL;
 
-	HASH_FIND_STR(r->accounts, account, a);
-	if (!a && delta > 0) {
+	HASH_FIND_STR(r->accounts, c->account, a);
+	if (!a) {
 		a = bv_calloc(1, sizeof(*a));
 		if (!a)
 			return;
-		memcpy(a->account, account, 37);
+		memcpy(a->account, c->account, 37);
 		HASH_ADD_STR(r->accounts, account, a);
 	}
+	c->acct_next = a->conns;
+	a->conns = c;
+	a->n++;
+}
+
+static void
+acct_leave(struct conn *c)
+{
+	struct relay *r = c->r;
+	struct acct_count *a = NULL;
+	struct conn **pp;
+
+	HASH_FIND_STR(r->accounts, c->account, a);
 	if (!a)
 		return;
-	a->n += delta;
+	for (pp = &a->conns; *pp; pp = &(*pp)->acct_next)
+		if (*pp == c) {
+			*pp = c->acct_next;
+			a->n--;
+			break;
+		}
 	if (a->n == 0) {
 		HASH_DEL(r->accounts, a);
 		bv_free(a);
 	}
+}
+
+struct conn *
+ops_account_conns(struct relay *r, const char *account)
+{
+	struct acct_count *a = NULL;
+
+	HASH_FIND_STR(r->accounts, account, a);
+	return a ? a->conns : NULL;
 }
 
 static unsigned
@@ -529,7 +558,7 @@ unregister(struct conn *c)
 	if (!c->authed)
 		return;
 	HASH_DEL(c->r->by_device, c);
-	acct_add(c->r, c->account, -1);
+	acct_leave(c);
 	c->r->n_authed--;
 	c->authed = 0;
 }
@@ -576,7 +605,7 @@ auth_complete(struct opctx *o, const char *account, uint32_t device_id,
 	c->device = device;
 	c->authed = 1;
 	HASH_ADD(hh, r->by_device, device, sizeof(c->device), c);
-	acct_add(r, account, 1);
+	acct_join(c);
 	r->n_authed++;
 	ratelimit_init(&c->rl, r->cfg->sends_per_minute,
 		       r->cfg->sends_per_minute, bv_mono_ms());

@@ -80,8 +80,9 @@ struct conn {
 	char account[37];
 	char tenant[37];
 	uint32_t device_id;
-	int64_t device;	   /* devices.id */
-	UT_hash_handle hh; /* r->by_device, when authed */
+	int64_t device;		/* devices.id */
+	UT_hash_handle hh;	/* r->by_device, when authed */
+	struct conn *acct_next; /* r->accounts' list, when authed */
 
 	unsigned requests_in_flight;
 	struct ratelimit rl;
@@ -124,9 +125,11 @@ struct reqcache_entry {
 	UT_hash_handle hh;
 };
 
+/* The authenticated connections of one account on this relay. */
 struct acct_count {
 	char account[37];
 	unsigned n;
+	struct conn *conns; /* linked by conn.acct_next */
 	UT_hash_handle hh;
 };
 
@@ -203,6 +206,8 @@ void ops_on_db_state(int up, void *arg);
 void ops_reply_error(struct conn *c, int64_t id, int code, json_t *details);
 void ops_reply_ok(struct conn *c, int64_t id, json_t *result);
 struct conn *ops_find_device(struct relay *r, int64_t device);
+/* The first authenticated connection of account here (then acct_next). */
+struct conn *ops_account_conns(struct relay *r, const char *account);
 void devcache_invalidate(struct relay *r, const char *account);
 void devcache_clear(struct relay *r);
 
