@@ -22,6 +22,10 @@ packages=(
 	valgrind curl ca-certificates
 	# jq: tools/bench.sh reads bvchat-bench --json results.
 	jq
+	# FIKS IO (fiks/, docs/fiks.md): packages, CMS, HTTP, AMQP, XSDs, and
+	# the local FIKS IO: RabbitMQ and the development server's HTTP.
+	libzip-dev libcurl4-openssl-dev librabbitmq-dev libxml2-dev libxml2-utils
+	libmicrohttpd-dev rabbitmq-server amqp-tools
 )
 
 # One dpkg-query for all; a package it has never heard of prints nothing.

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * fiks_io.h: a FIKS IO account (konto) in C (docs/fiks.md). Sending goes
+ * over HTTP (libcurl): POST <api>/fiks-io/api/v1/send as multipart
+ * `metadata` (JSON) + `data` (the encrypted ASiC-E), 202 and a JSON reply;
+ * the katalog gives a recipient's certificate; payloads over 5 MB are
+ * fetched from the dokumentlager. Receiving is from the account's AMQP
+ * queue fiksio.konto.<uuid> (librabbitmq): manual ack, prefetch, headers as
+ * longstr, per-message TTL (`expiration`), redelivery flag, reconnect.
+ * Every call authenticates with a Maskinporten-style access token (JWT
+ * bearer grant signed with the identity, cached until shortly before it
+ * expires) and the integration id and password.
+ *
+ * One client is one account used from one thread; calls block, each for at
+ * most the timeouts of its config.
+ */
+#ifndef FIKS_IO_H
+#define FIKS_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fiks_asice.h"
+#include "fiks_identity.h"
+
+#define FIKS_UUID_LEN 36
+/* Bytes of a message type name (e.g. "no.ks.fiks.arkiv.v1.arkivering.
+ * arkivmelding.opprett.kvittering"), of a custom header's name and value. */
+#define FIKS_TYPE_MAX	      200
+#define FIKS_HEADER_NAME_MAX  100
+#define FIKS_HEADER_VALUE_MAX 1000
+#define FIKS_HEADERS_MAX      32
+/* Payloads larger than this go through the dokumentlager. */
+#define FIKS_DOKUMENTLAGER_THRESHOLD (5u << 20)
+
+/* Fiks IO's own message types (docs/fiks.md). */
+#define FIKS_TYPE_TIDSAVBRUDD "no.ks.fiks.kvittering.tidsavbrudd"
+#define FIKS_TYPE_SERVERFEIL  "no.ks.fiks.kvittering.serverfeil.v1"
+
+/*
+ * Where the account is and who we are. Read from a file with
+ * fiks_config_load() (one "key value" per line, # comments; the keys are
+ * the field names) or filled in by the caller. Strings are owned by the
+ * config when loaded.
+ */
+struct fiks_config {
+	char *api_url;	      /* "http://127.0.0.1:8089", no trailing / */
+	char *token_url;      /* the token endpoint (JWT bearer grant) */
+	char *amqp_host;      /* "127.0.0.1" */
+	int amqp_port;	      /* 5672 */
+	char *amqp_vhost;     /* "/" when NULL */
+	char *integration_id; /* UUID */
+	char *integration_password;
+	char *client_id;      /* the Maskinporten client id (iss) */
+	char *account_id;     /* our konto UUID */
+	char *key_path;	      /* our account key, PKCS#8 PEM */
+	char *cert_path;      /* our account certificate, PEM */
+	char *sign_key_path;  /* the virksomhetssertifikat's key; */
+	char *sign_cert_path; /* NULL: the account's pair signs */
+	int prefetch;	      /* unacked deliveries at once; 0: 10 */
+	int timeout_ms;	      /* one HTTP request or AMQP call; 0: 30000 */
+};
+
+/* Loads path into *cfg (zeroed first). Returns 0; BV_ECONFIG with a
+ * sentence in err (line number, key) ; BV_EIO; BV_ENOMEM. */
+int fiks_config_load(const char *path, struct fiks_config *cfg, char *err,
+		     size_t errcap);
+void fiks_config_free(struct fiks_config *cfg);
+
+struct fiks_header {
+	const char *name; /* without "egendefinert-header." */
+	const char *value;
+};
+
+/* A message received from our queue; everything owned by the message. */
+struct fiks_melding {
+	char melding_id[FIKS_UUID_LEN + 1];
+	char type[FIKS_TYPE_MAX + 1];
+	char avsender[FIKS_UUID_LEN + 1];      /* avsender-id */
+	char mottaker[FIKS_UUID_LEN + 1];      /* from the routing key */
+	char svar_til[FIKS_UUID_LEN + 1];      /* "" when not a reply */
+	char svar_til_type[FIKS_TYPE_MAX + 1]; /* on tidsavbrudd, else "" */
+	char klient_melding_id[FIKS_HEADER_VALUE_MAX + 1];	/* or "" */
+	char klient_korrelasjons_id[FIKS_HEADER_VALUE_MAX + 1]; /* or "" */
+	char dokumentlager_id[FIKS_UUID_LEN + 1];		/* or "" */
+	struct fiks_header headers[FIKS_HEADERS_MAX]; /* custom, unprefixed */
+	size_t n_headers;
+	int64_t ttl_ms;	     /* -1 when the message has none */
+	int redelivered;     /* the broker delivered it before */
+	unsigned char *body; /* as received: encrypted, or empty */
+	size_t body_len;
+	uint64_t delivery_tag;	/* for fiks_ack()/fiks_nack_requeue() */
+	uint64_t channel_epoch; /* the connection it came on (internal) */
+};
+
+void fiks_melding_free(struct fiks_melding *m);
+
+/* What to send. */
+struct fiks_send_req {
+	const char *mottaker; /* the recipient konto UUID */
+	const char *type;     /* meldingType */
+	const char *svar_paa; /* the melding-id answered, or NULL */
+	int64_t ttl_ms;	      /* 0: the server's default (7 days) */
+	/* Our own id for this message, the same on every retry of it
+	 * (egendefinert-header.klientMeldingId), or NULL. */
+	const char *klient_melding_id;
+	/* Copied into every reply (klientKorrelasjonsId), or NULL. */
+	const char *klient_korrelasjons_id;
+	const struct fiks_header *headers; /* more custom headers */
+	size_t n_headers;
+};
+
+struct fiks_client;
+
+/* Loads the identities named by cfg (copied). Returns 0; FIKS_EKEY;
+ * BV_EINVAL; BV_ENOMEM. No network until the first call that needs it. */
+int fiks_client_new(const struct fiks_config *cfg, struct fiks_client **out);
+void fiks_client_free(struct fiks_client *c);
+
+/* Our account id. */
+const char *fiks_client_account(const struct fiks_client *c);
+
+/*
+ * The certificate (PEM) the katalog publishes for account konto, cached
+ * for the client's lifetime. Returns 0 and sets *pem (free()); FIKS_ENOTFOUND
+ * (no such account or no key); FIKS_EHTTP; FIKS_EUNAUTHORIZED; BV_ENOMEM.
+ */
+int fiks_katalog_cert(struct fiks_client *c, const char *konto, char **pem);
+
+/*
+ * Sends an already encrypted body (NULL, 0: a message without payload).
+ * Bodies over FIKS_DOKUMENTLAGER_THRESHOLD are the server's to put in the
+ * dokumentlager. Sets melding_id (the id Fiks IO gave it) on 202.
+ * Returns 0; FIKS_EHTTP (no answer, 5xx: retry later with the same
+ * klient_melding_id); FIKS_EREFUSED (4xx); FIKS_EUNAUTHORIZED (401/403);
+ * BV_EINVAL; BV_ENOMEM.
+ */
+int fiks_send_raw(struct fiks_client *c, const struct fiks_send_req *req,
+		  const unsigned char *body, size_t body_len,
+		  char melding_id[FIKS_UUID_LEN + 1]);
+
+/*
+ * Builds the ASiC-E of files (fiks_asice_build), signs it with our signing
+ * identity, encrypts it for the recipient's katalog certificate (or
+ * recipient_cert_pem when not NULL: pinned out of band) and sends it.
+ * n == 0 sends no payload. Returns what fiks_send_raw and the builders do.
+ */
+int fiks_send(struct fiks_client *c, const struct fiks_send_req *req,
+	      const struct fiks_file *files, size_t n,
+	      const char *recipient_cert_pem,
+	      char melding_id[FIKS_UUID_LEN + 1]);
+
+/*
+ * Sends a reply to m: svarPaMelding m's id, to m's sender, with m's
+ * klientKorrelasjonsId copied. klient_melding_id may be NULL.
+ */
+int fiks_reply(struct fiks_client *c, const struct fiks_melding *m,
+	       const char *type, const struct fiks_file *files, size_t n,
+	       const char *klient_melding_id,
+	       char melding_id[FIKS_UUID_LEN + 1]);
+
+/*
+ * Waits up to timeout_ms for the next message of our queue (connecting,
+ * declaring nothing, and consuming with manual ack and the prefetch on the
+ * first call; after a lost connection it reconnects with a fresh token,
+ * and messages not acked on the old one come again, flagged redelivered).
+ * Returns 0 and sets *out (fiks_melding_free()); FIKS_ETIMEOUT; FIKS_EAMQP
+ * (the broker is gone: call again later); FIKS_EHEADER (a message without
+ * melding-id, type or avsender-id: it has been nacked without requeue so
+ * it cannot block the queue); FIKS_EUNAUTHORIZED; BV_ENOMEM.
+ */
+int fiks_receive(struct fiks_client *c, int timeout_ms,
+		 struct fiks_melding **out);
+
+/* Acknowledges m: the broker forgets it. Returns 0; FIKS_EAMQP (the
+ * connection it came on is gone: it will be redelivered). */
+int fiks_ack(struct fiks_client *c, const struct fiks_melding *m);
+
+/* Gives m back to the queue (it counts towards the 3 deliveries after
+ * which Fiks IO dead-letters it and tells the sender serverfeil). */
+int fiks_nack_requeue(struct fiks_client *c, const struct fiks_melding *m);
+
+/*
+ * Opens m's payload: fetches it from the dokumentlager when m names one,
+ * decrypts it with our account key and reads the ASiC-E (every check of
+ * fiks_asice_read; expect_cert_pem as there). Returns 0 and sets *out;
+ * FIKS_ECMS, FIKS_EZIP, FIKS_EMANIFEST, FIKS_EDIGEST, FIKS_ESIGNATURE,
+ * FIKS_ELIMIT, FIKS_EHTTP, BV_EINVAL (no payload), BV_ENOMEM; err as there.
+ */
+int fiks_open(struct fiks_client *c, const struct fiks_melding *m,
+	      const char *expect_cert_pem, struct fiks_asice **out, char *err,
+	      size_t errcap);
+
+#endif /* FIKS_IO_H */
