@@ -9,6 +9,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,8 @@ struct fiks_client {
 	uint64_t epoch; /* increases with every AMQP connection */
 	int backoff_ms;
 };
+
+static atomic_uint_least64_t epochs;
 
 /* fiks_melding plus the storage its header pointers point into. */
 struct melding_impl {
@@ -785,16 +788,58 @@ auth_headers(struct fiks_client *c, const char *extra, struct curl_slist **out)
 	return 0;
 }
 
+/* What fiks_send_raw posts: built anew for every attempt, as curl does not
+ * rewind a mime that went out once. */
+struct send_body {
+	const char *metadata;
+	const unsigned char *data;
+	size_t len;
+};
+
+static curl_mime *
+send_mime(CURL *curl, const struct send_body *sb)
+{
+	char fname[BV_UUID_LEN + 1];
+	curl_mime *mime = curl_mime_init(curl);
+	curl_mimepart *part;
+
+	if (!mime)
+		return NULL;
+	part = curl_mime_addpart(mime);
+	if (!part || curl_mime_name(part, "metadata") != CURLE_OK ||
+	    curl_mime_type(part, "application/json") != CURLE_OK ||
+	    curl_mime_data(part, sb->metadata, CURL_ZERO_TERMINATED) !=
+		    CURLE_OK)
+		goto fail;
+	if (sb->len) {
+		bv_uuid_generate(fname);
+		part = curl_mime_addpart(mime);
+		if (!part || curl_mime_name(part, "data") != CURLE_OK ||
+		    curl_mime_filename(part, fname) != CURLE_OK ||
+		    curl_mime_type(part, "application/octet-stream") !=
+			    CURLE_OK ||
+		    curl_mime_data(part, (const char *)sb->data, sb->len) !=
+			    CURLE_OK)
+			goto fail;
+	}
+	return mime;
+fail:
+	curl_mime_free(mime);
+	return NULL;
+}
+
 /*
- * An authenticated request with one retry on 401 with a fresh token (the
- * server may have forgotten ours). The caller maps the status.
+ * An authenticated request (a GET, or the send's multipart POST when sb is
+ * not NULL) with one retry on 401 with a fresh token: the server may have
+ * forgotten ours. The caller maps the status.
  */
 static int
 http_authed(struct fiks_client *c, const char *url, const char *extra,
-	    curl_mime *mime, size_t max, long *status, unsigned char **body,
-	    size_t *len)
+	    const struct send_body *sb, size_t max, long *status,
+	    unsigned char **body, size_t *len)
 {
 	struct curl_slist *hdrs = NULL;
+	curl_mime *mime = NULL;
 	int rc, attempt;
 
 	for (attempt = 0; attempt < 2; attempt++) {
@@ -804,7 +849,15 @@ http_authed(struct fiks_client *c, const char *url, const char *extra,
 		rc = auth_headers(c, extra, &hdrs);
 		if (rc < 0)
 			return rc;
-		rc = http_do(c, url, hdrs, NULL, mime, max, status, body, len);
+		if (sb && !c->curl && !(c->curl = curl_easy_init()))
+			rc = BV_ENOMEM;
+		if (sb && rc == 0 && !(mime = send_mime(c->curl, sb)))
+			rc = BV_ENOMEM;
+		if (rc == 0)
+			rc = http_do(c, url, hdrs, NULL, mime, max, status,
+				     body, len);
+		curl_mime_free(mime);
+		mime = NULL;
 		curl_slist_free_all(hdrs);
 		hdrs = NULL;
 		if (rc < 0 || *status != 401)
@@ -1021,14 +1074,13 @@ fiks_send_raw(struct fiks_client *c, const struct fiks_send_req *req,
 	      const unsigned char *body, size_t body_len,
 	      char melding_id[FIKS_UUID_LEN + 1])
 {
-	char url[1024], fname[BV_UUID_LEN + 1];
+	struct send_body sb;
+	char url[1024];
 	unsigned char *reply = NULL;
 	size_t len = 0;
 	long status = 0;
 	json_t *meta = NULL, *j = NULL;
 	char *ms = NULL;
-	curl_mime *mime = NULL;
-	curl_mimepart *part;
 	const char *id;
 	int rc;
 
@@ -1040,29 +1092,11 @@ fiks_send_raw(struct fiks_client *c, const struct fiks_send_req *req,
 	ms = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
 	if (!ms)
 		goto out;
-	if (!c->curl && !(c->curl = curl_easy_init()))
-		goto out;
-	mime = curl_mime_init(c->curl);
-	if (!mime)
-		goto out;
-	part = curl_mime_addpart(mime);
-	if (!part || curl_mime_name(part, "metadata") != CURLE_OK ||
-	    curl_mime_type(part, "application/json") != CURLE_OK ||
-	    curl_mime_data(part, ms, CURL_ZERO_TERMINATED) != CURLE_OK)
-		goto out;
-	if (body_len) {
-		bv_uuid_generate(fname);
-		part = curl_mime_addpart(mime);
-		if (!part || curl_mime_name(part, "data") != CURLE_OK ||
-		    curl_mime_filename(part, fname) != CURLE_OK ||
-		    curl_mime_type(part, "application/octet-stream") !=
-			    CURLE_OK ||
-		    curl_mime_data(part, (const char *)body, body_len) !=
-			    CURLE_OK)
-			goto out;
-	}
+	sb.metadata = ms;
+	sb.data = body;
+	sb.len = body_len;
 	snprintf(url, sizeof(url), "%s/fiks-io/api/v1/send", c->cfg.api_url);
-	rc = http_authed(c, url, "Accept: application/json", mime,
+	rc = http_authed(c, url, "Accept: application/json", &sb,
 			 FIKS_HTTP_REPLY_MAX, &status, &reply, &len);
 	if (rc < 0)
 		goto out;
@@ -1083,7 +1117,6 @@ fiks_send_raw(struct fiks_client *c, const struct fiks_send_req *req,
 	snprintf(melding_id, FIKS_UUID_LEN + 1, "%s", id);
 	rc = 0;
 out:
-	curl_mime_free(mime);
 	json_decref(meta);
 	json_decref(j);
 	free(ms);
@@ -1176,7 +1209,9 @@ amqp_connect(struct fiks_client *c, int fresh, int timeout_ms)
 	}
 	c->amqp = a;
 	a = NULL;
-	c->epoch++;
+	/* Unique in the process, so that no client takes another's (or an
+	 * older connection's) delivery for one of its own. */
+	c->epoch = atomic_fetch_add(&epochs, 1) + 1;
 	rc = 0;
 out:
 	free_secret(pw);

@@ -107,6 +107,8 @@ logf_(int level, const char *fmt, ...)
 	bv_log(level, "fiks-devserver: %s", buf);
 }
 
+static int pub_ready(void);
+
 /* ------------------------------------------------------------------ */
 /* Accounts                                                             */
 /* ------------------------------------------------------------------ */
@@ -258,7 +260,10 @@ accounts_refresh(void)
 	if (st.st_mtim.tv_sec == S.accounts_mtime.tv_sec &&
 	    st.st_mtim.tv_nsec == S.accounts_mtime.tv_nsec)
 		return;
-	accounts_load();
+	/* New accounts' queues at once: a receiver may connect before
+	 * anything is sent to it. */
+	if (accounts_load() == 0)
+		pub_ready();
 }
 
 static struct account *
@@ -450,19 +455,22 @@ struct hdrs {
 static int
 hdr_add(struct hdrs *h, const char *prefix, const char *k, const char *v)
 {
-	size_t len = strlen(prefix) + strlen(k) + 1;
+	size_t nl = strlen(prefix) + strlen(k), vl = strlen(v);
 	char *name;
 
 	if (h->n >= (int)(sizeof(h->e) / sizeof(h->e[0])))
 		return -1;
-	name = malloc(len);
+	/* Name and value in one block: the caller's strings may change
+	 * before the message is published. */
+	name = malloc(nl + 1 + vl + 1);
 	if (!name)
 		return -1;
-	snprintf(name, len, "%s%s", prefix, k);
+	snprintf(name, nl + 1, "%s%s", prefix, k);
+	memcpy(name + nl + 1, v, vl + 1);
 	h->owned[h->n] = name;
 	h->e[h->n].key = amqp_cstring_bytes(name);
 	h->e[h->n].value.kind = AMQP_FIELD_KIND_UTF8;
-	h->e[h->n].value.value.bytes = amqp_cstring_bytes(v);
+	h->e[h->n].value.value.bytes = amqp_cstring_bytes(name + nl + 1);
 	h->n++;
 	return 0;
 }
@@ -516,11 +524,19 @@ publish_confirmed(const char *konto, struct hdrs *h, int64_t ttl_ms,
 
 			if (amqp_simple_wait_frame_noblock(S.pub, &f, &tv) !=
 			    AMQP_STATUS_OK) {
+				/* A connection the broker dropped while we
+				 * were idle: once more on a new one. */
 				amqp_drop(&S.pub);
-				return -1;
+				break;
 			}
 			if (f.frame_type != AMQP_FRAME_METHOD)
 				continue;
+			if (f.payload.method.id ==
+				    AMQP_CONNECTION_CLOSE_METHOD ||
+			    f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+				amqp_drop(&S.pub);
+				break;
+			}
 			switch (f.payload.method.id) {
 			case AMQP_BASIC_ACK_METHOD:
 				return returned ? -1 : 0;
