@@ -545,9 +545,10 @@ due_cb(const struct jbatch *b, void *arg)
 	for (i = 0; i < d->n; i++)
 		if (!strcmp(d->b[i].conversation, b->conversation))
 			return 0;
+	/* Journaled ones are in the case file: only the announcement is
+	 * left, and that waits for the relay, not for the archive. */
 	if (b->state == JS_READY || b->state == JS_SENT ||
-	    b->state == JS_RECEIVED || b->state == JS_FAILED ||
-	    b->state == JS_JOURNALED) {
+	    b->state == JS_RECEIVED || b->state == JS_FAILED) {
 		if (d->n == sizeof(d->b) / sizeof(d->b[0]))
 			return 1;
 		d->b[d->n++] = *b;
@@ -584,7 +585,7 @@ drive_batches(struct arch *a)
 					    "in time");
 			break;
 		default:
-			break; /* FAILED waits; JOURNALED below */
+			break; /* FAILED waits for an operator */
 		}
 	}
 }
