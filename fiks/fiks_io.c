@@ -3,8 +3,9 @@
  * fiks_io.c: the FIKS IO transport (fiks_io.h, docs/fiks.md "Transport"):
  * the config file, the JWT-bearer token, HTTP send/katalog/dokumentlager
  * over libcurl, and the account's AMQP queue over librabbitmq with manual
- * ack and reconnection. Packages (ASiC-E, CMS) are fiks_io_pkg.c's; this
- * file only moves bytes, and bounds every one of them that comes from the
+ * ack and reconnection; at the end, fiks_send/fiks_reply/fiks_open, which
+ * wrap fiks_asice and fiks_cms around it. Packages are built and checked
+ * there, not here; this file bounds every byte that comes from the
  * network.
  */
 #include <ctype.h>
@@ -28,7 +29,10 @@
 
 #include "bv_error.h"
 #include "bv_util.h"
+#include "fiks_asice.h"
+#include "fiks_cms.h"
 #include "fiks_error.h"
+#include "fiks_identity.h"
 #include "fiks_io.h"
 
 #define QUEUE_PREFIX  "fiksio.konto."
@@ -50,8 +54,9 @@ struct katalog_entry {
 
 struct fiks_client {
 	struct fiks_config cfg;
-	EVP_PKEY *jwt_key;
-	char *x5c; /* the signing certificate, DER in standard base64 */
+	struct fiks_identity *me;     /* the account's pair: decrypts */
+	struct fiks_identity *signer; /* signs packages and grants; may be me */
+	char *x5c; /* the signer's certificate, DER in standard base64 */
 	char *token;
 	int64_t token_exp; /* unix seconds after which we fetch another */
 	CURL *curl;
@@ -64,6 +69,12 @@ struct fiks_client {
 };
 
 static atomic_uint_least64_t epochs;
+
+static struct fiks_identity *
+signer(const struct fiks_client *c)
+{
+	return c->signer ? c->signer : c->me;
+}
 
 /* fiks_melding plus the storage its header pointers point into. */
 struct melding_impl {
@@ -376,55 +387,31 @@ config_copy(const struct fiks_config *src, struct fiks_config *dst)
 /* The client                                                           */
 /* ------------------------------------------------------------------ */
 
-/* The signing key (PKCS#8 only, as KS's clients) and its certificate as
- * x5c; FIKS_EKEY when unreadable, PKCS#1 or not a pair. */
+/* The account's identity and the signing one (the same unless the config
+ * names a virksomhetssertifikat), and the signer's certificate as x5c. */
 static int
-load_jwt_identity(struct fiks_client *c)
+load_identities(struct fiks_client *c)
 {
-	const char *kp =
-		c->cfg.sign_key_path ? c->cfg.sign_key_path : c->cfg.key_path;
-	const char *cp = c->cfg.sign_cert_path ? c->cfg.sign_cert_path
-					       : c->cfg.cert_path;
 	unsigned char *der = NULL;
-	char line[64] = "";
-	X509 *x = NULL;
-	FILE *f = NULL;
-	int rc = FIKS_EKEY, n;
+	int rc, n;
 
-	if (!kp || !cp)
-		return BV_EINVAL;
-	f = fopen(kp, "r");
-	if (!f)
-		goto out;
-	/* PEM_read_PrivateKey takes PKCS#1 too; FIKS IO does not. */
-	while (fgets(line, sizeof(line), f) &&
-	       strncmp(line, "-----BEGIN", 10) != 0)
-		;
-	if (strncmp(line, "-----BEGIN PRIVATE KEY-----", 27) != 0)
-		goto out;
-	rewind(f);
-	c->jwt_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
-	f = NULL;
-	if (!c->jwt_key || EVP_PKEY_get_base_id(c->jwt_key) != EVP_PKEY_RSA)
-		goto out;
-	f = fopen(cp, "r");
-	if (!f)
-		goto out;
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	if (!x || X509_check_private_key(x, c->jwt_key) != 1)
-		goto out;
-	n = i2d_X509(x, &der);
+	rc = fiks_identity_load(c->cfg.key_path, c->cfg.cert_path, &c->me);
+	if (rc < 0)
+		return rc;
+	if (c->cfg.sign_key_path || c->cfg.sign_cert_path) {
+		if (!c->cfg.sign_key_path || !c->cfg.sign_cert_path)
+			return BV_EINVAL;
+		rc = fiks_identity_load(c->cfg.sign_key_path,
+					c->cfg.sign_cert_path, &c->signer);
+		if (rc < 0)
+			return rc;
+	}
+	n = i2d_X509(fiks_identity_cert(signer(c)), &der);
 	if (n <= 0)
-		goto out;
+		return FIKS_EKEY;
 	c->x5c = bv_b64_encode(der, (size_t)n);
-	rc = c->x5c ? 0 : BV_ENOMEM;
-out:
-	if (f)
-		fclose(f);
 	OPENSSL_free(der);
-	X509_free(x);
-	return rc;
+	return c->x5c ? 0 : BV_ENOMEM;
 }
 
 int
@@ -446,7 +433,7 @@ fiks_client_new(const struct fiks_config *cfg, struct fiks_client **out)
 		bv_free(c);
 		return rc;
 	}
-	rc = load_jwt_identity(c);
+	rc = load_identities(c);
 	if (rc < 0)
 		goto out;
 	c->backoff_ms = BACKOFF_MIN_MS;
@@ -481,7 +468,8 @@ fiks_client_free(struct fiks_client *c)
 		bv_free(c->katalog[i].pem);
 	free_secret(c->token);
 	bv_free(c->x5c);
-	EVP_PKEY_free(c->jwt_key);
+	fiks_identity_free(c->signer);
+	fiks_identity_free(c->me);
 	fiks_config_free(&c->cfg);
 	bv_free(c);
 }
@@ -647,7 +635,8 @@ jwt_make(struct fiks_client *c, char **out)
 	snprintf(input, l + 1, "%s.%s", h64, p64);
 	md = EVP_MD_CTX_new();
 	if (!md ||
-	    EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, c->jwt_key) != 1 ||
+	    EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL,
+			       fiks_identity_key(signer(c))) != 1 ||
 	    EVP_DigestSign(md, sig, &siglen, (const unsigned char *)input, l) !=
 		    1) {
 		rc = FIKS_EKEY;
@@ -1612,4 +1601,107 @@ int
 fiks_nack_requeue(struct fiks_client *c, const struct fiks_melding *m)
 {
 	return settle(c, m, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Messages with packages                                               */
+/* ------------------------------------------------------------------ */
+
+int
+fiks_send(struct fiks_client *c, const struct fiks_send_req *req,
+	  const struct fiks_file *files, size_t n,
+	  const char *recipient_cert_pem, char melding_id[FIKS_UUID_LEN + 1])
+{
+	unsigned char *zip = NULL, *enc = NULL;
+	size_t zip_len = 0, enc_len = 0;
+	char *pem = NULL;
+	int rc;
+
+	if (!c || !req || (n && !files))
+		return BV_EINVAL;
+	if (n == 0)
+		return fiks_send_raw(c, req, NULL, 0, melding_id);
+	if (!recipient_cert_pem) {
+		rc = fiks_katalog_cert(c, req->mottaker, &pem);
+		if (rc < 0)
+			goto out;
+		recipient_cert_pem = pem;
+	}
+	rc = fiks_asice_build(files, n, signer(c), &zip, &zip_len);
+	if (rc < 0)
+		goto out;
+	rc = fiks_cms_encrypt(zip, zip_len, recipient_cert_pem,
+			      strlen(recipient_cert_pem), &enc, &enc_len);
+	if (rc < 0)
+		goto out;
+	rc = fiks_send_raw(c, req, enc, enc_len, melding_id);
+out:
+	if (zip) {
+		bv_wipe(zip, zip_len);
+		free(zip);
+	}
+	free(enc);
+	free(pem);
+	return rc;
+}
+
+int
+fiks_reply(struct fiks_client *c, const struct fiks_melding *m,
+	   const char *type, const struct fiks_file *files, size_t n,
+	   const char *klient_melding_id, char melding_id[FIKS_UUID_LEN + 1])
+{
+	struct fiks_send_req req;
+
+	if (!c || !m || !type)
+		return BV_EINVAL;
+	memset(&req, 0, sizeof(req));
+	req.mottaker = m->avsender;
+	req.type = type;
+	req.svar_paa = m->melding_id;
+	req.klient_melding_id = klient_melding_id;
+	req.klient_korrelasjons_id =
+		m->klient_korrelasjons_id[0] ? m->klient_korrelasjons_id : NULL;
+	return fiks_send(c, &req, files, n, NULL, melding_id);
+}
+
+int
+fiks_open(struct fiks_client *c, const struct fiks_melding *m,
+	  const char *expect_cert_pem, struct fiks_asice **out, char *err,
+	  size_t errcap)
+{
+	unsigned char *dl = NULL, *zip = NULL;
+	const unsigned char *ct;
+	size_t dl_len = 0, ct_len, zip_len = 0;
+	int rc;
+
+	if (err && errcap)
+		err[0] = '\0';
+	if (!c || !m || !out)
+		return BV_EINVAL;
+	if (m->dokumentlager_id[0]) {
+		rc = fiks_dokumentlager_get(c, m->dokumentlager_id, &dl,
+					    &dl_len);
+		if (rc < 0)
+			return rc;
+		ct = dl;
+		ct_len = dl_len;
+	} else {
+		ct = m->body;
+		ct_len = m->body_len;
+	}
+	if (ct_len == 0) {
+		rc = BV_EINVAL;
+		goto out;
+	}
+	rc = fiks_cms_decrypt(ct, ct_len, c->me, &zip, &zip_len);
+	if (rc < 0)
+		goto out;
+	rc = fiks_asice_read(zip, zip_len, expect_cert_pem, out, err, errcap);
+out:
+	if (zip) {
+		bv_wipe(zip, zip_len);
+		free(zip);
+	}
+	bv_free(dl);
+	return rc;
 }

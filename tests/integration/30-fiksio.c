@@ -6,8 +6,10 @@
  * redelivery, Fiks IO's dead-lettering (serverfeil after 3 deliveries,
  * tidsavbrudd after the TTL), a malformed message that must not block its
  * queue, a broker restart under a consumer, refused credentials, a
- * payload through the dokumentlager, and the development server's answers
- * to hostile requests. Every wait is bounded. Set BVT_TEST_FILTER (a
+ * payload through the dokumentlager, packages end to end (fiks_send,
+ * fiks_open, fiks_reply: signed, encrypted, pinned, also through the
+ * dokumentlager), and the development server's answers to hostile
+ * requests. Every wait is bounded. Set BVT_TEST_FILTER (a
  * cmocka pattern) to run some tests only.
  */
 #include <setjmp.h>
@@ -24,10 +26,11 @@
 #include "bvtest.h"
 #include "bv_error.h"
 #include "bvtest_fiks.h"
+#include "fiks_asice.h"
 #include "fiks_error.h"
 #include "fiks_io.h"
 
-enum { A, B, B2, C, D, E, B3, B4, N_ACCTS };
+enum { A, B, B2, C, D, E, B3, B4, B5, B6, N_ACCTS };
 
 static struct bvt_fiks F;
 /* Every client a test makes, freed by teardown even when it fails. */
@@ -547,6 +550,119 @@ t_dokumentlager(void **state)
 	release(b);
 }
 
+/* fiks_send → fiks_open: ASiC-E signed by A, encrypted for B5's katalog
+ * certificate, opened with A's certificate pinned; then fiks_reply. */
+static void
+t_package_roundtrip(void **state)
+{
+	static const char xml[] = "<arkivmelding>test</arkivmelding>";
+	static const unsigned char pdf[] = {'%', 'P', 'D', 'F', 0, 1, 2, 3};
+	struct fiks_client *a = client(A), *b = client(B5);
+	struct fiks_file files[2] = {
+		{"arkivmelding.xml", "application/xml",
+		 (const unsigned char *)xml, sizeof(xml) - 1},
+		{"vedlegg.pdf", "application/pdf", pdf, sizeof(pdf)}};
+	struct fiks_send_req req = {0};
+	struct fiks_melding *m, *r;
+	struct fiks_asice *pkg = NULL;
+	char id[FIKS_UUID_LEN + 1], rid[FIKS_UUID_LEN + 1], err[256];
+	char *a_cert = bvt_file_read(F.acct[A].cert, NULL);
+	char *b6_cert = bvt_file_read(F.acct[B6].cert, NULL);
+	const struct fiks_file *f;
+
+	(void)state;
+	assert_non_null(a_cert);
+	assert_non_null(b6_cert);
+	req.mottaker = F.acct[B5].konto;
+	req.type = "no.ks.fiks.arkiv.v1.arkivering.arkivmelding.opprett";
+	req.klient_korrelasjons_id = "korr-pkg";
+	assert_int_equal(fiks_send(a, &req, files, 2, NULL, id), 0);
+	m = recv_match(b, id, NULL, 15000);
+	assert_true(m->body_len > sizeof(xml));
+	assert_int_equal(fiks_open(b, m, a_cert, &pkg, err, sizeof(err)), 0);
+	assert_int_equal(fiks_asice_count(pkg), 2);
+	f = fiks_asice_file(pkg, 0);
+	assert_string_equal(f->name, "arkivmelding.xml");
+	assert_int_equal(f->len, sizeof(xml) - 1);
+	assert_memory_equal(f->data, xml, f->len);
+	f = fiks_asice_find(pkg, "vedlegg.pdf");
+	assert_non_null(f);
+	assert_memory_equal(f->data, pdf, sizeof(pdf));
+	fiks_asice_free(pkg);
+	pkg = NULL;
+	/* Pinned to someone else: the signature is not theirs. */
+	assert_int_equal(fiks_open(b, m, b6_cert, &pkg, err, sizeof(err)),
+			 FIKS_ESIGNATURE);
+	/* The reply carries the correlation id back. */
+	assert_int_equal(fiks_reply(b, m,
+				    "no.ks.fiks.arkiv.v1.arkivering."
+				    "arkivmelding.opprett.mottatt",
+				    NULL, 0, "kmi-svar", rid),
+			 0);
+	assert_int_equal(fiks_ack(b, m), 0);
+	fiks_melding_free(m);
+	r = recv_match(a, rid, NULL, 15000);
+	assert_string_equal(r->svar_til, id);
+	assert_string_equal(r->klient_korrelasjons_id, "korr-pkg");
+	assert_string_equal(r->klient_melding_id, "kmi-svar");
+	assert_int_equal(fiks_open(a, r, NULL, &pkg, err, sizeof(err)),
+			 BV_EINVAL);
+	assert_int_equal(fiks_ack(a, r), 0);
+	fiks_melding_free(r);
+	/* Encrypted for B6's certificate: B5 cannot open it. */
+	assert_int_equal(fiks_send(a, &req, files, 1, b6_cert, id), 0);
+	m = recv_match(b, id, NULL, 15000);
+	assert_int_equal(fiks_open(b, m, NULL, &pkg, err, sizeof(err)),
+			 FIKS_ECMS);
+	assert_int_equal(fiks_ack(b, m), 0);
+	fiks_melding_free(m);
+	free(a_cert);
+	free(b6_cert);
+	release(a);
+	release(b);
+}
+
+/* A package over 5 MB goes through the dokumentlager and opens the same. */
+static void
+t_package_dokumentlager(void **state)
+{
+	struct fiks_client *a = client(A), *b = client(B6);
+	size_t n = FIKS_DOKUMENTLAGER_THRESHOLD + 4096, i;
+	unsigned char *big = malloc(n);
+	uint32_t x = 2463534242u;
+	struct fiks_file file = {"stor.bin", "application/octet-stream", NULL,
+				 n};
+	struct fiks_send_req req = {0};
+	struct fiks_melding *m;
+	struct fiks_asice *pkg = NULL;
+	char id[FIKS_UUID_LEN + 1], err[256];
+
+	(void)state;
+	assert_non_null(big);
+	for (i = 0; i < n; i++) { /* xorshift32: nothing to compress */
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		big[i] = (unsigned char)x;
+	}
+	file.data = big;
+	req.mottaker = F.acct[B6].konto;
+	req.type = "no.ks.fiks.bvchat.test.v1.stor";
+	assert_int_equal(fiks_send(a, &req, &file, 1, NULL, id), 0);
+	m = recv_match(b, id, NULL, 20000);
+	assert_int_equal(m->body_len, 0);
+	assert_true(m->dokumentlager_id[0] != '\0');
+	assert_int_equal(fiks_open(b, m, NULL, &pkg, err, sizeof(err)), 0);
+	assert_int_equal(fiks_asice_file(pkg, 0)->len, n);
+	assert_memory_equal(fiks_asice_file(pkg, 0)->data, big, n);
+	fiks_asice_free(pkg);
+	assert_int_equal(fiks_ack(b, m), 0);
+	fiks_melding_free(m);
+	free(big);
+	release(a);
+	release(b);
+}
+
 /* The development server refuses hostile requests with 4xx and JSON. */
 static void
 t_devserver_hostile(void **state)
@@ -614,6 +730,8 @@ main(void)
 		cmocka_unit_test_teardown(t_missing_header, teardown),
 		cmocka_unit_test_teardown(t_dokumentlager, teardown),
 		cmocka_unit_test_teardown(t_unauthorized, teardown),
+		cmocka_unit_test_teardown(t_package_roundtrip, teardown),
+		cmocka_unit_test_teardown(t_package_dokumentlager, teardown),
 		cmocka_unit_test_teardown(t_devserver_hostile, teardown),
 		cmocka_unit_test_teardown(t_broker_restart, teardown),
 	};

@@ -57,7 +57,8 @@ int bvt_fiks_write_config(const struct bvt_fiks *f, size_t i, const char *path,
 /* The broker's administrator password (DIR/admin.secret; static). */
 const char *bvt_fiks_admin_secret(const struct bvt_fiks *f);
 
-/* Makes a new RSA key (PKCS#8) and self-signed certificate. 0 or -1. */
+/* Makes a new RSA key (PKCS#8) and self-signed certificate for two days
+ * (fiks_identity_generate). 0 or -1. */
 int bvt_fiks_keypair(const char *key, const char *cert, const char *cn);
 
 /* Prints the tails of the devserver's and RabbitMQ's logs to stderr and

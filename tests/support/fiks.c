@@ -21,6 +21,8 @@
 #include "bv_util.h"
 #include "bvtest.h"
 #include "bvtest_fiks.h"
+#include "fiks_error.h"
+#include "fiks_identity.h"
 
 #ifndef BV_FIKSIO_SH
 #define BV_FIKSIO_SH "tools/fiksio.sh"
@@ -216,33 +218,12 @@ fiks_atexit(void)
 int
 bvt_fiks_keypair(const char *key, const char *cert, const char *cn)
 {
-	char subj[128];
-	/* openssl req draws progress on stderr: keep it quiet. */
-	char *argv[] = {"/bin/sh",
-			"-c",
-			"exec /usr/bin/openssl \"$@\" 2>/dev/null",
-			"openssl",
-			"req",
-			"-x509",
-			"-newkey",
-			"rsa:2048",
-			"-nodes",
-			"-keyout",
-			(char *)key,
-			"-out",
-			(char *)cert,
-			"-days",
-			"2",
-			"-subj",
-			subj,
-			NULL};
-	char *out = NULL;
-	int rc;
+	int rc = fiks_identity_generate(key, cert, cn, 2048, 2);
 
-	snprintf(subj, sizeof(subj), "/CN=%s", cn);
-	rc = bvt_run(argv, 0, bvt_ms(60000), &out, NULL);
-	free(out);
-	return rc == 0 ? 0 : -1;
+	if (rc < 0)
+		fprintf(stderr, "bvtest: fiks_identity_generate: %s\n",
+			fiks_strerror(rc));
+	return rc < 0 ? -1 : 0;
 }
 
 static int
@@ -357,10 +338,8 @@ make_accounts(struct bvt_fiks *f, size_t n)
 		snprintf(a->cert, sizeof(a->cert), "%s/acct%zu.crt", f->dir, i);
 		snprintf(a->config, sizeof(a->config), "%s/acct%zu.conf",
 			 f->dir, i);
-		if (bvt_fiks_keypair(a->key, a->cert, a->client_id) < 0) {
-			fprintf(stderr, "bvtest: openssl req failed\n");
+		if (bvt_fiks_keypair(a->key, a->cert, a->client_id) < 0)
 			goto out;
-		}
 		len += (size_t)snprintf(
 			json + len, cap - len,
 			"%s{\"konto\":\"%s\",\"navn\":\"bvtest %zu\","
