@@ -110,6 +110,7 @@ spawn() { # PIDFILE LOG CMD…: CMD in its own session, in the background.
 	local pidfile=$1 log=$2
 	shift 2
 	rm -f "$pidfile"
+	# shellcheck disable=SC2016 # $$ and $@ are the inner shell's
 	setsid sh -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
 		</dev/null >>"$log" 2>&1 &
 	local i
@@ -150,13 +151,14 @@ amqp_ready() {
 }
 
 password_hash() { # rabbit_password_hashing_sha256: b64(salt + sha256(salt+pw))
-	local salt
-	salt=$(openssl rand -hex 4)
-	{
-		printf '%s' "$salt"
-		{ printf '%s' "$salt" | xxd -r -p; printf '%s' "$1"; } |
-			openssl dgst -sha256 -binary | xxd -p -c 256
-	} | tr -d '\n' | xxd -r -p | base64 -w0
+	# Binary through files, not shell variables; openssl only (no xxd).
+	local t
+	t=$(mktemp -d)
+	openssl rand -out "$t/salt" 4
+	printf '%s' "$1" >"$t/pw"
+	cat "$t/salt" "$t/pw" | openssl dgst -sha256 -binary >"$t/digest"
+	cat "$t/salt" "$t/digest" | base64 -w0
+	rm -rf "$t"
 }
 
 write_broker_config() {
