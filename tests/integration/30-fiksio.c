@@ -4,7 +4,7 @@
  * bvfiks-devserver (tools/fiksio.sh, tests/support/fiks.c): send and
  * receive with headers and ids, replies, the katalog, manual ack and
  * redelivery, Fiks IO's dead-lettering (serverfeil after 3 deliveries,
- * tidsavbrudd after the TTL), a malformed message that must not block its
+ * tidsavbrudd after the TTL, only at the head of the queue), a malformed message that must not block its
  * queue, a broker restart under a consumer, refused credentials, a
  * payload through the dokumentlager, packages end to end (fiks_send,
  * fiks_open, fiks_reply: signed, encrypted, pinned, also through the
@@ -30,7 +30,7 @@
 #include "fiks_error.h"
 #include "fiks_io.h"
 
-enum { A, B, B2, C, D, E, B3, B4, B5, B6, N_ACCTS };
+enum { A, B, B2, C, D, E, B3, B4, B5, B6, D2, N_ACCTS };
 
 static struct bvt_fiks F;
 /* Every client a test makes, freed by teardown even when it fails. */
@@ -349,6 +349,40 @@ t_tidsavbrudd(void **state)
 	assert_int_equal(fiks_ack(a, e), 0);
 	fiks_melding_free(e);
 	release(a);
+}
+
+/* Fiks IO's documented quirk: an expired message is dead-lettered only
+ * when it reaches the head of its queue. RabbitMQ's quorum queues do the
+ * same: behind a message without TTL, an expired one waits. */
+static void
+t_tidsavbrudd_at_head(void **state)
+{
+	struct fiks_client *a = client(A), *d = NULL;
+	struct fiks_melding *m, *e = NULL;
+	char id1[FIKS_UUID_LEN + 1], id2[FIKS_UUID_LEN + 1];
+	int rc;
+
+	(void)state;
+	send_plain(a, D2, "no.ks.fiks.bvchat.test.v1.lang", 0, "1", id1);
+	send_plain(a, D2, "no.ks.fiks.bvchat.test.v1.kort", 1000, "2", id2);
+	/* Well past the TTL: no receipt while the first one blocks it. */
+	rc = fiks_receive(a, bvt_ms(3000), &e);
+	if (rc == 0) {
+		fail_msg("early %s for %s", e->type, e->svar_til);
+		fiks_melding_free(e);
+	}
+	assert_int_equal(rc, FIKS_ETIMEOUT);
+	d = client(D2);
+	m = recv_match(d, id1, NULL, 15000);
+	assert_int_equal(fiks_ack(d, m), 0);
+	fiks_melding_free(m);
+	e = recv_match(a, NULL, id2, 20000);
+	assert_string_equal(e->type, FIKS_TYPE_TIDSAVBRUDD);
+	assert_int_equal(fiks_ack(a, e), 0);
+	fiks_melding_free(e);
+	expect_empty(d, 500);
+	release(a);
+	release(d);
 }
 
 /* Publishes straight to E's queue as the broker's administrator. */
@@ -727,6 +761,7 @@ main(void)
 		cmocka_unit_test_teardown(t_redelivery, teardown),
 		cmocka_unit_test_teardown(t_serverfeil, teardown),
 		cmocka_unit_test_teardown(t_tidsavbrudd, teardown),
+		cmocka_unit_test_teardown(t_tidsavbrudd_at_head, teardown),
 		cmocka_unit_test_teardown(t_missing_header, teardown),
 		cmocka_unit_test_teardown(t_dokumentlager, teardown),
 		cmocka_unit_test_teardown(t_unauthorized, teardown),
