@@ -51,6 +51,9 @@
 #define PART_HDRS_MAX  16
 #define DEFAULT_TTL_MS 604800000LL /* 7 days, as Fiks IO */
 #define JWT_MAX	       16384
+/* Request bodies held at once, all connections together: 64 connections
+ * of 65 MiB each would be 4 GiB. */
+#define BUFFERED_MAX (256u << 20)
 /* Fiks IO's limit of deliveries before the dead-letter queue; RabbitMQ's
  * x-delivery-limit counts returns, so it is one less (docs/fiks.md). */
 #define DELIVERY_LIMIT 2
@@ -89,6 +92,7 @@ static struct {
 	size_t next_token;
 
 	amqp_connection_state_t pub; /* the HTTP thread's connection */
+	size_t buffered;	     /* bytes in request bodies (HTTP thread) */
 	atomic_int stop;
 } S;
 
@@ -1510,6 +1514,7 @@ req_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)c;
 	(void)toe;
 	if (q) {
+		S.buffered -= q->len;
 		if (q->buf) {
 			bv_wipe(q->buf, q->len);
 			free(q->buf);
@@ -1579,7 +1584,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		size_t n = *upload_size;
 
 		*upload_size = 0;
-		if (q->too_big || q->len + n > q->max) {
+		if (q->too_big || q->len + n > q->max ||
+		    S.buffered + n > BUFFERED_MAX) {
 			q->too_big = 1;
 			return MHD_YES;
 		}
@@ -1597,6 +1603,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		}
 		memcpy(q->buf + q->len, upload, n);
 		q->len += n;
+		S.buffered += n;
 		return MHD_YES;
 	}
 	if (!q->buf) {
