@@ -59,10 +59,14 @@ struct fiks_config {
 	char *sign_cert_path; /* NULL: the account's pair signs */
 	int prefetch;	      /* unacked deliveries at once; 0: 10 */
 	int timeout_ms;	      /* one HTTP request or AMQP call; 0: 30000 */
+	int amqp_tls;	      /* 1: AMQP over TLS (production, port 5671) */
 };
 
-/* Loads path into *cfg (zeroed first). Returns 0; BV_ECONFIG with a
- * sentence in err (line number, key) ; BV_EIO; BV_ENOMEM. */
+/* Loads path into *cfg (zeroed first). Required keys: api_url, token_url,
+ * amqp_host, integration_id, integration_password, client_id, account_id,
+ * key_path, cert_path; amqp_port defaults to 5671 with amqp_tls 1, else
+ * 5672. Returns 0; BV_ECONFIG with a sentence in err (line number, key;
+ * never a value); BV_EIO; BV_ENOMEM. On error *cfg holds nothing. */
 int fiks_config_load(const char *path, struct fiks_config *cfg, char *err,
 		     size_t errcap);
 void fiks_config_free(struct fiks_config *cfg);
@@ -120,12 +124,30 @@ void fiks_client_free(struct fiks_client *c);
 /* Our account id. */
 const char *fiks_client_account(const struct fiks_client *c);
 
+/* The client's copy of its configuration. */
+const struct fiks_config *fiks_client_config(const struct fiks_client *c);
+
+/* Replies larger than these are refused with FIKS_ELIMIT: a JSON answer
+ * of the API or the token endpoint, and a message body from AMQP or the
+ * dokumentlager (the largest ciphertext fiks_cms_decrypt() takes). */
+#define FIKS_HTTP_REPLY_MAX (1u << 20)
+#define FIKS_BODY_MAX	    ((64u << 20) + 4096u)
+
 /*
  * The certificate (PEM) the katalog publishes for account konto, cached
  * for the client's lifetime. Returns 0 and sets *pem (free()); FIKS_ENOTFOUND
  * (no such account or no key); FIKS_EHTTP; FIKS_EUNAUTHORIZED; BV_ENOMEM.
  */
 int fiks_katalog_cert(struct fiks_client *c, const char *konto, char **pem);
+
+/*
+ * Downloads the dokumentlager document id (a message's dokumentlager-id)
+ * with our credentials. Returns 0 and sets *out (free()) and *len;
+ * FIKS_ENOTFOUND; FIKS_ELIMIT (over FIKS_BODY_MAX); FIKS_EHTTP;
+ * FIKS_EUNAUTHORIZED; BV_EINVAL; BV_ENOMEM.
+ */
+int fiks_dokumentlager_get(struct fiks_client *c, const char *id,
+			   unsigned char **out, size_t *len);
 
 /*
  * Sends an already encrypted body (NULL, 0: a message without payload).
@@ -164,10 +186,16 @@ int fiks_reply(struct fiks_client *c, const struct fiks_melding *m,
  * declaring nothing, and consuming with manual ack and the prefetch on the
  * first call; after a lost connection it reconnects with a fresh token,
  * and messages not acked on the old one come again, flagged redelivered).
- * Returns 0 and sets *out (fiks_melding_free()); FIKS_ETIMEOUT; FIKS_EAMQP
- * (the broker is gone: call again later); FIKS_EHEADER (a message without
- * melding-id, type or avsender-id: it has been nacked without requeue so
- * it cannot block the queue); FIKS_EUNAUTHORIZED; BV_ENOMEM.
+ * Returns 0 and sets *out (fiks_melding_free()); FIKS_ETIMEOUT (connected,
+ * nothing came); FIKS_EAMQP (the broker could not be reached or was lost
+ * within timeout_ms, however often it was tried: call again later);
+ * FIKS_EHEADER (a message without melding-id, type or avsender-id, or
+ * with one of them not a longstr or malformed) and FIKS_ELIMIT (a body
+ * over FIKS_BODY_MAX, or custom headers over FIKS_HEADERS_MAX or their
+ * lengths): either has been nacked without requeue so it cannot block the
+ * queue; FIKS_EUNAUTHORIZED (the broker refused our login or the queue,
+ * also with a fresh token); BV_ENOMEM. Reconnection attempts back off
+ * from 100 ms to 2 s, never past timeout_ms.
  */
 int fiks_receive(struct fiks_client *c, int timeout_ms,
 		 struct fiks_melding **out);

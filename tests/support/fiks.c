@@ -1,0 +1,517 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * fiks.c: a local FIKS IO per test program (bvtest_fiks.h), started and
+ * stopped through tools/fiksio.sh so the tests exercise what make run
+ * uses. Each instance lives in a private /tmp/bvt-fiks-XXXXXX on free
+ * ports; atexit stops every running one by PID, and a watchdog process
+ * outside our tree (as util.c's for PostgreSQL) does the same if the
+ * program dies by a signal.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "bv_util.h"
+#include "bvtest.h"
+#include "bvtest_fiks.h"
+#include "fiks_error.h"
+#include "fiks_identity.h"
+
+#ifndef BV_FIKSIO_SH
+#define BV_FIKSIO_SH "tools/fiksio.sh"
+#endif
+#ifndef BV_FIKS_DEVSERVER_BIN
+#define BV_FIKS_DEVSERVER_BIN "bvfiks-devserver"
+#endif
+
+#define INSTANCES_MAX 4
+
+static struct bvt_fiks *instances[INSTANCES_MAX];
+static int wd_fd = -1;
+
+static const char *
+devserver_bin(void)
+{
+	const char *e = getenv("BV_FIKS_DEVSERVER_BIN");
+
+	return e && *e ? e : BV_FIKS_DEVSERVER_BIN;
+}
+
+static int
+fiksio(const struct bvt_fiks *f, const char *cmd, int with_ports)
+{
+	char amqp[16], http[16], epmd[16], dist[16], tmo[16];
+	char *argv[24];
+	int n = 0, rc;
+
+	snprintf(amqp, sizeof(amqp), "%d", f->amqp_port);
+	snprintf(http, sizeof(http), "%d", f->http_port);
+	snprintf(epmd, sizeof(epmd), "%d", f->epmd_port);
+	snprintf(dist, sizeof(dist), "%d", f->dist_port);
+	snprintf(tmo, sizeof(tmo), "%d", bvt_ms(90000) / 1000);
+	argv[n++] = "/bin/bash";
+	argv[n++] = BV_FIKSIO_SH;
+	argv[n++] = (char *)cmd;
+	argv[n++] = (char *)f->dir;
+	if (with_ports) {
+		argv[n++] = "--amqp-port";
+		argv[n++] = amqp;
+		argv[n++] = "--http-port";
+		argv[n++] = http;
+		argv[n++] = "--epmd-port";
+		argv[n++] = epmd;
+		argv[n++] = "--dist-port";
+		argv[n++] = dist;
+		argv[n++] = "--devserver";
+		argv[n++] = (char *)devserver_bin();
+		argv[n++] = "--timeout";
+		argv[n++] = tmo;
+	}
+	argv[n] = NULL;
+	rc = bvt_run(argv, 0, bvt_ms(150000), NULL, NULL);
+	if (rc != 0)
+		fprintf(stderr, "bvtest: fiksio.sh %s %s failed (%d)\n", cmd,
+			f->dir, rc);
+	return rc == 0 ? 0 : -1;
+}
+
+/* ---- watchdog: stops instances of a program that died by a signal ---- */
+
+static void
+watchdog_run(int rd)
+{
+	char buf[2048], dirs[INSTANCES_MAX][64];
+	size_t used = 0;
+	int i;
+
+	memset(dirs, 0, sizeof(dirs));
+	for (;;) {
+		ssize_t n = read(rd, buf + used, sizeof(buf) - 1 - used);
+		char *nl;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		used += (size_t)n;
+		buf[used] = '\0';
+		while ((nl = strchr(buf, '\n'))) {
+			*nl = '\0';
+			/* "+DIR" an instance runs, "-DIR" it is stopped. */
+			for (i = 0; i < INSTANCES_MAX; i++) {
+				if (buf[0] == '-' &&
+				    strcmp(dirs[i], buf + 1) == 0)
+					dirs[i][0] = '\0';
+			}
+			for (i = 0; buf[0] == '+' && i < INSTANCES_MAX; i++) {
+				if (!dirs[i][0]) {
+					snprintf(dirs[i], sizeof(dirs[i]),
+						 "%.63s", buf + 1);
+					break;
+				}
+			}
+			used -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, used);
+			buf[used] = '\0';
+		}
+	}
+	for (i = 0; i < INSTANCES_MAX; i++) {
+		pid_t p;
+
+		if (!dirs[i][0] || strncmp(dirs[i], "/tmp/bvt-fiks-", 14) != 0)
+			continue;
+		p = fork();
+		if (p == 0) {
+			execl("/bin/bash", "bash", BV_FIKSIO_SH, "stop",
+			      dirs[i], (char *)NULL);
+			_exit(127);
+		}
+		if (p > 0)
+			while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
+				;
+		p = fork();
+		if (p == 0) {
+			execl("/bin/rm", "rm", "-rf", "--", dirs[i],
+			      (char *)NULL);
+			_exit(127);
+		}
+		if (p > 0)
+			while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
+				;
+	}
+}
+
+/* Tells the watchdog that dir runs (op '+') or was stopped ('-'). */
+static void
+watchdog(char op, const char *dir)
+{
+	char line[128];
+	int n;
+
+	if (wd_fd < 0) {
+		int p[2];
+		pid_t pid;
+
+		if (pipe2(p, O_CLOEXEC) < 0)
+			return;
+		pid = fork();
+		if (pid == 0) {
+			long fd, max = sysconf(_SC_OPEN_MAX);
+			int nul;
+
+			if (fork() != 0)
+				_exit(0);
+			setsid();
+			signal(SIGINT, SIG_IGN);
+			signal(SIGTERM, SIG_IGN);
+			signal(SIGHUP, SIG_IGN);
+			if (max < 0 || max > 65536)
+				max = 65536;
+			for (fd = 0; fd < max; fd++)
+				if (fd != p[0])
+					close((int)fd);
+			nul = open("/dev/null", O_RDWR);
+			if (nul >= 0) {
+				dup2(nul, 0);
+				dup2(nul, 1);
+				dup2(nul, 2);
+				if (nul > 2)
+					close(nul);
+			}
+			watchdog_run(p[0]);
+			_exit(0);
+		}
+		close(p[0]);
+		if (pid < 0) {
+			close(p[1]);
+			return;
+		}
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		signal(SIGPIPE, SIG_IGN);
+		wd_fd = p[1];
+	}
+	n = snprintf(line, sizeof(line), "%c%s\n", op, dir);
+	if (n > 0 && n < (int)sizeof(line) && write(wd_fd, line, (size_t)n) < 0)
+		perror("bvtest: fiks watchdog");
+}
+
+static void
+fiks_atexit(void)
+{
+	int i;
+
+	for (i = 0; i < INSTANCES_MAX; i++)
+		if (instances[i])
+			bvt_fiks_stop(instances[i]);
+}
+
+/* ---- accounts ---- */
+
+int
+bvt_fiks_keypair(const char *key, const char *cert, const char *cn)
+{
+	int rc = fiks_identity_generate(key, cert, cn, 2048, 2);
+
+	if (rc < 0)
+		fprintf(stderr, "bvtest: fiks_identity_generate: %s\n",
+			fiks_strerror(rc));
+	return rc < 0 ? -1 : 0;
+}
+
+static int
+write_file(const char *path, const char *s)
+{
+	FILE *f = fopen(path, "w");
+	int ok;
+
+	if (!f) {
+		perror(path);
+		return -1;
+	}
+	ok = fputs(s, f) >= 0;
+	ok = fclose(f) == 0 && ok;
+	return ok ? 0 : -1;
+}
+
+int
+bvt_fiks_write_config(const struct bvt_fiks *f, size_t i, const char *path,
+		      const char *const *ov)
+{
+	const struct bvt_fiks_account *a = &f->acct[i];
+	char api[64], amqp_port[16];
+	const char *kv[] = {"api_url",
+			    api,
+			    "token_url",
+			    NULL,
+			    "amqp_host",
+			    "127.0.0.1",
+			    "amqp_port",
+			    amqp_port,
+			    "integration_id",
+			    a->integration_id,
+			    "integration_password",
+			    a->password,
+			    "client_id",
+			    a->client_id,
+			    "account_id",
+			    a->konto,
+			    "key_path",
+			    a->key,
+			    "cert_path",
+			    a->cert,
+			    "timeout_ms",
+			    "10000"};
+	char token[80], buf[8192];
+	size_t k, len = 0, j;
+
+	snprintf(api, sizeof(api), "http://127.0.0.1:%d", f->http_port);
+	snprintf(token, sizeof(token), "%s/token", api);
+	kv[3] = token;
+	snprintf(amqp_port, sizeof(amqp_port), "%d", f->amqp_port);
+	len += (size_t)snprintf(buf, sizeof(buf), "# bvtest account %zu\n", i);
+	for (k = 0; k < sizeof(kv) / sizeof(kv[0]); k += 2) {
+		const char *v = kv[k + 1];
+
+		for (j = 0; ov && ov[j]; j += 2)
+			if (strcmp(ov[j], kv[k]) == 0)
+				v = ov[j + 1];
+		if (v && len < sizeof(buf))
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+						"%s %s\n", kv[k], v);
+	}
+	/* Overrides of keys not above are added. */
+	for (j = 0; ov && ov[j]; j += 2) {
+		int known = 0;
+
+		for (k = 0; k < sizeof(kv) / sizeof(kv[0]); k += 2)
+			known |= strcmp(ov[j], kv[k]) == 0;
+		if (!known && ov[j + 1] && len < sizeof(buf))
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+						"%s %s\n", ov[j], ov[j + 1]);
+	}
+	if (len >= sizeof(buf))
+		return -1;
+	return write_file(path, buf);
+}
+
+static int
+make_accounts(struct bvt_fiks *f, size_t n)
+{
+	char path[128], *json = NULL;
+	size_t i, len = 0, cap = 16384;
+	int rc = -1;
+
+	json = malloc(cap);
+	if (!json)
+		return -1;
+	len += (size_t)snprintf(json, cap, "{\"accounts\":[");
+	for (i = 0; i < n; i++) {
+		struct bvt_fiks_account *a = &f->acct[i];
+		unsigned char pw[16];
+		char *p64;
+		int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+		bv_uuid_generate(a->konto);
+		bv_uuid_generate(a->integration_id);
+		if (fd < 0 || read(fd, pw, sizeof(pw)) != sizeof(pw)) {
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+		close(fd);
+		p64 = bv_b64url_encode(pw, sizeof(pw));
+		if (!p64)
+			goto out;
+		snprintf(a->password, sizeof(a->password), "%s", p64);
+		bv_free(p64);
+		snprintf(a->client_id, sizeof(a->client_id), "bvt-client-%zu",
+			 i);
+		snprintf(a->key, sizeof(a->key), "%s/acct%zu.key", f->dir, i);
+		snprintf(a->cert, sizeof(a->cert), "%s/acct%zu.crt", f->dir, i);
+		snprintf(a->config, sizeof(a->config), "%s/acct%zu.conf",
+			 f->dir, i);
+		if (bvt_fiks_keypair(a->key, a->cert, a->client_id) < 0)
+			goto out;
+		len += (size_t)snprintf(
+			json + len, cap - len,
+			"%s{\"konto\":\"%s\",\"navn\":\"bvtest %zu\","
+			"\"integration_id\":\"%s\","
+			"\"integration_password\":\"%s\","
+			"\"client_id\":\"%s\",\"cert\":\"%s\"}",
+			i ? "," : "", a->konto, i, a->integration_id,
+			a->password, a->client_id, a->cert);
+		if (len >= cap ||
+		    bvt_fiks_write_config(f, i, a->config, NULL) < 0)
+			goto out;
+	}
+	len += (size_t)snprintf(json + len, cap - len, "]}\n");
+	if (len >= cap)
+		goto out;
+	snprintf(path, sizeof(path), "%s/accounts.json", f->dir);
+	rc = write_file(path, json);
+	f->n = n;
+out:
+	free(json);
+	return rc;
+}
+
+/* Four distinct free ports. */
+static int
+pick_ports(struct bvt_fiks *f)
+{
+	int p[4], i, j;
+
+	for (i = 0; i < 4; i++) {
+		int tries = 0;
+
+		do {
+			p[i] = bvt_free_port();
+			for (j = 0; j < i && p[i] > 0; j++)
+				if (p[j] == p[i])
+					p[i] = 0;
+		} while (p[i] <= 0 && ++tries < 20);
+		if (p[i] <= 0)
+			return -1;
+	}
+	f->amqp_port = p[0];
+	f->http_port = p[1];
+	f->epmd_port = p[2];
+	f->dist_port = p[3];
+	return 0;
+}
+
+static void
+instance_track(struct bvt_fiks *f, int on)
+{
+	static int registered;
+	int i;
+
+	for (i = 0; i < INSTANCES_MAX; i++) {
+		if (on && !instances[i]) {
+			instances[i] = f;
+			break;
+		}
+		if (!on && instances[i] == f)
+			instances[i] = NULL;
+	}
+	if (on && !registered) {
+		registered = 1;
+		atexit(fiks_atexit);
+	}
+}
+
+int
+bvt_fiks_start(struct bvt_fiks *f, size_t n)
+{
+	int64_t t0 = bvt_now_ms();
+
+	memset(f, 0, sizeof(*f));
+	if (n > BVT_FIKS_ACCOUNTS_MAX)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/bvt-fiks-XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		perror("bvtest: mkdtemp");
+		return -1;
+	}
+	watchdog('+', f->dir);
+	if (pick_ports(f) < 0 || make_accounts(f, n) < 0)
+		return -1;
+	instance_track(f, 1);
+	f->running = 1;
+	if (fiksio(f, "start", 1) < 0) {
+		bvt_fiks_print_logs(f);
+		bvt_fiks_stop(f);
+		return -1;
+	}
+	f->start_ms = (long)(bvt_now_ms() - t0);
+	return 0;
+}
+
+int
+bvt_fiks_stop(struct bvt_fiks *f)
+{
+	int rc;
+
+	if (!f->running)
+		return 0;
+	rc = fiksio(f, "stop", 0);
+	f->running = 0;
+	instance_track(f, 0);
+	if (rc == 0 && !getenv("BVT_KEEP") &&
+	    strncmp(f->dir, "/tmp/bvt-fiks-", 14) == 0) {
+		char *argv[] = {"/bin/rm", "-rf", "--", f->dir, NULL};
+
+		bvt_run(argv, 0, bvt_ms(30000), NULL, NULL);
+		watchdog('-', f->dir);
+	} else if (rc == 0) {
+		fprintf(stderr, "bvtest: kept %s\n", f->dir);
+		watchdog('-', f->dir);
+	}
+	return rc;
+}
+
+int
+bvt_fiks_broker_stop(struct bvt_fiks *f)
+{
+	return fiksio(f, "broker-stop", 0);
+}
+
+int
+bvt_fiks_broker_start(struct bvt_fiks *f)
+{
+	return fiksio(f, "broker-start", 0);
+}
+
+const char *
+bvt_fiks_admin_secret(const struct bvt_fiks *f)
+{
+	static char secret[128];
+	char path[128];
+	char *s;
+
+	snprintf(path, sizeof(path), "%s/admin.secret", f->dir);
+	s = bvt_file_read(path, NULL);
+	if (!s)
+		return "";
+	s[strcspn(s, "\r\n")] = '\0';
+	snprintf(secret, sizeof(secret), "%s", s);
+	free(s);
+	return secret;
+}
+
+static void
+tail(const char *path, int lines)
+{
+	size_t len, i;
+	char *s = bvt_file_read(path, &len);
+	int n = 0;
+
+	if (!s)
+		return;
+	for (i = len; i > 0; i--)
+		if (s[i - 1] == '\n' && ++n > lines)
+			break;
+	fprintf(stderr, "----- last %d lines of %s -----\n%s\n", lines, path,
+		s + i);
+	free(s);
+}
+
+void
+bvt_fiks_print_logs(const struct bvt_fiks *f)
+{
+	char path[160];
+
+	snprintf(path, sizeof(path), "%s/devserver.log", f->dir);
+	tail(path, 40);
+	snprintf(path, sizeof(path), "%s/rabbitmq/log/server.out", f->dir);
+	tail(path, 20);
+	setenv("BVT_KEEP", "1", 1);
+}
