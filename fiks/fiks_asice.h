@@ -50,9 +50,11 @@ struct fiks_asice;
  * (the sender pinned out of band); else any certificate that verifies the
  * signature is accepted and can be read with fiks_asice_signer().
  * Returns 0 and sets *out; FIKS_EZIP, FIKS_EMANIFEST, FIKS_EDIGEST,
- * FIKS_ESIGNATURE, FIKS_ELIMIT; BV_ENOMEM. On error, when err is not NULL,
- * a sentence naming the file or part at fault is written to it (errcap
- * bytes, NUL-terminated; never file contents).
+ * FIKS_ESIGNATURE, FIKS_ELIMIT (docs/fiks.md gives the order of the checks
+ * and which code each one returns); BV_EINVAL (zip or out NULL,
+ * expect_cert_pem not a PEM certificate); BV_ENOMEM. On error, when err is
+ * not NULL, a sentence naming the file or part at fault is written to it
+ * (errcap bytes, NUL-terminated; never file contents).
  */
 int fiks_asice_read(const unsigned char *zip, size_t zip_len,
 		    const char *expect_cert_pem, struct fiks_asice **out,

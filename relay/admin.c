@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <sodium.h>
 
@@ -877,6 +878,7 @@ static const char usage_cases[] =
 	"       bvchat-relay admin conversation-create --case UUID --by UUID\n"
 	"           --kind team|citizens --members UUID[,UUID…]\n"
 	"       bvchat-relay admin case-show --case UUID\n"
+	"       bvchat-relay admin case-export --case UUID\n"
 	"\n"
 	"The case model of docs/cases.md. Roles: child, parent, "
 	"foster_parent,\n"
@@ -884,10 +886,13 @@ static const char usage_cases[] =
 	"team_lead, service_leader (the case team). --office-days takes days\n"
 	"and ranges (mon,wed-fri). protect: PERSON is never revealed to FROM.\n"
 	"conversation-create applies the contact rules as if BY asked.\n"
-	"case-create and conversation-create print the new UUID. Every\n"
-	"change is in the audit log (actor admin:<login>). A refusal exits 1\n"
-	"with the reason; \"not found or not allowed\" is one answer on\n"
-	"purpose.\n";
+	"case-create and conversation-create print the new UUID. case-show\n"
+	"prints the case's roster, protections and conversations as text;\n"
+	"case-export prints the same as one line of JSON, as the fagsystem\n"
+	"API's GET /v1/fagsystem/cases/<id> answers. Every change and every\n"
+	"export (case-show, case-export: case.export) is in the audit log\n"
+	"(actor admin:<login>). A refusal exits 1 with the reason; \"not\n"
+	"found or not allowed\" is one answer on purpose.\n";
 
 /* "admin:<login>", the actor the audit log records. */
 static void
@@ -1000,40 +1005,68 @@ out:
 	return status;
 }
 
-/* Prints the rows of one query on a case, a header first. */
-static int
-show_rows(PGconn *conn, const char *cmd, const char *title, const char *sql,
-	  const char *case_id)
+/* A string member of an exported object, "-" when there is none. */
+static const char *
+member(const json_t *o, const char *name)
 {
-	const char *params[1] = {case_id};
-	PGresult *res;
-	int i, j;
+	const char *v = json_string_value(json_object_get(o, name));
 
-	res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		sql_refused(cmd, conn, res);
-		PQclear(res);
-		return -1;
-	}
-	printf("%s:\n", title);
-	for (i = 0; i < PQntuples(res); i++) {
-		fputs(" ", stdout);
-		for (j = 0; j < PQnfields(res); j++)
-			printf(" %s", PQgetvalue(res, i, j));
-		putchar('\n');
-	}
-	PQclear(res);
-	return 0;
+	return v != NULL ? v : "-";
 }
 
-static int
-cmd_case_show(const struct relay_config *c, int argc, char **argv)
+/* Prints an exported case for a person: a header for each part, then its
+ * rows, one a line. */
+static void
+print_case_text(const json_t *e, const char *tenant_name)
 {
-	const char *cmd = "case-show";
+	const json_t *v, *m;
+	size_t i, k;
+
+	printf("case:\n  %s %s %s\n", member(e, "case"),
+	       member(e, "case_number"), tenant_name);
+	printf("roster:\n");
+	json_array_foreach(json_object_get(e, "roster"), i, v)
+		printf("  %s %s %s\n", member(v, "account"), member(v, "role"),
+		       member(v, "name"));
+	printf("protected (person from):\n");
+	json_array_foreach(json_object_get(e, "protections"), i, v)
+		printf("  %s %s\n", member(v, "protected"), member(v, "from"));
+	printf("conversations (id kind state members):\n");
+	json_array_foreach(json_object_get(e, "conversations"), i, v)
+	{
+		const json_t *ms = json_object_get(v, "members");
+
+		printf("  %s %s %s ", member(v, "conversation"),
+		       member(v, "kind"), member(v, "state"));
+		if (json_array_size(ms) == 0)
+			putchar('-');
+		json_array_foreach(ms, k, m) printf(
+			"%s%s", k > 0 ? "," : "",
+			json_string_value(m) ? json_string_value(m) : "-");
+		putchar('\n');
+	}
+}
+
+/*
+ * case-show and case-export: one export of a case by bv_case_export()
+ * (migrations/0006), audited as case.export with the actor admin:<login>
+ * and the form in the same transaction, committed before anything is
+ * printed. case-export prints the case as the fagsystem API answers it
+ * (compact JSON, one line), case-show as text. "not found or not allowed"
+ * for a case that does not exist, and then nothing is audited.
+ */
+static int
+cmd_case_export(const struct relay_config *c, int argc, char **argv)
+{
+	const char *cmd = argv[0];
+	const int as_text = strcmp(cmd, "case-show") == 0;
 	struct admin_cmd self = {cmd, NULL, usage_cases, NULL};
 	const char *case_id = NULL;
 	struct opt opts[] = {{"--case", &case_id}};
+	const char *params[2];
 	PGconn *conn = NULL;
+	PGresult *res = NULL;
+	json_t *e = NULL;
 	int status = EXIT_FAIL, r;
 
 	r = parse_opts(&self, argc, argv, opts, 1);
@@ -1046,30 +1079,37 @@ cmd_case_show(const struct relay_config *c, int argc, char **argv)
 	conn = db_open(c, cmd);
 	if (conn == NULL)
 		goto out;
-	if (show_rows(conn, cmd, "case",
-		      "SELECT c.id, c.case_number, t.name FROM cases c "
-		      "JOIN tenants t ON t.id = c.tenant_id WHERE c.id = $1",
-		      case_id) < 0 ||
-	    show_rows(conn, cmd, "roster",
-		      "SELECT account_id, role, display_name FROM case_roster "
-		      "WHERE case_id = $1 ORDER BY bv_role_is_staff(role) "
-		      "DESC, added_at, account_id",
-		      case_id) < 0 ||
-	    show_rows(conn, cmd, "protected (person from)",
-		      "SELECT protected_id, from_id FROM case_protections "
-		      "WHERE case_id = $1 ORDER BY created_at",
-		      case_id) < 0 ||
-	    show_rows(conn, cmd, "conversations (id kind state members)",
-		      "SELECT c.id, c.kind, CASE WHEN c.closed_at IS NULL "
-		      "THEN 'open' ELSE 'closed' END, coalesce((SELECT "
-		      "string_agg(m.account_id::text, ',' ORDER BY "
-		      "m.account_id) FROM conversation_members m WHERE "
-		      "m.conversation_id = c.id), '-') FROM conversations c "
-		      "WHERE c.case_id = $1 ORDER BY c.created_at",
-		      case_id) < 0)
+	params[0] = case_id;
+	params[1] = as_text ? "text" : "json";
+	res = exec_as_admin(conn,
+			    "SELECT e, (SELECT t.name FROM cases k JOIN "
+			    "tenants t ON t.id = k.tenant_id WHERE k.id = "
+			    "$1::uuid) FROM bv_case_export(NULL, $1::uuid, "
+			    "$2) e",
+			    2, params);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		sql_refused(cmd, conn, res);
 		goto out;
+	}
+	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+		admin_err(cmd, "not found or not allowed (no such case)");
+		goto out;
+	}
+	e = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	if (!json_is_object(e)) {
+		admin_err(cmd, "internal error: the export is not JSON");
+		goto out;
+	}
+	if (as_text) {
+		print_case_text(e, PQgetvalue(res, 0, 1));
+	} else if (json_dumpf(e, stdout, JSON_COMPACT) < 0 ||
+		   putchar('\n') == EOF) {
+		goto out;
+	}
 	status = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 out:
+	json_decref(e);
+	PQclear(res);
 	PQfinish(conn);
 	return status;
 }
@@ -1096,8 +1136,10 @@ static const struct admin_cmd admin_cmds[] = {
 	{"protect", "never reveal one person to another", usage_cases, cmd_sql},
 	{"conversation-create", "create a conversation of a case", usage_cases,
 	 cmd_sql},
-	{"case-show", "print a case's roster and conversations", usage_cases,
-	 cmd_case_show},
+	{"case-show", "print a case's roster and conversations (audited)",
+	 usage_cases, cmd_case_export},
+	{"case-export", "print a case as JSON, one line (audited)", usage_cases,
+	 cmd_case_export},
 };
 
 #define ADMIN_NCMDS (sizeof(admin_cmds) / sizeof(admin_cmds[0]))

@@ -2,9 +2,9 @@
 /*
  * fagapi.c: the fagsystem's HTTP API (docs/fagsystem-api.md): routing,
  * the per-request token check (signature by the tenant's key, audience,
- * expiry, request hash, single-use jti), the calls into 0003's functions
- * confined to the token's tenant, and JSON answers. It does not speak lws
- * (server.c does) and it does not apply roster changes to live
+ * expiry, request hash, single-use jti), the calls into 0003's and 0006's
+ * functions confined to the token's tenant, and JSON answers. It does not
+ * speak lws (server.c does) and it does not apply roster changes to live
  * connections: the SQL functions NOTIFY, ops.c listens. Tokens and bodies
  * are never logged.
  */
@@ -94,26 +94,9 @@ static const struct relay_stmt statements[] = {
 	 "SELECT bv_conversation_create(bv_case_staff(bv_case_of($1::uuid, "
 	 "$2::uuid), $3::uuid), $3::uuid, $4, $5::uuid[])::text",
 	 5},
-	{"fa_case_show",
-	 "SELECT json_build_object('case', c.id, 'case_number', "
-	 "c.case_number, 'created_at', to_char(c.created_at AT TIME ZONE "
-	 "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'roster', coalesce(("
-	 "SELECT json_agg(json_build_object('account', r.account_id, 'role', "
-	 "r.role, 'name', r.display_name, 'staff', bv_role_is_staff(r.role)) "
-	 "ORDER BY bv_role_is_staff(r.role) DESC, r.added_at, r.account_id) "
-	 "FROM case_roster r WHERE r.case_id = c.id), '[]'::json), "
-	 "'protections', coalesce((SELECT json_agg(json_build_object("
-	 "'protected', p.protected_id, 'from', p.from_id) ORDER BY "
-	 "p.created_at, p.protected_id, p.from_id) FROM case_protections p "
-	 "WHERE p.case_id = c.id), '[]'::json), 'conversations', coalesce(("
-	 "SELECT json_agg(json_build_object('conversation', v.id, 'kind', "
-	 "v.kind, 'state', CASE WHEN v.closed_at IS NULL THEN 'open' ELSE "
-	 "'closed' END, 'created_by', v.created_by, 'members', coalesce(("
-	 "SELECT json_agg(m.account_id ORDER BY m.account_id) FROM "
-	 "conversation_members m WHERE m.conversation_id = v.id), "
-	 "'[]'::json)) ORDER BY v.created_at, v.id) FROM conversations v "
-	 "WHERE v.case_id = c.id), '[]'::json))::text FROM cases c WHERE "
-	 "c.id = $2::uuid AND c.tenant_id = $1::uuid",
+	/* The case as JSON, audited as an export in the same transaction
+	 * (migrations/0006); NULL when it is not a case of the tenant. */
+	{"fa_case_export", "SELECT bv_case_export($1::uuid, $2::uuid, 'json')",
 	 2},
 };
 
@@ -386,12 +369,11 @@ op_done(struct db_job *job, int rc, void *arg)
 		answer_ok(q, json_pack("{s:s}", "conversation", v));
 		return;
 	case EP_CASE_SHOW:
-		if (!res || PQntuples(res) == 0) {
+		/* No such case and another tenant's: one answer. */
+		if (!v) {
 			answer_error(q, BV_ENOACCOUNT, NULL);
 			return;
 		}
-		if (!v)
-			goto internal;
 		/* Compact, like every other answer. */
 		shown = json_loads(v, 0, NULL);
 		if (!shown)
@@ -430,9 +412,10 @@ uuid_array(json_t *arr)
 }
 
 /*
- * Checks the body of an operation and builds its job: the actor first,
- * then the call. Returns 0, or the error to answer with; *bad names the
- * offending field.
+ * Checks the body of an operation (in; NULL for the GET, which has none)
+ * and builds its job: the actor first, then the call, in one transaction
+ * on the write pool. Returns 0, or the error to answer with; *bad names
+ * the offending field.
  */
 static int
 op_build(struct fagapi_req *q, json_t *in, struct db_job **out,
@@ -480,6 +463,12 @@ op_build(struct fagapi_req *q, json_t *in, struct db_job **out,
 		    field_uuid(in, *bad = "from", &p[3]) < 0)
 			goto out;
 		n = 4;
+		break;
+	case EP_CASE_SHOW:
+		/* Validated by route(); the body (there is none) is not read. */
+		stmt = "fa_case_export";
+		p[1] = q->case_id;
+		n = 2;
 		break;
 	case EP_CONVERSATIONS:
 		stmt = "fa_conversation";
@@ -545,25 +534,14 @@ run(struct fagapi_req *q)
 	const char *bad = NULL;
 	int rc;
 
-	if (q->ep == EP_CASE_SHOW) {
-		const char *p[2] = {q->tok.tenant, q->case_id};
-
-		rc = BV_ENOMEM;
-		job = db_job_new(RELAY_READ);
-		if (!job ||
-		    db_job_add(job, "fa_case_show", 2, p, NULL, NULL, 0) < 0)
+	/* A GET has no body: its case is in the path. */
+	if (q->ep != EP_CASE_SHOW) {
+		in = json_loadb((const char *)q->body, q->body_len,
+				JSON_REJECT_DUPLICATES, &jerr);
+		if (!json_is_object(in)) {
+			rc = BV_EJSON;
 			goto fail;
-		rc = submit(q, q->r->dbr, job, op_done);
-		job = NULL;
-		if (rc < 0)
-			goto fail;
-		return;
-	}
-	in = json_loadb((const char *)q->body, q->body_len,
-			JSON_REJECT_DUPLICATES, &jerr);
-	if (!json_is_object(in)) {
-		rc = BV_EJSON;
-		goto fail;
+		}
 	}
 	rc = op_build(q, in, &job, &bad);
 	if (rc < 0)

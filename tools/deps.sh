@@ -22,6 +22,8 @@ packages=(
 	valgrind curl ca-certificates
 	# jq: tools/bench.sh reads bvchat-bench --json results.
 	jq
+	# tzdata: bvchat-archiver writes transcripts in the municipality's time.
+	tzdata
 	# FIKS IO (fiks/, docs/fiks.md): packages, CMS, HTTP, AMQP, XSDs, and
 	# the local FIKS IO: RabbitMQ and the development server's HTTP.
 	libzip-dev libcurl4-openssl-dev librabbitmq-dev libxml2-dev libxml2-utils

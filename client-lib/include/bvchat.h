@@ -128,6 +128,10 @@ enum bv_client_status {
 enum bv_client_receipt {
 	BV_CLIENT_RECEIPT_DELIVERED = 1,
 	BV_CLIENT_RECEIPT_READ = 2,
+	/* The case file has the messages: sent by the conversation's archive
+	 * (the municipality's archive device) and believed from it only; the
+	 * reference is in the history (bv_client_message.journal). */
+	BV_CLIENT_RECEIPT_JOURNALED = 3,
 };
 
 /* Role names of the case view (docs/cases.md); a later relay may add more. */
@@ -448,6 +452,18 @@ enum bv_client_msg_state {
 };
 
 /*
+ * For the municipality's archive device: tells every member of
+ * conversation that the case file has message_ids (n, 1 … 100) under
+ * journal (the archive's reference, 1 … 64 bytes of printable UTF-8). Other
+ * devices believe it only from the conversation's archive account. Recorded
+ * in the local history at once; sent on the next tick.
+ * Returns 0; BV_EINVAL; BV_ENOAUTH before enrollment; BV_EIO; BV_ENOMEM.
+ */
+int bv_client_mark_journaled(struct bv_client *c, const char *conversation,
+			     const char *const *message_ids, size_t n,
+			     const char *journal);
+
+/*
  * Asks the relay for the case view now (it is also fetched after every
  * connect and when the relay says it changed); the end comes through
  * bv_cases_cb. Returns 0; BV_EINVAL; BV_EUNAVAILABLE when not connected.
@@ -492,6 +508,9 @@ struct bv_client_message {
 	enum bv_client_msg_state state;
 	/* 1: a kind this version cannot show ("update the app"), text "". */
 	int unsupported;
+	/* The case file's reference ("2026/000123") once the municipality's
+	 * archive has journaled the message, else NULL. */
+	const char *journal;
 	const char *text; /* NUL-terminated, text_len bytes */
 	size_t text_len;
 	/* A notice from the service, else NULL: then sender is "",

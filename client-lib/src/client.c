@@ -1076,6 +1076,53 @@ state_update_cb(const struct bv_history_entry *e, void *arg)
 	return 0;
 }
 
+/* 1 when account is the archive (the case file) of conversation in the
+ * stored case view. */
+static int
+is_case_archive(struct bv_client *c, const char *conversation,
+		const char *account)
+{
+	const struct bv_wire_conv *cv = view_conv(c, conversation);
+	size_t i;
+
+	for (i = 0; cv && i < cv->n_members; i++)
+		if (!strcmp(cv->members[i].account, account))
+			return !strcmp(cv->members[i].role,
+				       BV_CLIENT_ROLE_ARCHIVE);
+	return 0;
+}
+
+/*
+ * The case file has these messages. Believed only from the conversation's
+ * archive account as the case view names it: anyone else claiming it would
+ * tell a family something untrue about their case file.
+ */
+static void
+on_journaled(struct bv_client *c, const struct bv_wire_msg *m,
+	     const struct bv_content *ct)
+{
+	const char *ids[BV_CONTENT_IDS_MAX];
+	size_t i;
+
+	if (strcmp(m->u.deliver.conversation, ct->conversation) ||
+	    !is_case_archive(c, ct->conversation, m->u.deliver.sender)) {
+		report(c, BV_EFIELD, m->u.deliver.message_id,
+		       "journaled receipt not from the case file: ignored");
+		return;
+	}
+	for (i = 0; i < ct->n_ids && i < BV_CONTENT_IDS_MAX; i++) {
+		ids[i] = ct->ids[i];
+		if (bv_store_journaled_put(c->store, ct->ids[i], ct->journal,
+					   m->u.deliver.timestamp) < 0)
+			report(c, BV_EIO, ct->ids[i],
+			       "cannot record a journaled receipt");
+	}
+	if (c->o.on_receipt)
+		c->o.on_receipt(c, c->o.user, ct->conversation,
+				m->u.deliver.sender, m->u.deliver.sender_device,
+				BV_CLIENT_RECEIPT_JOURNALED, ids, i);
+}
+
 static void
 on_receipt_content(struct bv_client *c, const struct bv_wire_msg *m,
 		   const struct bv_content *ct)
@@ -1087,6 +1134,10 @@ on_receipt_content(struct bv_client *c, const struct bv_wire_msg *m,
 
 	if (own && ct->receipt == BV_RECEIPT_DELIVERED)
 		return; /* our other device got a peer's message: not news */
+	if (ct->receipt == BV_RECEIPT_JOURNALED) {
+		on_journaled(c, m, ct);
+		return;
+	}
 	u.c = c;
 	u.conversation = ct->conversation;
 	u.direction = own ? BV_MSG_IN : BV_MSG_OUT;
@@ -2225,6 +2276,39 @@ bv_client_mark_read(struct bv_client *c, const char *conversation,
 	return op_start(c, ct, sender_account, 0, 1, NULL);
 }
 
+int
+bv_client_mark_journaled(struct bv_client *c, const char *conversation,
+			 const char *const *message_ids, size_t n,
+			 const char *journal)
+{
+	struct bv_content *ct = NULL;
+	char mid[BV_UUID_LEN + 1];
+	size_t i;
+	int rc;
+
+	if (!c || !conversation || !bv_uuid_valid(conversation) ||
+	    !message_ids || n == 0 || n > BV_CONTENT_IDS_MAX || !journal ||
+	    c->closed)
+		return BV_EINVAL;
+	if (!c->enrolled || !c->session)
+		return BV_ENOAUTH;
+	bv_uuid_generate(mid);
+	rc = bv_content_journaled_new(conversation, mid, bv_now_ms(), journal,
+				      message_ids, n, &ct);
+	if (rc < 0)
+		return BV_EINVAL;
+	for (i = 0; i < n; i++) {
+		rc = bv_store_journaled_put(c->store, message_ids[i], journal,
+					    bv_now_ms());
+		if (rc < 0) {
+			bv_content_free(ct);
+			return rc;
+		}
+	}
+	/* To every member of the conversation, like a text. */
+	return op_start(c, ct, NULL, 0, 1, NULL);
+}
+
 /* After a restart: what was written but not taken by the relay goes out
  * again, with its id (receivers drop a copy they already have). */
 static int
@@ -2303,6 +2387,7 @@ history_walk_cb(const struct bv_history_entry *e, void *arg)
 	m.message_id = e->message_id;
 	m.time_ms = e->timestamp_ms;
 	m.state = (enum bv_client_msg_state)e->state;
+	m.journal = e->journal;
 	m.text = "";
 	if (m.outgoing) {
 		/* Ours: the text itself. */

@@ -49,6 +49,7 @@ static const char *const kind_names[] = {
 static const char *const receipt_names[] = {
 	[BV_RECEIPT_DELIVERED] = "delivered",
 	[BV_RECEIPT_READ] = "read",
+	[BV_RECEIPT_JOURNALED] = "journaled",
 };
 
 static const char *const reason_names[] = {
@@ -132,6 +133,19 @@ sent_valid(int64_t ms)
 	return ms >= 1 && ms <= BV_CONTENT_SENT_MAX;
 }
 
+/* A journal reference: UTF-8 without control characters ("" passes: the
+ * callers check presence and length). */
+static int
+journal_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return utf8_valid(s, len);
+}
+
 static int
 mid_valid(const char *s)
 {
@@ -162,7 +176,13 @@ content_check(const struct bv_content *c)
 		if (c->conversation[0] == '\0')
 			return BV_EFIELD;
 		if (c->receipt != BV_RECEIPT_DELIVERED &&
-		    c->receipt != BV_RECEIPT_READ)
+		    c->receipt != BV_RECEIPT_READ &&
+		    c->receipt != BV_RECEIPT_JOURNALED)
+			return BV_EFIELD;
+		/* A journal reference on journaled receipts, and only there. */
+		if ((c->receipt == BV_RECEIPT_JOURNALED) !=
+			    (c->journal[0] != '\0') ||
+		    !journal_valid(c->journal, strlen(c->journal)))
 			return BV_EFIELD;
 		break;
 	case BV_CONTENT_RESEND_REQUEST:
@@ -294,18 +314,23 @@ out:
 	return rc;
 }
 
-int
-bv_content_receipt_new(const char *conversation, const char *message_id,
-		       int64_t sent_ms, enum bv_receipt_type type,
-		       const char *const *ids, size_t n_ids,
-		       struct bv_content **out)
+static int
+receipt_new(const char *conversation, const char *message_id, int64_t sent_ms,
+	    enum bv_receipt_type type, const char *journal,
+	    const char *const *ids, size_t n_ids, struct bv_content **out)
 {
 	struct bv_content *c = NULL;
 	int rc;
 
 	if (!conversation || !out ||
-	    (type != BV_RECEIPT_DELIVERED && type != BV_RECEIPT_READ)) {
+	    (type != BV_RECEIPT_DELIVERED && type != BV_RECEIPT_READ &&
+	     type != BV_RECEIPT_JOURNALED) ||
+	    (type == BV_RECEIPT_JOURNALED) != (journal != NULL)) {
 		rc = BV_EINVAL;
+		goto out;
+	}
+	if (journal && strlen(journal) > BV_CONTENT_JOURNAL_MAX) {
+		rc = BV_EFIELD;
 		goto out;
 	}
 	rc = content_new(BV_CONTENT_RECEIPT, conversation, message_id, sent_ms,
@@ -313,6 +338,8 @@ bv_content_receipt_new(const char *conversation, const char *message_id,
 	if (rc < 0)
 		goto out;
 	c->receipt = type;
+	if (journal)
+		snprintf(c->journal, sizeof(c->journal), "%s", journal);
 	rc = copy_ids(c, ids, n_ids);
 	if (rc < 0)
 		goto out;
@@ -324,6 +351,30 @@ bv_content_receipt_new(const char *conversation, const char *message_id,
 out:
 	bv_content_free(c);
 	return rc;
+}
+
+int
+bv_content_receipt_new(const char *conversation, const char *message_id,
+		       int64_t sent_ms, enum bv_receipt_type type,
+		       const char *const *ids, size_t n_ids,
+		       struct bv_content **out)
+{
+	if (type == BV_RECEIPT_JOURNALED)
+		return BV_EINVAL; /* needs its journal */
+	return receipt_new(conversation, message_id, sent_ms, type, NULL, ids,
+			   n_ids, out);
+}
+
+int
+bv_content_journaled_new(const char *conversation, const char *message_id,
+			 int64_t sent_ms, const char *journal,
+			 const char *const *ids, size_t n_ids,
+			 struct bv_content **out)
+{
+	if (!journal)
+		return BV_EINVAL;
+	return receipt_new(conversation, message_id, sent_ms,
+			   BV_RECEIPT_JOURNALED, journal, ids, n_ids, out);
 }
 
 int
@@ -427,6 +478,9 @@ build_json(const struct bv_content *c, json_t *obj)
 	if (c->kind == BV_CONTENT_RECEIPT &&
 	    json_object_set_new(obj, "receipt",
 				json_string(receipt_names[c->receipt])))
+		goto out;
+	if (c->kind == BV_CONTENT_RECEIPT && c->journal[0] != '\0' &&
+	    json_object_set_new(obj, "journal", json_string(c->journal)))
 		goto out;
 	if (c->kind == BV_CONTENT_RESEND_REQUEST &&
 	    json_object_set_new(obj, "reason",
@@ -612,6 +666,15 @@ decode_kind(json_t *root, struct bv_content *c)
 		if (i < 0)
 			return BV_EFIELD;
 		c->receipt = (enum bv_receipt_type)i;
+		if (c->receipt == BV_RECEIPT_JOURNALED) {
+			if (get_str(root, "journal", &s, &len) < 0 || len < 1 ||
+			    len > BV_CONTENT_JOURNAL_MAX ||
+			    !journal_valid(s, len))
+				return BV_EFIELD;
+			memcpy(c->journal, s, len + 1);
+		} else if (json_object_get(root, "journal")) {
+			return BV_EFIELD;
+		}
 		break;
 	case BV_CONTENT_RESEND_REQUEST:
 		if (get_str(root, "reason", &s, &len) < 0 ||

@@ -29,6 +29,8 @@
 #define BV_CONTENT_TEXT_MAX 8192
 /* Message ids in one receipt or resend request. */
 #define BV_CONTENT_IDS_MAX 100
+/* Bytes of a journaled receipt's journal reference ("2026/000123"). */
+#define BV_CONTENT_JOURNAL_MAX 64
 /* Longest kind name kept for an unknown kind ("[a-z0-9_]", 1 … 32). */
 #define BV_CONTENT_KIND_NAME_MAX 32
 /* Latest sent timestamp accepted: 9999-12-31T23:59:59.999Z in ms. */
@@ -51,6 +53,9 @@ enum bv_content_kind {
 enum bv_receipt_type {
 	BV_RECEIPT_DELIVERED = 1, /* "delivered" */
 	BV_RECEIPT_READ = 2,	  /* "read" */
+	/* "journaled": the case file has the messages (sent by the
+	 * municipality's archive device only; carries `journal`). */
+	BV_RECEIPT_JOURNALED = 3,
 };
 
 /* Why a resend is asked for; unknown reasons decode as OTHER. */
@@ -80,6 +85,9 @@ struct bv_content {
 	size_t n_ids;
 	enum bv_receipt_type receipt; /* RECEIPT only */
 	enum bv_resend_reason reason; /* RESEND_REQUEST only */
+	/* RECEIPT JOURNALED only: the archive's reference to the
+	 * journalpost, 1 … JOURNAL_MAX bytes of printable UTF-8; else "". */
+	char journal[BV_CONTENT_JOURNAL_MAX + 1];
 };
 
 /*
@@ -97,6 +105,11 @@ int bv_content_receipt_new(const char *conversation, const char *message_id,
 			   int64_t sent_ms, enum bv_receipt_type type,
 			   const char *const *ids, size_t n_ids,
 			   struct bv_content **out);
+/* A JOURNALED receipt: as bv_content_receipt_new() plus its journal. */
+int bv_content_journaled_new(const char *conversation, const char *message_id,
+			     int64_t sent_ms, const char *journal,
+			     const char *const *ids, size_t n_ids,
+			     struct bv_content **out);
 int bv_content_resend_new(const char *conversation, const char *message_id,
 			  int64_t sent_ms, enum bv_resend_reason reason,
 			  const char *const *ids, size_t n_ids,

@@ -21,7 +21,7 @@
 #include "bv_util.h"
 #include "store.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_MAX_VALUE	     (16u * 1024u * 1024u)
 #define STORE_SEAL_OVERHEAD                                                    \
 	(crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
@@ -104,6 +104,17 @@ static const char schema_v2[] =
  */
 static const char schema_v3[] = "CREATE TABLE cases (case_id TEXT PRIMARY KEY,"
 				" view BLOB NOT NULL) STRICT, WITHOUT ROWID;";
+
+/*
+ * v4: which messages the case file has (journaled receipts from the
+ * municipality's archive device), by message id: a receipt may come before
+ * the message it names, and history rows stay immutable. The reference is
+ * the archive's, not personal data.
+ */
+static const char schema_v4[] =
+	"CREATE TABLE journaled (message_id TEXT PRIMARY KEY,"
+	" journal TEXT NOT NULL, at_ms INTEGER NOT NULL) STRICT, WITHOUT "
+	"ROWID;";
 
 static int
 db_error(struct bv_store *s, int rc)
@@ -421,7 +432,14 @@ create_schema(struct bv_store *s)
 		if (rc < 0)
 			goto out;
 	}
-	/* Later versions: if (version < 4) { ... PRAGMA user_version = 4 } */
+	if (version < 4) {
+		rc = exec(s, schema_v4);
+		if (rc == 0)
+			rc = exec(s, "PRAGMA user_version = 4");
+		if (rc < 0)
+			goto out;
+	}
+	/* Later versions: if (version < 5) { ... PRAGMA user_version = 5 } */
 	rc = exec(s, "COMMIT");
 out:
 	if (rc < 0)
@@ -1285,7 +1303,8 @@ out:
 
 #define HISTORY_COLUMNS                                                        \
 	"SELECT seq, conversation, direction, sender, sender_device,"          \
-	" message_id, timestamp_ms, state, body FROM history"
+	" message_id, timestamp_ms, state, body, (SELECT j.journal FROM"       \
+	" journaled j WHERE j.message_id = history.message_id) FROM history"
 
 /* Steps st (a HISTORY_COLUMNS query, bound) and calls cb for each row with
  * its body opened; finalizes st. */
@@ -1308,6 +1327,7 @@ history_each(struct bv_store *s, sqlite3_stmt *st, bv_history_cb cb, void *arg)
 		e.message_id = (const char *)sqlite3_column_text(st, 5);
 		e.timestamp_ms = sqlite3_column_int64(st, 6);
 		e.state = (enum bv_msg_state)sqlite3_column_int(st, 7);
+		e.journal = (const char *)sqlite3_column_text(st, 9);
 		if (!e.conversation || !e.sender || !e.message_id) {
 			rc = BV_ENOMEM;
 			goto out;
@@ -1632,6 +1652,34 @@ out:
 	bv_free(pt);
 	sqlite3_finalize(st);
 	bv_wipe(key, sizeof(key));
+	return rc;
+}
+
+int
+bv_store_journaled_put(struct bv_store *s, const char *message_id,
+		       const char *journal, int64_t at_ms)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (!s || !message_id || !journal || !*journal)
+		return BV_EINVAL;
+	/* The first reference stays: a repeated receipt changes nothing. */
+	rc = prepare(s,
+		     "INSERT INTO journaled (message_id, journal, at_ms) "
+		     "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+		     &st);
+	if (rc < 0)
+		return rc;
+	if (sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC) !=
+		    SQLITE_OK ||
+	    sqlite3_bind_text(st, 2, journal, -1, SQLITE_STATIC) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return BV_ENOMEM;
+	}
+	sqlite3_bind_int64(st, 3, at_ms);
+	rc = step_done(s, st);
+	sqlite3_finalize(st);
 	return rc;
 }
 

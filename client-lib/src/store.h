@@ -163,6 +163,8 @@ struct bv_history_entry {
 	enum bv_msg_state state;
 	const uint8_t *body; /* valid only during the callback */
 	size_t body_len;
+	/* The case file's reference when the archive journaled it, or NULL. */
+	const char *journal;
 };
 
 /* Returns 0 to go on, anything else to stop (returned by the list call). */
@@ -248,6 +250,14 @@ int bv_store_case_delete(struct bv_store *s, const char *case_id);
 typedef int (*bv_case_cb)(const char *case_id, const char *view, size_t len,
 			  void *arg);
 int bv_store_cases(struct bv_store *s, bv_case_cb cb, void *arg);
+
+/*
+ * Records that the case file has message_id under journal (the archive's
+ * reference, non-empty); a second record for the same id is ignored.
+ * Returns 0, BV_EINVAL, BV_EIO or BV_ENOMEM.
+ */
+int bv_store_journaled_put(struct bv_store *s, const char *message_id,
+			   const char *journal, int64_t at_ms);
 
 /*
  * Sets the delivery state of message seq. Returns 0; BV_EINVAL when there

@@ -510,6 +510,28 @@ on_message(struct bv_client *c, void *user, const char *conversation,
 		fprintf(stderr, "bvchat: could not send a read receipt\n");
 }
 
+/* Only the case file's word is shown: receipts of delivery and reading
+ * are in the history. */
+static void
+on_receipt(struct bv_client *c, void *user, const char *conversation,
+	   const char *sender, uint32_t sender_device,
+	   enum bv_client_receipt type, const char *const *message_ids,
+	   size_t n)
+{
+	struct cli *s = user;
+
+	(void)c;
+	(void)conversation;
+	(void)sender;
+	(void)sender_device;
+	(void)message_ids;
+	if (type != BV_CLIENT_RECEIPT_JOURNALED)
+		return;
+	fprintf(s->rx_out, "* %zu message%s journaled in the case file\n", n,
+		n == 1 ? "" : "s");
+	fflush(s->rx_out);
+}
+
 static void
 on_accepted(struct bv_client *c, void *user, const char *account,
 	    uint32_t device, int rc)
@@ -548,7 +570,13 @@ print_message(void *arg, const struct bv_client_message *m)
 		return 0;
 	}
 	put_sender(c, stdout, m->sender, m->sender_device);
-	printf(" [%s]: ", state_name(m->state));
+	if (m->journal) {
+		printf(" [%s, journaled ", state_name(m->state));
+		put_sanitised(stdout, m->journal, strlen(m->journal));
+		fputs("]: ", stdout);
+	} else {
+		printf(" [%s]: ", state_name(m->state));
+	}
 	if (m->state == BV_CLIENT_MSG_UNDECRYPTABLE)
 		fputs("(could not be decrypted; it was asked for again)",
 		      stdout);
@@ -1065,6 +1093,7 @@ main(int argc, char **argv)
 	o.loop = &s.loop;
 	o.on_status = on_status;
 	o.on_message = on_message;
+	o.on_receipt = on_receipt;
 	o.on_key_changed = on_key_changed;
 	o.on_error = on_error;
 	o.on_sent = on_sent;

@@ -6,8 +6,11 @@
  * gives the vectors pinned in tests/unit/relay/test_audit.c; UPDATE, DELETE
  * and TRUNCATE are refused; `audit verify` passes, and fails naming the seq
  * once the database superuser edits or deletes an entry behind the
- * triggers; a removed tail is caught only by --expect-head; concurrent
- * appends from several connections never fork the chain or leave a gap.
+ * triggers; a removed tail is caught only by --expect-head; `admin
+ * case-show` and `case-export` each log one case.export by the admin, none
+ * for a case that does not exist, and an edited export entry is caught;
+ * concurrent appends from several connections never fork the chain or
+ * leave a gap.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -424,6 +427,109 @@ t_list(void **state)
 	free(out);
 }
 
+/* Runs `bvchat-relay --database DB admin A1 --case C`; returns the exit
+ * status and stdout in *out (free()). */
+static int
+admin_case(char **out, const char *a1, const char *c)
+{
+	const char *args[] = {"--database", env.db, "admin", a1,
+			      "--case",	    c,	    NULL};
+
+	*out = NULL;
+	return bvt_relay_cmd(out, args);
+}
+
+/* The number of case.export entries of case c by an admin in form f. */
+static long long
+admin_exports(const char *c, const char *f)
+{
+	const char *p[3] = {env.tenant.id, c, f};
+
+	return bvt_sql_int(env.db,
+			   "SELECT count(*) FROM audit_log WHERE action = "
+			   "'case.export' AND actor LIKE 'admin:_%' AND "
+			   "tenant_id = $1::uuid AND subject = $2 AND "
+			   "detail = jsonb_build_object('form', $3::text)",
+			   3, p);
+}
+
+static void
+t_case_export(void **state)
+{
+	const char *none = "00000000-0000-4000-8000-000000000000";
+	char case_id[64], seq[24], sql[256], *out = NULL;
+	struct bvt_dev a;
+	json_t *e;
+	long long n;
+
+	(void)state;
+	{
+		const char *args[] = {"case-create", "--tenant",
+				      env.tenant.id, "--case-number",
+				      "2026/0001",   NULL};
+
+		assert_int_equal(
+			bvt_admin(env.db, case_id, sizeof(case_id), args), 0);
+	}
+	assert_int_equal(bvt_new_account(env.relay.port, &env.tenant, &a), 0);
+	{
+		const char *args[] = {"roster-add", "--case",  case_id,
+				      "--account",  a.account, "--role",
+				      "child",	    "--name",  "Elisa",
+				      NULL};
+
+		assert_int_equal(bvt_admin(env.db, NULL, 0, args), 0);
+	}
+	n = q1("SELECT count(*) FROM audit_log");
+
+	/* case-show: one export in text form, committed before it printed. */
+	assert_int_equal(admin_case(&out, "case-show", case_id), 0);
+	assert_non_null(out);
+	assert_non_null(strstr(out, "child Elisa"));
+	free(out);
+	assert_int_equal(admin_exports(case_id, "text"), 1);
+	/* case-export: one line of JSON, one export in json form. */
+	assert_int_equal(admin_case(&out, "case-export", case_id), 0);
+	assert_non_null(out);
+	assert_non_null(strchr(out, '\n'));
+	assert_int_equal(strchr(out, '\n') - out + 1, strlen(out));
+	e = json_loads(out, 0, NULL);
+	assert_non_null(e);
+	assert_string_equal(json_string_value(json_object_get(e, "case")),
+			    case_id);
+	assert_int_equal(json_array_size(json_object_get(e, "roster")), 1);
+	json_decref(e);
+	free(out);
+	assert_int_equal(admin_exports(case_id, "json"), 1);
+	assert_int_equal(q1("SELECT count(*) FROM audit_log"), n + 2);
+	/* Nothing of the case in the entries: the form is all they say. */
+	assert_int_equal(q1("SELECT count(*) FROM audit_log WHERE action = "
+			    "'case.export' AND (detail::text LIKE '%Elisa%' "
+			    "OR detail::text LIKE '%2026/0001%')"),
+			 0);
+
+	/* No such case: refused by both, and nothing logged. */
+	assert_int_equal(admin_case(&out, "case-show", none), 1);
+	free(out);
+	assert_int_equal(admin_case(&out, "case-export", none), 1);
+	free(out);
+	assert_int_equal(q1("SELECT count(*) FROM audit_log"), n + 2);
+	verify_ok();
+
+	/* Hiding who exported, behind the triggers: verify names the entry. */
+	snprintf(seq, sizeof(seq), "%lld",
+		 q1("SELECT max(seq) FROM audit_log WHERE action = "
+		    "'case.export'"));
+	snprintf(sql, sizeof(sql),
+		 BEHIND_TRIGGERS "UPDATE audit_log SET actor = 'system' "
+				 "WHERE seq = %s",
+		 seq);
+	assert_int_equal(bvt_sql_exec(env.db, sql), 0);
+	snprintf(sql, sizeof(sql), "FAILED at seq %s: hash does not match",
+		 seq);
+	verify_fails(NULL, NULL, sql);
+}
+
 #define NPROC	4
 #define PERPROC 50
 
@@ -543,6 +649,7 @@ main(void)
 		T(t_deleted_tail),
 		T(t_usage),
 		T(t_list),
+		T(t_case_export),
 		T(t_concurrent),
 	};
 	/* clang-format on */

@@ -2,11 +2,12 @@
 /*
  * 20-fagsystem-api: the fagsystem's HTTP API of docs/fagsystem-api.md
  * against a real PostgreSQL and relay: every endpoint with a valid token
- * (its effect in the database and in the audit log as fagsystem:<sub>),
- * and every refusal (credentials, request binding, replay, another
- * tenant's case or account, limits, bad bodies) with its documented status
- * and code and nothing changed. Tokens are made here from the document
- * (bvt_apitoken_make) and once by `bvchat-relay admin api-token`.
+ * (its effect in the database and in the audit log as fagsystem:<sub>,
+ * the GET of a case as an export), and every refusal (credentials, request
+ * binding, replay, another tenant's case or account, limits, bad bodies)
+ * with its documented status and code and nothing changed or logged.
+ * Tokens are made here from the document (bvt_apitoken_make) and once by
+ * `bvchat-relay admin api-token`.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,9 +26,11 @@
 
 static struct bvt_env env;
 static struct bvt_tenant other; /* tenant B */
+static char *last_answer;	/* the body of the last answer, as sent */
 
 /* One request with a token as given (NULL: no Authorization header). The
- * answer's JSON goes to *out (may be NULL). Returns the HTTP status. */
+ * answer's JSON goes to *out (may be NULL), its bytes to last_answer.
+ * Returns the HTTP status. */
 static int
 call_tok(const char *token, const char *method, const char *path,
 	 const char *body, json_t **out)
@@ -43,8 +46,19 @@ call_tok(const char *token, const char *method, const char *path,
 			      bvt_ms(BVT_TIMEOUT), &resp);
 	if (out)
 		*out = resp ? json_loads(resp, 0, NULL) : NULL;
-	free(resp);
+	free(last_answer);
+	last_answer = resp;
 	return st;
+}
+
+/* A copy of last_answer (free()). */
+static char *
+answer_copy(void)
+{
+	char *s = strdup(last_answer ? last_answer : "");
+
+	assert_non_null(s);
+	return s;
 }
 
 /* With a fresh, valid token of t for exactly this request. */
@@ -345,6 +359,33 @@ t_endpoints(void **state)
 			    camilla);
 	assert_int_equal(json_array_size(json_object_get(v, "members")), 1);
 	json_decref(a);
+	/* The GET is an export: exactly one case.export entry, by the API,
+	 * in the case's tenant with the case as subject, and nothing of the
+	 * case (names, people) in its detail. */
+	assert_int_equal(audit_by_api("case.export"), 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM audit_log WHERE action "
+				 "= 'case.export' AND actor = 'fagsystem:" SUB
+				 "' AND tenant_id = $1::uuid AND subject = $2 "
+				 "AND detail = '{\"form\": \"json\"}'",
+				 env.tenant.id, a_case),
+			 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM audit_log WHERE action "
+				 "= 'case.export'",
+				 NULL, NULL),
+			 1);
+	/* `admin case-export` prints the same bytes as the API answers. */
+	{
+		const char *args[] = {"--database",  env.db,   "admin",
+				      "case-export", "--case", a_case,
+				      NULL};
+		char *o = NULL, *api = answer_copy();
+
+		assert_int_equal(bvt_relay_cmd(&o, args), 0);
+		assert_non_null(o);
+		assert_string_equal(o, api);
+		free(o);
+		free(api);
+	}
 
 	/* The actor stays with the API's own transactions: enrollments on
 	 * the same database connection name their token, not the API. */
@@ -388,12 +429,15 @@ other_tenant(void)
 static void
 t_other_tenant(void **state)
 {
-	char path[128], body[512];
+	char path[128], body[512], *probe;
 	json_t *a = NULL;
-	long long before;
+	long long before, exports;
 
 	(void)state;
 	other_tenant();
+	exports = sql_int("SELECT count(*) FROM audit_log WHERE action = "
+			  "'case.export'",
+			  NULL, NULL);
 	before = state_sum();
 	/* A on B's case: roster, remove, protect, conversation, show. */
 	expect(roster_add(&env.tenant, b_case, elisa, "child", "Elisa", &a), &a,
@@ -418,6 +462,7 @@ t_other_tenant(void **state)
 	snprintf(path, sizeof(path), "/v1/fagsystem/cases/%s", b_case);
 	expect(call(&env.tenant, "GET", path, NULL, &a), &a, 404,
 	       "BV_ENOACCOUNT");
+	probe = answer_copy();
 	/* A's case with B's person. */
 	expect(roster_add(&env.tenant, a_case, b_person, "child", "Berit", &a),
 	       &a, 404, "BV_ENOACCOUNT");
@@ -426,16 +471,31 @@ t_other_tenant(void **state)
 	       404, "BV_ENOACCOUNT");
 	snprintf(path, sizeof(path), "/v1/fagsystem/cases/%s", a_case);
 	expect(call(&other, "GET", path, NULL, &a), &a, 404, "BV_ENOACCOUNT");
+	assert_string_equal(last_answer, probe);
 	expect(call(&other, "GET",
 		    "/v1/fagsystem/cases/00000000-0000-4000-8000-000000000000",
 		    NULL, &a),
 	       &a, 404, "BV_ENOACCOUNT");
+	/* Other tenants' cases and none at all: the same bytes, and no
+	 * export in the log (state_sum counts its entries). */
+	assert_string_equal(last_answer, probe);
+	free(probe);
 	assert_int_equal(state_sum(), before);
 	/* B's own case still answers B. */
 	snprintf(path, sizeof(path), "/v1/fagsystem/cases/%s", b_case);
 	assert_int_equal(call(&other, "GET", path, NULL, &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a, "roster")), 1);
 	json_decref(a);
+	/* Its export is B's, the only one since the probes. */
+	assert_int_equal(sql_int("SELECT count(*) FROM audit_log WHERE action "
+				 "= 'case.export'",
+				 NULL, NULL),
+			 exports + 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM audit_log WHERE action "
+				 "= 'case.export' AND tenant_id = $1::uuid AND "
+				 "subject = $2",
+				 other.id, b_case),
+			 1);
 }
 
 static void
@@ -706,6 +766,8 @@ teardown(void **state)
 {
 	(void)state;
 	bvt_env_cleanup(&env);
+	free(last_answer);
+	last_answer = NULL;
 	return 0;
 }
 

@@ -96,6 +96,7 @@ struct hist {
 	int n;
 	char mid[32][BV_CLIENT_MESSAGE_ID_LEN + 1];
 	enum bv_client_msg_state state[32];
+	char journal[32][BV_CLIENT_MESSAGE_ID_LEN + 1]; /* "" when none */
 	int notice;
 };
 
@@ -113,6 +114,8 @@ hist_cb(void *arg, const struct bv_client_message *m)
 		return 1;
 	snprintf(h->mid[h->n], sizeof(h->mid[0]), "%s", m->message_id);
 	h->state[h->n] = m->state;
+	snprintf(h->journal[h->n], sizeof(h->journal[0]), "%s",
+		 m->journal ? m->journal : "");
 	h->n++;
 	return 0;
 }
@@ -454,6 +457,77 @@ out:
 		peer_close(&p[i]);
 }
 
+/*
+ * The case file says which messages it has journaled: everyone in the
+ * conversation sees it in their history; the same claim from anyone but
+ * the conversation's archive is refused.
+ */
+static void
+t_journaled(void **state)
+{
+	const char *ids[2];
+	MID(m1);
+	MID(m2);
+	MID(m3);
+	struct hist h;
+	unsigned errs;
+	int i;
+
+	(void)state;
+	elisa_case();
+	say(&p[ELISA], "Kan jeg flytte hjem til jul?", m1);
+	expect(&p[ARCHIVE], m1, &p[ELISA], "Kan jeg flytte hjem til jul?");
+	say(&p[CAMILLA], "Det skal vi snakke om på torsdag.", m2);
+	expect(&p[ARCHIVE], m2, &p[CAMILLA],
+	       "Det skal vi snakke om på torsdag.");
+	expect(&p[ELISA], m2, &p[CAMILLA], "Det skal vi snakke om på torsdag.");
+
+	ids[0] = m1;
+	ids[1] = m2;
+	assert_int_equal(bv_client_mark_journaled(p[ARCHIVE].c, conv, ids, 2,
+						  "2026/000017"),
+			 0);
+	for (i = ELISA; i <= CAMILLA; i++) {
+		int64_t deadline = bvt_now_ms() + bvt_ms(BVT_TIMEOUT);
+
+		while (got_receipt(&p[i], BV_CLIENT_RECEIPT_JOURNALED, m2,
+				   acc(ARCHIVE), 0) == 0 &&
+		       bvt_now_ms() < deadline)
+			uv_run(&loop, UV_RUN_ONCE);
+		assert_int_equal(got_receipt(&p[i], BV_CLIENT_RECEIPT_JOURNALED,
+					     m1, acc(ARCHIVE), 0),
+				 1);
+		history(i, conv, &h);
+		assert_string_equal(h.journal[hist_index(&h, m1)],
+				    "2026/000017");
+		assert_string_equal(h.journal[hist_index(&h, m2)],
+				    "2026/000017");
+	}
+	history(ARCHIVE, conv, &h);
+	assert_string_equal(h.journal[hist_index(&h, m1)], "2026/000017");
+
+	/* Camilla is staff, not the case file: Elisa's client refuses her
+	 * claim and keeps m3 unjournaled. */
+	say(&p[ELISA], "Ok", m3);
+	expect(&p[CAMILLA], m3, &p[ELISA], "Ok");
+	errs = p[ELISA].errors;
+	ids[0] = m3;
+	assert_int_equal(bv_client_mark_journaled(p[CAMILLA].c, conv, ids, 1,
+						  "2026/000018"),
+			 0);
+	if (!run_until(&p[ELISA].errors, errs + 1, BVT_TIMEOUT))
+		fail_msg("elisa: a journaled claim from staff was believed");
+	assert_int_equal(p[ELISA].last_error, BV_EFIELD);
+	assert_int_equal(got_receipt(&p[ELISA], BV_CLIENT_RECEIPT_JOURNALED, m3,
+				     NULL, 0),
+			 0);
+	history(ELISA, conv, &h);
+	assert_string_equal(h.journal[hist_index(&h, m3)], "");
+
+	for (i = 0; i < N; i++)
+		peer_close(&p[i]);
+}
+
 static int
 group_setup(void **state)
 {
@@ -470,6 +544,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		T(t_views),
 		T(t_handover_and_archive),
+		T(t_journaled),
 		T(t_conversation_mismatch),
 		T(t_out_of_hours),
 	};

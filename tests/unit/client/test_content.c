@@ -110,6 +110,53 @@ test_receipt_round_trip(void **state)
 	bv_content_free(d);
 }
 
+/* The archive's journaled receipt: its reference travels and is checked. */
+static void
+test_journaled_round_trip(void **state)
+{
+	const char *ids[] = {"a1", "b-2"};
+	char long_ref[BV_CONTENT_JOURNAL_MAX + 2];
+	struct bv_content *c = NULL, *d;
+
+	(void)state;
+	assert_int_equal(bv_content_journaled_new(CONV, "j1", SENT,
+						  "2026/000123 ø", ids, 2, &c),
+			 0);
+	assert_int_equal(c->receipt, BV_RECEIPT_JOURNALED);
+	d = round_trip(c);
+	assert_int_equal(d->receipt, BV_RECEIPT_JOURNALED);
+	assert_string_equal(d->journal, "2026/000123 ø");
+	assert_int_equal(d->n_ids, 2);
+	bv_content_free(c);
+	bv_content_free(d);
+
+	/* Only through its own constructor, and only with a reference. */
+	c = NULL;
+	assert_int_equal(bv_content_receipt_new(CONV, "j1", SENT,
+						BV_RECEIPT_JOURNALED, ids, 2,
+						&c),
+			 BV_EINVAL);
+	assert_int_equal(
+		bv_content_journaled_new(CONV, "j1", SENT, NULL, ids, 2, &c),
+		BV_EINVAL);
+	assert_int_equal(
+		bv_content_journaled_new(CONV, "j1", SENT, "", ids, 2, &c),
+		BV_EFIELD);
+	assert_int_equal(
+		bv_content_journaled_new(CONV, "j1", SENT, "a\nb", ids, 2, &c),
+		BV_EFIELD);
+	memset(long_ref, 'x', sizeof(long_ref) - 1);
+	long_ref[sizeof(long_ref) - 1] = '\0';
+	assert_int_equal(bv_content_journaled_new(CONV, "j1", SENT, long_ref,
+						  ids, 2, &c),
+			 BV_EFIELD);
+	long_ref[BV_CONTENT_JOURNAL_MAX] = '\0';
+	assert_int_equal(bv_content_journaled_new(CONV, "j1", SENT, long_ref,
+						  ids, 2, &c),
+			 0);
+	bv_content_free(c);
+}
+
 static void
 test_resend_round_trip(void **state)
 {
@@ -584,6 +631,21 @@ test_decode_errors(void **state)
 		 BV_EFIELD},
 		{R(COMMON ",\"receipt\":\"read\",\"ids\":[\"a/b\"]"),
 		 BV_EFIELD},
+		/* journaled: a reference, printable, only there */
+		{R(COMMON ",\"receipt\":\"journaled\",\"ids\":[\"a\"]"),
+		 BV_EFIELD},
+		{R(COMMON ",\"receipt\":\"journaled\",\"journal\":\"\","
+			  "\"ids\":[\"a\"]"),
+		 BV_EFIELD},
+		{R(COMMON ",\"receipt\":\"journaled\",\"journal\":7,"
+			  "\"ids\":[\"a\"]"),
+		 BV_EFIELD},
+		{R(COMMON ",\"receipt\":\"journaled\",\"journal\":\"a\\u0007\","
+			  "\"ids\":[\"a\"]"),
+		 BV_EFIELD},
+		{R(COMMON ",\"receipt\":\"read\",\"journal\":\"2026/1\","
+			  "\"ids\":[\"a\"]"),
+		 BV_EFIELD},
 		/* resend_request */
 		{Q(COMMON ",\"ids\":[\"a\"]"), BV_EFIELD},
 		{Q(COMMON ",\"reason\":7,\"ids\":[\"a\"]"), BV_EFIELD},
@@ -781,6 +843,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_text_round_trip),
 		cmocka_unit_test(test_receipt_round_trip),
+		cmocka_unit_test(test_journaled_round_trip),
 		cmocka_unit_test(test_resend_round_trip),
 		cmocka_unit_test(test_padding),
 		cmocka_unit_test(test_encoded_sizes),

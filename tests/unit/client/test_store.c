@@ -134,6 +134,7 @@ struct collect {
 	char ids[16][16];
 	int state[16];
 	char body[16][64];
+	char journal[16][32]; /* "-" when not journaled */
 };
 
 static int
@@ -148,6 +149,8 @@ collect_cb(const struct bv_history_entry *e, void *arg)
 	c->state[c->n] = (int)e->state;
 	snprintf(c->body[c->n], sizeof(c->body[0]), "%.*s", (int)e->body_len,
 		 (const char *)e->body);
+	snprintf(c->journal[c->n], sizeof(c->journal[0]), "%s",
+		 e->journal ? e->journal : "-");
 	c->n++;
 	return 0;
 }
@@ -524,6 +527,49 @@ test_history_order_and_state(void **state)
 	assert_string_equal(c.ids[0], "o-4");
 }
 
+/* Journaled receipts: by message id, before or after the message, the
+ * first reference kept, across a reopen, and history stays immutable. */
+static void
+test_journaled(void **state)
+{
+	struct fixture *f = *state;
+	struct collect c;
+
+	/* The receipt for j-2 comes before j-2 itself. */
+	assert_int_equal(bv_store_journaled_put(f->s, "j-2", "2026/7", 5), 0);
+	assert_int_equal(bv_store_history_append(f->s, "conv-j", BV_MSG_IN,
+						 "dave", 1, "j-1", 1,
+						 (const uint8_t *)"a", 1,
+						 BV_MSG_RECEIVED, NULL),
+			 0);
+	assert_int_equal(bv_store_history_append(
+				 f->s, "conv-j", BV_MSG_OUT, "me", 1, "j-2", 2,
+				 (const uint8_t *)"b", 1, BV_MSG_SENT, NULL),
+			 0);
+	assert_int_equal(bv_store_journaled_put(f->s, "j-1", "2026/6", 6), 0);
+	assert_int_equal(bv_store_journaled_put(f->s, "j-1", "2026/99", 7), 0);
+	assert_int_equal(bv_store_journaled_put(f->s, "j-3", "", 7), BV_EINVAL);
+	assert_int_equal(bv_store_journaled_put(f->s, NULL, "2026/1", 7),
+			 BV_EINVAL);
+	reopen(f);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(
+		bv_store_history_list(f->s, "conv-j", 0, collect_cb, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.journal[0], "2026/6");
+	assert_string_equal(c.journal[1], "2026/7");
+	assert_string_equal(c.body[1], "b");
+	assert_int_equal(bv_store_history_append(f->s, "conv-j", BV_MSG_IN,
+						 "dave", 1, "j-4", 3,
+						 (const uint8_t *)"c", 1,
+						 BV_MSG_RECEIVED, NULL),
+			 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(
+		bv_store_history_list(f->s, "conv-j", 0, collect_cb, &c), 0);
+	assert_string_equal(c.journal[2], "-");
+}
+
 /* Lists conversations into a struct collect: id, last seq, count in
  * state, last timestamp in body. */
 static int
@@ -811,6 +857,7 @@ test_migrate_v2(void **state)
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
 				      "DROP TABLE cases;"
+				      "DROP TABLE journaled;"
 				      "PRAGMA user_version = 2;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
@@ -833,7 +880,7 @@ test_migrate_v2(void **state)
 						    -1, &st, NULL),
 				 SQLITE_OK);
 		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-		assert_int_equal(sqlite3_column_int(st, 0), 3);
+		assert_int_equal(sqlite3_column_int(st, 0), 4);
 		sqlite3_finalize(st);
 	}
 	sqlite3_close(db);
@@ -971,6 +1018,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_crash_keeps_committed,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journaled, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_case_view, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v2, setup,

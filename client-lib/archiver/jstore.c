@@ -1,0 +1,633 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* jstore.c: the archiver's journal state in SQLite (jstore.h). */
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bv_error.h"
+#include "bv_util.h"
+#include "jstore.h"
+
+struct jstore {
+	sqlite3 *db;
+	uint8_t key[crypto_secretbox_KEYBYTES]; /* seals batch documents */
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS cursors (conversation TEXT PRIMARY KEY,"
+	" through_seq INTEGER NOT NULL) STRICT;"
+	"CREATE TABLE IF NOT EXISTS batches ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+	" conversation TEXT NOT NULL, case_id TEXT NOT NULL,"
+	" first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,"
+	" n_messages INTEGER NOT NULL,"
+	" state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 5),"
+	" attempts INTEGER NOT NULL, next_try_ms INTEGER NOT NULL,"
+	" sent_ms INTEGER NOT NULL, fiks_id TEXT NOT NULL,"
+	" journal TEXT NOT NULL, error TEXT NOT NULL,"
+	" created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+	" files BLOB NOT NULL) STRICT;"
+	"CREATE INDEX IF NOT EXISTS batches_by_fiks ON batches (fiks_id);"
+	"CREATE TABLE IF NOT EXISTS batch_messages (batch_id TEXT NOT NULL"
+	" REFERENCES batches (id), pos INTEGER NOT NULL,"
+	" message_id TEXT NOT NULL, PRIMARY KEY (batch_id, pos))"
+	" STRICT, WITHOUT ROWID;";
+
+static const char *const state_names[] = {
+	"ready", "sent", "received", "journaled", "announced", "failed",
+};
+
+const char *
+jstate_name(enum jstate s)
+{
+	return (unsigned)s < sizeof(state_names) / sizeof(state_names[0])
+		       ? state_names[s]
+		       : "?";
+}
+
+static int
+db_err(struct jstore *j, int rc)
+{
+	if (rc == SQLITE_NOMEM)
+		return BV_ENOMEM;
+	bv_log(BV_LOG_ERR, "archiver: journal db: %s", sqlite3_errmsg(j->db));
+	return BV_EIO;
+}
+
+static int
+exec(struct jstore *j, const char *sql)
+{
+	int rc = sqlite3_exec(j->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : db_err(j, rc);
+}
+
+static int
+prep(struct jstore *j, const char *sql, sqlite3_stmt **st)
+{
+	int rc = sqlite3_prepare_v2(j->db, sql, -1, st, NULL);
+
+	if (rc != SQLITE_OK) {
+		*st = NULL;
+		return db_err(j, rc);
+	}
+	return 0;
+}
+
+int
+jstore_open(const char *path, const uint8_t key[JSTORE_KEY_LEN],
+	    struct jstore **out)
+{
+	static const char ctx[crypto_kdf_CONTEXTBYTES] = "bvarchiv";
+	struct jstore *j;
+	int rc;
+
+	if (!path || !key || !out)
+		return BV_EINVAL;
+	if (sodium_init() < 0)
+		return BV_EINTERNAL;
+	j = bv_calloc(1, sizeof(*j));
+	if (!j)
+		return BV_ENOMEM;
+	/* Its own subkey: the store key never seals two kinds of thing. */
+	crypto_kdf_derive_from_key(j->key, sizeof(j->key), 1, ctx, key);
+	rc = sqlite3_open_v2(path, &j->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				     SQLITE_OPEN_FULLMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		rc = j->db ? db_err(j, rc) : BV_ENOMEM;
+		goto fail;
+	}
+	sqlite3_busy_timeout(j->db, 5000);
+	/* A batch that was created stays created: synchronous FULL. */
+	rc = exec(j, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+		     "PRAGMA foreign_keys = ON;");
+	if (rc == 0)
+		rc = exec(j, schema);
+	if (rc < 0)
+		goto fail;
+	*out = j;
+	return 0;
+fail:
+	jstore_close(j);
+	return rc;
+}
+
+void
+jstore_close(struct jstore *j)
+{
+	if (!j)
+		return;
+	sqlite3_close(j->db);
+	sodium_memzero(j->key, sizeof(j->key));
+	bv_free(j);
+}
+
+int64_t
+jstore_cursor(struct jstore *j, const char *conversation)
+{
+	sqlite3_stmt *st;
+	int64_t v = 0;
+	int rc;
+
+	rc = prep(j, "SELECT through_seq FROM cursors WHERE conversation = ?",
+		  &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, conversation, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		v = db_err(j, rc);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* ------------------------------------------------------- sealed files */
+
+static void
+put_u32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static uint32_t
+get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+/* nonce ‖ secretbox(name ‖ mime ‖ data, each length-prefixed, per file). */
+static int
+seal_files(struct jstore *j, const struct fiks_file *f, size_t n, uint8_t **out,
+	   size_t *out_len)
+{
+	size_t i, len = 0, off = 0;
+	uint8_t *plain, *box;
+	int rc = 0;
+
+	for (i = 0; i < n; i++)
+		len += 12 + strlen(f[i].name) + strlen(f[i].mime) + f[i].len;
+	plain = bv_malloc(len ? len : 1);
+	box = bv_malloc(crypto_secretbox_NONCEBYTES +
+			crypto_secretbox_MACBYTES + len);
+	if (!plain || !box) {
+		rc = BV_ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		size_t nl = strlen(f[i].name), ml = strlen(f[i].mime);
+
+		put_u32(plain + off, (uint32_t)nl);
+		memcpy(plain + off + 4, f[i].name, nl);
+		off += 4 + nl;
+		put_u32(plain + off, (uint32_t)ml);
+		memcpy(plain + off + 4, f[i].mime, ml);
+		off += 4 + ml;
+		put_u32(plain + off, (uint32_t)f[i].len);
+		if (f[i].len)
+			memcpy(plain + off + 4, f[i].data, f[i].len);
+		off += 4 + f[i].len;
+	}
+	randombytes_buf(box, crypto_secretbox_NONCEBYTES);
+	crypto_secretbox_easy(box + crypto_secretbox_NONCEBYTES, plain, len,
+			      box, j->key);
+	*out = box;
+	*out_len =
+		crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + len;
+	box = NULL;
+out:
+	if (plain) {
+		sodium_memzero(plain, len);
+		bv_free(plain);
+	}
+	bv_free(box);
+	return rc;
+}
+
+void
+jstore_files_free(struct fiks_file *files, size_t n)
+{
+	size_t i;
+
+	for (i = 0; files && i < n; i++) {
+		bv_free((void *)files[i].name);
+		bv_free((void *)files[i].mime);
+		if (files[i].data)
+			sodium_memzero((void *)files[i].data, files[i].len);
+		bv_free((void *)files[i].data);
+	}
+	bv_free(files);
+}
+
+/* Copies len bytes at *p (bounded by end) into a new NUL-terminated buffer. */
+static char *
+take(const uint8_t **p, const uint8_t *end, size_t *len_out)
+{
+	uint32_t len;
+	char *s;
+
+	if (end - *p < 4)
+		return NULL;
+	len = get_u32(*p);
+	*p += 4;
+	if ((size_t)(end - *p) < len)
+		return NULL;
+	s = bv_malloc((size_t)len + 1);
+	if (!s)
+		return NULL;
+	memcpy(s, *p, len);
+	s[len] = '\0';
+	*p += len;
+	if (len_out)
+		*len_out = len;
+	return s;
+}
+
+static int
+unseal_files(struct jstore *j, const uint8_t *box, size_t box_len,
+	     struct fiks_file **out, size_t *n_out)
+{
+	struct fiks_file *f = NULL;
+	const uint8_t *p, *end;
+	uint8_t *plain = NULL;
+	size_t len, n = 0;
+	int rc = BV_EIO;
+
+	if (box_len < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
+		return BV_EIO;
+	len = box_len - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES;
+	plain = bv_malloc(len ? len : 1);
+	if (!plain)
+		return BV_ENOMEM;
+	if (crypto_secretbox_open_easy(plain, box + crypto_secretbox_NONCEBYTES,
+				       box_len - crypto_secretbox_NONCEBYTES,
+				       box, j->key) != 0) {
+		bv_log(BV_LOG_ERR, "archiver: a batch's documents do not open "
+				   "with this store's key");
+		goto out;
+	}
+	p = plain;
+	end = plain + len;
+	while (p < end) {
+		struct fiks_file *g = bv_realloc(f, (n + 1) * sizeof(*f));
+		size_t dlen = 0;
+
+		if (!g) {
+			rc = BV_ENOMEM;
+			goto out;
+		}
+		f = g;
+		memset(&f[n], 0, sizeof(f[n]));
+		n++;
+		f[n - 1].name = take(&p, end, NULL);
+		f[n - 1].mime = f[n - 1].name ? take(&p, end, NULL) : NULL;
+		f[n - 1].data =
+			f[n - 1].mime
+				? (const unsigned char *)take(&p, end, &dlen)
+				: NULL;
+		f[n - 1].len = dlen;
+		if (!f[n - 1].data)
+			goto out;
+	}
+	*out = f;
+	*n_out = n;
+	f = NULL;
+	rc = 0;
+out:
+	jstore_files_free(f, n);
+	sodium_memzero(plain, len);
+	bv_free(plain);
+	return rc;
+}
+
+/* ------------------------------------------------------------ batches */
+
+#define BATCH_COLUMNS                                                          \
+	"SELECT seq, id, conversation, case_id, first_seq, last_seq,"          \
+	" n_messages, state, attempts, next_try_ms, sent_ms, fiks_id,"         \
+	" journal, error, created_ms, updated_ms FROM batches"
+
+static void
+copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+	const unsigned char *s = sqlite3_column_text(st, col);
+
+	snprintf(dst, cap, "%s", s ? (const char *)s : "");
+}
+
+static void
+row_batch(sqlite3_stmt *st, struct jbatch *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->seq = sqlite3_column_int64(st, 0);
+	copy_text(b->id, sizeof(b->id), st, 1);
+	copy_text(b->conversation, sizeof(b->conversation), st, 2);
+	copy_text(b->case_id, sizeof(b->case_id), st, 3);
+	b->first_seq = sqlite3_column_int64(st, 4);
+	b->last_seq = sqlite3_column_int64(st, 5);
+	b->n_messages = sqlite3_column_int(st, 6);
+	b->state = (enum jstate)sqlite3_column_int(st, 7);
+	b->attempts = sqlite3_column_int(st, 8);
+	b->next_try_ms = sqlite3_column_int64(st, 9);
+	b->sent_ms = sqlite3_column_int64(st, 10);
+	copy_text(b->fiks_id, sizeof(b->fiks_id), st, 11);
+	copy_text(b->journal, sizeof(b->journal), st, 12);
+	copy_text(b->error, sizeof(b->error), st, 13);
+	b->created_ms = sqlite3_column_int64(st, 14);
+	b->updated_ms = sqlite3_column_int64(st, 15);
+}
+
+int
+jstore_batch_create(struct jstore *j, const struct jbatch *b,
+		    const char *const *message_ids, size_t n,
+		    const struct fiks_file *files, size_t n_files)
+{
+	sqlite3_stmt *st = NULL;
+	uint8_t *box = NULL;
+	size_t box_len = 0, i;
+	int64_t cur;
+	int rc;
+
+	if (!j || !b || (!message_ids && n) || !files || !n_files)
+		return BV_EINVAL;
+	rc = seal_files(j, files, n_files, &box, &box_len);
+	if (rc < 0)
+		return rc;
+	rc = exec(j, "BEGIN IMMEDIATE");
+	if (rc < 0)
+		goto out;
+	cur = jstore_cursor(j, b->conversation);
+	if (cur < 0 || b->first_seq <= cur || b->last_seq < b->first_seq) {
+		rc = cur < 0 ? (int)cur : BV_EINVAL;
+		goto rollback;
+	}
+	rc = prep(
+		j,
+		"INSERT INTO batches (id, conversation, case_id, first_seq,"
+		" last_seq, n_messages, state, attempts, next_try_ms, sent_ms,"
+		" fiks_id, journal, error, created_ms, updated_ms, files)"
+		" VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, 0, '', '', '', ?, ?, ?)",
+		&st);
+	if (rc < 0)
+		goto rollback;
+	sqlite3_bind_text(st, 1, b->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, b->conversation, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, b->case_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, b->first_seq);
+	sqlite3_bind_int64(st, 5, b->last_seq);
+	sqlite3_bind_int(st, 6, b->n_messages);
+	sqlite3_bind_int64(st, 7, b->next_try_ms);
+	sqlite3_bind_int64(st, 8, b->created_ms);
+	sqlite3_bind_int64(st, 9, b->created_ms);
+	sqlite3_bind_blob(st, 10, box, (int)box_len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_DONE) {
+		rc = db_err(j, rc);
+		goto rollback;
+	}
+	rc = prep(j,
+		  "INSERT INTO batch_messages (batch_id, pos, message_id)"
+		  " VALUES (?, ?, ?)",
+		  &st);
+	if (rc < 0)
+		goto rollback;
+	for (i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, b->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (int64_t)i);
+		sqlite3_bind_text(st, 3, message_ids[i], -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE) {
+			rc = db_err(j, rc);
+			goto rollback;
+		}
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	rc = prep(
+		j,
+		"INSERT INTO cursors (conversation, through_seq) VALUES (?, ?)"
+		" ON CONFLICT (conversation) DO UPDATE SET"
+		" through_seq = excluded.through_seq",
+		&st);
+	if (rc < 0)
+		goto rollback;
+	sqlite3_bind_text(st, 1, b->conversation, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, b->last_seq);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_DONE) {
+		rc = db_err(j, rc);
+		goto rollback;
+	}
+	rc = exec(j, "COMMIT");
+	if (rc == 0)
+		goto out;
+rollback:
+	sqlite3_finalize(st);
+	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	bv_free(box);
+	return rc;
+}
+
+int
+jstore_batch_update(struct jstore *j, const struct jbatch *b)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = prep(j,
+		  "UPDATE batches SET state = ?, attempts = ?, next_try_ms = ?,"
+		  " sent_ms = ?, fiks_id = ?, journal = ?, error = ?,"
+		  " updated_ms = ? WHERE id = ?",
+		  &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int(st, 1, (int)b->state);
+	sqlite3_bind_int(st, 2, b->attempts);
+	sqlite3_bind_int64(st, 3, b->next_try_ms);
+	sqlite3_bind_int64(st, 4, b->sent_ms);
+	sqlite3_bind_text(st, 5, b->fiks_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, b->journal, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, b->error, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, bv_now_ms());
+	sqlite3_bind_text(st, 9, b->id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_err(j, rc);
+	return sqlite3_changes(j->db) == 1 ? 0 : BV_EINVAL;
+}
+
+static int
+batch_where(struct jstore *j, const char *where, const char *arg,
+	    struct jbatch *out)
+{
+	char sql[256];
+	sqlite3_stmt *st;
+	int rc;
+
+	snprintf(sql, sizeof(sql), BATCH_COLUMNS " WHERE %s", where);
+	rc = prep(j, sql, &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		row_batch(st, out);
+		rc = 1;
+	} else {
+		rc = rc == SQLITE_DONE ? 0 : db_err(j, rc);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+jstore_batch_get(struct jstore *j, const char *id, struct jbatch *out)
+{
+	return batch_where(j, "id = ?", id, out);
+}
+
+int
+jstore_batch_by_fiks(struct jstore *j, const char *fiks_id, struct jbatch *out)
+{
+	if (!fiks_id || !*fiks_id)
+		return 0;
+	return batch_where(j, "fiks_id = ?", fiks_id, out);
+}
+
+int
+jstore_batches(struct jstore *j, int state, jbatch_cb cb, void *arg)
+{
+	sqlite3_stmt *st;
+	struct jbatch b;
+	int rc;
+
+	rc = prep(j,
+		  state < 0 ? BATCH_COLUMNS " ORDER BY seq"
+			    : BATCH_COLUMNS " WHERE state = ? ORDER BY seq",
+		  &st);
+	if (rc < 0)
+		return rc;
+	if (state >= 0)
+		sqlite3_bind_int(st, 1, state);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row_batch(st, &b);
+		rc = cb(&b, arg);
+		if (rc != 0)
+			break;
+	}
+	if (rc == SQLITE_DONE)
+		rc = 0;
+	else if (rc == SQLITE_ERROR || rc == SQLITE_BUSY || rc == SQLITE_IOERR)
+		rc = db_err(j, rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+void
+jstore_ids_free(char **ids, size_t n)
+{
+	size_t i;
+
+	for (i = 0; ids && i < n; i++)
+		bv_free(ids[i]);
+	bv_free(ids);
+}
+
+int
+jstore_batch_messages(struct jstore *j, const char *id, char ***ids_out,
+		      size_t *n_out)
+{
+	sqlite3_stmt *st;
+	char **ids = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = prep(j,
+		  "SELECT message_id FROM batch_messages WHERE batch_id = ?"
+		  " ORDER BY pos",
+		  &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *m = (const char *)sqlite3_column_text(st, 0);
+		char **g = m ? bv_realloc(ids, (n + 1) * sizeof(*ids)) : NULL;
+
+		if (!g) {
+			rc = BV_ENOMEM;
+			break;
+		}
+		ids = g;
+		ids[n] = bv_malloc(strlen(m) + 1);
+		if (!ids[n]) {
+			rc = BV_ENOMEM;
+			break;
+		}
+		memcpy(ids[n++], m, strlen(m) + 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		jstore_ids_free(ids, n);
+		return rc < 0 ? rc : db_err(j, rc);
+	}
+	*ids_out = ids;
+	*n_out = n;
+	return 0;
+}
+
+int
+jstore_batch_files(struct jstore *j, const char *id, struct fiks_file **files,
+		   size_t *n)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = prep(j, "SELECT files FROM batches WHERE id = ?", &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = unseal_files(j, sqlite3_column_blob(st, 0),
+				  (size_t)sqlite3_column_bytes(st, 0), files,
+				  n);
+	else
+		rc = rc == SQLITE_DONE ? BV_EINVAL : db_err(j, rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+jstore_blocked(struct jstore *j, const char *conversation)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = prep(j,
+		  "SELECT 1 FROM batches WHERE conversation = ? AND state = 5"
+		  " LIMIT 1",
+		  &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, conversation, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : db_err(j, rc);
+	sqlite3_finalize(st);
+	return rc;
+}

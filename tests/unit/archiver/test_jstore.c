@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * test_jstore.c: the archiver's journal state and transcript
+ * (client-lib/archiver): a message goes into exactly one batch, a batch's
+ * documents come back as they went in and are not on disk in clear, the
+ * state machine's rows survive a reopen, and the transcript shows what the
+ * case file needs and nothing a sender could smuggle in.
+ */
+#define _GNU_SOURCE /* memmem */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bv_error.h"
+#include "jstore.h"
+#include "transcript.h"
+
+#define CONV "3f0c8a52-1b7e-4c1e-9a53-6d2f0e8b7c41"
+#define CASE "9b1d6a3e-0c4f-4b8a-9e2d-5f7a1c3b8d60"
+
+static const uint8_t key[JSTORE_KEY_LEN] = {1, 2, 3};
+static char dir[64], path[128];
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/bv-jstore-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/journal.db", dir);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[200];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct jbatch
+batch(const char *id, int64_t first, int64_t last)
+{
+	struct jbatch b;
+
+	memset(&b, 0, sizeof(b));
+	snprintf(b.id, sizeof(b.id), "%s", id);
+	snprintf(b.conversation, sizeof(b.conversation), CONV);
+	snprintf(b.case_id, sizeof(b.case_id), CASE);
+	b.first_seq = first;
+	b.last_seq = last;
+	b.n_messages = (int)(last - first + 1);
+	b.created_ms = b.next_try_ms = 1000;
+	return b;
+}
+
+static const char secret[] = "Kan jeg flytte hjem til jul? CANARY-7311";
+
+static void
+test_never_twice_and_files(void **state)
+{
+	const struct fiks_file files[2] = {
+		{"arkivmelding.xml", "application/xml",
+		 (const unsigned char *)"<a/>", 4},
+		{"samtale.txt", "text/plain", (const unsigned char *)secret,
+		 sizeof(secret) - 1},
+	};
+	const char *ids[3] = {"m1", "m2", "m3"};
+	struct fiks_file *got = NULL;
+	struct jstore *j = NULL;
+	struct jbatch b, r;
+	char **mids = NULL, buf[8192];
+	size_t n = 0, len;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(jstore_open(path, key, &j), 0);
+	assert_int_equal(jstore_cursor(j, CONV), 0);
+	b = batch("11111111-1111-4111-8111-111111111111", 1, 3);
+	assert_int_equal(jstore_batch_create(j, &b, ids, 3, files, 2), 0);
+	assert_int_equal(jstore_cursor(j, CONV), 3);
+	/* The same messages again, or overlapping: refused. */
+	b = batch("22222222-2222-4222-8222-222222222222", 3, 4);
+	assert_int_equal(jstore_batch_create(j, &b, ids, 2, files, 2),
+			 BV_EINVAL);
+	b = batch("22222222-2222-4222-8222-222222222222", 2, 2);
+	assert_int_equal(jstore_batch_create(j, &b, ids, 1, files, 2),
+			 BV_EINVAL);
+	assert_int_equal(jstore_cursor(j, CONV), 3);
+	b = batch("22222222-2222-4222-8222-222222222222", 4, 4);
+	assert_int_equal(jstore_batch_create(j, &b, ids + 2, 1, files, 2), 0);
+	assert_int_equal(jstore_cursor(j, CONV), 4);
+	jstore_close(j);
+
+	/* After a reopen: the batch, its messages and documents. */
+	assert_int_equal(jstore_open(path, key, &j), 0);
+	assert_int_equal(
+		jstore_batch_get(j, "11111111-1111-4111-8111-111111111111", &r),
+		1);
+	assert_int_equal(r.state, JS_READY);
+	assert_int_equal(r.first_seq, 1);
+	assert_int_equal(r.last_seq, 3);
+	assert_int_equal(jstore_batch_messages(j, r.id, &mids, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(mids[0], "m1");
+	assert_string_equal(mids[2], "m3");
+	jstore_ids_free(mids, n);
+	assert_int_equal(jstore_batch_files(j, r.id, &got, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(got[1].name, "samtale.txt");
+	assert_string_equal(got[1].mime, "text/plain");
+	assert_int_equal(got[1].len, sizeof(secret) - 1);
+	assert_memory_equal(got[1].data, secret, sizeof(secret) - 1);
+	jstore_files_free(got, n);
+	jstore_close(j);
+
+	/* Sealed: the words are nowhere in the file. */
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	while ((len = fread(buf, 1, sizeof(buf), f)) > 0)
+		assert_null(memmem(buf, len, "CANARY-7311", 11));
+	fclose(f);
+
+	/* Another store key cannot open them. */
+	{
+		uint8_t other[JSTORE_KEY_LEN] = {9};
+
+		assert_int_equal(jstore_open(path, other, &j), 0);
+		assert_int_equal(jstore_batch_files(
+					 j,
+					 "11111111-1111-4111-8111-111111111111",
+					 &got, &n),
+				 BV_EIO);
+		jstore_close(j);
+	}
+}
+
+static int
+count_cb(const struct jbatch *b, void *arg)
+{
+	int *n = arg;
+
+	(void)b;
+	(*n)++;
+	return 0;
+}
+
+static void
+test_states(void **state)
+{
+	const struct fiks_file file = {"a.xml", "application/xml",
+				       (const unsigned char *)"<a/>", 4};
+	const char *ids[1] = {"m1"};
+	struct jstore *j = NULL;
+	struct jbatch b, r;
+	int n = 0;
+
+	(void)state;
+	assert_int_equal(jstore_open(path, key, &j), 0);
+	b = batch("33333333-3333-4333-8333-333333333333", 1, 1);
+	assert_int_equal(jstore_batch_create(j, &b, ids, 1, &file, 1), 0);
+	assert_int_equal(jstore_blocked(j, CONV), 0);
+	b.state = JS_SENT;
+	b.attempts = 1;
+	snprintf(b.fiks_id, sizeof(b.fiks_id),
+		 "44444444-4444-4444-8444-444444444444");
+	assert_int_equal(jstore_batch_update(j, &b), 0);
+	assert_int_equal(jstore_batch_by_fiks(
+				 j, "44444444-4444-4444-8444-444444444444", &r),
+			 1);
+	assert_string_equal(r.id, b.id);
+	assert_int_equal(jstore_batch_by_fiks(j, "", &r), 0);
+	b.state = JS_FAILED;
+	snprintf(b.error, sizeof(b.error), "ugyldigforespoersel");
+	assert_int_equal(jstore_batch_update(j, &b), 0);
+	assert_int_equal(jstore_blocked(j, CONV), 1);
+	assert_int_equal(jstore_batches(j, JS_FAILED, count_cb, &n), 0);
+	assert_int_equal(n, 1);
+	n = 0;
+	assert_int_equal(jstore_batches(j, JS_READY, count_cb, &n), 0);
+	assert_int_equal(n, 0);
+	b = batch("55555555-5555-4555-8555-555555555555", 1, 1);
+	assert_int_equal(jstore_batch_update(j, &b), BV_EINVAL);
+	jstore_close(j);
+}
+
+static void
+test_transcript(void **state)
+{
+	const struct tperson people[] = {
+		{"a-elisa", "Elisa (17)", "child"},
+		{"a-camilla", "Camilla Berg", "caseworker"},
+		{"a-arkiv", NULL, "archive"},
+	};
+	const char evil[] = "Hei\nFalsk linje\x1b[2J\r\x07slutt";
+	const struct tmsg msgs[] = {
+		{"m1", "a-elisa", 1795431296123, evil, sizeof(evil) - 1, 0, 0,
+		 0},
+		{"m2", "a-camilla", 1795431396123, "Vi ses ✓", 10, 0, 0, 0},
+		{"m3", "a-ghost", 1795431496123, "", 0, 1, 0, 0},
+		{"m4", "", 1795431596123, "", 0, 0, 0, 1},
+	};
+	const struct tinfo info = {"Testkommune", "2026/0417", CONV, "team",
+				   "b-1"};
+	char *out = NULL;
+	size_t len = 0;
+
+	(void)state;
+	setenv("TZ", "Europe/Oslo", 1);
+	tzset();
+	assert_int_equal(
+		transcript_render(&info, people, 3, msgs, 4, &out, &len), 0);
+	assert_int_equal(strlen(out), len);
+	assert_non_null(strstr(out, "Sak: 2026/0417"));
+	assert_non_null(strstr(out, "Kommune: Testkommune"));
+	assert_non_null(strstr(out, "Elisa (17) (barn)"));
+	assert_non_null(strstr(out, "Camilla Berg (saksbehandler)"));
+	assert_non_null(strstr(out, "Vi ses ✓"));
+	/* A newline in a text stays inside the message, indented; escape
+	 * codes and bells do not reach the archive. */
+	assert_non_null(strstr(out, "    Hei\n    Falsk linje"));
+	assert_null(strchr(out, '\x1b'));
+	assert_null(strchr(out, '\x07'));
+	assert_null(strchr(out, '\r'));
+	assert_non_null(strstr(out, "Ukjent avsender (konto a-ghost)"));
+	assert_non_null(strstr(out, "kunne ikke leses"));
+	assert_non_null(strstr(out, "Melding fra tjenesten"));
+	assert_non_null(strstr(out, "116 111"));
+	assert_non_null(strstr(out, "(melding m1)"));
+	assert_non_null(strstr(out, "(melding m4)"));
+	/* Local time: 2026-11-23 10:54:56 UTC is 11:54:56 in Oslo. */
+	assert_non_null(strstr(out, "23.11.2026 11:54:56"));
+	free(out);
+	assert_int_equal(
+		transcript_render(&info, people, 3, msgs, 0, &out, &len),
+		BV_EINVAL);
+	assert_string_equal(transcript_role("foster_parent"), "fosterforelder");
+	assert_string_equal(transcript_role("nonsense"), "ukjent rolle");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_never_twice_and_files,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_states, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transcript, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
