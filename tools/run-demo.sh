@@ -22,11 +22,33 @@ pgc() { tools/pgcluster.sh "$1" "$pgdir" "$pgport" "${@:2}"; }
 
 relay_pid=
 pg_started=
+fiks_started=
+archiver_pid=
+peer_pid=
+# Stops a child we started, by PID: TERM, then (after 10 s) KILL.
+stop_child() {
+	local pid=$1 what=$2 i
+	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+	echo "run: stopping $what"
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
 cleanup() {
 	local status=$? i
 	# Finish stopping even if Ctrl-C is pressed again.
 	trap - EXIT
 	trap '' INT TERM
+	stop_child "$archiver_pid" "bvchat-archiver"
+	stop_child "$peer_pid" "the test archive"
+	if [[ -n $fiks_started ]]; then
+		echo "run: stopping the local FIKS IO"
+		tools/fiksio.sh stop var/fiks || true
+	fi
 	if [[ -n $relay_pid ]] && kill -0 "$relay_pid" 2>/dev/null; then
 		echo "run: stopping the relay (it drains its connections)"
 		kill -TERM "$relay_pid" 2>/dev/null || true
@@ -161,6 +183,84 @@ seed_case() {
 if [[ -n $healthy ]] && ! seed_case; then
 	echo "run: the demo case is incomplete; make distclean to start over" >&2
 fi
+
+# Journaling (docs/fiks.md): a local FIKS IO in var/fiks (RabbitMQ and the
+# development server), the test archive on one FIKS IO account and
+# bvchat-archiver, the municipality's archive device var/arkiv, on the
+# other. Accounts and keys are made once and kept in var/fiks.
+fiks_amqp=${BV_FIKS_AMQP_PORT:-5673}
+fiks_http=${BV_FIKS_HTTP_PORT:-8089}
+keygen=$build/fiks/bvfiks-keygen
+archive_peer=$build/fiks/bvfiks-archive-peer
+archiver=$build/client-lib/bvchat-archiver
+fiks_accounts() {
+	local who konto iid pw sep=
+	[[ -f var/fiks/accounts.env ]] && return 0
+	mkdir -p var/fiks
+	: >var/fiks/accounts.env.tmp
+	printf '{"accounts": [' >var/fiks/accounts.json.tmp
+	for who in archiver archive; do
+		konto=$(cat /proc/sys/kernel/random/uuid)
+		iid=$(cat /proc/sys/kernel/random/uuid)
+		pw=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+		"$keygen" --key "var/fiks/$who.key" --cert "var/fiks/$who.crt" \
+			--cn "bvchat demo $who" >/dev/null
+		echo "${who^^}_KONTO=$konto" >>var/fiks/accounts.env.tmp
+		printf '%s{"konto": "%s", "integration_id": "%s", ' "$sep" \
+			"$konto" "$iid" >>var/fiks/accounts.json.tmp
+		sep=,
+		printf '"integration_password": "%s", "client_id": "demo-%s", ' \
+			"$pw" "$who" >>var/fiks/accounts.json.tmp
+		printf '"navn": "demo %s", "cert": "%s"}' "$who" \
+			"$PWD/var/fiks/$who.crt" >>var/fiks/accounts.json.tmp
+		cat >"var/fiks/$who.conf" <<-CONF
+			# FIKS IO account of the demo's $who (fiks_config, docs/fiks.md)
+			api_url http://127.0.0.1:$fiks_http
+			token_url http://127.0.0.1:$fiks_http/token
+			amqp_host 127.0.0.1
+			amqp_port $fiks_amqp
+			integration_id $iid
+			integration_password $pw
+			client_id demo-$who
+			account_id $konto
+			key_path $PWD/var/fiks/$who.key
+			cert_path $PWD/var/fiks/$who.crt
+		CONF
+		chmod 600 "var/fiks/$who.conf"
+	done
+	printf ']}\n' >>var/fiks/accounts.json.tmp
+	mv var/fiks/accounts.json.tmp var/fiks/accounts.json
+	mv var/fiks/accounts.env.tmp var/fiks/accounts.env
+}
+start_journaling() {
+	[[ -x $archiver && -x $archive_peer && -x $keygen ]] || {
+		echo "run: FIKS IO programs missing; no journaling" >&2
+		return 1
+	}
+	[[ -f $case_env ]] || return 1
+	fiks_accounts
+	# shellcheck disable=SC1091
+	source var/fiks/accounts.env
+	tools/fiksio.sh start var/fiks --amqp-port "$fiks_amqp" \
+		--http-port "$fiks_http" --devserver "$build/fiks/bvfiks-devserver"
+	fiks_started=1
+	mkdir -p var/arkiv-peer
+	"$archive_peer" --config var/fiks/archive.conf \
+		--db var/arkiv-peer/journal.db --sender-cert var/fiks/archiver.crt \
+		>>var/arkiv-peer/peer.log 2>&1 &
+	peer_pid=$!
+	"$archiver" --profile var/arkiv --relay "127.0.0.1:$port" \
+		--fiks var/fiks/archiver.conf --archive-account "$ARCHIVE_KONTO" \
+		--archive-cert var/fiks/archive.crt \
+		--quiet-seconds "${BV_JOURNAL_QUIET_S:-60}" run \
+		>>var/arkiv/archiver.log 2>&1 &
+	archiver_pid=$!
+	echo "run: journaling: bvchat-archiver (var/arkiv/archiver.log) to the" \
+		"test archive (var/arkiv-peer/peer.log) over local FIKS IO"
+}
+if [[ -n $healthy ]] && ! start_journaling; then
+	echo "run: journaling is not running; see above" >&2
+fi
 cat <<EOF
 
   bvchat-relay is running on ws://127.0.0.1:$port/v1 (subprotocol bvchat.v1)
@@ -176,6 +276,10 @@ cat <<EOF
   Elisa case:    profiles var/{elisa,marthe,randi,arvid,camilla,kari,arkiv},
                  accounts in $case_env;
                  $relay --database "$db" admin case-show --case CASE
+  Case file:     a conversation is journaled after ${BV_JOURNAL_QUIET_S:-60} s of quiet;
+                 $archive_peer --db var/arkiv-peer/journal.db list
+                 $archiver --profile var/arkiv status
+                 $cli --profile var/elisa history --conversation C
 
   Press Ctrl-C to stop the relay and PostgreSQL (data stays in var/).
 
