@@ -41,7 +41,7 @@
 struct fiks_arkiv_part {
 	const char
 		*type; /* korrespondanseparttype: "EA", "EM", "IA", "IM", … */
-	const char *navn;  /* as the case file may show it */
+	const char *navn; /* as the case file may show it */
 	/* Free text after the name, e.g. "barn", or NULL: the part is
 	 * journaled as korrespondansepartNavn "navn (rolle)", since Fiks
 	 * Arkiv v1's korrespondansepart has no role of its own. */
@@ -127,10 +127,10 @@ struct fiks_arkiv_melding {
 	int antall_filer;
 	char **filnavn; /* referanseDokumentfil of each dokumentobjekt */
 	size_t n_filnavn;
-	int skjermet; /* the registrering has a skjerming */
-	char *fagsystem;	   /* of the journalpost's own key */
-	char *journalstatus;	   /* code */
-	char *dokumentets_dato;	   /* as sent, "YYYY-MM-DD" */
+	int skjermet;		/* the registrering has a skjerming */
+	char *fagsystem;	/* of the journalpost's own key */
+	char *journalstatus;	/* code */
+	char *dokumentets_dato; /* as sent, "YYYY-MM-DD" */
 	char *offentlig_tittel;
 	char *tilgangsrestriksjon; /* code of the skjerming */
 	char *skjermingshjemmel;
