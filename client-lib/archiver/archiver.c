@@ -285,7 +285,7 @@ cut_batch(struct arch *a, const char *conversation, struct pending *p, size_t n)
 	struct jbatch b;
 	const char *ids[BATCH_MAX];
 	char *text = NULL, *xml = NULL, title[160], date[16], err[256];
-	char names[64][200];
+	char names[64][80];
 	size_t text_len = 0, xml_len = 0, i, j, n_parts = 0;
 	int rc;
 
@@ -336,13 +336,12 @@ cut_batch(struct arch *a, const char *conversation, struct pending *p, size_t n)
 			if (!strcmp(k.people[j].account, p->m[i].sender))
 				who = &k.people[j];
 		memset(&parts[n_parts], 0, sizeof(parts[0]));
-		if (who && who->name)
-			snprintf(names[n_parts], sizeof(names[0]), "%s",
-				 who->name);
-		else
-			snprintf(names[n_parts], sizeof(names[0]),
-				 "Ukjent (konto %s)", p->m[i].sender);
-		parts[n_parts].navn = names[n_parts];
+		/* The name as the roster has it (never cut: a cut could
+		 * split a character); an unknown sender by account. */
+		snprintf(names[n_parts], sizeof(names[0]), "Ukjent (konto %s)",
+			 p->m[i].sender);
+		parts[n_parts].navn =
+			who && who->name ? who->name : names[n_parts];
 		parts[n_parts].rolle = who ? transcript_role(who->role) : NULL;
 		parts[n_parts].type = who && is_staff(who->role) ? "IA" : "EA";
 		parts[n_parts].skjermet = !(who && is_staff(who->role));

@@ -1,0 +1,607 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * 32-archiver: the case file end to end (issue 5). A real relay and
+ * PostgreSQL; a real local FIKS IO (RabbitMQ and the development server);
+ * bvchat-archiver as the tenant's archive device; bvfiks-archive-peer as the
+ * municipality's archive. Elisa (child) and Camilla (caseworker) chat
+ * through libbvchat; the test then reads what the archive journaled (its
+ * store and the transcripts in it) and what the participants were told.
+ *
+ * - a conversation from first message to kvittering, and the journaled
+ *   marks in both participants' histories;
+ * - the archiver killed (SIGKILL) while a batch is on its way and messages
+ *   keep coming: after a restart every message is in exactly one
+ *   journalpost;
+ * - each fault of the archive: serverfeil and silence are retried with the
+ *   same key, duplicate answers change nothing, a message never acked is
+ *   dead-lettered by FIKS IO and retried, ugyldigforespoersel stops the
+ *   conversation visibly until an operator retries.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bvtest_fiks.h"
+#include "client_peer.h"
+
+enum { ELISA, CAMILLA, N };
+static struct peer p[N];
+static const char *const names[N] = {"elisa", "camilla"};
+
+#define MID(x) char x[BV_CLIENT_MESSAGE_ID_LEN + 1]
+
+/* The FIKS IO of one test: account 0 the archiver's, 1 the archive's. */
+static struct bvt_fiks fk;
+static char profile[300], peer_db[300], peer_ctl[300], arch_log[300],
+	peer_log[300];
+static char archive_account[BV_CLIENT_ACCOUNT_LEN + 1];
+static pid_t arch_pid, peer_pid;
+
+/* ------------------------------------------------------------ processes */
+
+static pid_t
+spawn(char *const argv[], const char *log)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Sends sig and waits (bounded) for pid; SIGKILL when it lingers. */
+static int
+stop(pid_t *pid, int sig)
+{
+	int64_t deadline = bvt_now_ms() + bvt_ms(15000);
+	int status = -1;
+
+	if (*pid <= 0)
+		return 0;
+	kill(*pid, sig);
+	while (waitpid(*pid, &status, WNOHANG) == 0) {
+		if (bvt_now_ms() > deadline) {
+			kill(*pid, SIGKILL);
+			waitpid(*pid, &status, 0);
+			break;
+		}
+		run_for(20);
+	}
+	*pid = 0;
+	return status;
+}
+
+static void
+print_log(const char *what, const char *path)
+{
+	char *s = bvt_file_read(path, NULL);
+
+	if (s) {
+		size_t len = strlen(s);
+
+		fprintf(stderr, "---- %s (last 4000 bytes)\n%s\n", what,
+			len > 4000 ? s + len - 4000 : s);
+		free(s);
+	}
+}
+
+static void
+start_archiver(void)
+{
+	char relay[32];
+	char *const argv[] = {BV_ARCHIVER_BIN,
+			      "--profile",
+			      profile,
+			      "--relay",
+			      relay,
+			      "--fiks",
+			      fk.acct[0].config,
+			      "--archive-account",
+			      fk.acct[1].konto,
+			      "--archive-cert",
+			      fk.acct[1].cert,
+			      "--quiet-seconds",
+			      "1",
+			      "--by-day",
+			      "0",
+			      "--retry-seconds",
+			      "1",
+			      "--reply-timeout",
+			      "5",
+			      "--max-attempts",
+			      "6",
+			      "run",
+			      NULL};
+
+	snprintf(relay, sizeof(relay), "127.0.0.1:%d", env.relay.port);
+	arch_pid = spawn(argv, arch_log);
+}
+
+static void
+start_peer(void)
+{
+	char *const argv[] = {BV_ARCHIVE_PEER_BIN,
+			      "--config",
+			      fk.acct[1].config,
+			      "--db",
+			      peer_db,
+			      "--sender-cert",
+			      fk.acct[0].cert,
+			      "--control",
+			      peer_ctl,
+			      "--log-level",
+			      "info",
+			      NULL};
+
+	peer_pid = spawn(argv, peer_log);
+}
+
+/* Tells the archive peer how to misbehave next ("none" to stop). */
+static void
+fault(const char *mode)
+{
+	FILE *f = fopen(peer_ctl, "w");
+
+	assert_non_null(f);
+	fprintf(f, "%s\n", mode);
+	assert_int_equal(fclose(f), 0);
+	/* The peer reads the file before every message; no SIGUSR1, which
+	 * would end a peer that has not installed its handler yet. */
+}
+
+/* ---------------------------------------------------- what was journaled */
+
+/* The peer's journalposts (list --json), or NULL. */
+static json_t *
+journalposts(void)
+{
+	char *const argv[] = {
+		BV_ARCHIVE_PEER_BIN, "--db", peer_db, "list", "--json", NULL};
+	char *out = NULL;
+	size_t len = 0;
+	json_t *j = NULL;
+
+	if (bvt_run(argv, 0, bvt_ms(20000), &out, &len) == 0)
+		j = json_loadb(out, len, 0, NULL);
+	free(out);
+	return j;
+}
+
+/* How many stored transcripts name message mid (each names a message once). */
+static int
+times_journaled(json_t *jps, const char *mid)
+{
+	char needle[80], path[600];
+	size_t i, k;
+	json_t *jp, *d;
+	int n = 0;
+
+	snprintf(needle, sizeof(needle), "(melding %s)", mid);
+	json_array_foreach(jps, i, jp)
+	{
+		json_array_foreach(json_object_get(jp, "dokumenter"), k, d)
+		{
+			const char *sha =
+				json_string_value(json_object_get(d, "sha256"));
+			char *text;
+
+			if (!sha || strcmp(json_string_value(json_object_get(
+						   d, "filnavn")),
+					   "samtale.txt"))
+				continue;
+			snprintf(path, sizeof(path), "%s.d/%s", peer_db, sha);
+			text = bvt_file_read(path, NULL);
+			assert_non_null(text);
+			n += strstr(text, needle) != NULL;
+			free(text);
+		}
+	}
+	return n;
+}
+
+/* Waits until every id of mids is in the archive; 1 when so. */
+static int
+wait_journaled(const char *const *mids, size_t n, int ms)
+{
+	int64_t deadline = bvt_now_ms() + bvt_ms(ms);
+	json_t *jps;
+	size_t i;
+
+	for (;;) {
+		jps = journalposts();
+		for (i = 0; jps && i < n; i++)
+			if (times_journaled(jps, mids[i]) < 1)
+				break;
+		json_decref(jps);
+		if (jps && i == n)
+			return 1;
+		if (bvt_now_ms() > deadline)
+			return 0;
+		run_for(300);
+	}
+}
+
+/* The journal reference of mid in who's history ("" when none). */
+struct jfind {
+	const char *mid;
+	char journal[80];
+};
+
+static int
+jfind_cb(void *arg, const struct bv_client_message *m)
+{
+	struct jfind *f = arg;
+
+	if (!strcmp(m->message_id, f->mid) && m->journal)
+		snprintf(f->journal, sizeof(f->journal), "%s", m->journal);
+	return 0;
+}
+
+static int
+wait_marked(int who, const char *mid, char *journal, size_t cap)
+{
+	int64_t deadline = bvt_now_ms() + bvt_ms(BVT_TIMEOUT);
+	struct jfind f;
+
+	do {
+		memset(&f, 0, sizeof(f));
+		f.mid = mid;
+		assert_int_equal(
+			bv_client_history(p[who].c, conv, 0, jfind_cb, &f), 0);
+		if (f.journal[0]) {
+			snprintf(journal, cap, "%s", f.journal);
+			return 1;
+		}
+		run_for(100);
+	} while (bvt_now_ms() < deadline);
+	return 0;
+}
+
+/* bvchat-archiver status: its exit code, its output in out. */
+static int
+status(char **out)
+{
+	char *const argv[] = {BV_ARCHIVER_BIN, "--profile", profile, "status",
+			      NULL};
+	size_t len;
+
+	*out = NULL;
+	return bvt_run(argv, 0, bvt_ms(20000), out, &len);
+}
+
+/* Waits until status prints needle; 1 when it did. */
+static int
+wait_status(const char *needle, int ms)
+{
+	int64_t deadline = bvt_now_ms() + bvt_ms(ms);
+	char *out;
+	int found;
+
+	do {
+		status(&out);
+		found = out && strstr(out, needle);
+		free(out);
+		if (found)
+			return 1;
+		run_for(200);
+	} while (bvt_now_ms() < deadline);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- setup */
+
+static int
+setup_all(void **state)
+{
+	char relay[32], *token, *out = NULL;
+	const char *archive_set[] = {"archive-set",   "--tenant",
+				     env.tenant.id,   "--account",
+				     archive_account, NULL};
+	size_t len;
+	int i;
+
+	if (setup(state) != 0)
+		return -1;
+	if (bvt_fiks_start(&fk, 2) != 0)
+		return -1;
+	snprintf(profile, sizeof(profile), "%s/arkiv", dir);
+	snprintf(peer_db, sizeof(peer_db), "%s/peer.db", dir);
+	snprintf(peer_ctl, sizeof(peer_ctl), "%s/peer.fault", dir);
+	snprintf(arch_log, sizeof(arch_log), "%s/archiver.log", dir);
+	snprintf(peer_log, sizeof(peer_log), "%s/peer.log", dir);
+
+	/* The archive device: a bvchat profile enrolled like any other,
+	 * made the tenant's archive. */
+	token = bvt_token(&env.tenant, NULL);
+	snprintf(relay, sizeof(relay), "127.0.0.1:%d", env.relay.port);
+	{
+		char *const argv[] = {BV_CLI_BIN, "--profile", profile,
+				      "--relay",  relay,       "enroll",
+				      "--token",  token,       NULL};
+
+		i = bvt_run(argv, 0, bvt_ms(30000), &out, &len);
+	}
+	free(token);
+	if (i != 0 || !out || sscanf(out, "account %36s", archive_account) != 1)
+		return -1;
+	free(out);
+	assert_int_equal(admin(NULL, 0, archive_set), 0);
+
+	memset(p, 0, sizeof(p));
+	for (i = 0; i < N; i++)
+		enroll(&p[i], names[i], NULL, 0);
+	case_new();
+	case_add(&p[ELISA], "child", "Elisa (17)");
+	case_add(&p[CAMILLA], "caseworker", "Camilla Berg");
+	case_team(&p[ELISA]);
+	for (i = 0; i < N; i++)
+		peer_cases(&p[i]);
+	fault("none");
+	start_peer();
+	start_archiver();
+	return 0;
+}
+
+static int
+teardown_all(void **state)
+{
+	int i;
+
+	stop(&arch_pid, SIGTERM);
+	stop(&peer_pid, SIGTERM);
+	for (i = 0; i < N; i++)
+		if (p[i].c)
+			peer_close(&p[i]);
+	bvt_fiks_stop(&fk);
+	return teardown(state);
+}
+
+/* On failure: what the archiver and the peer said. */
+static void
+dump_logs(void)
+{
+	print_log("bvchat-archiver", arch_log);
+	print_log("bvfiks-archive-peer", peer_log);
+	bvt_fiks_print_logs(&fk);
+}
+
+#define CHECK(cond, ...)                                                       \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			dump_logs();                                           \
+			fail_msg(__VA_ARGS__);                                 \
+		}                                                              \
+	} while (0)
+
+/* ---------------------------------------------------------------- tests */
+
+static void
+t_end_to_end(void **state)
+{
+	const char *texts[] = {"Hei Camilla, kan vi snakkes?",
+			       "Ja, i morgen klokka ti?", "Fint, ses da",
+			       "Bra. Jeg sender et brev også."};
+	char mids[4][BV_CLIENT_MESSAGE_ID_LEN + 1], j0[80], j1[80];
+	const char *ids[4];
+	json_t *jps;
+	char *out;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 4; i++) {
+		say(&p[i % 2 ? CAMILLA : ELISA], texts[i], mids[i]);
+		ids[i] = mids[i];
+	}
+	CHECK(wait_journaled(ids, 4, 60000),
+	      "the conversation did not reach the archive");
+	jps = journalposts();
+	assert_non_null(jps);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(times_journaled(jps, mids[i]), 1);
+	/* In the case's saksmappe, with its own key, screened. */
+	{
+		json_t *jp = json_array_get(jps, 0);
+
+		assert_string_equal(
+			json_string_value(json_object_get(jp, "mappe_noekkel")),
+			case_id);
+		assert_string_equal(json_string_value(json_object_get(
+					    jp, "journalposttype")),
+				    "X");
+		assert_true(json_is_true(json_object_get(jp, "skjermet")));
+	}
+	json_decref(jps);
+
+	/* Both participants see it in their history, with the reference. */
+	for (i = 0; i < 4; i++) {
+		CHECK(wait_marked(ELISA, mids[i], j0, sizeof(j0)),
+		      "elisa: %s not marked journaled", mids[i]);
+		CHECK(wait_marked(CAMILLA, mids[i], j1, sizeof(j1)),
+		      "camilla: %s not marked journaled", mids[i]);
+		assert_string_equal(j0, j1);
+		assert_non_null(strchr(j0, '/'));
+	}
+	CHECK(wait_status("announced", 20000), "no batch announced");
+	assert_int_equal(status(&out), 0);
+	assert_null(strstr(out, "failed"));
+	free(out);
+}
+
+static void
+t_kill_mid_batch(void **state)
+{
+	const char *ids[6];
+	MID(m0);
+	MID(m1);
+	MID(m2);
+	MID(m3);
+	MID(m4);
+	MID(m5);
+	json_t *jps;
+	int i;
+
+	(void)state;
+	ids[0] = m0, ids[1] = m1, ids[2] = m2, ids[3] = m3, ids[4] = m4,
+	ids[5] = m5;
+	/* The archive says nothing: the batch stays on its way. */
+	fault("silence");
+	say(&p[ELISA], "Første", m0);
+	say(&p[CAMILLA], "Andre", m1);
+	say(&p[ELISA], "Tredje", m2);
+	CHECK(wait_status(" sent ", 30000), "no batch was sent");
+
+	/* The archive device dies mid-batch; the conversation goes on. */
+	stop(&arch_pid, SIGKILL);
+	say(&p[CAMILLA], "Fjerde", m3);
+	say(&p[ELISA], "Femte", m4);
+	fault("none");
+	start_archiver();
+	say(&p[ELISA], "Sjette", m5);
+
+	CHECK(wait_journaled(ids, 6, 90000),
+	      "after the restart the archive lacks messages");
+	jps = journalposts();
+	assert_non_null(jps);
+	/* Never skipped, never twice; the silent attempt's retry was not a
+	 * second journalpost. */
+	for (i = 0; i < 6; i++)
+		CHECK(times_journaled(jps, ids[i]) == 1,
+		      "message %d journaled %d times", i,
+		      times_journaled(jps, ids[i]));
+	{
+		size_t k, x;
+		json_t *a, *b;
+
+		json_array_foreach(jps, k, a)
+			json_array_foreach(jps, x, b) if (k < x)
+				assert_string_not_equal(
+					json_string_value(
+						json_object_get(a, "noekkel")),
+					json_string_value(
+						json_object_get(b, "noekkel")));
+	}
+	json_decref(jps);
+}
+
+/* One message through one fault; returns after it is journaled. */
+static void
+through(const char *mode, const char *text, char *mid)
+{
+	const char *ids[1] = {mid};
+
+	fault(mode);
+	say(&p[ELISA], text, mid);
+	CHECK(wait_journaled(ids, 1, 90000), "%s: not journaled", mode);
+}
+
+static void
+t_faults(void **state)
+{
+	MID(m1);
+	MID(m2);
+	MID(m3);
+	MID(m4);
+	MID(m5);
+	MID(m6);
+	const char *ids[1];
+	json_t *jps;
+	char *out, batch[40];
+	const char *line;
+
+	(void)state;
+	/* serverfeil once: the same batch again, journaled once. */
+	through("serverfeil:1", "Serverfeil først", m1);
+	/* silence once: the reply timeout brings the retry. */
+	through("silence:1", "Stille først", m2);
+	/* mottatt and kvittering twice: nothing changes. */
+	through("duplicate:1", "Dobbelt svar", m3);
+	/* never acked: FIKS IO dead-letters it after 3 deliveries and tells
+	 * the archiver serverfeil.v1. */
+	through("noack:1", "Aldri kvittert", m4);
+	jps = journalposts();
+	assert_int_equal(times_journaled(jps, m1), 1);
+	assert_int_equal(times_journaled(jps, m2), 1);
+	assert_int_equal(times_journaled(jps, m3), 1);
+	assert_int_equal(times_journaled(jps, m4), 1);
+	json_decref(jps);
+
+	/* ugyldigforespoersel: stopped, visible, held until an operator
+	 * retries; later messages wait behind it. */
+	fault("ugyldig:1");
+	say(&p[ELISA], "Ugyldig", m5);
+	CHECK(wait_status("failed", 60000), "no failed batch");
+	assert_int_equal(status(&out), 1);
+	line = strstr(out, "failed");
+	assert_non_null(line);
+	assert_non_null(strstr(out, "ugyldigforespoersel"));
+	while (line > out && line[-1] != '\n')
+		line--;
+	assert_int_equal(sscanf(line, "%36s", batch), 1);
+	free(out);
+	say(&p[ELISA], "Etter feilen", m6);
+	run_for(bvt_ms(4000));
+	jps = journalposts();
+	assert_int_equal(times_journaled(jps, m5), 0);
+	assert_int_equal(times_journaled(jps, m6), 0);
+	json_decref(jps);
+	{
+		char *const argv[] = {
+			BV_ARCHIVER_BIN, "--profile", profile, "retry",
+			"--batch",	 batch,	      NULL};
+
+		assert_int_equal(bvt_run(argv, 0, bvt_ms(20000), NULL, NULL),
+				 0);
+	}
+	ids[0] = m5;
+	CHECK(wait_journaled(ids, 1, 60000), "not journaled after retry");
+	ids[0] = m6;
+	CHECK(wait_journaled(ids, 1, 60000), "the next batch stayed held");
+	assert_int_equal(status(&out), 0);
+	free(out);
+}
+
+static int
+group_setup(void **state)
+{
+	(void)state;
+	return bvt_pg_start();
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(t_end_to_end, setup_all,
+						teardown_all),
+		cmocka_unit_test_setup_teardown(t_kill_mid_batch, setup_all,
+						teardown_all),
+		cmocka_unit_test_setup_teardown(t_faults, setup_all,
+						teardown_all),
+	};
+
+	return bvt_done(cmocka_run_group_tests_name("32-archiver", tests,
+						    group_setup, NULL));
+}
