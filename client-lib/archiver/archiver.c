@@ -1152,12 +1152,14 @@ main(int argc, char **argv)
 		 a.archive_account);
 	uv_run(&a.loop, UV_RUN_DEFAULT);
 
+	/* bvchat.h's order for a borrowed loop: close, run it dry, free. */
 	uv_timer_stop(&a.tick);
 	uv_close((uv_handle_t *)&a.tick, NULL);
 	uv_close((uv_handle_t *)&a.sigterm, NULL);
 	uv_close((uv_handle_t *)&a.sigint, NULL);
-	bv_client_free(a.c);
+	bv_client_close(a.c);
 	uv_run(&a.loop, UV_RUN_DEFAULT);
+	bv_client_free(a.c);
 	uv_loop_close(&a.loop);
 	fiks_client_free(a.fiks);
 	fiks_config_free(&a.fcfg);

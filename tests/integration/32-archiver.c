@@ -448,6 +448,11 @@ t_end_to_end(void **state)
 	assert_int_equal(status(&out), 0);
 	assert_null(strstr(out, "failed"));
 	free(out);
+
+	/* SIGTERM ends it cleanly. */
+	i = stop(&arch_pid, SIGTERM);
+	CHECK(WIFEXITED(i) && WEXITSTATUS(i) == 0,
+	      "bvchat-archiver did not exit 0 on SIGTERM (status %d)", i);
 }
 
 static void
