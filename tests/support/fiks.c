@@ -3,9 +3,9 @@
  * fiks.c: a local FIKS IO per test program (bvtest_fiks.h), started and
  * stopped through tools/fiksio.sh so the tests exercise what make run
  * uses. Each instance lives in a private /tmp/bvt-fiks-XXXXXX on free
- * ports; atexit stops every running one by PID, and a watchdog process
- * outside our tree (as util.c's for PostgreSQL) does the same if the
- * program dies by a signal.
+ * ports; atexit stops every running one by PID, and util.c's watchdog
+ * process (the one that also ends PostgreSQL) does the same if the
+ * program dies by a signal ("F dir" / "f dir").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +23,7 @@
 #include "bvtest_fiks.h"
 #include "fiks_error.h"
 #include "fiks_identity.h"
+#include "internal.h"
 
 #ifndef BV_FIKSIO_SH
 #define BV_FIKSIO_SH "tools/fiksio.sh"
@@ -34,7 +35,6 @@
 #define INSTANCES_MAX 4
 
 static struct bvt_fiks *instances[INSTANCES_MAX];
-static int wd_fd = -1;
 
 static const char *
 devserver_bin(void)
@@ -80,127 +80,6 @@ fiksio(const struct bvt_fiks *f, const char *cmd, int with_ports)
 		fprintf(stderr, "bvtest: fiksio.sh %s %s failed (%d)\n", cmd,
 			f->dir, rc);
 	return rc == 0 ? 0 : -1;
-}
-
-/* ---- watchdog: stops instances of a program that died by a signal ---- */
-
-static void
-watchdog_run(int rd)
-{
-	char buf[2048], dirs[INSTANCES_MAX][64];
-	size_t used = 0;
-	int i;
-
-	memset(dirs, 0, sizeof(dirs));
-	for (;;) {
-		ssize_t n = read(rd, buf + used, sizeof(buf) - 1 - used);
-		char *nl;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		used += (size_t)n;
-		buf[used] = '\0';
-		while ((nl = strchr(buf, '\n'))) {
-			*nl = '\0';
-			/* "+DIR" an instance runs, "-DIR" it is stopped. */
-			for (i = 0; i < INSTANCES_MAX; i++) {
-				if (buf[0] == '-' &&
-				    strcmp(dirs[i], buf + 1) == 0)
-					dirs[i][0] = '\0';
-			}
-			for (i = 0; buf[0] == '+' && i < INSTANCES_MAX; i++) {
-				if (!dirs[i][0]) {
-					snprintf(dirs[i], sizeof(dirs[i]),
-						 "%.63s", buf + 1);
-					break;
-				}
-			}
-			used -= (size_t)(nl + 1 - buf);
-			memmove(buf, nl + 1, used);
-			buf[used] = '\0';
-		}
-	}
-	for (i = 0; i < INSTANCES_MAX; i++) {
-		pid_t p;
-
-		if (!dirs[i][0] || strncmp(dirs[i], "/tmp/bvt-fiks-", 14) != 0)
-			continue;
-		p = fork();
-		if (p == 0) {
-			execl("/bin/bash", "bash", BV_FIKSIO_SH, "stop",
-			      dirs[i], (char *)NULL);
-			_exit(127);
-		}
-		if (p > 0)
-			while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
-				;
-		p = fork();
-		if (p == 0) {
-			execl("/bin/rm", "rm", "-rf", "--", dirs[i],
-			      (char *)NULL);
-			_exit(127);
-		}
-		if (p > 0)
-			while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
-				;
-	}
-}
-
-/* Tells the watchdog that dir runs (op '+') or was stopped ('-'). */
-static void
-watchdog(char op, const char *dir)
-{
-	char line[128];
-	int n;
-
-	if (wd_fd < 0) {
-		int p[2];
-		pid_t pid;
-
-		if (pipe2(p, O_CLOEXEC) < 0)
-			return;
-		pid = fork();
-		if (pid == 0) {
-			long fd, max = sysconf(_SC_OPEN_MAX);
-			int nul;
-
-			if (fork() != 0)
-				_exit(0);
-			setsid();
-			signal(SIGINT, SIG_IGN);
-			signal(SIGTERM, SIG_IGN);
-			signal(SIGHUP, SIG_IGN);
-			if (max < 0 || max > 65536)
-				max = 65536;
-			for (fd = 0; fd < max; fd++)
-				if (fd != p[0])
-					close((int)fd);
-			nul = open("/dev/null", O_RDWR);
-			if (nul >= 0) {
-				dup2(nul, 0);
-				dup2(nul, 1);
-				dup2(nul, 2);
-				if (nul > 2)
-					close(nul);
-			}
-			watchdog_run(p[0]);
-			_exit(0);
-		}
-		close(p[0]);
-		if (pid < 0) {
-			close(p[1]);
-			return;
-		}
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		signal(SIGPIPE, SIG_IGN);
-		wd_fd = p[1];
-	}
-	n = snprintf(line, sizeof(line), "%c%s\n", op, dir);
-	if (n > 0 && n < (int)sizeof(line) && write(wd_fd, line, (size_t)n) < 0)
-		perror("bvtest: fiks watchdog");
 }
 
 static void
@@ -421,7 +300,7 @@ bvt_fiks_start(struct bvt_fiks *f, size_t n)
 		perror("bvtest: mkdtemp");
 		return -1;
 	}
-	watchdog('+', f->dir);
+	bvt__watchdog("F %s", f->dir);
 	if (pick_ports(f) < 0 || make_accounts(f, n) < 0)
 		return -1;
 	instance_track(f, 1);
@@ -450,10 +329,10 @@ bvt_fiks_stop(struct bvt_fiks *f)
 		char *argv[] = {"/bin/rm", "-rf", "--", f->dir, NULL};
 
 		bvt_run(argv, 0, bvt_ms(30000), NULL, NULL);
-		watchdog('-', f->dir);
+		bvt__watchdog("f %s", f->dir);
 	} else if (rc == 0) {
 		fprintf(stderr, "bvtest: kept %s\n", f->dir);
-		watchdog('-', f->dir);
+		bvt__watchdog("f %s", f->dir);
 	}
 	return rc;
 }

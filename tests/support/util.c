@@ -172,15 +172,57 @@ rm_rf(const char *path)
 
 #define WD_MAXDIRS 8
 
+/* Runs `fiksio.sh stop dir` (a local FIKS IO of tests/support/fiks.c). */
+static void
+fiks_stop(const char *dir)
+{
+#ifdef BV_FIKSIO_SH
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		execl("/bin/bash", "bash", BV_FIKSIO_SH, "stop", dir,
+		      (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0)
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+#else
+	(void)dir;
+#endif
+}
+
+/* Puts name into the first free slot of set, or takes it out. */
+static void
+wd_set(char set[][256], const char *name, int add)
+{
+	int i;
+
+	for (i = 0; i < WD_MAXDIRS; i++) {
+		if (add && !set[i][0]) {
+			snprintf(set[i], sizeof(set[i]), "%.*s",
+				 (int)sizeof(set[i]) - 1, name);
+			return;
+		}
+		if (!add && strcmp(set[i], name) == 0)
+			set[i][0] = '\0';
+	}
+}
+
+/*
+ * Lines: "P pid" the postmaster, "D dir"/"d dir" a directory to remove,
+ * "F dir"/"f dir" a local FIKS IO to stop (and its directory to remove).
+ */
 static void
 watchdog_run(int rd)
 {
-	char buf[4096], dirs[WD_MAXDIRS][256];
+	char buf[4096], dirs[WD_MAXDIRS][256], fiks[WD_MAXDIRS][256];
 	size_t used = 0;
 	pid_t pm = 0;
 	int i;
 
 	memset(dirs, 0, sizeof(dirs));
+	memset(fiks, 0, sizeof(fiks));
 	for (;;) {
 		ssize_t n = read(rd, buf + used, sizeof(buf) - 1 - used);
 		char *nl;
@@ -193,25 +235,12 @@ watchdog_run(int rd)
 		buf[used] = '\0';
 		while ((nl = strchr(buf, '\n'))) {
 			*nl = '\0';
-			if (buf[0] == 'P') {
+			if (buf[0] == 'P')
 				pm = (pid_t)atoi(buf + 2);
-			} else if (buf[0] == 'D') {
-				for (i = 0; i < WD_MAXDIRS; i++) {
-					if (!dirs[i][0]) {
-						snprintf(dirs[i],
-							 sizeof(dirs[i]),
-							 "%.*s",
-							 (int)sizeof(dirs[i]) -
-								 1,
-							 buf + 2);
-						break;
-					}
-				}
-			} else if (buf[0] == 'd') {
-				for (i = 0; i < WD_MAXDIRS; i++)
-					if (strcmp(dirs[i], buf + 2) == 0)
-						dirs[i][0] = '\0';
-			}
+			else if (buf[0] == 'D' || buf[0] == 'd')
+				wd_set(dirs, buf + 2, buf[0] == 'D');
+			else if (buf[0] == 'F' || buf[0] == 'f')
+				wd_set(fiks, buf + 2, buf[0] == 'F');
 			used -= (size_t)(nl + 1 - buf);
 			memmove(buf, nl + 1, used);
 			buf[used] = '\0';
@@ -227,6 +256,11 @@ watchdog_run(int rd)
 			kill(pm, SIGKILL);
 		bvt_sleep_ms(200);
 	}
+	for (i = 0; i < WD_MAXDIRS; i++)
+		if (fiks[i][0] && strncmp(fiks[i], "/tmp/bvt-fiks-", 14) == 0) {
+			fiks_stop(fiks[i]);
+			rm_rf(fiks[i]);
+		}
 	for (i = 0; i < WD_MAXDIRS; i++)
 		if (dirs[i][0])
 			rm_rf(dirs[i]);
