@@ -33,6 +33,7 @@
 #include "fiks_error.h"
 #include "fiks_io.h"
 #include "jstore.h"
+#include "profile.h"
 #include "transcript.h"
 
 #define EXIT_OK	   0
@@ -68,25 +69,9 @@ struct arch {
 	int64_t amqp_logged_ms;
 };
 
-static void logf_(const char *level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void
-logf_(const char *level, const char *fmt, ...)
-{
-	char when[40];
-	va_list ap;
-
-	transcript_time(bv_now_ms(), when, sizeof(when));
-	fprintf(stderr, "%s bvchat-archiver %s: ", when, level);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-#define log_info(...) logf_("info", __VA_ARGS__)
-#define log_err(...)  logf_("ERROR", __VA_ARGS__)
+/* bv_log()'s lines, named for this program; the format comes first. */
+#define log_info(...) bv_log(BV_LOG_INFO, "archiver: " __VA_ARGS__)
+#define log_err(...)  bv_log(BV_LOG_ERR, "archiver: " __VA_ARGS__)
 
 /* ------------------------------------------------------- the case view */
 
@@ -102,12 +87,6 @@ struct conv_case {
 	struct tperson people[64];
 	size_t n_people;
 };
-
-static char *
-dup_or_null(const char *s)
-{
-	return s ? bv_strdup(s) : NULL;
-}
 
 static int
 conv_case_cb(void *arg, const struct bv_client_case *cs)
@@ -133,9 +112,9 @@ conv_case_cb(void *arg, const struct bv_client_case *cs)
 	     i++) {
 		struct tperson *p = &k->people[k->n_people++];
 
-		p->account = dup_or_null(cs->people[i].account);
-		p->name = dup_or_null(cs->people[i].name);
-		p->role = dup_or_null(cs->people[i].role);
+		p->account = bv_strdup(cs->people[i].account);
+		p->name = bv_strdup(cs->people[i].name);
+		p->role = bv_strdup(cs->people[i].role);
 	}
 	return 1;
 }
@@ -438,7 +417,7 @@ cut_conversation(void *arg, const struct bv_client_conversation *cv)
 	pending_free(p);
 	bv_free(p);
 	/* One conversation's trouble does not stop the others. */
-	return rc < 0 && rc != BV_ENOMEM ? 0 : (rc < 0 ? rc : 0);
+	return rc == BV_ENOMEM ? rc : 0;
 }
 
 /* ------------------------------------------------------------ sending */
@@ -528,10 +507,8 @@ send_batch(struct arch *a, struct jbatch *b)
 }
 
 struct due {
-	struct arch *a;
 	struct jbatch b[16];
 	size_t n;
-	int64_t now;
 };
 
 static int
@@ -564,7 +541,6 @@ drive_batches(struct arch *a)
 	int64_t now = bv_now_ms();
 
 	memset(&d, 0, sizeof(d));
-	d.a = a;
 	/* The oldest unfinished batch of each conversation. */
 	if (jstore_batches(a->j, -1, due_cb, &d) < 0)
 		return;
@@ -871,31 +847,6 @@ usage(FILE *f)
 }
 
 static int
-read_key(const char *profile, uint8_t key[BV_CLIENT_STORE_KEY_LEN])
-{
-	char path[4096];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/store.key", profile);
-	fd = open(path, O_RDONLY);
-	if (fd < 0) {
-		fprintf(stderr,
-			"bvchat-archiver: cannot open %s: %s (enroll with "
-			"bvchat first)\n",
-			path, strerror(errno));
-		return -1;
-	}
-	n = read(fd, key, BV_CLIENT_STORE_KEY_LEN);
-	close(fd);
-	if (n != BV_CLIENT_STORE_KEY_LEN) {
-		fprintf(stderr, "bvchat-archiver: %s is not a key\n", path);
-		return -1;
-	}
-	return 0;
-}
-
-static int
 status_cb(const struct jbatch *b, void *arg)
 {
 	int *failed = arg;
@@ -1045,6 +996,7 @@ main(int argc, char **argv)
 				"--by-day\n");
 		return EXIT_USAGE;
 	}
+	bv_log_set_level(BV_LOG_INFO);
 	setenv("TZ", tz ? tz : (getenv("TZ") ? getenv("TZ") : "Europe/Oslo"),
 	       1);
 	tzset();
@@ -1055,7 +1007,7 @@ main(int argc, char **argv)
 	a.reply_timeout_ms = reply * 1000;
 	a.ttl_ms = a.reply_timeout_ms > 3600000 ? a.reply_timeout_ms : 0;
 
-	if (read_key(profile, key) < 0)
+	if (profile_key("bvchat-archiver", profile, 0, key) < 0)
 		return EXIT_FAIL;
 	snprintf(path, sizeof(path), "%s/journal.db", profile);
 	rc = jstore_open(path, key, &a.j);
@@ -1093,18 +1045,9 @@ main(int argc, char **argv)
 	}
 
 	/* run */
-	{
-		const char *colon = strrchr(relay, ':');
-
-		if (!colon || colon == relay ||
-		    (size_t)(colon - relay) >= sizeof(host) ||
-		    parse_num(colon + 1, 1, 65535, &v) < 0) {
-			fprintf(stderr, "bvchat-archiver: --relay HOST:PORT\n");
-			return EXIT_USAGE;
-		}
-		memcpy(host, relay, (size_t)(colon - relay));
-		host[colon - relay] = '\0';
-		port = (int)v;
+	if (profile_relay(relay, host, sizeof(host), &port) < 0) {
+		fprintf(stderr, "bvchat-archiver: --relay HOST:PORT\n");
+		return EXIT_USAGE;
 	}
 	if (cert && !(a.archive_cert = read_file(cert))) {
 		fprintf(stderr, "bvchat-archiver: cannot read %s\n", cert);

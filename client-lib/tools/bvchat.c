@@ -22,6 +22,8 @@
 
 #include <bvchat.h>
 
+#include "profile.h"
+
 #define MAX_MEMBERS	   20
 #define ENROLL_TIMEOUT_MS  30000
 #define SEND_TIMEOUT_MS	   15000
@@ -694,87 +696,6 @@ on_sent(struct bv_client *c, void *user, const char *message_id, int rc)
 /* Profile                                                            */
 /* ---------------------------------------------------------------- */
 
-static int
-read_full(int fd, uint8_t *buf, size_t len)
-{
-	size_t got = 0;
-	ssize_t n;
-
-	while (got < len) {
-		n = read(fd, buf + got, len - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
-	}
-	return 0;
-}
-
-/* Reads DIR/store.key; with create, makes DIR (0700) and a new random key
- * (0600) when there is none. Returns 0 or -1 (printed). */
-static int
-load_key(const char *dir, int create, uint8_t key[BV_CLIENT_STORE_KEY_LEN])
-{
-	char path[4096];
-	uint8_t extra;
-	int fd = -1, rfd = -1, rc = -1;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "%s/store.key", dir);
-	if (create) {
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-			fprintf(stderr, "bvchat: cannot create %s: %s\n", dir,
-				strerror(errno));
-			goto out;
-		}
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-		if (fd < 0 && errno != EEXIST) {
-			fprintf(stderr, "bvchat: cannot create %s: %s\n", path,
-				strerror(errno));
-			goto out;
-		}
-		if (fd >= 0) {
-			rfd = open("/dev/urandom", O_RDONLY);
-			if (rfd < 0 ||
-			    read_full(rfd, key, BV_CLIENT_STORE_KEY_LEN) < 0 ||
-			    write(fd, key, BV_CLIENT_STORE_KEY_LEN) !=
-				    BV_CLIENT_STORE_KEY_LEN ||
-			    fsync(fd) < 0) {
-				fprintf(stderr, "bvchat: cannot write %s\n",
-					path);
-				close(fd);
-				fd = -1;
-				unlink(path);
-				goto out;
-			}
-			rc = 0;
-			goto out;
-		}
-	}
-	fd = open(path, O_RDONLY);
-	if (fd < 0) {
-		fprintf(stderr,
-			"bvchat: cannot open %s: %s (run `bvchat enroll` "
-			"first)\n",
-			path, strerror(errno));
-		goto out;
-	}
-	if (read_full(fd, key, BV_CLIENT_STORE_KEY_LEN) < 0 ||
-	    (n = read(fd, &extra, 1)) != 0) {
-		fprintf(stderr, "bvchat: %s is not a %d-byte key\n", path,
-			BV_CLIENT_STORE_KEY_LEN);
-		goto out;
-	}
-	rc = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (rfd >= 0)
-		close(rfd);
-	return rc;
-}
-
 /* ---------------------------------------------------------------- */
 /* chat: standard input on the loop                                   */
 /* ---------------------------------------------------------------- */
@@ -897,25 +818,6 @@ stdin_open(struct cli *s)
 /* ---------------------------------------------------------------- */
 
 static int
-parse_relay(const char *arg, char *host, size_t cap, int *port)
-{
-	const char *colon = strrchr(arg, ':');
-	char *end;
-	long p;
-
-	if (!colon || colon == arg || (size_t)(colon - arg) >= cap)
-		return -1;
-	errno = 0;
-	p = strtol(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || p < 1 || p > 65535)
-		return -1;
-	memcpy(host, arg, (size_t)(colon - arg));
-	host[colon - arg] = '\0';
-	*port = (int)p;
-	return 0;
-}
-
-static int
 parse_uint(const char *arg, long max, long *out)
 {
 	char *end;
@@ -957,8 +859,8 @@ main(int argc, char **argv)
 		} else if (!strcmp(a, "--profile") && has) {
 			profile = argv[++i];
 		} else if (!strcmp(a, "--relay") && has) {
-			if (parse_relay(argv[++i], host, sizeof(host), &port) <
-			    0) {
+			if (profile_relay(argv[++i], host, sizeof(host),
+					  &port) < 0) {
 				fprintf(stderr, "bvchat: --relay wants "
 						"HOST:PORT\n");
 				return 2;
@@ -1068,7 +970,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (load_key(profile, !strcmp(cmd, "enroll"), key) < 0)
+	if (profile_key("bvchat", profile, !strcmp(cmd, "enroll"), key) < 0)
 		return 1;
 	snprintf(store, sizeof(store), "%s/store.db", profile);
 	if (uv_loop_init(&s.loop) != 0 ||
