@@ -21,8 +21,7 @@
 #include "bv_util.h"
 #include "store.h"
 
-#define STORE_SCHEMA_VERSION 4
-#define STORE_MAX_VALUE	     (16u * 1024u * 1024u)
+#define STORE_MAX_VALUE (16u * 1024u * 1024u)
 #define STORE_SEAL_OVERHEAD                                                    \
 	(crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
 #define STORE_KDF_CONTEXT "bvstore1"
@@ -115,6 +114,11 @@ static const char schema_v4[] =
 	"CREATE TABLE journaled (message_id TEXT PRIMARY KEY,"
 	" journal TEXT NOT NULL, at_ms INTEGER NOT NULL) STRICT, WITHOUT "
 	"ROWID;";
+
+/* Versions 2, 3, … in order; a new version adds its schema here. */
+static const char *const schema_upgrades[] = {schema_v2, schema_v3, schema_v4};
+#define STORE_SCHEMA_VERSION                                                   \
+	(1 + (int)(sizeof(schema_upgrades) / sizeof(schema_upgrades[0])))
 
 static int
 db_error(struct bv_store *s, int rc)
@@ -378,7 +382,7 @@ create_schema(struct bv_store *s)
 	sqlite3_stmt *st = NULL;
 	uint8_t *b = NULL;
 	size_t blen = 0;
-	int version = 0;
+	int version = 0, v;
 	int rc;
 
 	rc = exec(s, "BEGIN IMMEDIATE");
@@ -418,28 +422,20 @@ create_schema(struct bv_store *s)
 			goto out;
 		version = 1;
 	}
-	if (version < 2) {
-		rc = exec(s, schema_v2);
+	/* Each later version: its schema, then its number, in this
+	 * transaction. */
+	for (v = 2; v <= STORE_SCHEMA_VERSION; v++) {
+		char pragma[40];
+
+		if (version >= v)
+			continue;
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v);
+		rc = exec(s, schema_upgrades[v - 2]);
 		if (rc == 0)
-			rc = exec(s, "PRAGMA user_version = 2");
+			rc = exec(s, pragma);
 		if (rc < 0)
 			goto out;
 	}
-	if (version < 3) {
-		rc = exec(s, schema_v3);
-		if (rc == 0)
-			rc = exec(s, "PRAGMA user_version = 3");
-		if (rc < 0)
-			goto out;
-	}
-	if (version < 4) {
-		rc = exec(s, schema_v4);
-		if (rc == 0)
-			rc = exec(s, "PRAGMA user_version = 4");
-		if (rc < 0)
-			goto out;
-	}
-	/* Later versions: if (version < 5) { ... PRAGMA user_version = 5 } */
 	rc = exec(s, "COMMIT");
 out:
 	if (rc < 0)
