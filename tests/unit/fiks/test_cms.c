@@ -34,41 +34,20 @@
 #include "fiks_cms.h"
 #include "fiks_error.h"
 #include "fiks_identity.h"
-
-static char dir[] = "/tmp/test_cms.XXXXXX";
-static struct fiks_identity *ida, *idb;
+#include "two_identities.h"
 
 static int
 setup(void **state)
 {
-	char k[256], c[256];
-
 	(void)state;
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(k, sizeof(k), "%s/a.key", dir);
-	snprintf(c, sizeof(c), "%s/a.crt", dir);
-	if (fiks_identity_generate(k, c, "cms A", 2048, 1) ||
-	    fiks_identity_load(k, c, &ida))
-		return -1;
-	snprintf(k, sizeof(k), "%s/b.key", dir);
-	snprintf(c, sizeof(c), "%s/b.crt", dir);
-	if (fiks_identity_generate(k, c, "cms B", 2048, 1) ||
-	    fiks_identity_load(k, c, &idb))
-		return -1;
-	return 0;
+	return two_identities_setup("cms");
 }
 
 static int
 teardown(void **state)
 {
-	char cmd[300];
-
 	(void)state;
-	fiks_identity_free(ida);
-	fiks_identity_free(idb);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return two_identities_teardown();
 }
 
 static unsigned char *
