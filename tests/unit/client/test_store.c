@@ -4,7 +4,8 @@
  * directory each: round trips, reopen, wrong key, no plaintext on disk,
  * changed identity keys, duplicate suppression across reopen, history
  * order and states, committed rows surviving SIGKILL, libsignal adapters,
- * the sealed case view and the migration of a version 2 store to it.
+ * the sealed case view and the migration of a version 2 store to it, and
+ * details a second backend must copy (test_details).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -994,6 +995,209 @@ test_signal_adapters(void **state)
 			 1);
 }
 
+/* --- details of store.c that a second backend must copy ----------------- */
+
+static int
+stop_cb(const struct bv_history_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return 7;
+}
+
+static int
+conv_stop_cb(const struct bv_conversation_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return 7;
+}
+
+static int
+case_stop_cb(const char *case_id, const char *view, size_t len, void *arg)
+{
+	(void)case_id;
+	(void)view;
+	(void)len;
+	(void)arg;
+	return 7;
+}
+
+/* What client.c does on a receipt: change the state of the message shown. */
+static int
+mark_sent_cb(const struct bv_history_entry *e, void *arg)
+{
+	return bv_store_history_set_state(arg, e->seq, BV_MSG_SENT);
+}
+
+static void
+test_details(void **state)
+{
+	struct fixture *f = *state;
+	static const char a1[] = "3f0c5a1e-1b2c-4d3e-8f40-5a6b7c8d9e01";
+	const char *const one[] = {a1};
+	uint8_t *rec = NULL, *user = NULL, *pub = NULL, *priv = NULL, *big;
+	size_t len = 0, user_len = 0, n = 0;
+	int32_t *ids = NULL;
+	int found = 0, deleted = 0;
+	int64_t s1 = 0, s2 = 0;
+	struct collect c;
+	uint32_t reg;
+
+	/* Nothing stored yet: BV_EINVAL to get. */
+	assert_int_equal(
+		bv_store_identity_get(f->s, &pub, &len, &priv, &len, &reg),
+		BV_EINVAL);
+	assert_int_equal(bv_store_prekey_get(f->s, 0, 1, &rec, &len),
+			 BV_EINVAL);
+	assert_int_equal(
+		bv_store_identity_peer(f->s, "nobody", 1, &rec, &len, &found),
+		0);
+	assert_int_equal(found, 0);
+	assert_null(rec);
+
+	/* An empty user record is not the same as none. */
+	assert_int_equal(bv_store_session_store(f->s, "gina", 1,
+						(const uint8_t *)"r", 1,
+						(const uint8_t *)"", 0),
+			 0);
+	assert_int_equal(bv_store_session_load(f->s, "gina", 1, &rec, &len,
+					       &user, &user_len, &found),
+			 0);
+	assert_int_equal(found, 1);
+	assert_non_null(user);
+	assert_int_equal(user_len, 0);
+	bv_free(rec);
+	bv_free(user);
+
+	/* Devices in signed order; names are compared whole. */
+	assert_int_equal(bv_store_session_store(f->s, "gina", 7,
+						(const uint8_t *)"r", 1, NULL,
+						0),
+			 0);
+	assert_int_equal(bv_store_session_store(f->s, "gina", -5,
+						(const uint8_t *)"r", 1, NULL,
+						0),
+			 0);
+	assert_int_equal(bv_store_session_store(f->s, "gin", 3,
+						(const uint8_t *)"r", 1, NULL,
+						0),
+			 0);
+	assert_int_equal(bv_store_session_store(f->s, "ginb", 2,
+						(const uint8_t *)"r", 1, NULL,
+						0),
+			 0);
+	assert_int_equal(bv_store_session_devices(f->s, "gina", &ids, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(ids[0], -5);
+	assert_int_equal(ids[1], 1);
+	assert_int_equal(ids[2], 7);
+	bv_free(ids);
+	assert_int_equal(bv_store_session_devices(f->s, "nobody", &ids, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(ids);
+	assert_int_equal(bv_store_session_delete_all(f->s, "gina", &deleted),
+			 0);
+	assert_int_equal(deleted, 3);
+	assert_int_equal(bv_store_session_delete(f->s, "gina", 1, NULL), 0);
+	assert_int_equal(bv_store_session_contains(f->s, "gin", 3, &found), 0);
+	assert_int_equal(found, 1);
+	assert_int_equal(bv_store_session_contains(f->s, "ginb", 2, &found), 0);
+	assert_int_equal(found, 1);
+
+	/* remove_below: one kind, ids strictly below. put replaces. */
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 0, 1, (const uint8_t *)"a", 1), 0);
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 0, 3, (const uint8_t *)"b", 1), 0);
+	assert_int_equal(bv_store_prekey_put(f->s, 0, 4000000000u,
+					     (const uint8_t *)"c", 1),
+			 0);
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 1, 1, (const uint8_t *)"d", 1), 0);
+	assert_int_equal(bv_store_prekey_remove_below(f->s, 0, 3), 0);
+	assert_int_equal(bv_store_prekey_contains(f->s, 0, 1, &found), 0);
+	assert_int_equal(found, 0);
+	assert_int_equal(bv_store_prekey_contains(f->s, 0, 3, &found), 0);
+	assert_int_equal(found, 1);
+	assert_int_equal(bv_store_prekey_contains(f->s, 1, 1, &found), 0);
+	assert_int_equal(found, 1);
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 0, 3, (const uint8_t *)"new", 3), 0);
+	assert_int_equal(bv_store_prekey_get(f->s, 0, 3, &rec, &len), 0);
+	assert_int_equal(len, 3);
+	assert_memory_equal(rec, "new", 3);
+	bv_free(rec);
+	assert_int_equal(bv_store_prekey_remove_below(f->s, 0, 4000000001u), 0);
+	assert_int_equal(bv_store_prekey_contains(f->s, 0, 4000000000u, &found),
+			 0);
+	assert_int_equal(found, 0);
+
+	/* Values over 16 MiB are refused (never read: not initialized). */
+	big = malloc(16u * 1024u * 1024u + 1);
+	assert_non_null(big);
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 0, 9, big, 16u * 1024u * 1024u + 1),
+		BV_EINVAL);
+	assert_int_equal(bv_store_history_append(f->s, "c", BV_MSG_IN, "x", 1,
+						 "big", 1, big,
+						 16u * 1024u * 1024u + 1,
+						 BV_MSG_RECEIVED, NULL),
+			 BV_EINVAL);
+	assert_int_equal(bv_store_case_put(f->s, a1, (const char *)big,
+					   16u * 1024u * 1024u + 1),
+			 BV_EINVAL);
+	free(big);
+
+	/* A rolled back append gives its seq back (AUTOINCREMENT). */
+	assert_int_equal(bv_store_begin(f->s), 0);
+	assert_int_equal(bv_store_history_append(f->s, "c", BV_MSG_OUT, "me", 1,
+						 "d-0", 1, NULL, 0,
+						 BV_MSG_SENDING, &s1),
+			 0);
+	assert_int_equal(bv_store_rollback(f->s), 0);
+	assert_int_equal(bv_store_history_append(f->s, "c", BV_MSG_OUT, "me", 1,
+						 "d-1", 1, NULL, 0,
+						 BV_MSG_SENDING, &s2),
+			 0);
+	assert_int_equal(s1, s2);
+	assert_int_equal(bv_store_history_set_state(f->s, s2, BV_MSG_SENDING),
+			 0);
+
+	/* No recipients for a seq that is not there: not an error. */
+	assert_int_equal(bv_store_out_recipients_put(f->s, 4242, NULL, 0), 0);
+	assert_int_equal(bv_store_out_recipients_put(f->s, 4242, one, 1),
+			 BV_EINVAL);
+	assert_int_equal(bv_store_out_recipients_put(f->s, s2, one, 1), 0);
+
+	/* A callback may change the store it is walking. */
+	assert_int_equal(bv_store_history_find(f->s, "d-1", mark_sent_cb, f->s),
+			 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(bv_store_history_unsent(f->s, collect_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+
+	/* A nonzero return stops the walk and is returned. */
+	assert_int_equal(bv_store_case_put(f->s, a1, "{}", 2), 0);
+	assert_int_equal(bv_store_history_list(f->s, "c", 0, stop_cb, NULL), 7);
+	assert_int_equal(bv_store_history_find(f->s, "d-1", stop_cb, NULL), 7);
+	assert_int_equal(bv_store_conversations(f->s, conv_stop_cb, NULL), 7);
+	assert_int_equal(bv_store_cases(f->s, case_stop_cb, NULL), 7);
+	assert_int_equal(bv_store_history_list(f->s, NULL, 0, stop_cb, NULL),
+			 BV_EINVAL);
+	assert_int_equal(bv_store_conversations(f->s, NULL, NULL), BV_EINVAL);
+
+	/* Accepting a key nothing was stored for stores it. */
+	assert_int_equal(bv_store_identity_accept(f->s, "hugo", 1, pub_key, 33),
+			 0);
+	assert_int_equal(
+		bv_store_identity_peer(f->s, "hugo", 1, &rec, &len, &found), 0);
+	assert_int_equal(found, 1);
+	assert_int_equal(len, 33);
+	assert_memory_equal(rec, pub_key, 33);
+	bv_free(rec);
+}
+
 int
 main(void)
 {
@@ -1026,6 +1230,7 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_signal_adapters, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_details, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
