@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # run.sh: builds the web build's node tests with emcc (-sENVIRONMENT=node)
 # into a temporary directory and runs them with node: test_uv_web (the
-# libuv stand-in's timers and close). No browser, no relay.
-# Usage: tests/web/run.sh [uv ...]; exit 0 when all pass,
+# libuv stand-in's timers and close) and test_conn_web (the browser
+# transport and its JS library against a mock bvwTransport). No browser,
+# no relay. Usage: tests/web/run.sh [uv|conn ...]; exit 0 when all pass,
 # 77 when emcc or node is missing (skipped), 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,14 +31,22 @@ build_uv() {
 		web-widget/compat/uv_web.c -o "$out/test_uv_web.js"
 }
 
+build_conn() {
+	emcc "${cflags[@]}" tests/web/test_conn_web.c \
+		client-lib/src/conn_web.c web-widget/compat/uv_web.c \
+		--js-library web-widget/src/conn_web.lib.js \
+		--pre-js tests/web/mock_transport.js -o "$out/test_conn_web.js"
+}
+
 tests=("$@")
-((${#tests[@]})) || tests=(uv)
+((${#tests[@]})) || tests=(uv conn)
 rc=0
 for t in "${tests[@]}"; do
 	case $t in
 	uv) name=test_uv_web ;;
+	conn) name=test_conn_web ;;
 	*)
-		echo "web tests: unknown test $t (uv)"
+		echo "web tests: unknown test $t (uv, conn)"
 		exit 2
 		;;
 	esac
