@@ -5,9 +5,10 @@
  * and the message history, sealed under a key the application supplies.
  * Two implementations: store.c (one SQLite file; see it for what is and is
  * not encrypted) and store_mem.c (in memory, for the WebAssembly build; see
- * the end of this file). Not thread-safe: one struct bv_store is used from
- * one thread at a time. There is no way to delete history: it is part of the
- * case file.
+ * the end of this file); store_signal.c adapts either one to libsignal
+ * through the functions below. Not thread-safe: one struct bv_store is used
+ * from one thread at a time. There is no way to delete history: it is part of
+ * the case file.
  */
 #ifndef BV_STORE_H
 #define BV_STORE_H
@@ -271,7 +272,8 @@ int bv_store_history_set_state(struct bv_store *s, int64_t seq,
 /*
  * Fill libsignal's store structs with callbacks on s (user_data = s,
  * destroy_func = NULL: s outlives the store context and is closed by its
- * owner). The callbacks return libsignal's codes.
+ * owner). The callbacks return libsignal's codes. In store_signal.c, on the
+ * functions above only, so one copy serves both backends.
  */
 void bv_store_signal_session_store(struct bv_store *s,
 				   signal_protocol_session_store *out);

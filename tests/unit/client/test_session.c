@@ -7,7 +7,8 @@
  * identity keys, prekey ids, and sessions surviving a reopen. No relay.
  * Built twice: test_session on store.c (SQLite) and test_session_mem
  * (BV_TEST_STORE_MEM) on store_mem.c, the memory backend of the
- * WebAssembly build, whose libsignal adapters it so proves.
+ * WebAssembly build, under the libsignal adapters both share
+ * (store_signal.c), which it so proves on each.
  */
 #include <stdarg.h>
 #include <stddef.h>
