@@ -1,28 +1,29 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
- * conn.c: the client's WebSocket to the relay (lws 4.1 on libuv, as
- * relay/server.c): frame reassembly capped at max_frame_bytes, a bounded
- * output queue, auth/enroll on each challenge, backoff reconnects, request
- * ids matched to responses, deliver acknowledged after the caller stored the
- * envelope. It never looks inside envelope bodies and never logs keys or
- * tokens. Not thread-safe: everything runs on the loop's thread.
+ * conn.c: the client's connection logic, the same for every transport: a
+ * bounded output queue, the cap on relay messages, auth/enroll on each
+ * challenge, backoff reconnects, request ids matched to responses, deliver
+ * acknowledged after the caller stored the envelope. The WebSocket itself
+ * is conn_lws.c or conn_web.c (conn_transport.h). It never looks inside
+ * envelope bodies and never logs keys or tokens. Not thread-safe:
+ * everything runs on the loop's thread.
  */
 #include <string.h>
-#include <libwebsockets.h>
 #include <sodium.h>
 #include <uv.h>
 
 #include "bv_error.h"
 #include "bv_util.h"
 #include "conn.h"
+#include "conn_transport.h"
 
-#define CLOSE_NORMAL	1000
-#define CLOSE_DISPLACED 4001
-/* LWS_WRITE_CLOSE of lws 4.1's private-lib-roles-ws.h (see server.c). */
-#define WRITE_CLOSE   ((enum lws_write_protocol)4)
-#define DEFAULT_FRAME 262144
-#define FRAME_FLOOR   4096
-#define FRAME_CEIL    (16u * 1024 * 1024)
+#define CLOSE_NORMAL	 1000
+#define CLOSE_PROTOCOL	 1002
+#define CLOSE_UNEXPECTED 1011
+#define CLOSE_DISPLACED	 4001
+#define DEFAULT_FRAME	 262144
+#define FRAME_FLOOR	 4096
+#define FRAME_CEIL	 (16u * 1024 * 1024)
 
 struct outframe {
 	struct outframe *next;
@@ -48,7 +49,7 @@ struct bv_conn {
 	uv_loop_t *loop;
 	uv_loop_t own_loop;
 	int owns_loop;
-	struct lws_context *lws;
+	struct bv_conn_transport *t;
 	uv_timer_t timer; /* reconnect backoff */
 	int timer_init;
 
@@ -65,17 +66,14 @@ struct bv_conn {
 	/* state */
 	int running; /* reconnects wanted */
 	int closing; /* conn__close() called */
-	struct lws *wsi;
-	int live; /* a connection attempt is in progress or up */
+	/* A connection attempt is in progress or up: from transport__open()
+	 * to conn__t_closed() (or conn__close()). */
+	int live;
 	int authed;
 	int close_code;	  /* we are closing with this code */
-	int peer_close;	  /* the relay's close code, 0 if none */
 	int displaced;	  /* reported for this connection */
 	int auth_failed;  /* code, or 0 */
 	size_t max_frame; /* current cap for frames both ways */
-	char *rx;
-	size_t rx_len, rx_cap;
-	int rx_overflow;
 	struct outframe *out_head, *out_tail;
 	size_t out_bytes;
 	struct pending *pend;
@@ -101,7 +99,7 @@ out_free_all(struct bv_conn *c)
 	for (f = c->out_head; f; f = n) {
 		n = f->next;
 		if (f->secret)
-			bv_wipe(f->buf, LWS_PRE + f->len);
+			bv_wipe(f->buf, transport__headroom() + f->len);
 		bv_free(f);
 	}
 	c->out_head = c->out_tail = NULL;
@@ -149,71 +147,75 @@ pending_has(const struct bv_conn *c, int64_t id)
 	return 0;
 }
 
-/* Starts closing our side with code; the frame goes out when writable. */
+/* Starts closing our side with code; conn__t_closed() follows. */
 static void
 close_with(struct bv_conn *c, int code)
 {
-	if (!c->wsi || c->close_code)
+	if (!c->live || c->close_code)
 		return;
 	c->close_code = code;
-	lws_callback_on_writable(c->wsi);
+	transport__close(c->t, code);
 }
 
 /*
  * Queues one frame. answer: a small answer to a relay request, which the
  * relay's deliver_window already bounds, so it may go over the cap (a
- * refused ack would stall the connection). Returns 0, BV_EBUSY when the
- * output cap would be exceeded, BV_EFRAME over max_frame, BV_EUNAVAILABLE
- * without a connection, BV_ENOMEM.
+ * refused ack would stall the connection). The cap counts our queue and
+ * what the transport still holds (the browser's gate and socket buffer).
+ * Returns 0, BV_EBUSY when the output cap would be exceeded, BV_EFRAME over
+ * max_frame, BV_EUNAVAILABLE without a connection, BV_ENOMEM. The browser
+ * transport writes the frame before this returns.
  */
 static int
 out_queue(struct bv_conn *c, const char *s, size_t len, int secret, int answer)
 {
 	struct outframe *f;
+	size_t pre = transport__headroom();
 
-	if (!c->wsi || c->close_code)
+	if (!c->live || c->close_code)
 		return BV_EUNAVAILABLE;
 	if (len > c->max_frame)
 		return BV_EFRAME;
-	if (!answer && c->out_bytes + len > c->cfg.max_output_bytes)
+	if (!answer && c->out_bytes + transport__buffered(c->t) + len >
+			       c->cfg.max_output_bytes)
 		return BV_EBUSY;
-	f = bv_malloc(sizeof(*f) + LWS_PRE + len);
+	f = bv_malloc(sizeof(*f) + pre + len);
 	if (!f)
 		return BV_ENOMEM;
 	f->next = NULL;
 	f->len = len;
 	f->secret = secret;
-	memcpy(f->buf + LWS_PRE, s, len);
+	memcpy(f->buf + pre, s, len);
 	if (c->out_tail)
 		c->out_tail->next = f;
 	else
 		c->out_head = f;
 	c->out_tail = f;
 	c->out_bytes += len;
-	lws_callback_on_writable(c->wsi);
+	transport__want_write(c->t);
 	return 0;
 }
 
+/* Writes the oldest queued frame; 0, or -1 when the transport failed. */
 static int
 write_one(struct bv_conn *c)
 {
 	struct outframe *f = c->out_head;
-	int n;
+	size_t pre = transport__headroom();
 
 	if (!f)
 		return 0;
-	n = lws_write(c->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
-	if (n < (int)f->len)
+	if (transport__write(c->t, f->buf + pre, f->len) < 0)
 		return -1;
 	c->out_head = f->next;
 	if (!c->out_head)
 		c->out_tail = NULL;
 	c->out_bytes -= f->len;
 	if (f->secret)
-		bv_wipe(f->buf, LWS_PRE + f->len);
+		bv_wipe(f->buf, pre + f->len);
 	bv_free(f);
 	if (c->out_head)
-		lws_callback_on_writable(c->wsi);
+		transport__want_write(c->t);
 	return 0;
 }
 
@@ -265,7 +267,7 @@ conn__request(struct bv_conn *c, int64_t id, const char *frame,
 {
 	if (!c || !frame)
 		return BV_EINVAL;
-	if (!c->authed || !c->wsi || c->close_code)
+	if (!c->authed || !c->live || c->close_code)
 		return BV_EUNAVAILABLE;
 	return request_add(c, id, frame, 0, cb, arg, 0);
 }
@@ -284,7 +286,7 @@ auth_answer(void *arg, int rc, const struct bv_wire_msg *m)
 			    !(m->u.ok.fields & BV_WIRE_OK_DEVICE)) {
 				bv_log(BV_LOG_WARN, "conn: enroll answer "
 						    "without account/device");
-				close_with(c, LWS_CLOSE_STATUS_PROTOCOL_ERR);
+				close_with(c, CLOSE_PROTOCOL);
 				return;
 			}
 			memcpy(c->account, m->u.ok.account, sizeof(c->account));
@@ -375,7 +377,7 @@ out:
 	if (rc < 0) {
 		bv_log(BV_LOG_WARN, "conn: cannot answer challenge: %s",
 		       bv_errname(rc));
-		close_with(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+		close_with(c, CLOSE_UNEXPECTED);
 	}
 }
 
@@ -410,7 +412,7 @@ on_deliver(struct bv_conn *c, const struct bv_wire_msg *m)
 	if (rc < 0 && !c->closing) {
 		bv_log(BV_LOG_WARN, "conn: cannot answer deliver: %s",
 		       bv_errname(rc));
-		close_with(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+		close_with(c, CLOSE_UNEXPECTED);
 	}
 }
 
@@ -473,54 +475,16 @@ on_frame(struct bv_conn *c, const char *buf, size_t len)
 	bv_wire_msg_free(m);
 }
 
-static int
-rx_append(struct bv_conn *c, const void *in, size_t len)
-{
-	char *n;
-
-	if (c->rx_overflow)
-		return 0;
-	if (c->rx_len + len > c->max_frame) {
-		c->rx_overflow = 1;
-		c->rx_len = 0;
-		return 0;
-	}
-	if (c->rx_len + len + 1 > c->rx_cap) {
-		size_t want = c->rx_cap ? c->rx_cap : 4096;
-
-		while (want < c->rx_len + len + 1)
-			want *= 2;
-		if (want > c->max_frame + 1)
-			want = c->max_frame + 1;
-		n = bv_realloc(c->rx, want);
-		if (!n)
-			return BV_ENOMEM;
-		c->rx = n;
-		c->rx_cap = want;
-	}
-	memcpy(c->rx + c->rx_len, in, len);
-	c->rx_len += len;
-	return 0;
-}
-
 /* The connection (or the attempt) ended: clean up, maybe reconnect. */
 static void
-gone(struct bv_conn *c)
+gone(struct bv_conn *c, int code)
 {
-	int code = c->peer_close ? c->peer_close : -1;
-
 	if (!c->live)
 		return;
 	c->live = 0;
-	c->wsi = NULL;
 	c->authed = 0;
 	c->close_code = 0;
 	out_free_all(c);
-	c->rx_len = 0;
-	c->rx_overflow = 0;
-	bv_free(c->rx);
-	c->rx = NULL;
-	c->rx_cap = 0;
 	pending_fail_all(c);
 	if (code == CLOSE_DISPLACED && !c->displaced) {
 		c->displaced = 1;
@@ -534,130 +498,71 @@ gone(struct bv_conn *c)
 		schedule_reconnect(c);
 }
 
-/* Whether wsi is our current attempt (NULL wsi: lws_client_connect_via_info
- * has not returned yet). */
-static int
-mine(const struct bv_conn *c, const struct lws *wsi)
+void
+conn__t_opened(struct bv_conn *c)
 {
-	return c->live && (c->wsi == wsi || c->wsi == NULL);
+	if (!c->live)
+		return;
+	bv_log(BV_LOG_INFO, "conn: connected to %s:%d", c->host, c->cfg.port);
+	event(c, BV_CONN_CONNECTED, 0);
 }
 
-static int
-ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-	    void *in, size_t len)
+void
+conn__t_dropped(struct bv_conn *c)
 {
-	struct lws_context *ctx = lws_get_context(wsi);
-	struct bv_conn *c = ctx ? lws_context_user(ctx) : NULL;
-	const unsigned char *p = in;
+	if (!c->live || c->close_code)
+		return;
+	bv_log(BV_LOG_NOTICE, "conn: relay frame too large or binary, dropped");
+}
 
-	(void)user;
-	if (!c)
-		return 0;
-	switch (reason) {
-	case LWS_CALLBACK_CLIENT_ESTABLISHED:
-		if (wsi != c->wsi)
-			return -1;
-		bv_log(BV_LOG_INFO, "conn: connected to %s:%d", c->host,
-		       c->cfg.port);
-		event(c, BV_CONN_CONNECTED, 0);
-		return 0;
-
-	case LWS_CALLBACK_CLIENT_RECEIVE:
-		if (wsi != c->wsi || c->close_code)
-			return 0;
-		if (lws_is_first_fragment(wsi)) {
-			c->rx_len = 0;
-			c->rx_overflow = lws_frame_is_binary(wsi);
-		}
-		if (rx_append(c, in, len) < 0)
-			return -1;
-		if (!lws_is_final_fragment(wsi) ||
-		    lws_remaining_packet_payload(wsi))
-			return 0;
-		if (c->rx_overflow)
-			bv_log(BV_LOG_NOTICE, "conn: relay frame too large or "
-					      "binary, dropped");
-		else
-			on_frame(c, c->rx, c->rx_len);
-		c->rx_len = 0;
-		c->rx_overflow = 0;
-		if (c->rx_cap > 65536) {
-			bv_free(c->rx);
-			c->rx = NULL;
-			c->rx_cap = 0;
-		}
-		return 0;
-
-	case LWS_CALLBACK_CLIENT_WRITEABLE:
-		if (wsi != c->wsi)
-			return -1;
-		if (c->close_code) {
-			unsigned char cf[LWS_PRE + 2];
-
-			/* As server.c: lws 4.1 on libuv would hang up
-			 * without the close frame. */
-			cf[LWS_PRE] = (unsigned char)(c->close_code >> 8);
-			cf[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
-			lws_write(wsi, cf + LWS_PRE, 2, WRITE_CLOSE);
-			return -1;
-		}
-		return write_one(c) < 0 ? -1 : 0;
-
-	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		if (wsi == c->wsi && len >= 2)
-			c->peer_close = (p[0] << 8) | p[1];
-		return 0;
-
-	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		bv_log(BV_LOG_INFO, "conn: cannot connect to %s:%d: %s",
-		       c->host, c->cfg.port, in ? (const char *)in : "-");
-		/* fall through */
-	case LWS_CALLBACK_CLIENT_CLOSED:
-		if (mine(c, wsi))
-			gone(c);
-		return 0;
-
-	default:
-		return 0;
+void
+conn__t_frame(struct bv_conn *c, const char *buf, size_t len)
+{
+	/* After close_with() nothing more is read: we are giving up. */
+	if (!c->live || c->close_code)
+		return;
+	/* conn_lws.c assembles no more and conn_web.c asks before it copies;
+	 * checked here as well so that no transport gets past the cap. */
+	if (len > c->max_frame) {
+		conn__t_dropped(c);
+		return;
 	}
+	on_frame(c, buf, len);
 }
 
-static const struct lws_protocols protocols[] = {
-	{BV_SUBPROTOCOL, ws_callback, 0, 65536, 0, NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0}};
+int
+conn__t_writable(struct bv_conn *c)
+{
+	if (!c->live || c->close_code)
+		return 0;
+	return write_one(c);
+}
+
+void
+conn__t_closed(struct bv_conn *c, int code)
+{
+	gone(c, code);
+}
+
+size_t
+conn__t_max_frame(const struct bv_conn *c)
+{
+	return c->max_frame;
+}
 
 static void
 connect_now(struct bv_conn *c)
 {
-	struct lws_client_connect_info ci;
-	struct lws *w;
-
 	if (c->live || !c->running || c->closing)
 		return;
-	memset(&ci, 0, sizeof(ci));
-	ci.context = c->lws;
-	ci.address = c->host;
-	ci.port = c->cfg.port;
-	ci.path = BV_WS_PATH;
-	ci.host = c->host;
-	ci.origin = c->host;
-	ci.protocol = BV_SUBPROTOCOL;
-	ci.local_protocol_name = BV_SUBPROTOCOL;
-	ci.ietf_version_or_minus_one = -1;
-	c->peer_close = 0;
 	c->displaced = 0;
 	c->auth_failed = 0;
 	c->close_code = 0;
 	c->max_frame = c->cfg.max_frame_bytes;
-	c->wsi = NULL;
 	c->live = 1;
 	c->st.connects++;
-	w = lws_client_connect_via_info(&ci);
-	/* lws may already have reported CONNECTION_ERROR (then !live). */
-	if (!w && c->live)
-		gone(c);
-	else if (w && c->live)
-		c->wsi = w;
+	/* May end the attempt (conn__t_closed()) before it returns. */
+	transport__open(c->t, c->host, c->cfg.port);
 }
 
 static void
@@ -689,24 +594,11 @@ schedule_reconnect(struct bv_conn *c)
 	uv_timer_start(&c->timer, reconnect_timer, delay, 0);
 }
 
-static void
-lws_log_emit(int level, const char *line)
-{
-	size_t n = strlen(line);
-
-	while (n && line[n - 1] == '\n')
-		n--;
-	bv_log(level == LLL_ERR ? BV_LOG_ERR : BV_LOG_WARN, "lws: %.*s", (int)n,
-	       line);
-}
-
 int
 conn__new(const struct bv_conn_cfg *cfg, const struct bv_conn_cbs *cbs,
 	  struct bv_conn **out)
 {
-	struct lws_context_creation_info info;
 	struct bv_conn *c = NULL;
-	void *loops[1];
 	int rc = BV_EINVAL;
 
 	if (!cfg || !cbs || !out || !cfg->host || cfg->port <= 0 ||
@@ -750,23 +642,8 @@ conn__new(const struct bv_conn_cfg *cfg, const struct bv_conn_cbs *cbs,
 	uv_timer_init(c->loop, &c->timer);
 	c->timer.data = c;
 	c->timer_init = 1;
-
-	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
-	memset(&info, 0, sizeof(info));
-	loops[0] = c->loop;
-	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.protocols = protocols;
-	info.options = LWS_SERVER_OPTION_LIBUV;
-	info.foreign_loops = loops;
-	info.user = c;
-	info.timeout_secs = c->cfg.connect_timeout_s;
-	info.connect_timeout_secs = c->cfg.connect_timeout_s;
-	info.ka_time = 60;
-	info.ka_probes = 3;
-	info.ka_interval = 10;
-	c->lws = lws_create_context(&info);
-	rc = BV_EIO;
-	if (!c->lws)
+	rc = transport__new(c, c->loop, &c->cfg, &c->t);
+	if (rc < 0)
 		goto out;
 	*out = c;
 	c = NULL;
@@ -900,7 +777,7 @@ conn__stop(struct bv_conn *c)
 int
 conn__ready(const struct bv_conn *c)
 {
-	return c && c->authed && c->wsi && !c->close_code;
+	return c && c->authed && c->live && !c->close_code;
 }
 
 void
@@ -920,10 +797,11 @@ conn__close(struct bv_conn *c)
 		uv_close((uv_handle_t *)&c->timer, NULL);
 		c->timer_init = 0;
 	}
-	/* lws closes the connection (CLIENT_CLOSED: gone()) and its handles. */
-	if (c->lws)
-		lws_context_destroy(c->lws);
-	gone(c);
+	/* The transport drops the connection (possibly reporting it: gone())
+	 * and starts closing its handles. */
+	if (c->t)
+		transport__shutdown(c->t);
+	gone(c, -1);
 }
 
 void
@@ -934,17 +812,14 @@ conn__free(struct bv_conn *c)
 	conn__close(c);
 	if (c->owns_loop)
 		uv_run(c->loop, UV_RUN_DEFAULT);
-	if (c->lws) {
-		lws_context_destroy(c->lws);
-		c->lws = NULL;
-	}
+	transport__free(c->t);
+	c->t = NULL;
 	if (c->owns_loop) {
 		uv_run(c->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&c->own_loop);
 	}
 	cred_clear(c);
 	out_free_all(c);
-	bv_free(c->rx);
 	bv_free(c->host);
 	bv_free(c);
 }

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
  * conn.h: libbvchat's connection to one relay (docs/protocol.md): a
- * libwebsockets client on a libuv loop, device auth or enrollment on each
+ * WebSocket client on a libuv loop, device auth or enrollment on each
  * challenge, reconnects with bounded exponential backoff and jitter, request
  * ids matched to responses, deliver answered only after the caller stored
- * the envelope. It does not encrypt, decrypt or build requests (wire.c and
- * the session layer do). One thread: the loop's.
+ * the envelope. conn.c is the logic; the WebSocket is conn_lws.c natively and
+ * conn_web.c in the browser, whose loop is web-widget/compat's uv shim
+ * (conn_transport.h). It does not encrypt, decrypt or build requests (wire.c
+ * and the session layer do). One thread: the loop's.
  */
 #ifndef BV_CONN_H
 #define BV_CONN_H
@@ -86,7 +88,7 @@ typedef void (*bv_conn_response_cb)(void *arg, int rc,
 /*
  * Makes a connection object; nothing happens until conn__start(). cfg and
  * cbs are copied. Returns 0 and sets *out, or BV_EINVAL (missing host,
- * port or on_event), BV_ENOMEM, BV_EIO (lws context).
+ * port or on_event), BV_ENOMEM, BV_EIO (the transport: lws context).
  */
 int conn__new(const struct bv_conn_cfg *cfg, const struct bv_conn_cbs *cbs,
 	      struct bv_conn **out);
@@ -147,8 +149,8 @@ int conn__request(struct bv_conn *c, int64_t id, const char *frame,
 void conn__stats(const struct bv_conn *c, struct bv_conn_stats *out);
 
 /*
- * Shutting down takes two steps on a foreign loop (lws frees its handles
- * through the loop): conn__close() stops, then the caller runs the loop
+ * Shutting down takes two steps on a foreign loop (the transport frees its
+ * handles through the loop): conn__close() stops, then the caller runs the loop
  * until uv_run() returns, then conn__free(). With the connection's own
  * loop, conn__free() does all of it. No callbacks after conn__close()
  * except failed requests. Neither may be called from a callback.

@@ -2,10 +2,13 @@
 /*
  * store.h: the client's local store (internal to libbvchat): our identity,
  * prekeys, Signal sessions, trusted peer identities, processed message ids
- * and the message history, in one SQLite file sealed under a key the
- * application supplies. See store.c for what is and is not encrypted.
- * Not thread-safe: one struct bv_store is used from one thread at a time.
- * There is no way to delete history: it is part of the case file.
+ * and the message history, sealed under a key the application supplies.
+ * Two implementations: store.c (one SQLite file; see it for what is and is
+ * not encrypted) and store_mem.c (in memory, for the WebAssembly build; see
+ * the end of this file); store_signal.c adapts either one to libsignal
+ * through the functions below. Not thread-safe: one struct bv_store is used
+ * from one thread at a time. There is no way to delete history: it is part of
+ * the case file.
  */
 #ifndef BV_STORE_H
 #define BV_STORE_H
@@ -269,7 +272,8 @@ int bv_store_history_set_state(struct bv_store *s, int64_t seq,
 /*
  * Fill libsignal's store structs with callbacks on s (user_data = s,
  * destroy_func = NULL: s outlives the store context and is closed by its
- * owner). The callbacks return libsignal's codes.
+ * owner). The callbacks return libsignal's codes. In store_signal.c, on the
+ * functions above only, so one copy serves both backends.
  */
 void bv_store_signal_session_store(struct bv_store *s,
 				   signal_protocol_session_store *out);
@@ -281,5 +285,62 @@ bv_store_signal_signed_pre_key_store(struct bv_store *s,
 void
 bv_store_signal_identity_key_store(struct bv_store *s,
 				   signal_protocol_identity_key_store *out);
+
+/*
+ * --- The memory backend (store_mem.c only) -------------------------------
+ *
+ * The WebAssembly build has no SQLite and browser storage is asynchronous,
+ * so store_mem.c keeps the whole store in memory behind the same functions
+ * and the JavaScript side keeps a sealed image of it: it saves
+ * bv_store_mem_image() after each change (the hook says when) and hands the
+ * saved image back with bv_store_mem_preload() before the next open.
+ * Differences from store.c: a path names a store in this process, not a
+ * file; bv_store_open() of a path that is open returns BV_EINVAL (one open
+ * store per path); bv_store_commit() is durable only once the application
+ * has saved the image; names and ids longer than 16 MiB are BV_EINVAL (an
+ * image field has a limit). bv_store_open() starts from the image of path
+ * (preloaded, or kept by the last bv_store_close() of path in this process)
+ * or, when there is none, from a new store: BV_EINVAL when the image was
+ * sealed under another key, BV_EIO when it is damaged, truncated, too large
+ * (over 256 MiB) or of an unknown version (nothing is loaded), or when the
+ * last close of path could not keep its image (preload the saved one).
+ * bv_store_close() keeps the final state as the image of path, so that a
+ * reopen in the same process finds what was there, as with a file.
+ * Values are plaintext in process memory only; keys are wiped on close.
+ */
+
+/*
+ * The image a later bv_store_open() of path starts from: a sealed image
+ * from bv_store_mem_image(); copied. img NULL: forget it (a new store).
+ * Returns 0, BV_EINVAL (path NULL, or path is open), BV_ENOMEM.
+ */
+int bv_store_mem_preload(const char *path, const uint8_t *img, size_t len);
+
+/*
+ * The open store of path as a sealed image (malloc'd, caller frees): every
+ * table, sealed with the store key (libsodium secretbox, fresh nonce, a
+ * version byte and a magic in front). Committed state only. Returns 0;
+ * BV_EINVAL when an argument is NULL, no store of path is open or it is in
+ * a transaction (take the image from the hook); BV_ENOMEM, also when the
+ * image would be larger than bv_store_open() accepts.
+ */
+int bv_store_mem_image(const char *path, uint8_t **out, size_t *len);
+
+/*
+ * Counts committed changes of the open store of path (0 when none is open);
+ * grows by one per commit that wrote something and per write outside a
+ * transaction. Starts at 0 at each open. A call that changed nothing (a
+ * duplicate seen, removing what is not there, a failed call) does not count.
+ */
+uint64_t bv_store_mem_generation(const char *path);
+
+/*
+ * Called after each such change (generation as above); one hook for the
+ * process, fn NULL for none. The hook may call bv_store_mem_image() and
+ * bv_store_mem_generation(); it must not close the store or write to it.
+ */
+typedef void (*bv_store_mem_hook)(void *ud, const char *path,
+				  uint64_t generation);
+void bv_store_mem_set_hook(bv_store_mem_hook fn, void *ud);
 
 #endif

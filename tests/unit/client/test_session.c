@@ -5,6 +5,10 @@
  * SQLite store in its own mkdtemp directory and real libsignal: fan-out,
  * replies, duplicates, undecryptable envelopes and resend requests, changed
  * identity keys, prekey ids, and sessions surviving a reopen. No relay.
+ * Built twice: test_session on store.c (SQLite) and test_session_mem
+ * (BV_TEST_STORE_MEM) on store_mem.c, the memory backend of the
+ * WebAssembly build, under the libsignal adapters both share
+ * (store_signal.c), which it so proves on each.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -73,6 +77,11 @@ party_init(struct world *w, struct party *p, const char *account,
 	p->account = account;
 	p->device = device;
 	party_open(w, p);
+#ifdef BV_TEST_STORE_MEM
+	/* The memory store is the one linked in: it counts the writes of
+	 * bv_session_new(). */
+	assert_true(bv_store_mem_generation(p->path) > 0);
+#endif
 }
 
 static void
@@ -83,6 +92,10 @@ party_remove(struct party *p)
 	DIR *dir;
 
 	party_close(p);
+#ifdef BV_TEST_STORE_MEM
+	/* The image the memory store kept at close goes with the files. */
+	assert_int_equal(bv_store_mem_preload(p->path, NULL, 0), 0);
+#endif
 	dir = opendir(p->dir);
 	while (dir && (d = readdir(dir))) {
 		if (d->d_name[0] == '.')

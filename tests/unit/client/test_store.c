@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
- * test_store.c: unit tests of client-lib/src/store.c in a fresh mkdtemp
- * directory each: round trips, reopen, wrong key, no plaintext on disk,
- * changed identity keys, duplicate suppression across reopen, history
- * order and states, committed rows surviving SIGKILL, libsignal adapters,
- * the sealed case view and the migration of a version 2 store to it.
+ * test_store.c: unit tests of the store contract (store.h), built twice:
+ * test_store on store.c (SQLite) in a fresh mkdtemp directory each, and
+ * test_store_mem (BV_TEST_STORE_MEM) on store_mem.c, the memory backend.
+ * Both: round trips, reopen, wrong key, changed identity keys, duplicate
+ * suppression across reopen, history order and states, journaled receipts,
+ * recipients, the case view, libsignal adapters, details of store.c that
+ * store_mem.c copies. SQLite only (about the file): no plaintext on disk,
+ * rows moved between rows, committed rows surviving SIGKILL, the migration
+ * of a version 2 store. Memory only: the sealed image (round trip, wrong
+ * key, every kind of damage, hostile bodies, size limit), generations and
+ * the hook, rollback restoring the state exactly, one open per path.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,10 +23,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifdef BV_TEST_STORE_MEM
+#include <sodium.h>
+#else
 #include <sqlite3.h>
+#endif
 
 #include "bv_error.h"
 #include "bv_util.h"
@@ -71,6 +82,11 @@ teardown(void **state)
 	DIR *dir;
 
 	bv_store_close(f->s);
+#ifdef BV_TEST_STORE_MEM
+	/* The memory backend keeps the image of a closed store: forget it. */
+	bv_store_mem_preload(f->path, NULL, 0);
+	bv_store_mem_set_hook(NULL, NULL);
+#endif
 	dir = opendir(f->dir);
 	while (dir && (d = readdir(dir))) {
 		if (d->d_name[0] == '.')
@@ -92,6 +108,152 @@ reopen(struct fixture *f)
 	f->s = NULL;
 	assert_int_equal(bv_store_open(f->path, f->key, &f->s), 0);
 }
+
+#ifdef BV_TEST_STORE_MEM
+/*
+ * The image format of store_mem.c, written out again here so that the
+ * tests can open images and seal hostile bodies: "BVSM" | version 1 |
+ * nonce[24] | check[32] | secretbox(body) | sum[32], subkeys 1 (check) and
+ * 2 (box) of crypto_kdf context "bvstmem1".
+ */
+#define IMG_NONCE_AT 5
+#define IMG_CHECK_AT (IMG_NONCE_AT + crypto_secretbox_NONCEBYTES)
+#define IMG_BOX_AT   (IMG_CHECK_AT + 32)
+#define IMG_OVERHEAD (IMG_BOX_AT + crypto_secretbox_MACBYTES + 32)
+
+static void
+img_subkey(const uint8_t *key, uint64_t id, uint8_t out[32])
+{
+	crypto_kdf_derive_from_key(out, 32, id, "bvstmem1", key);
+}
+
+static void
+img_fix_sum(uint8_t *img, size_t len)
+{
+	crypto_generichash(img + len - 32, 32, img, len - 32, NULL, 0);
+}
+
+/* Seals body as store_mem.c does, into a new buffer (free). */
+static uint8_t *
+img_seal(const uint8_t *key, const uint8_t *body, size_t blen, size_t *len)
+{
+	uint8_t kc[32], kb[32], *img;
+
+	*len = blen + IMG_OVERHEAD;
+	img = malloc(*len);
+	assert_non_null(img);
+	img_subkey(key, 1, kc);
+	img_subkey(key, 2, kb);
+	memcpy(img, "BVSM", 4);
+	img[4] = 1;
+	randombytes_buf(img + IMG_NONCE_AT, crypto_secretbox_NONCEBYTES);
+	crypto_generichash(img + IMG_CHECK_AT, 32, img, IMG_CHECK_AT, kc, 32);
+	crypto_secretbox_easy(img + IMG_BOX_AT, body, blen, img + IMG_NONCE_AT,
+			      kb);
+	img_fix_sum(img, *len);
+	return img;
+}
+
+/* The body of an image (free), asserting that it is one. */
+static uint8_t *
+img_body(const uint8_t *key, const uint8_t *img, size_t len, size_t *blen)
+{
+	uint8_t kb[32], sum[32], *body;
+
+	assert_true(len >= IMG_OVERHEAD);
+	assert_memory_equal(img, "BVSM", 4);
+	assert_int_equal(img[4], 1);
+	crypto_generichash(sum, 32, img, len - 32, NULL, 0);
+	assert_memory_equal(sum, img + len - 32, 32);
+	img_subkey(key, 2, kb);
+	*blen = len - IMG_OVERHEAD;
+	body = malloc(*blen + 1);
+	assert_non_null(body);
+	assert_int_equal(
+		crypto_secretbox_open_easy(body, img + IMG_BOX_AT,
+					   *blen + crypto_secretbox_MACBYTES,
+					   img + IMG_NONCE_AT, kb),
+		0);
+	return body;
+}
+
+/* The body of the open store of f (free). */
+static uint8_t *
+store_body(struct fixture *f, size_t *blen)
+{
+	uint8_t *img = NULL, *body;
+	size_t len = 0;
+
+	assert_int_equal(bv_store_mem_image(f->path, &img, &len), 0);
+	body = img_body(f->key, img, len, blen);
+	free(img);
+	return body;
+}
+
+static int
+mem_contains(const uint8_t *hay, size_t len, const void *needle, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i + n <= len; i++)
+		if (memcmp(hay + i, needle, n) == 0)
+			return 1;
+	return 0;
+}
+
+/* Whether the image of f (or, with body set, its opened body) has needle. */
+static int
+image_contains(struct fixture *f, const void *needle, size_t n, int body)
+{
+	uint8_t *img = NULL;
+	size_t len = 0;
+	int hit;
+
+	if (body) {
+		img = store_body(f, &len);
+	} else {
+		assert_int_equal(bv_store_mem_image(f->path, &img, &len), 0);
+	}
+	hit = mem_contains(img, len, needle, n);
+	free(img);
+	return hit;
+}
+
+/* The state of the store of f now equals body (as store_body gave it). */
+static void
+assert_body(struct fixture *f, const uint8_t *body, size_t blen)
+{
+	uint8_t *now;
+	size_t len;
+
+	now = store_body(f, &len);
+	assert_int_equal(len, blen);
+	assert_memory_equal(now, body, blen);
+	free(now);
+}
+
+/* stderr off (1) and back on (0): thousands of damaged images are each
+ * logged as an error. */
+static void
+quiet(int on)
+{
+	static int saved = -1;
+	int null;
+
+	fflush(stderr);
+	if (on && saved < 0) {
+		saved = dup(2);
+		null = open("/dev/null", O_WRONLY);
+		assert_true(saved >= 0 && null >= 0);
+		dup2(null, 2);
+		close(null);
+	} else if (!on && saved >= 0) {
+		dup2(saved, 2);
+		close(saved);
+		saved = -1;
+	}
+}
+#endif /* BV_TEST_STORE_MEM */
 
 static void
 put_everything(struct bv_store *s)
@@ -288,19 +450,34 @@ test_not_a_store(void **state)
 	char p[160];
 	FILE *fp;
 
+	static const char junk[] =
+		"this is not an SQLite database, just some text to fill it up "
+		".............................................................."
+		"."
+		".";
+
 	snprintf(p, sizeof(p), "%s/junk.db", f->dir);
+#ifdef BV_TEST_STORE_MEM
+	(void)fp;
+	assert_int_equal(bv_store_mem_preload(p, (const uint8_t *)junk,
+					      sizeof(junk) - 1),
+			 0);
+#else
 	fp = fopen(p, "w");
 	assert_non_null(fp);
-	fputs("this is not an SQLite database, just some text to fill it up "
-	      "..............................................................."
-	      ".",
-	      fp);
+	fputs(junk, fp);
 	fclose(fp);
+#endif
 	assert_int_equal(bv_store_open(p, f->key, &other), BV_EIO);
 	assert_null(other);
 	assert_int_equal(bv_store_open(NULL, f->key, &other), BV_EINVAL);
+#ifdef BV_TEST_STORE_MEM
+	assert_int_equal(bv_store_mem_preload(p, NULL, 0), 0);
+#endif
 }
 
+#ifndef BV_TEST_STORE_MEM
+/* SQLite only: the files on disk. */
 static int
 file_contains(const char *path, const void *needle, size_t n)
 {
@@ -360,6 +537,7 @@ test_no_plaintext_on_disk(void **state)
 	assert_false(store_files_contain(f, "sess-a1", 7));
 	assert_int_equal(bv_store_open(f->path, f->key, &f->s), 0);
 }
+#endif /* !BV_TEST_STORE_MEM */
 
 static void
 test_identity_change(void **state)
@@ -671,7 +849,9 @@ test_history_find_unsent_recipients(void **state)
 	assert_string_equal(c.body[1], "11");
 }
 
-/* A sealed value moved to another row fails to open; history stays. */
+#ifndef BV_TEST_STORE_MEM
+/* SQLite only: a sealed value moved to another row fails to open; history
+ * stays. */
 static void
 test_row_binding(void **state)
 {
@@ -775,6 +955,7 @@ test_crash_keeps_committed(void **state)
 		assert_int_equal(total, CRASH_ROWS);
 	}
 }
+#endif /* !BV_TEST_STORE_MEM */
 
 #define CASE_A "5b1e0000-1111-4222-8333-444455556666"
 #define CASE_B "6c2f0000-1111-4222-8333-444455556666"
@@ -820,9 +1001,15 @@ test_case_view(void **state)
 	assert_string_equal(r.views[0], va);
 	assert_string_equal(r.views[1], vb);
 	/* Names in the view are personal data: sealed on disk. */
+#ifdef BV_TEST_STORE_MEM
+	assert_true(image_contains(f, "CANARY-Elisa-name", 17, 1));
+	assert_false(image_contains(f, "CANARY-Elisa-name", 17, 0));
+#endif
 	bv_store_close(f->s);
 	f->s = NULL;
+#ifndef BV_TEST_STORE_MEM
 	assert_false(store_files_contain(f, "CANARY-Elisa-name", 17));
+#endif
 	reopen(f);
 
 	assert_int_equal(bv_store_case_delete(f->s, CASE_A), 0);
@@ -836,8 +1023,9 @@ test_case_view(void **state)
 	assert_int_equal(r.n, 0);
 }
 
-/* A store made by the previous version (schema 2) keeps its history and
- * gains the case view. */
+#ifndef BV_TEST_STORE_MEM
+/* SQLite only: a store made by the previous version (schema 2) keeps its
+ * history and gains the case view. */
 static void
 test_migrate_v2(void **state)
 {
@@ -886,6 +1074,7 @@ test_migrate_v2(void **state)
 	sqlite3_close(db);
 	reopen(f);
 }
+#endif /* !BV_TEST_STORE_MEM */
 
 static void
 test_signal_adapters(void **state)
@@ -994,6 +1183,1069 @@ test_signal_adapters(void **state)
 			 1);
 }
 
+/* --- details of store.c that store_mem.c copies (both backends) --------- */
+
+static int
+stop_cb(const struct bv_history_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return 7;
+}
+
+static int
+conv_stop_cb(const struct bv_conversation_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return 7;
+}
+
+static int
+case_stop_cb(const char *case_id, const char *view, size_t len, void *arg)
+{
+	(void)case_id;
+	(void)view;
+	(void)len;
+	(void)arg;
+	return 7;
+}
+
+/* What client.c does on a receipt: change the state of the message shown. */
+static int
+mark_sent_cb(const struct bv_history_entry *e, void *arg)
+{
+	return bv_store_history_set_state(arg, e->seq, BV_MSG_SENT);
+}
+
+static void
+test_details(void **state)
+{
+	struct fixture *f = *state;
+	static const char a1[] = "3f0c5a1e-1b2c-4d3e-8f40-5a6b7c8d9e01";
+	const char *const one[] = {a1};
+	uint8_t *rec = NULL, *user = NULL, *pub = NULL, *priv = NULL, *big;
+	size_t len = 0, user_len = 0, n = 0;
+	int32_t *ids = NULL;
+	int found = 0, deleted = 0;
+	int64_t s1 = 0, s2 = 0;
+	struct collect c;
+	uint32_t reg;
+
+	/* Nothing stored yet: BV_EINVAL to get. */
+	assert_int_equal(
+		bv_store_identity_get(f->s, &pub, &len, &priv, &len, &reg),
+		BV_EINVAL);
+	assert_int_equal(bv_store_prekey_get(f->s, 0, 1, &rec, &len),
+			 BV_EINVAL);
+	assert_int_equal(
+		bv_store_identity_peer(f->s, "nobody", 1, &rec, &len, &found),
+		0);
+	assert_int_equal(found, 0);
+	assert_null(rec);
+
+	/* An empty user record is not the same as none. */
+	assert_int_equal(bv_store_session_store(f->s, "gina", 1,
+						(const uint8_t *)"r", 1,
+						(const uint8_t *)"", 0),
+			 0);
+	assert_int_equal(bv_store_session_load(f->s, "gina", 1, &rec, &len,
+					       &user, &user_len, &found),
+			 0);
+	assert_int_equal(found, 1);
+	assert_non_null(user);
+	assert_int_equal(user_len, 0);
+	bv_free(rec);
+	bv_free(user);
+
+	/* Devices in signed order; names are compared whole. */
+	assert_int_equal(bv_store_session_store(f->s, "gina", 7,
+						(const uint8_t *)"r", 1, NULL,
+						0),
+			 0);
+	assert_int_equal(bv_store_session_store(f->s, "gina", -5,
+						(const uint8_t *)"r", 1, NULL,
+						0),
+			 0);
+	assert_int_equal(bv_store_session_store(f->s, "gin", 3,
+						(const uint8_t *)"r", 1, NULL,
+						0),
+			 0);
+	assert_int_equal(bv_store_session_store(f->s, "ginb", 2,
+						(const uint8_t *)"r", 1, NULL,
+						0),
+			 0);
+	assert_int_equal(bv_store_session_devices(f->s, "gina", &ids, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(ids[0], -5);
+	assert_int_equal(ids[1], 1);
+	assert_int_equal(ids[2], 7);
+	bv_free(ids);
+	assert_int_equal(bv_store_session_devices(f->s, "nobody", &ids, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(ids);
+	assert_int_equal(bv_store_session_delete_all(f->s, "gina", &deleted),
+			 0);
+	assert_int_equal(deleted, 3);
+	assert_int_equal(bv_store_session_delete(f->s, "gina", 1, NULL), 0);
+	assert_int_equal(bv_store_session_contains(f->s, "gin", 3, &found), 0);
+	assert_int_equal(found, 1);
+	assert_int_equal(bv_store_session_contains(f->s, "ginb", 2, &found), 0);
+	assert_int_equal(found, 1);
+
+	/* remove_below: one kind, ids strictly below. put replaces. */
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 0, 1, (const uint8_t *)"a", 1), 0);
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 0, 3, (const uint8_t *)"b", 1), 0);
+	assert_int_equal(bv_store_prekey_put(f->s, 0, 4000000000u,
+					     (const uint8_t *)"c", 1),
+			 0);
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 1, 1, (const uint8_t *)"d", 1), 0);
+	assert_int_equal(bv_store_prekey_remove_below(f->s, 0, 3), 0);
+	assert_int_equal(bv_store_prekey_contains(f->s, 0, 1, &found), 0);
+	assert_int_equal(found, 0);
+	assert_int_equal(bv_store_prekey_contains(f->s, 0, 3, &found), 0);
+	assert_int_equal(found, 1);
+	assert_int_equal(bv_store_prekey_contains(f->s, 1, 1, &found), 0);
+	assert_int_equal(found, 1);
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 0, 3, (const uint8_t *)"new", 3), 0);
+	assert_int_equal(bv_store_prekey_get(f->s, 0, 3, &rec, &len), 0);
+	assert_int_equal(len, 3);
+	assert_memory_equal(rec, "new", 3);
+	bv_free(rec);
+	assert_int_equal(bv_store_prekey_remove_below(f->s, 0, 4000000001u), 0);
+	assert_int_equal(bv_store_prekey_contains(f->s, 0, 4000000000u, &found),
+			 0);
+	assert_int_equal(found, 0);
+
+	/* Values over 16 MiB are refused (never read: not initialized). */
+	big = malloc(16u * 1024u * 1024u + 1);
+	assert_non_null(big);
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 0, 9, big, 16u * 1024u * 1024u + 1),
+		BV_EINVAL);
+	assert_int_equal(bv_store_history_append(f->s, "c", BV_MSG_IN, "x", 1,
+						 "big", 1, big,
+						 16u * 1024u * 1024u + 1,
+						 BV_MSG_RECEIVED, NULL),
+			 BV_EINVAL);
+	assert_int_equal(bv_store_case_put(f->s, a1, (const char *)big,
+					   16u * 1024u * 1024u + 1),
+			 BV_EINVAL);
+	free(big);
+
+	/* A rolled back append gives its seq back (AUTOINCREMENT). */
+	assert_int_equal(bv_store_begin(f->s), 0);
+	assert_int_equal(bv_store_history_append(f->s, "c", BV_MSG_OUT, "me", 1,
+						 "d-0", 1, NULL, 0,
+						 BV_MSG_SENDING, &s1),
+			 0);
+	assert_int_equal(bv_store_rollback(f->s), 0);
+	assert_int_equal(bv_store_history_append(f->s, "c", BV_MSG_OUT, "me", 1,
+						 "d-1", 1, NULL, 0,
+						 BV_MSG_SENDING, &s2),
+			 0);
+	assert_int_equal(s1, s2);
+	assert_int_equal(bv_store_history_set_state(f->s, s2, BV_MSG_SENDING),
+			 0);
+
+	/* No recipients for a seq that is not there: not an error. */
+	assert_int_equal(bv_store_out_recipients_put(f->s, 4242, NULL, 0), 0);
+	assert_int_equal(bv_store_out_recipients_put(f->s, 4242, one, 1),
+			 BV_EINVAL);
+	assert_int_equal(bv_store_out_recipients_put(f->s, s2, one, 1), 0);
+
+	/* A callback may change the store it is walking. */
+	assert_int_equal(bv_store_history_find(f->s, "d-1", mark_sent_cb, f->s),
+			 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(bv_store_history_unsent(f->s, collect_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+
+	/* A nonzero return stops the walk and is returned. */
+	assert_int_equal(bv_store_case_put(f->s, a1, "{}", 2), 0);
+	assert_int_equal(bv_store_history_list(f->s, "c", 0, stop_cb, NULL), 7);
+	assert_int_equal(bv_store_history_find(f->s, "d-1", stop_cb, NULL), 7);
+	assert_int_equal(bv_store_conversations(f->s, conv_stop_cb, NULL), 7);
+	assert_int_equal(bv_store_cases(f->s, case_stop_cb, NULL), 7);
+	assert_int_equal(bv_store_history_list(f->s, NULL, 0, stop_cb, NULL),
+			 BV_EINVAL);
+	assert_int_equal(bv_store_conversations(f->s, NULL, NULL), BV_EINVAL);
+
+	/* Accepting a key nothing was stored for stores it. */
+	assert_int_equal(bv_store_identity_accept(f->s, "hugo", 1, pub_key, 33),
+			 0);
+	assert_int_equal(
+		bv_store_identity_peer(f->s, "hugo", 1, &rec, &len, &found), 0);
+	assert_int_equal(found, 1);
+	assert_int_equal(len, 33);
+	assert_memory_equal(rec, pub_key, 33);
+	bv_free(rec);
+}
+
+#ifdef BV_TEST_STORE_MEM
+/* --- the memory backend only -------------------------------------------- */
+
+#define MEM_A1	 "3f0c5a1e-1b2c-4d3e-8f40-5a6b7c8d9e01"
+#define MEM_A2	 "0a0c5a1e-1b2c-4d3e-8f40-5a6b7c8d9e02"
+#define MEM_CASE "7d3f0000-1111-4222-8333-444455556666"
+
+#define CRASH_ROWS_MEM 50
+
+static const uint8_t other_key[33] = {0x05, 0x77, 0x66};
+
+/* A row in every table: put_everything and the rest. */
+static void
+put_all_tables(struct bv_store *s, int64_t *seq)
+{
+	const char *const to[] = {MEM_A1, MEM_A2};
+	int seen;
+
+	put_everything(s);
+	assert_int_equal(
+		bv_store_prekey_put(s, 1, 10, (const uint8_t *)"spk10", 5), 0);
+	assert_int_equal(bv_store_session_store(s, "bob", -1,
+						(const uint8_t *)"sb", 2,
+						(const uint8_t *)"", 0),
+			 0);
+	assert_int_equal(bv_store_identity_accept(s, "bob", 1, other_key,
+						  sizeof(other_key)),
+			 0);
+	assert_int_equal(bv_store_seen(s, "bob", 1, "m-2", &seen), 0);
+	assert_int_equal(bv_store_history_append(
+				 s, "case-9", BV_MSG_OUT, "me", 1, "m-3", 2000,
+				 (const uint8_t *)"hi", 2, BV_MSG_SENDING, seq),
+			 0);
+	assert_int_equal(bv_store_history_append(s, "case-9", BV_MSG_IN, "bob",
+						 -1, "m-4", -5, NULL, 0,
+						 BV_MSG_UNDECRYPTABLE, NULL),
+			 0);
+	assert_int_equal(bv_store_out_recipients_put(s, *seq, to, 2), 0);
+	assert_int_equal(bv_store_case_put(s, MEM_CASE, "{\"a\":1}", 7), 0);
+	assert_int_equal(bv_store_journaled_put(s, "m-1", "2026/1", 5), 0);
+}
+
+/* The image holds every table; close and preload bring all of it back. */
+static void
+test_mem_image_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	char(*acc)[BV_UUID_LEN + 1] = NULL;
+	uint8_t *img = NULL, *body, *pub = NULL, *priv = NULL, *rec, *user;
+	size_t len = 0, blen, n = 0, user_len;
+	struct case_rows r;
+	struct collect c;
+	int64_t seq = 0;
+	enum bv_trust t;
+	uint32_t reg;
+	int found;
+
+	put_all_tables(f->s, &seq);
+	body = store_body(f, &blen);
+	assert_int_equal(bv_store_mem_image(f->path, &img, &len), 0);
+	bv_store_close(f->s);
+	f->s = NULL;
+
+	/* Forgotten: a new store. */
+	assert_int_equal(bv_store_mem_preload(f->path, NULL, 0), 0);
+	assert_int_equal(bv_store_open(f->path, f->key, &f->s), 0);
+	assert_int_equal(
+		bv_store_identity_get(f->s, &pub, &len, &priv, &len, &reg),
+		BV_EINVAL);
+	bv_store_close(f->s);
+	f->s = NULL;
+
+	/* Preloaded: everything, byte for byte. */
+	assert_int_equal(bv_store_mem_preload(f->path, img, len), 0);
+	free(img);
+	assert_int_equal(bv_store_open(f->path, f->key, &f->s), 0);
+	assert_body(f, body, blen);
+	check_everything(f->s);
+	assert_int_equal(bv_store_out_recipients_get(f->s, seq, &acc, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(acc[0], MEM_A2);
+	bv_free(acc);
+	assert_int_equal(bv_store_session_load(f->s, "bob", -1, &rec, &len,
+					       &user, &user_len, &found),
+			 0);
+	assert_int_equal(found, 1);
+	assert_non_null(user);
+	assert_int_equal(user_len, 0);
+	bv_free(rec);
+	bv_free(user);
+	assert_int_equal(bv_store_identity_check(f->s, "bob", 1, other_key,
+						 sizeof(other_key), &t),
+			 0);
+	assert_int_equal(t, BV_TRUST_SAME);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(bv_store_cases(f->s, case_row_cb, &r), 0);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.views[0], "{\"a\":1}");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(
+		bv_store_history_list(f->s, "case-1", 0, collect_cb, &c), 0);
+	assert_string_equal(c.journal[0], "2026/1");
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(bv_store_history_unsent(f->s, collect_cb, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.seq[0], seq);
+
+	/* The image close keeps, and a reopen, are the same state. */
+	reopen(f);
+	assert_body(f, body, blen);
+	free(body);
+}
+
+/* Values are in the image sealed only; the names too, unlike store.c. */
+static void
+test_mem_image_sealed(void **state)
+{
+	struct fixture *f = *state;
+
+	put_everything(f->s);
+	assert_true(image_contains(f, canary, sizeof(canary) - 1, 1));
+	assert_true(image_contains(f, "sess-a1", 7, 1));
+	assert_false(image_contains(f, canary, sizeof(canary) - 1, 0));
+	assert_false(image_contains(f, priv_key, sizeof(priv_key), 0));
+	assert_false(image_contains(f, "sess-a1", 7, 0));
+	assert_false(image_contains(f, "alice", 5, 0));
+}
+
+/* A damaged image leaves nothing open, loaded or counted. */
+static void
+expect_eio(struct fixture *f, const uint8_t *img, size_t len)
+{
+	struct bv_store *s = (struct bv_store *)1;
+	uint8_t *out = NULL;
+	size_t n = 0;
+
+	assert_int_equal(bv_store_mem_preload(f->path, img, len), 0);
+	assert_int_equal(bv_store_open(f->path, f->key, &s), BV_EIO);
+	assert_ptr_equal(s, (struct bv_store *)1);
+	assert_int_equal(bv_store_mem_generation(f->path), 0);
+	assert_int_equal(bv_store_mem_image(f->path, &out, &n), BV_EINVAL);
+}
+
+static void
+test_mem_damaged_image(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *img = NULL, *bad, *big;
+	struct bv_store *other = NULL;
+	uint8_t wrong[BV_STORE_KEY_LEN];
+	int64_t seq = 0;
+	size_t len = 0, i;
+
+	put_all_tables(f->s, &seq);
+	assert_int_equal(bv_store_mem_image(f->path, &img, &len), 0);
+	bv_store_close(f->s);
+	f->s = NULL;
+	bad = malloc(len + 1);
+	assert_non_null(bad);
+
+	/* Another key is BV_EINVAL, not damage, and keeps the image. */
+	memcpy(wrong, f->key, sizeof(wrong));
+	wrong[31] ^= 0x80;
+	assert_int_equal(bv_store_mem_preload(f->path, img, len), 0);
+	assert_int_equal(bv_store_open(f->path, wrong, &other), BV_EINVAL);
+	assert_null(other);
+	assert_int_equal(bv_store_open(f->path, f->key, &f->s), 0);
+	check_everything(f->s);
+	bv_store_close(f->s);
+	f->s = NULL;
+
+	quiet(1);
+	for (i = 0; i < len; i++)
+		expect_eio(f, img, i); /* every truncation */
+	for (i = 0; i < len * 8; i++) {
+		memcpy(bad, img, len);
+		bad[i / 8] ^= (uint8_t)(1u << (i % 8)); /* every bit */
+		expect_eio(f, bad, len);
+	}
+	quiet(0);
+	memcpy(bad, img, len);
+	bad[len] = 0;
+	expect_eio(f, bad, len + 1); /* a byte too many */
+	bad[4] = 2;
+	img_fix_sum(bad, len);
+	expect_eio(f, bad, len); /* a version we do not know */
+	memcpy(bad, img, len);
+	memcpy(bad, "BVSN", 4);
+	img_fix_sum(bad, len);
+	expect_eio(f, bad, len); /* not our magic */
+	memcpy(bad, img, len);
+	bad[IMG_BOX_AT + 20] ^= 1;
+	img_fix_sum(bad, len);
+	expect_eio(f, bad, len); /* the sum fits, the box does not open */
+	/* Over the limit (1 MiB in this build): refused before anything. */
+	big = calloc(1, STORE_MEM_MAX_IMAGE + 1);
+	assert_non_null(big);
+	memcpy(big, img, len);
+	expect_eio(f, big, STORE_MEM_MAX_IMAGE + 1);
+	free(big);
+
+	/* The image itself still opens. */
+	assert_int_equal(bv_store_mem_preload(f->path, img, len), 0);
+	assert_int_equal(bv_store_open(f->path, f->key, &f->s), 0);
+	check_everything(f->s);
+	free(bad);
+	free(img);
+}
+
+/* A body written by the test, big-endian as store_mem.c's. */
+struct tbody {
+	uint8_t b[1024];
+	size_t n;
+};
+
+static void
+tb_int(struct tbody *t, uint64_t v, size_t bytes)
+{
+	size_t i;
+
+	assert_true(t->n + bytes <= sizeof(t->b));
+	for (i = bytes; i > 0; i--) {
+		t->b[t->n + i - 1] = (uint8_t)v;
+		v >>= 8;
+	}
+	t->n += bytes;
+}
+
+static void
+tb_raw(struct tbody *t, const void *p, size_t len)
+{
+	assert_true(t->n + len <= sizeof(t->b));
+	memcpy(t->b + t->n, p, len);
+	t->n += len;
+}
+
+static void
+tb_val(struct tbody *t, const void *p, size_t len)
+{
+	tb_int(t, len, 4);
+	tb_raw(t, p, len);
+}
+
+static void
+tb_str(struct tbody *t, const char *str)
+{
+	tb_val(t, str, strlen(str));
+}
+
+/* What body_variant() breaks; V_OK breaks nothing. */
+enum {
+	V_OK,
+	V_LOCAL_TWO,
+	V_EMPTY_PUB,
+	V_PREKEY_COUNT_HUGE,
+	V_PREKEY_LEN_HUGE,
+	V_PREKEY_LEN_OVER,
+	V_PREKEY_DUP,
+	V_PREKEY_DESC,
+	V_EMPTY_REC,
+	V_NAME_NUL,
+	V_HAS_USER_TWO,
+	V_SESSION_DESC,
+	V_PEER_EMPTY_KEY,
+	V_SEEN_DUP,
+	V_SEQ_ZERO,
+	V_SEQ_MAX,
+	V_SEQ_DESC,
+	V_DIRECTION,
+	V_STATE,
+	V_RCPT_NO_SEQ,
+	V_RCPT_BAD_UUID,
+	V_RCPT_DUP,
+	V_CASE_BAD_UUID,
+	V_CASE_EMPTY,
+	V_JOURNAL_EMPTY,
+	V_JOURNAL_DESC,
+	V_TRAILING,
+	V_NO_LAST_COUNT,
+	V_COUNT
+};
+
+/* A body with a row in every table, broken as v says. */
+static void
+body_variant(struct tbody *t, int v)
+{
+	static const char a1[] = MEM_A1;
+
+	memset(t, 0, sizeof(*t));
+	tb_int(t, v == V_LOCAL_TWO ? 2 : 1, 1);
+	tb_int(t, 4242, 4);
+	tb_val(t, pub_key, v == V_EMPTY_PUB ? 0 : sizeof(pub_key));
+	tb_val(t, priv_key, sizeof(priv_key));
+	/* prekeys 1 and 2 */
+	tb_int(t, v == V_PREKEY_COUNT_HUGE ? 0xffffffffu : 2, 4);
+	tb_int(t, v == V_PREKEY_DESC ? 2 : 1, 4);
+	if (v == V_PREKEY_LEN_HUGE || v == V_PREKEY_LEN_OVER) {
+		tb_int(t, v == V_PREKEY_LEN_HUGE ? 0xffffffffu : 0x01000001u,
+		       4);
+		tb_raw(t, "a", 1);
+	} else {
+		tb_val(t, "a", v == V_EMPTY_REC ? 0 : 1);
+	}
+	tb_int(t, v == V_PREKEY_DESC || v == V_PREKEY_DUP ? 1 : 2, 4);
+	tb_val(t, "b", 1);
+	/* signed prekey 5 */
+	tb_int(t, 1, 4);
+	tb_int(t, 5, 4);
+	tb_val(t, "s", 1);
+	/* sessions (alice, 1) with a user record, (alice, 2) without */
+	tb_int(t, 2, 4);
+	tb_val(t, v == V_NAME_NUL ? "al\0ce" : "alice", 5);
+	tb_int(t, v == V_SESSION_DESC ? 2 : 1, 4);
+	tb_val(t, "r", 1);
+	tb_int(t, v == V_HAS_USER_TWO ? 2 : 1, 1);
+	tb_val(t, "u", 1);
+	tb_str(t, "alice");
+	tb_int(t, v == V_SESSION_DESC ? 1 : 2, 4);
+	tb_val(t, "r", 1);
+	tb_int(t, 0, 1);
+	/* a peer identity */
+	tb_int(t, 1, 4);
+	tb_str(t, "alice");
+	tb_int(t, 1, 4);
+	tb_val(t, pub_key, v == V_PEER_EMPTY_KEY ? 0 : sizeof(pub_key));
+	tb_int(t, 1, 8);
+	tb_int(t, 2, 8);
+	/* seen: one row, or the same one twice */
+	tb_int(t, v == V_SEEN_DUP ? 2 : 1, 4);
+	tb_str(t, "alice");
+	tb_int(t, 1, 4);
+	tb_str(t, "m-1");
+	tb_int(t, 3, 8);
+	if (v == V_SEEN_DUP) {
+		tb_str(t, "alice");
+		tb_int(t, 1, 4);
+		tb_str(t, "m-1");
+		tb_int(t, 3, 8);
+	}
+	/* history: seq 1 in, seq 2 out */
+	tb_int(t, 2, 4);
+	tb_int(t, v == V_SEQ_ZERO ? 0 : v == V_SEQ_DESC ? 2 : 1, 8);
+	tb_str(t, "c");
+	tb_int(t, v == V_DIRECTION ? 2 : 0, 1);
+	tb_str(t, "alice");
+	tb_int(t, 1, 4);
+	tb_str(t, "m-1");
+	tb_int(t, 10, 8);
+	tb_int(t, v == V_STATE ? 7 : BV_MSG_RECEIVED, 1);
+	tb_str(t, "body");
+	tb_int(t,
+	       v == V_SEQ_MAX	 ? (uint64_t)INT64_MAX
+	       : v == V_SEQ_DESC ? 1
+				 : 2,
+	       8);
+	tb_str(t, "c");
+	tb_int(t, 1, 1);
+	tb_str(t, "me");
+	tb_int(t, 1, 4);
+	tb_str(t, "m-2");
+	tb_int(t, 11, 8);
+	tb_int(t, BV_MSG_SENDING, 1);
+	tb_str(t, "");
+	/* a recipient of seq 2 */
+	tb_int(t, v == V_RCPT_DUP ? 2 : 1, 4);
+	tb_int(t, v == V_RCPT_NO_SEQ ? 3 : 2, 8);
+	tb_raw(t,
+	       v == V_RCPT_BAD_UUID ? "3F0C5A1E-1B2C-4D3E-8F40-5A6B7C8D9E01"
+				    : a1,
+	       36);
+	if (v == V_RCPT_DUP) {
+		tb_int(t, 2, 8);
+		tb_raw(t, a1, 36);
+	}
+	/* a case */
+	tb_int(t, 1, 4);
+	tb_raw(t,
+	       v == V_CASE_BAD_UUID ? "7d3f0000-1111-4222-8333-44445555666g"
+				    : MEM_CASE,
+	       36);
+	tb_val(t, "{}", v == V_CASE_EMPTY ? 0 : 2);
+	/* journaled m-1 and m-2 */
+	if (v == V_NO_LAST_COUNT)
+		return;
+	tb_int(t, 2, 4);
+	tb_str(t, v == V_JOURNAL_DESC ? "m-2" : "m-1");
+	tb_str(t, v == V_JOURNAL_EMPTY ? "" : "2026/1");
+	tb_int(t, 5, 8);
+	tb_str(t, v == V_JOURNAL_DESC ? "m-1" : "m-2");
+	tb_str(t, "2026/2");
+	tb_int(t, 6, 8);
+	if (v == V_TRAILING)
+		tb_int(t, 0, 1);
+}
+
+/* Opens body sealed under f's key: the open's result (0: f->s is open). */
+static int
+open_body(struct fixture *f, const uint8_t *body, size_t blen)
+{
+	uint8_t *img;
+	size_t len;
+	int rc;
+
+	img = img_seal(f->key, body, blen, &len);
+	assert_int_equal(bv_store_mem_preload(f->path, img, len), 0);
+	free(img);
+	rc = bv_store_open(f->path, f->key, &f->s);
+	if (rc < 0) {
+		assert_int_equal(rc, BV_EIO);
+		assert_int_equal(bv_store_mem_generation(f->path), 0);
+	}
+	return rc;
+}
+
+/* Bodies that seal and check fine but lie inside: BV_EIO, never a crash,
+ * an overread (ASan) or a half-loaded store. */
+static void
+test_mem_hostile_body(void **state)
+{
+	static const uint32_t lies[] = {0xffffffffu, 0x7fffffffu, 0x80000000u,
+					0x01000001u, 0};
+	struct fixture *f = *state;
+	struct tbody t, m;
+	struct collect c;
+	uint8_t *body;
+	size_t blen, i, k;
+	int v, rc, opened = 0, refused = 0;
+
+	bv_store_close(f->s);
+	f->s = NULL;
+
+	/* The good one opens with everything in it, and is written back as
+	 * it was: the format has one way to say each store. */
+	body_variant(&t, V_OK);
+	assert_int_equal(open_body(f, t.b, t.n), 0);
+	body = store_body(f, &blen);
+	assert_int_equal(blen, t.n);
+	assert_memory_equal(body, t.b, t.n);
+	free(body);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(bv_store_history_list(f->s, "c", 0, collect_cb, &c),
+			 0);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.body[0], "body");
+	assert_string_equal(c.journal[1], "2026/2");
+	bv_store_close(f->s);
+	f->s = NULL;
+
+	quiet(1);
+	for (v = V_OK + 1; v < V_COUNT; v++) {
+		body_variant(&t, v);
+		rc = open_body(f, t.b, t.n);
+		if (rc == 0)
+			print_error("variant %d was accepted\n", v);
+		assert_int_equal(rc, BV_EIO);
+	}
+	/* Every truncation of the good one. */
+	body_variant(&t, V_OK);
+	for (i = 0; i < t.n; i++)
+		assert_int_equal(open_body(f, t.b, i), BV_EIO);
+	/* A lie at every offset: whatever it opens to, no harm. */
+	for (i = 0; i + 4 <= t.n; i++) {
+		for (k = 0; k < sizeof(lies) / sizeof(lies[0]); k++) {
+			m = t;
+			m.b[i] = (uint8_t)(lies[k] >> 24);
+			m.b[i + 1] = (uint8_t)(lies[k] >> 16);
+			m.b[i + 2] = (uint8_t)(lies[k] >> 8);
+			m.b[i + 3] = (uint8_t)lies[k];
+			if (open_body(f, m.b, m.n) == 0) {
+				opened++;
+				bv_store_close(f->s);
+				f->s = NULL;
+			} else {
+				refused++;
+			}
+		}
+	}
+	quiet(0);
+	assert_true(refused > 0);
+	assert_true(opened > 0);
+	assert_int_equal(bv_store_mem_preload(f->path, NULL, 0), 0);
+	assert_int_equal(bv_store_open(f->path, f->key, &f->s), 0);
+}
+
+struct hook_log {
+	int calls;
+	uint64_t last;
+	char path[96];
+	int take_image;
+	uint8_t *img;
+	size_t len;
+};
+
+static void
+hook_cb(void *ud, const char *path, uint64_t generation)
+{
+	struct hook_log *h = ud;
+
+	h->calls++;
+	h->last = generation;
+	snprintf(h->path, sizeof(h->path), "%s", path);
+	assert_int_equal(bv_store_mem_generation(path), generation);
+	if (h->take_image) {
+		free(h->img);
+		h->img = NULL;
+		assert_int_equal(bv_store_mem_image(path, &h->img, &h->len), 0);
+	}
+}
+
+/* Writes, commits and no-ops as the generation counts them. */
+static void
+test_mem_generation_hook(void **state)
+{
+	struct fixture *f = *state;
+	struct hook_log h;
+	struct bv_store *s2 = NULL;
+	uint8_t *img = NULL;
+	char p2[128];
+	size_t len = 0;
+	int64_t seq = 0;
+	enum bv_trust t;
+	int seen, found;
+
+	memset(&h, 0, sizeof(h));
+	bv_store_mem_set_hook(hook_cb, &h);
+	assert_int_equal(bv_store_mem_generation(f->path), 0);
+	assert_int_equal(bv_store_mem_generation("/no/such/store"), 0);
+	assert_int_equal(bv_store_mem_generation(NULL), 0);
+
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 0, 1, (const uint8_t *)"a", 1), 0);
+	assert_int_equal(bv_store_mem_generation(f->path), 1);
+	assert_int_equal(h.calls, 1);
+	assert_int_equal(h.last, 1);
+	assert_string_equal(h.path, f->path);
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 0, 1, (const uint8_t *)"b", 1), 0);
+	assert_int_equal(h.last, 2);
+	/* Calls that change nothing, or fail, do not count. */
+	assert_int_equal(bv_store_prekey_remove(f->s, 0, 99), 0);
+	assert_int_equal(bv_store_prekey_remove_below(f->s, 0, 1), 0);
+	assert_int_equal(bv_store_seen(f->s, "x", 1, "m", &seen), 0);
+	assert_int_equal(bv_store_seen(f->s, "x", 1, "m", &seen), 0);
+	assert_int_equal(seen, 1);
+	assert_int_equal(bv_store_journaled_put(f->s, "m", "j", 1), 0);
+	assert_int_equal(bv_store_journaled_put(f->s, "m", "k", 1), 0);
+	assert_int_equal(bv_store_identity_save(f->s, "x", 1, pub_key, 33, &t),
+			 0);
+	assert_int_equal(bv_store_identity_save(f->s, "x", 1, pub_key, 33, &t),
+			 0);
+	assert_int_equal(
+		bv_store_identity_save(f->s, "x", 1, other_key, 33, &t), 0);
+	assert_int_equal(t, BV_TRUST_CHANGED);
+	assert_int_equal(bv_store_session_delete(f->s, "x", 1, NULL), 0);
+	assert_int_equal(bv_store_case_delete(f->s, NULL), 0);
+	assert_int_equal(bv_store_prekey_put(f->s, 0, 2, NULL, 1), BV_EINVAL);
+	assert_int_equal(bv_store_mem_generation(f->path), 5);
+	assert_int_equal(h.calls, 5);
+
+	/* A transaction counts once, at its commit, if it wrote. */
+	assert_int_equal(bv_store_begin(f->s), 0);
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 0, 3, (const uint8_t *)"c", 1), 0);
+	assert_int_equal(bv_store_seen(f->s, "x", 1, "n", &seen), 0);
+	assert_int_equal(bv_store_history_append(f->s, "c", BV_MSG_OUT, "me", 1,
+						 "o", 1, NULL, 0,
+						 BV_MSG_SENDING, &seq),
+			 0);
+	assert_int_equal(bv_store_mem_generation(f->path), 5);
+	assert_int_equal(bv_store_mem_image(f->path, &img, &len), BV_EINVAL);
+	assert_int_equal(bv_store_commit(f->s), 0);
+	assert_int_equal(bv_store_mem_generation(f->path), 6);
+	assert_int_equal(h.calls, 6);
+	assert_int_equal(bv_store_begin(f->s), 0);
+	assert_int_equal(bv_store_commit(f->s), 0);
+	assert_int_equal(bv_store_begin(f->s), 0);
+	assert_int_equal(bv_store_seen(f->s, "x", 1, "n", &seen), 0);
+	assert_int_equal(bv_store_commit(f->s), 0);
+	assert_int_equal(bv_store_begin(f->s), 0);
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 0, 4, (const uint8_t *)"d", 1), 0);
+	assert_int_equal(bv_store_rollback(f->s), 0);
+	assert_int_equal(bv_store_history_set_state(f->s, seq, BV_MSG_SENDING),
+			 0);
+	assert_int_equal(bv_store_mem_generation(f->path), 6);
+	assert_int_equal(h.calls, 6);
+	assert_int_equal(bv_store_history_set_state(f->s, seq, BV_MSG_SENT), 0);
+	assert_int_equal(bv_store_mem_generation(f->path), 7);
+
+	/* The hook may take the image: it has the change it is called for. */
+	h.take_image = 1;
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 1, 9, (const uint8_t *)"e", 1), 0);
+	assert_int_equal(h.last, 8);
+	assert_non_null(h.img);
+	snprintf(p2, sizeof(p2), "%s/second", f->dir);
+	assert_int_equal(bv_store_mem_preload(p2, h.img, h.len), 0);
+	assert_int_equal(bv_store_open(p2, f->key, &s2), 0);
+	assert_int_equal(bv_store_prekey_contains(s2, 1, 9, &found), 0);
+	assert_int_equal(found, 1);
+	/* Another store, with its own count; no hook call for opening. */
+	assert_int_equal(bv_store_mem_generation(p2), 0);
+	assert_int_equal(h.calls, 8);
+	bv_store_close(s2);
+	assert_int_equal(bv_store_mem_preload(p2, NULL, 0), 0);
+	free(h.img);
+	h.img = NULL;
+
+	/* No hook: still counted. A reopen starts at 0. */
+	bv_store_mem_set_hook(NULL, NULL);
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 1, 10, (const uint8_t *)"f", 1), 0);
+	assert_int_equal(bv_store_mem_generation(f->path), 9);
+	assert_int_equal(h.calls, 8);
+	reopen(f);
+	assert_int_equal(bv_store_mem_generation(f->path), 0);
+}
+
+/* One write of every kind in a transaction, rolled back: the state at
+ * begin, byte for byte; a failed call undoes only itself. */
+static void
+test_mem_rollback_restores(void **state)
+{
+	struct fixture *f = *state;
+	const char *const to[] = {MEM_A1, MEM_A2,
+				  "4a0c5a1e-1b2c-4d3e-8f40-"
+				  "5a6b7c8d9e03"};
+	uint8_t *before, *after;
+	size_t blen, alen;
+	int64_t seq = 0, s2 = 0;
+	enum bv_trust t;
+	long n;
+	int seen, deleted, rc, found;
+
+	put_all_tables(f->s, &seq);
+	before = store_body(f, &blen);
+
+	assert_int_equal(bv_store_begin(f->s), 0);
+	assert_int_equal(
+		bv_store_identity_put(f->s, other_key, 33, pub_key, 33, 1), 0);
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 0, 8, (const uint8_t *)"n", 1), 0);
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 0, 7, (const uint8_t *)"r", 1), 0);
+	assert_int_equal(bv_store_prekey_remove(f->s, 0, 8), 0);
+	/* A row from the middle: 10 is after it and must stay after it. */
+	assert_int_equal(bv_store_prekey_remove(f->s, 1, 9), 0);
+	assert_int_equal(bv_store_prekey_remove_below(f->s, 0, 100), 0);
+	assert_int_equal(bv_store_prekey_remove_below(f->s, 1, 100), 0);
+	assert_int_equal(bv_store_session_store(f->s, "alice", 5,
+						(const uint8_t *)"x", 1, NULL,
+						0),
+			 0);
+	assert_int_equal(bv_store_session_store(f->s, "alice", 1,
+						(const uint8_t *)"y", 1, NULL,
+						0),
+			 0);
+	assert_int_equal(bv_store_session_delete(f->s, "bob", -1, &deleted), 0);
+	assert_int_equal(bv_store_session_delete_all(f->s, "alice", &deleted),
+			 0);
+	assert_int_equal(deleted, 3);
+	assert_int_equal(
+		bv_store_identity_save(f->s, "carl", 1, pub_key, 33, &t), 0);
+	assert_int_equal(
+		bv_store_identity_accept(f->s, "alice", 1, other_key, 33), 0);
+	assert_int_equal(bv_store_seen(f->s, "carl", 1, "m-9", &seen), 0);
+	assert_int_equal(bv_store_history_append(
+				 f->s, "case-9", BV_MSG_OUT, "me", 1, "m-9", 3,
+				 (const uint8_t *)"z", 1, BV_MSG_SENDING, &s2),
+			 0);
+	assert_int_equal(bv_store_history_set_state(f->s, seq, BV_MSG_READ), 0);
+	assert_int_equal(bv_store_history_set_state(f->s, s2, BV_MSG_SENT), 0);
+	assert_int_equal(bv_store_out_recipients_put(f->s, s2, to, 3), 0);
+	assert_int_equal(bv_store_out_recipients_put(f->s, seq, to, 3), 0);
+	assert_int_equal(bv_store_case_put(f->s, MEM_A1, "{}", 2), 0);
+	assert_int_equal(bv_store_case_put(f->s, MEM_CASE, "{}", 2), 0);
+	assert_int_equal(bv_store_case_delete(f->s, NULL), 0);
+	assert_int_equal(bv_store_journaled_put(f->s, "m-3", "2026/3", 9), 0);
+	assert_int_equal(bv_store_rollback(f->s), 0);
+	assert_body(f, before, blen);
+	check_everything(f->s);
+
+	/* Out of memory at each allocation in turn: BV_ENOMEM and nothing
+	 * changed, inside a transaction (the earlier write stays) and out. */
+	assert_int_equal(bv_store_history_append(f->s, "case-9", BV_MSG_OUT,
+						 "me", 1, "m-10", 4, NULL, 0,
+						 BV_MSG_SENDING, &s2),
+			 0);
+	free(before);
+	before = store_body(f, &blen);
+	for (n = 1;; n++) {
+		assert_int_equal(bv_store_begin(f->s), 0);
+		assert_int_equal(bv_store_prekey_put(f->s, 0, 50,
+						     (const uint8_t *)"t", 1),
+				 0);
+		bv_alloc_fail_at(n);
+		rc = bv_store_out_recipients_put(f->s, s2, to, 3);
+		bv_alloc_fail_at(0);
+		if (rc == 0) {
+			assert_int_equal(bv_store_rollback(f->s), 0);
+			break;
+		}
+		assert_int_equal(rc, BV_ENOMEM);
+		assert_int_equal(bv_store_commit(f->s), 0);
+		assert_int_equal(bv_store_prekey_contains(f->s, 0, 50, &found),
+				 0);
+		assert_int_equal(found, 1);
+		assert_int_equal(bv_store_prekey_remove(f->s, 0, 50), 0);
+		assert_body(f, before, blen);
+	}
+	assert_true(n > 3); /* at least the three rows failed */
+	for (n = 1;; n++) {
+		bv_alloc_fail_at(n);
+		rc = bv_store_out_recipients_put(f->s, s2, to, 3);
+		bv_alloc_fail_at(0);
+		if (rc == 0)
+			break;
+		assert_int_equal(rc, BV_ENOMEM);
+		assert_body(f, before, blen);
+	}
+	assert_true(n > 3);
+	after = store_body(f, &alen);
+	assert_int_equal(alen, blen + 3 * (8 + 36));
+	free(before);
+	before = after;
+	blen = alen;
+
+	/* Closing in a transaction rolls it back. */
+	assert_int_equal(bv_store_begin(f->s), 0);
+	assert_int_equal(
+		bv_store_prekey_put(f->s, 0, 77, (const uint8_t *)"l", 1), 0);
+	reopen(f);
+	assert_body(f, before, blen);
+	free(before);
+}
+
+/* The hook's image after each commit is what a crash leaves: every
+ * committed row, no uncommitted one (test_crash_keeps_committed's twin). */
+static void
+test_mem_hook_image_is_committed(void **state)
+{
+	struct fixture *f = *state;
+	struct bv_store *s2 = NULL;
+	struct hook_log h;
+	struct collect c;
+	char id[16], p2[128];
+	int64_t after = 0;
+	int i, total = 0, rc;
+
+	memset(&h, 0, sizeof(h));
+	h.take_image = 1;
+	bv_store_mem_set_hook(hook_cb, &h);
+	for (i = 0; i < CRASH_ROWS_MEM; i++) {
+		snprintf(id, sizeof(id), "k-%d", i);
+		assert_int_equal(bv_store_begin(f->s), 0);
+		assert_int_equal(bv_store_history_append(
+					 f->s, "crash", BV_MSG_IN, "eve", 1, id,
+					 i, (const uint8_t *)id, strlen(id),
+					 BV_MSG_RECEIVED, NULL),
+				 0);
+		assert_int_equal(bv_store_commit(f->s), 0);
+	}
+	assert_int_equal(bv_store_begin(f->s), 0);
+	assert_int_equal(bv_store_history_append(f->s, "crash", BV_MSG_IN,
+						 "eve", 1, "lost", 0, NULL, 0,
+						 BV_MSG_RECEIVED, NULL),
+			 0);
+	assert_int_equal(h.calls, CRASH_ROWS_MEM);
+
+	snprintf(p2, sizeof(p2), "%s/after-crash", f->dir);
+	assert_int_equal(bv_store_mem_preload(p2, h.img, h.len), 0);
+	assert_int_equal(bv_store_open(p2, f->key, &s2), 0);
+	for (;;) {
+		memset(&c, 0, sizeof(c));
+		rc = bv_store_history_list(s2, "crash", after, collect_cb, &c);
+		assert_true(rc == 0 || rc == 1);
+		for (i = 0; i < c.n; i++) {
+			snprintf(id, sizeof(id), "k-%d", total);
+			assert_string_equal(c.ids[i], id);
+			assert_string_equal(c.body[i], id);
+			total++;
+		}
+		if (c.n == 0)
+			break;
+		after = c.seq[c.n - 1];
+	}
+	assert_int_equal(total, CRASH_ROWS_MEM);
+	bv_store_close(s2);
+	assert_int_equal(bv_store_mem_preload(p2, NULL, 0), 0);
+	assert_int_equal(bv_store_rollback(f->s), 0);
+	free(h.img);
+}
+
+/* Over the image limit: no image, and a close that cannot keep one makes
+ * the next open fail rather than start from nothing or from stale. */
+static void
+test_mem_image_limit(void **state)
+{
+	struct fixture *f = *state;
+	struct bv_store *other = NULL;
+	uint8_t *body, *img = NULL;
+	size_t len = 0, i;
+	uint32_t reg;
+
+	body = calloc(1, 64 * 1024);
+	assert_non_null(body);
+	put_everything(f->s);
+	for (i = 0; i < STORE_MEM_MAX_IMAGE / (64 * 1024) + 1; i++)
+		assert_int_equal(bv_store_history_append(f->s, "big", BV_MSG_IN,
+							 "x", 1, "b", 1, body,
+							 64 * 1024,
+							 BV_MSG_RECEIVED, NULL),
+				 0);
+	free(body);
+	assert_int_equal(bv_store_mem_image(f->path, &img, &len), BV_ENOMEM);
+	assert_null(img);
+	bv_store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(bv_store_open(f->path, f->key, &other), BV_EIO);
+	assert_null(other);
+	assert_int_equal(bv_store_mem_preload(f->path, NULL, 0), 0);
+	assert_int_equal(bv_store_open(f->path, f->key, &f->s), 0);
+	assert_int_equal(
+		bv_store_identity_get(f->s, &img, &len, &img, &len, &reg),
+		BV_EINVAL);
+}
+
+/* One open store per path; the registry's refusals. */
+static void
+test_mem_registry(void **state)
+{
+	struct fixture *f = *state;
+	struct bv_store *other = NULL;
+	uint8_t *img = NULL, *pub = NULL, *priv = NULL;
+	size_t len = 0;
+	char p2[128];
+	uint32_t reg;
+
+	assert_int_equal(bv_store_open(f->path, f->key, &other), BV_EINVAL);
+	assert_null(other);
+	assert_int_equal(bv_store_mem_preload(f->path, (const uint8_t *)"x", 1),
+			 BV_EINVAL);
+	assert_int_equal(bv_store_mem_preload(f->path, NULL, 0), BV_EINVAL);
+	assert_int_equal(bv_store_mem_preload(NULL, NULL, 0), BV_EINVAL);
+	assert_int_equal(bv_store_mem_image(NULL, &img, &len), BV_EINVAL);
+	assert_int_equal(bv_store_mem_image(f->path, NULL, &len), BV_EINVAL);
+	assert_int_equal(bv_store_mem_image("/no/such", &img, &len), BV_EINVAL);
+	/* Another path is another store. */
+	put_everything(f->s);
+	snprintf(p2, sizeof(p2), "%s/other", f->dir);
+	assert_int_equal(bv_store_open(p2, f->key, &other), 0);
+	assert_int_equal(
+		bv_store_identity_get(other, &pub, &len, &priv, &len, &reg),
+		BV_EINVAL);
+	bv_store_close(other);
+	assert_int_equal(bv_store_mem_preload(p2, NULL, 0), 0);
+	check_everything(f->s);
+}
+#endif /* BV_TEST_STORE_MEM */
+
 int
 main(void)
 {
@@ -1004,8 +2256,10 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_store, setup,
 						teardown),
+#ifndef BV_TEST_STORE_MEM
 		cmocka_unit_test_setup_teardown(test_no_plaintext_on_disk,
 						setup, teardown),
+#endif
 		cmocka_unit_test_setup_teardown(test_identity_change, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_seen_across_reopen, setup,
@@ -1014,18 +2268,43 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_history_find_unsent_recipients, setup, teardown),
+#ifndef BV_TEST_STORE_MEM
 		cmocka_unit_test_setup_teardown(test_row_binding, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_crash_keeps_committed,
 						setup, teardown),
+#endif
 		cmocka_unit_test_setup_teardown(test_journaled, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_case_view, setup,
 						teardown),
+#ifndef BV_TEST_STORE_MEM
 		cmocka_unit_test_setup_teardown(test_migrate_v2, setup,
 						teardown),
+#endif
 		cmocka_unit_test_setup_teardown(test_signal_adapters, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_details, setup, teardown),
+#ifdef BV_TEST_STORE_MEM
+		cmocka_unit_test_setup_teardown(test_mem_image_round_trip,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mem_image_sealed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_mem_damaged_image, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_mem_hostile_body, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_mem_generation_hook, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_mem_rollback_restores,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_mem_hook_image_is_committed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mem_image_limit, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_mem_registry, setup,
+						teardown),
+#endif
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
