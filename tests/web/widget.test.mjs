@@ -96,22 +96,30 @@ async function stopRelay() {
 	clearTimeout(t);
 }
 
-// Runs bvchat listen (one message at a time, as it arrives or was queued)
-// until its output matches re; at most five rounds. Returns the output.
-async function listenFor(profile, re) {
-	let all = '';
-	for (let i = 0; i < 5 && !re.test(all); i++) {
-		all += await new Promise((resolve) => {
-			const p = spawn(CLI, ['--profile', path.join(WORK, profile), '--relay', `127.0.0.1:${port}`,
-				'listen', '--count', '1', '--timeout', '30']);
-			let out = '';
-			p.stdout.on('data', (d) => { out += d; });
-			p.stderr.on('data', (d) => { out += d; });
-			p.on('exit', () => resolve(out));
-		});
-	}
-	assert.match(all, re);
-	return all;
+// Camilla at her terminal: `bvchat chat` in the conversation, kept running
+// (it reconnects by itself while the relay is away). say() types a line;
+// heard(re) waits until what it printed matches re.
+function chat(profile, conversation) {
+	const p = spawn(CLI, ['--profile', path.join(WORK, profile), '--relay', `127.0.0.1:${port}`,
+		'chat', '--conversation', conversation], { stdio: ['pipe', 'pipe', 'pipe'] });
+	let out = '';
+	p.stdout.on('data', (d) => { out += d; });
+	p.stderr.on('data', (d) => { out += d; });
+	return {
+		say: (line) => p.stdin.write(line + '\n'),
+		async heard(re) {
+			for (let i = 0; i < WAIT / 100 && !re.test(out); i++)
+				await new Promise((r) => setTimeout(r, 100));
+			assert.match(out, re, 'bvchat chat printed:\n' + out);
+		},
+		async stop() {
+			const done = new Promise((r) => p.on('exit', r));
+			p.stdin.end();
+			const k = setTimeout(() => p.kill('SIGTERM'), 5000);
+			await done;
+			clearTimeout(k);
+		},
+	};
 }
 
 async function axeCheck(frame, name) {
@@ -149,6 +157,7 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 	const conv = admin('conversation-create', '--case', kase, '--by', elisa, '--kind', 'team',
 		'--members', elisa);
 	const invite = admin('invite', '--account', elisa);
+	const camillaChat = chat('camilla', conv);
 	assert.match(invite, /^[0-9A-Z]{5}-[0-9A-Z]{5}$/);
 
 	const browser = await chromium.launch({
@@ -190,14 +199,14 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			await w.getByRole('log').waitFor();
 			await w.getByLabel('Skriv en melding').fill(`Hei Camilla ${CANARY}`);
 			await w.getByRole('button', { name: 'Send' }).click();
-			await listenFor('camilla', new RegExp(`Hei Camilla ${CANARY}`));
+			await camillaChat.heard(new RegExp(`Hei Camilla ${CANARY}`));
 			// The out-of-hours notice with its numbers.
 			await w.getByText('Ingen leser chatten nå').waitFor({ timeout: WAIT });
 			await w.getByRole('link', { name: '+47 800 00 000' }).waitFor();
 			await w.getByRole('link', { name: '116 111' }).waitFor();
-			// Delivered (Camilla's listen acknowledged it), then read.
-			await w.getByText(/Levert|Lest/).first().waitFor({ timeout: WAIT });
-			cli('camilla', 'send', '--conversation', conv, 'Hei Elisa, jeg leser dette i morgen tidlig.');
+			// Camilla's chat has it and has read it.
+			await w.getByText('Lest').first().waitFor({ timeout: WAIT });
+			camillaChat.say('Hei Elisa, jeg leser dette i morgen tidlig.');
 			await w.getByText('Hei Elisa, jeg leser dette i morgen tidlig.').waitFor({ timeout: WAIT });
 			await shot('chat');
 			await axeCheck(frame(), 'chat');
@@ -222,7 +231,7 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			await w.getByText('Sender …').waitFor({ timeout: WAIT });
 			await shot('offline');
 			await startRelay();
-			await listenFor('camilla', /Skrevet uten nett/);
+			await camillaChat.heard(/Skrevet uten nett/);
 			await w.getByText('Tilkoblet').waitFor({ timeout: WAIT });
 		});
 
@@ -272,6 +281,7 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 		// Nothing of the conversation on the relay's side.
 		assert.ok(!relayLog.includes(CANARY), 'canary in the relay log');
 	} finally {
+		await camillaChat.stop();
 		await browser.close();
 		await stopRelay();
 		fs.rmSync(WORK, { recursive: true, force: true });

@@ -160,7 +160,8 @@ function redraw() {
 	case 'enroll': return drawEnroll(false);
 	case 'list': return drawList(false);
 	case 'chat': return drawChat(false);
-	case 'message': return show(el('p', {}, t(view.key)));
+	case 'message': return show(el('p', { role: 'alert' }, t(view.key)));
+	case 'othertab': return otherTab();
 	default: return show(el('p', {}, t('loading')));
 	}
 }
@@ -291,7 +292,10 @@ function drawChat(focus = true) {
 	const found = findConversation(view.conversation);
 	if (!found) return drawList(focus);
 	const { cv } = found;
-	const log = el('ol', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t('history'), id: 'log' });
+	// role="log" on a wrapper: on the list itself it would hide the
+	// list's items from assistive technology.
+	const log = el('ol', { class: 'log-list', id: 'log' });
+	const logBox = el('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t('history') }, log);
 	const text = el('textarea', { id: 'text', rows: '2', maxlength: '8192', 'aria-describedby': 'casefile' });
 	text.addEventListener('keydown', (e) => {
 		if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
@@ -308,7 +312,7 @@ function drawChat(focus = true) {
 		el('p', { class: 'members' }, t('safety') + ': ',
 			others.map((p) => el('button', { type: 'button', class: 'plain', onclick: () => showSafety(p.account) }, p.name || t('role.' + p.role)))),
 		keyBanner(cv),
-		log,
+		logBox,
 		el('form', { class: 'composer', onsubmit: (e) => { e.preventDefault(); sendNow(text); } },
 			el('div', { class: 'field' }, el('label', { for: 'text' }, t('message')), text),
 			el('button', { type: 'submit' }, t('send'))));
@@ -342,7 +346,8 @@ function fillLog(first = false) {
 		log.append(el('li', { class: 'empty' }, t('noMessages')));
 	else if (view.items.size) log.querySelector('.empty')?.remove();
 	if (document.visibilityState === 'visible' && online) markRead(unread);
-	if (first || log.scrollHeight - log.scrollTop - log.clientHeight < 200)
+	const box = log.parentElement;
+	if (first || box.scrollHeight - box.scrollTop - box.clientHeight < 200)
 		log.lastElementChild?.scrollIntoView({ block: 'end' });
 }
 

@@ -75,11 +75,12 @@
 			holder.appendChild(frame);
 			return;
 		}
+		/* The panel sits above the button, which stays to close it. */
 		panel = document.createElement('div');
 		panel.id = 'bvchat-panel';
 		panel.style.cssText = 'display:none;position:fixed;z-index:2147483646;' +
-			'right:0;bottom:0;width:min(100vw,26rem);' +
-			'height:min(100vh,40rem);background:#fff;' +
+			'right:0;bottom:4.25rem;width:min(100vw,26rem);' +
+			'height:min(calc(100vh - 4.25rem),40rem);background:#fff;' +
 			'box-shadow:0 0 0 1px #555,0 4px 24px rgba(0,0,0,.3)';
 		panel.appendChild(frame);
 		button = document.createElement('button');
