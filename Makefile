@@ -6,7 +6,8 @@
 
 SHELL := /bin/bash
 
-.PHONY: all deps build run test check-format format bench clean distclean help
+.PHONY: all deps build run test check-format format bench wasm wasm-test clean \
+	distclean help
 
 all: build
 
@@ -16,6 +17,8 @@ help:
 	@echo "make build      build/ only"
 	@echo "make format     clang-format every C file in place"
 	@echo "make bench      the benchmarks of docs/performance.md (about 6 minutes)"
+	@echo "make wasm       libbvchat for the browser (emscripten) in build/wasm"
+	@echo "make wasm-test  that, and its tests under node"
 	@echo "make clean      remove build trees (var/ stays)"
 	@echo "make distclean  also stop and remove the demo database in var/"
 
@@ -40,6 +43,14 @@ format:
 
 bench: deps
 	@tools/bench.sh
+
+# The WebAssembly build (web-widget/README.md): its own CMake project, on
+# Debian source packages fetched into build/wasm-src.
+wasm: deps
+	@tools/wasm-build.sh
+
+wasm-test: deps
+	@tools/wasm-build.sh --test
 
 clean:
 	rm -rf build build-asan

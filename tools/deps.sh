@@ -28,6 +28,9 @@ packages=(
 	# the local FIKS IO: RabbitMQ and the development server's HTTP.
 	libzip-dev libcurl4-openssl-dev librabbitmq-dev libxml2-dev libxml2-utils
 	libmicrohttpd-dev rabbitmq-server amqp-tools
+	# The WebAssembly build (make wasm, web-widget/README.md): emcc, and
+	# dpkg-source to unpack the source packages tools/wasm-src.sh fetches.
+	emscripten dpkg-dev
 )
 
 # One dpkg-query for all; a package it has never heard of prints nothing.

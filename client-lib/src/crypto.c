@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
  * crypto.c: libsignal's crypto provider on OpenSSL 3 (EVP_MAC HMAC-SHA256,
- * EVP_MD SHA-512, EVP_CIPHER AES-CBC/PKCS#5 and AES-CTR, RAND_bytes), and the
- * signal_context that uses it.
+ * EVP_MD SHA-512, EVP_CIPHER AES-CBC/PKCS#5 and AES-CTR, RAND_bytes).
  *
  * This is the only file in libbvchat that includes OpenSSL headers; the
- * WebAssembly build replaces it. It keeps no keys: copies of key material
+ * WebAssembly build links crypto_web.c instead, and both builds share the
+ * signal_context of signal_ctx.c. It keeps no keys: copies of key material
  * and decrypted plaintext made here are wiped before they are freed.
  */
 #include <limits.h>
@@ -331,54 +331,4 @@ bv_crypto_provider_init(signal_crypto_provider *out)
 	out->decrypt_func = provider_decrypt;
 	out->user_data = NULL;
 	return 0;
-}
-
-/*
- * libsignal's levels (SG_LOG_ERROR 0 .. SG_LOG_DEBUG 4) have the same
- * numbers as ours. Its messages name failures, never key material.
- */
-static void
-signal_log(int level, const char *message, size_t len, void *user_data)
-{
-	(void)user_data;
-	if (level < BV_LOG_ERR)
-		level = BV_LOG_ERR;
-	if (level > BV_LOG_DEBUG)
-		level = BV_LOG_DEBUG;
-	if (len > INT_MAX)
-		len = INT_MAX;
-	bv_log(level, "libsignal: %.*s", (int)len, message);
-}
-
-int
-bv_signal_context_new(signal_context **out)
-{
-	signal_crypto_provider provider;
-	signal_context *ctx = NULL;
-	int result;
-
-	if (!out)
-		return BV_EINVAL;
-	bv_crypto_provider_init(&provider);
-	if (signal_context_create(&ctx, NULL) != SG_SUCCESS) {
-		/* Its only failure is a failed allocation. */
-		result = BV_ENOMEM;
-		goto out;
-	}
-	/*
-	 * No signal_context_set_locking_functions(): libsignal skips locking
-	 * when none are set, which is right for one thread per context.
-	 */
-	if (signal_context_set_crypto_provider(ctx, &provider) != SG_SUCCESS ||
-	    signal_context_set_log_function(ctx, signal_log) != SG_SUCCESS) {
-		result = BV_EINTERNAL;
-		goto out;
-	}
-	*out = ctx;
-	ctx = NULL;
-	result = 0;
-out:
-	if (ctx)
-		signal_context_destroy(ctx);
-	return result;
 }

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
- * test_crypto.c: unit tests of client-lib/src/crypto.c against published
+ * test_crypto.c: unit tests of libbvchat's crypto provider against published
  * vectors (NIST SP 800-38A AES-CBC and AES-CTR, RFC 4231 HMAC-SHA256,
- * FIPS 180-2 SHA-512), error paths, random bytes, and one end-to-end run
- * of libsignal on the provider: X3DH from Bob's bundle, then Double Ratchet
- * messages both ways between two parties with small in-memory stores.
- * The stores here are test stubs, not the client's store (store.c).
+ * FIPS 180-2 SHA-512), error paths, PKCS#5 padding, random bytes, and one
+ * end-to-end run of libsignal on the provider: X3DH from Bob's bundle, then
+ * Double Ratchet messages both ways between two parties with small in-memory
+ * stores. The stores here are test stubs, not the client's store (store.c).
+ * The same program tests crypto.c (native build, tests/unit) and
+ * crypto_web.c (WebAssembly build under node, web-widget/CMakeLists.txt).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -262,6 +264,70 @@ test_aes_errors(void **state)
 	bv_free(key);
 	bv_free(iv);
 	bv_free(pt);
+}
+
+/*
+ * Last blocks made by hand: a 16-byte plaintext encrypted with padding gives
+ * two blocks, and the first block decrypted alone ends with the plaintext's
+ * own last bytes, which must pass or fail as PKCS#5 padding. Each bad one
+ * differs from good padding in one byte, including the byte furthest from
+ * the end, which an off-by-one in the check would miss.
+ */
+static const struct {
+	const char *tail; /* hex of the block's last bytes; the rest is 0x5a */
+	int len;	  /* plaintext length when valid, -1 when not */
+} pad_cases[] = {
+	{"01", 15},
+	{"04040404", 12},
+	{"10101010101010101010101010101010", 0},
+	{"00", -1},
+	{"11", -1},
+	{"05040404", -1},
+	{"04030404", -1},
+	{"04040403", -1},
+	{"0f101010101010101010101010101010", -1},
+};
+
+static void
+test_aes_cbc_padding(void **state)
+{
+	static const uint8_t key[16] = {7}, iv[16] = {9};
+	signal_crypto_provider p;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(bv_crypto_provider_init(&p), 0);
+	for (i = 0; i < sizeof(pad_cases) / sizeof(pad_cases[0]); i++) {
+		uint8_t block[16];
+		size_t tlen;
+		uint8_t *tail = unhex(pad_cases[i].tail, &tlen);
+		signal_buffer *enc = NULL, *dec = NULL;
+		int rc;
+
+		memset(block, 0x5a, sizeof(block));
+		memcpy(block + sizeof(block) - tlen, tail, tlen);
+		assert_int_equal(p.encrypt_func(&enc, SG_CIPHER_AES_CBC_PKCS5,
+						key, 16, iv, 16, block, 16,
+						NULL),
+				 SG_SUCCESS);
+		assert_int_equal(signal_buffer_len(enc), 32);
+		rc = p.decrypt_func(&dec, SG_CIPHER_AES_CBC_PKCS5, key, 16, iv,
+				    16, signal_buffer_data(enc), 16, NULL);
+		if (pad_cases[i].len < 0) {
+			assert_int_equal(rc, SG_ERR_UNKNOWN);
+			assert_null(dec);
+		} else {
+			assert_int_equal(rc, SG_SUCCESS);
+			assert_int_equal(signal_buffer_len(dec),
+					 pad_cases[i].len);
+			if (pad_cases[i].len > 0)
+				assert_memory_equal(signal_buffer_data(dec),
+						    block, pad_cases[i].len);
+		}
+		signal_buffer_free(enc);
+		signal_buffer_free(dec);
+		bv_free(tail);
+	}
 }
 
 struct hmac_vector {
@@ -994,6 +1060,7 @@ main(void)
 		cmocka_unit_test(test_aes_cbc_lengths),
 		cmocka_unit_test(test_aes_ctr_vector),
 		cmocka_unit_test(test_aes_errors),
+		cmocka_unit_test(test_aes_cbc_padding),
 		cmocka_unit_test(test_hmac_sha256_vectors),
 		cmocka_unit_test(test_sha512_vectors),
 		cmocka_unit_test(test_random),
