@@ -40,6 +40,7 @@ function el(tag, attrs = {}, ...kids) {
 }
 
 function show(...nodes) {
+	main.className = view.name;
 	main.replaceChildren(...nodes);
 }
 

@@ -80,7 +80,7 @@
 		panel.id = 'bvchat-panel';
 		panel.style.cssText = 'display:none;position:fixed;z-index:2147483646;' +
 			'right:0;bottom:4.25rem;width:min(100vw,26rem);' +
-			'height:min(calc(100vh - 4.25rem),40rem);background:#fff;' +
+			'height:min(calc(100vh - 4.25rem),48rem);background:#fff;' +
 			'box-shadow:0 0 0 1px #555,0 4px 24px rgba(0,0,0,.3)';
 		panel.appendChild(frame);
 		button = document.createElement('button');

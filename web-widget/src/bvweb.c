@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "bvchat.h"
+#include "bvweb.h"
 #include "store.h"
 
 /* The store's name in the memory store's registry (one per page). */
@@ -68,8 +69,7 @@ str_or_null(const char *s)
 /* ---- events --------------------------------------------------------- */
 
 static void
-on_status(struct bv_client *c, void *user, enum bv_client_status st,
-	  int code)
+on_status(struct bv_client *c, void *user, enum bv_client_status st, int code)
 {
 	static const char *const names[] = {
 		[BV_CLIENT_ONLINE] = "online",
@@ -98,9 +98,9 @@ on_message(struct bv_client *c, void *user, const char *conversation,
 	(void)user;
 	emit(json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:s%}", "ev", "message",
 		       "conversation", conversation, "sender", sender,
-		       "sender_device", (json_int_t)sender_device,
-		       "message_id", message_id, "time_ms",
-		       (json_int_t)time_ms, "text", text, text_len));
+		       "sender_device", (json_int_t)sender_device, "message_id",
+		       message_id, "time_ms", (json_int_t)time_ms, "text", text,
+		       text_len));
 }
 
 static void
@@ -415,7 +415,8 @@ static json_t *
 op_history(json_t *req)
 {
 	const char *conv = arg_str(req, "conversation");
-	json_int_t after = json_integer_value(json_object_get(req, "after_seq"));
+	json_int_t after =
+		json_integer_value(json_object_get(req, "after_seq"));
 	json_t *a = json_array();
 	int rc, more = 0;
 
@@ -442,8 +443,8 @@ op_send(json_t *req)
 	if (!conv || !text)
 		return result(BV_EINVAL, NULL);
 	rc = bv_client_send_text(client, conv, text, id);
-	return result(rc, rc == 0 ? json_pack("{s:s}", "message_id", id)
-				  : NULL);
+	return result(rc,
+		      rc == 0 ? json_pack("{s:s}", "message_id", id) : NULL);
 }
 
 static json_t *
@@ -527,10 +528,11 @@ dispatch(json_t *req)
 	if (strcmp(op, "accept") == 0) {
 		const char *account = arg_str(req, "account");
 
-		return result(account ? bv_client_accept_identity(
-						client, account, arg_device(req))
-				      : BV_EINVAL,
-			      NULL);
+		return result(
+			account ? bv_client_accept_identity(client, account,
+							    arg_device(req))
+				: BV_EINVAL,
+			NULL);
 	}
 	if (strcmp(op, "safety") == 0)
 		return op_safety(req);
@@ -548,15 +550,35 @@ dispatch(json_t *req)
 	return result(BV_EINVAL, NULL);
 }
 
-/* One request, one answer (valid until the next call). */
+/*
+ * Once, before the first JSON: jansson seeds its hash tables from
+ * /dev/urandom, which the web build has no file system for, and otherwise
+ * from the clock; libsodium's randombytes is crypto.getRandomValues().
+ */
+static void
+init_once(void)
+{
+	static int done;
+	uint32_t seed = 0;
+
+	if (done)
+		return;
+	done = 1;
+	if (sodium_init() >= 0)
+		randombytes_buf(&seed, sizeof(seed));
+	json_object_seed(seed ? seed : 1);
+}
+
 EMSCRIPTEN_KEEPALIVE const char *
 bvw_call(const char *request)
 {
 	json_error_t err;
-	json_t *req = json_loads(request ? request : "", JSON_REJECT_DUPLICATES,
-				 &err);
-	json_t *r = json_is_object(req) ? dispatch(req)
-					: result(BV_EJSON, NULL);
+	json_t *req;
+
+	init_once();
+	req = json_loads(request ? request : "", JSON_REJECT_DUPLICATES, &err);
+	json_t *r =
+		json_is_object(req) ? dispatch(req) : result(BV_EJSON, NULL);
 
 	json_decref(req);
 	free(answer);
@@ -565,28 +587,18 @@ bvw_call(const char *request)
 	return answer ? answer : "{\"rc\":-1,\"error\":\"out of memory\"}";
 }
 
-/*
- * The sealed image saved last time, for the next "open" (copied); len 0:
- * a new store. Returns 0, BV_EINVAL or BV_ENOMEM.
- */
 EMSCRIPTEN_KEEPALIVE int
 bvw_preload(const uint8_t *img, size_t len)
 {
 	return bv_store_mem_preload(STORE_PATH, len ? img : NULL, len);
 }
 
-/* Changes committed to the store so far (a double: JavaScript's number). */
 EMSCRIPTEN_KEEPALIVE double
 bvw_generation(void)
 {
 	return (double)bv_store_mem_generation(STORE_PATH);
 }
 
-/*
- * The store as a sealed image for saving: its length into *len, the image
- * malloc'd (the caller frees it with free()), or NULL when there is no
- * open store or memory ran out.
- */
 EMSCRIPTEN_KEEPALIVE uint8_t *
 bvw_image(size_t *len)
 {
