@@ -157,7 +157,7 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 	const conv = admin('conversation-create', '--case', kase, '--by', elisa, '--kind', 'team',
 		'--members', elisa);
 	const invite = admin('invite', '--account', elisa);
-	const camillaChat = chat('camilla', conv);
+	let camillaChat = chat('camilla', conv);
 	assert.match(invite, /^[0-9A-Z]{5}-[0-9A-Z]{5}$/);
 
 	const browser = await chromium.launch({
@@ -171,6 +171,11 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 	const page = await context.newPage();
 	const errors = [];
 	page.on('pageerror', (e) => errors.push(String(e)));
+	// The relay's Content-Security-Policy must let the app and the demo
+	// page do everything they do.
+	context.on('console', (m) => {
+		if (/Content Security Policy/.test(m.text())) errors.push(m.text());
+	});
 	const host = `http://localhost:${port}/widget/demo/`;
 	const shot = (name) => page.screenshot({ path: path.join(SHOTS, `widget-${name}.png`) });
 	const widget = () => page.frameLocator('iframe[title]');
@@ -252,6 +257,27 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 					await axeCheck(frame(), 'chat in Sami');
 				}
 			}
+		});
+
+		await t.test('a key change is told plainly and waits for a decision', async () => {
+			// Camilla reinstalls: device 1 of her account with a new key.
+			await camillaChat.stop();
+			cli('camilla2', 'enroll', '--token', admin('issue-token', '--key', keyFile,
+				'--account', camilla), '--replaces', '1');
+			cli('camilla2', 'send', '--conversation', conv, 'Ny telefon, samme Camilla.');
+			camillaChat = chat('camilla2', conv);
+			const w = widget();
+			await w.getByText('Sikkerhetskoden til Camilla er endret').waitFor({ timeout: WAIT });
+			assert.equal(await w.getByText('Ny telefon, samme Camilla.').count(), 0);
+			await shot('keychange');
+			await axeCheck(frame(), 'key change');
+			await w.getByRole('button', { name: 'Fortsett og vis den nye koden' }).click();
+			await w.getByRole('dialog').waitFor({ timeout: WAIT });
+			assert.match(await w.getByRole('dialog').innerText(), /(\d{5}\s+){11}\d{5}/);
+			await shot('safety');
+			await axeCheck(frame(), 'safety code');
+			await w.getByRole('button', { name: 'Lukk' }).click();
+			await w.getByText('Ny telefon, samme Camilla.').waitFor({ timeout: WAIT });
 		});
 
 		await t.test('a second tab gives way, and can take over', async () => {

@@ -39,9 +39,11 @@ function el(tag, attrs = {}, ...kids) {
 	return e;
 }
 
+// Puts a screen's parts in <main>; arrays (lists of parts) are spread,
+// null and false left out.
 function show(...nodes) {
 	main.className = view.name;
-	main.replaceChildren(...nodes);
+	main.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
 }
 
 // Moves focus to a view's heading so screen readers hear the new screen.
@@ -276,7 +278,8 @@ function messageItem(m) {
 	if (m.journal) meta.push(t('journaled') + ' ' + m.journal);
 	return el('li', { class: 'msg' + (mine ? ' mine' : '') + (m.state === 'failed' ? ' failed' : ''), 'data-id': m.message_id },
 		el('p', { class: 'from' }, nameOf(m.sender)),
-		el('p', { class: 'text' }, m.unsupported ? t('unsupported') : m.text),
+		el('p', { class: 'text' }, m.unsupported ? t('unsupported')
+			: m.state === 'undecryptable' ? t('undecryptable') : m.text),
 		el('p', { class: 'meta' }, meta.join(' · ')));
 }
 
@@ -285,7 +288,6 @@ function keyBanner(cv) {
 	const mine = keyChanges.filter((k) => members.has(k.account));
 	return mine.map((k) => el('div', { class: 'banner', role: 'alert' },
 		el('p', {}, t('keyChanged', { name: nameOf(k.account) })),
-		el('button', { type: 'button', class: 'plain', onclick: () => showSafety(k.account, [k.device]) }, t('safety')),
 		el('button', { type: 'button', onclick: () => client.call({ op: 'accept', account: k.account, device: k.device }) }, t('accept'))));
 }
 
@@ -470,6 +472,8 @@ function onEvent(ev) {
 		if (ev.rc === 0) {
 			keyChanges = keyChanges.filter((k) => !(k.account === ev.account && k.device === ev.device));
 			if (view.name === 'chat') drawChat(false);
+			// The new key is trusted now: its code is the one to compare.
+			showSafety(ev.account, [ev.device]);
 		}
 		break;
 	case 'storage_error':

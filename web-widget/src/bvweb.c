@@ -386,6 +386,8 @@ state_name(enum bv_client_msg_state st)
 		return "read";
 	case BV_CLIENT_MSG_FAILED:
 		return "failed";
+	case BV_CLIENT_MSG_UNDECRYPTABLE:
+		return "undecryptable";
 	default:
 		return "received";
 	}
