@@ -501,6 +501,10 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 0;
 
 	case LWS_CALLBACK_CLOSED_HTTP:
+		/* lws also closes connections whose request it refused
+		 * before any pss was made (a NUL in the path). */
+		if (!pss)
+			return 0;
 		bv_free(pss->body);
 		pss->body = NULL;
 		fagapi_detach(pss->fa);
