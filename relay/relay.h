@@ -149,12 +149,15 @@ struct relay_metrics {
 	unsigned long long send_latency_us_sum; /* accept to commit */
 };
 
+struct widget;
+
 struct relay {
 	struct relay_config *cfg;
 	uv_loop_t *loop;
 	struct lws_context *lws;
-	struct db *dbw; /* writes: group commit */
-	struct db *dbr; /* reads, LISTEN */
+	struct widget *widget; /* NULL: no widget_dir */
+	struct db *dbw;	       /* writes: group commit */
+	struct db *dbr;	       /* reads, LISTEN */
 	char instance[37];
 	struct conn *conns; /* every open connection */
 	unsigned n_conns, n_authed;

@@ -2,10 +2,11 @@
 /*
  * server.c: the libwebsockets side of the relay: the bvchat.v1 WebSocket
  * protocol (frame reassembly with a hard cap, a bounded output queue per
- * connection, close codes), /healthz, /metrics and the fagsystem API's
- * requests (fagapi.c) over plain HTTP on the same port, and the SIGTERM
- * drain. It does not interpret frames: complete
- * frames go to ops.c. lws runs on the relay's own libuv loop (foreign loop).
+ * connection, close codes), /healthz, /metrics, the widget's files
+ * (widget.c) and the fagsystem API's requests (fagapi.c) over plain HTTP
+ * on the same port, and the SIGTERM drain. It does not interpret frames:
+ * complete frames go to ops.c. lws runs on the relay's own libuv loop
+ * (foreign loop).
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "bv_util.h"
 #include "fagapi.h"
 #include "relay.h"
+#include "widget.h"
 
 #define CLOSE_DISPLACED	   4001
 #define CLOSE_AUTH_TIMEOUT 4002
@@ -31,6 +33,7 @@ struct http_pss {
 	size_t len;
 	struct fagapi_req *fa; /* a /v1/fagsystem/ request (fagapi.c) */
 	int close_after;       /* hang up once the answer is written */
+	struct widget_tx wtx;  /* a /widget/ file being sent */
 };
 
 void
@@ -434,6 +437,9 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 1;
 
 	case LWS_CALLBACK_HTTP:
+		if (widget_match((const char *)in))
+			return widget_http(r->widget, wsi, (const char *)in,
+					   &pss->wtx);
 		if (fagapi_match((const char *)in)) {
 			/* Answered later, from the database's callbacks. */
 			if (fagapi_begin(r, wsi, (const char *)in, &pss->fa) <
@@ -471,6 +477,8 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (pss->wtx.active)
+			return widget_write(wsi, &pss->wtx);
 		if (!pss->body && pss->fa) {
 			unsigned status;
 			char *body;
@@ -505,6 +513,7 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		 * before any pss was made (a NUL in the path). */
 		if (!pss)
 			return 0;
+		widget_tx_close(&pss->wtx);
 		bv_free(pss->body);
 		pss->body = NULL;
 		fagapi_detach(pss->fa);
@@ -537,6 +546,7 @@ server_start(struct relay *r)
 {
 	struct lws_context_creation_info info;
 	void *loops[1] = {r->loop};
+	int rc;
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
 	memset(&info, 0, sizeof(info));
@@ -553,6 +563,9 @@ server_start(struct relay *r)
 	info.ka_time = 60;
 	info.ka_probes = 3;
 	info.ka_interval = 10;
+	rc = widget_new(r->cfg, &r->widget);
+	if (rc < 0)
+		return rc;
 	r->lws = lws_create_context(&info);
 	if (!r->lws) {
 		bv_log(BV_LOG_ERR, "cannot listen on %s:%u", r->cfg->listen,
@@ -633,4 +646,6 @@ server_finish(struct relay *r)
 		lws_context_destroy(r->lws);
 		r->lws = NULL;
 	}
+	widget_free(r->widget);
+	r->widget = NULL;
 }
