@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "bv_error.h"
 #include "bv_util.h"
@@ -418,6 +419,56 @@ http_reply(struct lws *wsi, struct http_pss *pss, unsigned status,
 	return 0;
 }
 
+/*
+ * An upgrade is about to happen (LWS_CALLBACK_HTTP_CONFIRM_UPGRADE). A
+ * browser names the page's origin in Origin. Browsers may open a WebSocket
+ * to us only from the origins the widget is served under (widget_origins),
+ * so no other site's page can speak for a device whose keys live in the
+ * widget's frame (docs/protocol.md); native clients send no Origin. The
+ * refusal is an HTTP 403, written here in one piece; returns 1 then (lws
+ * completes the transaction), 0 to let the upgrade go on.
+ */
+static int
+confirm_upgrade(struct relay *r, struct lws *wsi, const char *what)
+{
+	static const char body[] = "origin not allowed\n";
+	unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
+					   *end = buf + sizeof(buf) - 1;
+	char origin[256];
+	size_t i;
+	int n;
+
+	n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+	if (n <= 0 || strcasecmp(what, "websocket"))
+		return 0;
+	if (n < (int)sizeof(origin) &&
+	    lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) == n &&
+	    widget_origin_allowed(r->cfg->widget_origins, origin))
+		return 0;
+	bv_log(BV_LOG_INFO, "refused a WebSocket from a browser page of "
+			    "another origin (403)");
+	if (lws_add_http_common_headers(wsi, 403, "text/plain",
+					sizeof(body) - 1, &p, end))
+		return -1;
+	for (i = 0; i < sizeof(api_headers) / sizeof(api_headers[0]); i++)
+		if (lws_add_http_header_by_name(
+			    wsi, (const unsigned char *)api_headers[i].name,
+			    (const unsigned char *)api_headers[i].value,
+			    (int)strlen(api_headers[i].value), &p, end))
+			return -1;
+	if (lws_finalize_http_header(wsi, &p, end) ||
+	    (size_t)(end - p) < sizeof(body) - 1)
+		return -1;
+	memcpy(p, body, sizeof(body) - 1);
+	p += sizeof(body) - 1;
+	/* lws has not read the request's version yet: the status line
+	 * says HTTP/1.0, which browsers take as well. */
+	if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP) !=
+	    (int)(p - start))
+		return -1;
+	return 1;
+}
+
 static int
 http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	      void *in, size_t len)
@@ -435,6 +486,9 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* A WebSocket upgrade that did not ask for bvchat.v1. */
 		return 1;
+
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return confirm_upgrade(r, wsi, (const char *)in);
 
 	case LWS_CALLBACK_HTTP:
 		if (widget_match((const char *)in))

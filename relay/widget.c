@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "bv_error.h"
@@ -482,4 +483,23 @@ widget_tx_close(struct widget_tx *tx)
 	tx->active = 0;
 	tx->fd = -1;
 	tx->remain = 0;
+}
+
+int
+widget_origin_allowed(const char *origins, const char *origin)
+{
+	size_t n, len;
+
+	if (!origins || !origin || !*origin)
+		return 0;
+	len = strlen(origin);
+	for (;;) {
+		origins += strspn(origins, " ");
+		n = strcspn(origins, " ");
+		if (!n)
+			return 0;
+		if (n == len && !strncasecmp(origins, origin, n))
+			return 1;
+		origins += n;
+	}
 }

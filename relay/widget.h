@@ -2,7 +2,8 @@
 /*
  * widget.h: the web widget's files at /widget/ (docs/operations.md, "The
  * web widget"): GET and HEAD of regular files below widget_dir, by a
- * whitelist of names and types, with the frame's security headers.
+ * whitelist of names and types, with the frame's security headers; and the
+ * Origin rule that browsers' WebSockets and requests meet (docs/protocol.md).
  *
  * server.c owns the lws callbacks and calls in here; nothing here touches
  * the database.
@@ -86,5 +87,12 @@ int widget_write(struct lws *wsi, struct widget_tx *tx);
 
 /* Closes tx's file, if any (the connection went away). */
 void widget_tx_close(struct widget_tx *tx);
+
+/*
+ * 1 when origin (an Origin header's value) is one of origins, a
+ * space-separated list as in widget_origins; ASCII case does not matter.
+ * 0 for NULL or "" origins.
+ */
+int widget_origin_allowed(const char *origins, const char *origin);
 
 #endif

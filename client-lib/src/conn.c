@@ -640,7 +640,9 @@ connect_now(struct bv_conn *c)
 	ci.port = c->cfg.port;
 	ci.path = BV_WS_PATH;
 	ci.host = c->host;
-	ci.origin = c->host;
+	/* No ci.origin: lws would send "Origin: http://<host>", which is
+	 * what a browser page sends, and the relay refuses browser origins
+	 * it does not serve the widget under (docs/protocol.md). */
 	ci.protocol = BV_SUBPROTOCOL;
 	ci.local_protocol_name = BV_SUBPROTOCOL;
 	ci.ietf_version_or_minus_one = -1;

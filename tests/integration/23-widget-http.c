@@ -7,7 +7,9 @@
  * "..", NUL, backslashes, hidden names, symbolic links in and out, a
  * directory, a FIFO, a file above the size cap) a 404 that shows nothing
  * and logs nothing but the access line. A relay without widget_dir
- * answers 404.
+ * answers 404. Then the Origin rule of docs/protocol.md on WebSocket
+ * upgrades: a browser page of a foreign origin gets 403, the widget's own
+ * origins and native clients (no Origin) get their connection.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -450,6 +452,85 @@ t_api_headers(void **state)
 	free(body);
 }
 
+/* A WebSocket with this Origin header (NULL: none): HTTP status. */
+static int
+ws_status(int port, const char *origin, int want_challenge)
+{
+	char hdr[256];
+	struct bvt_ws *ws;
+	int st = 0;
+
+	if (origin)
+		snprintf(hdr, sizeof(hdr), "Origin: %s\r\n", origin);
+	ws = bvt_ws_connect_hdr(port, "/v1", "bvchat.v1", origin ? hdr : NULL,
+				bvt_ms(BVT_TIMEOUT), &st);
+	if (ws && want_challenge) {
+		char *buf = NULL;
+		size_t len;
+		int op;
+
+		assert_int_equal(
+			bvt_ws_recv(ws, bvt_ms(BVT_TIMEOUT), &op, &buf, &len),
+			BVT_WS_MSG);
+		assert_non_null(strstr(buf, "\"challenge\""));
+		free(buf);
+	}
+	bvt_ws_free(ws);
+	return st;
+}
+
+static void
+t_ws_origin(void **state)
+{
+	struct bvt_conn *c;
+
+	(void)state;
+	/* The widget's own origins, as browsers write them. */
+	assert_int_equal(
+		ws_status(env.relay.port, "https://chat.kommune.example", 1),
+		101);
+	assert_int_equal(ws_status(env.relay.port, "http://127.0.0.1:8480", 1),
+			 101);
+	assert_int_equal(
+		ws_status(env.relay.port, "HTTPS://Chat.Kommune.Example", 1),
+		101);
+	/* Anything else: 403 before the upgrade. */
+	assert_int_equal(ws_status(env.relay.port, "https://evil.example", 0),
+			 403);
+	assert_int_equal(ws_status(env.relay.port, "null", 0), 403);
+	assert_int_equal(ws_status(env.relay.port, "http://127.0.0.1:8481", 0),
+			 403);
+	assert_int_equal(ws_status(env.relay.port,
+				   "https://chat.kommune.example.evil", 0),
+			 403);
+	/* An embedding page is not the widget: it does not connect itself. */
+	assert_int_equal(
+		ws_status(env.relay.port, "https://www.kommune.example", 0),
+		403);
+	/* An empty Origin is no browser's: it counts as none (lws cannot
+	 * tell the two apart). */
+	assert_int_equal(ws_status(env.relay.port, "", 1), 101);
+	/* What lws clients send when told an origin; libbvchat no longer
+	 * does. */
+	assert_int_equal(ws_status(env.relay.port, "http://127.0.0.1", 0), 403);
+	assert_int_equal(ws_status(env.relay.port, "127.0.0.1", 0), 403);
+	/* Native clients send no Origin: unchanged, and they authenticate. */
+	assert_int_equal(ws_status(env.relay.port, NULL, 1), 101);
+	{
+		struct bvt_dev d;
+
+		assert_int_equal(
+			bvt_new_account(env.relay.port, &env.tenant, &d), 0);
+		c = bvt_online(env.relay.port, &d);
+		assert_non_null(c);
+		bvt_conn_free(c);
+	}
+	/* Without widget_origins no browser page may connect at all. */
+	assert_int_equal(
+		ws_status(bare.port, "https://chat.kommune.example", 0), 403);
+	assert_int_equal(ws_status(bare.port, NULL, 1), 101);
+}
+
 int
 main(void)
 {
@@ -462,6 +543,7 @@ main(void)
 		cmocka_unit_test(t_not_found),
 		cmocka_unit_test(t_no_widget),
 		cmocka_unit_test(t_api_headers),
+		cmocka_unit_test(t_ws_origin),
 	};
 	/* clang-format on */
 
