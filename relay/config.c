@@ -104,6 +104,14 @@ static const struct directive directives[] = {
 	 "origins whose pages may embed it"},
 	{"widget_max_file_bytes", UINT(widget_max_file_bytes), "16777216", 1024,
 	 1073741824, "bytes", "largest widget file served"},
+	{"invite_key_file", STR(invite_key_file), "", 0, 4096, "",
+	 "key of invite codes; \"\" = none"},
+	{"invite_max_ttl_s", UINT(invite_max_ttl_s), "259200", 60, 2592000, "s",
+	 "longest lifetime of an invite"},
+	{"invite_failures_per_hour", UINT(invite_failures_per_hour), "10", 1,
+	 100000, "", "failed redeems per address an hour"},
+	{"client_ip_header", STR(client_ip_header), "", 0, 64, "",
+	 "header with the client (TLS proxy)"},
 };
 
 #define N_DIRECTIVES (sizeof(directives) / sizeof(directives[0]))

@@ -36,6 +36,10 @@ struct relay_config {
 	char *widget_origins;		/* origins the widget is served under */
 	char *widget_embed_origins;	/* origins that may embed its frame */
 	unsigned widget_max_file_bytes;
+	char *invite_key_file; /* "" = no invites (invite.c) */
+	unsigned invite_max_ttl_s;
+	unsigned invite_failures_per_hour; /* per client address */
+	char *client_ip_header;		   /* "" = the TCP peer's address */
 };
 
 /* Sets every field to its documented default (strings are allocated). */

@@ -553,7 +553,10 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		memcpy(buf + LWS_PRE, pss->body, pss->len);
 		n = lws_write(wsi, buf + LWS_PRE, pss->len,
 			      LWS_WRITE_HTTP_FINAL);
+		/* An answer may carry an invite code or a ticket. */
+		bv_wipe(buf + LWS_PRE, pss->len);
 		bv_free(buf);
+		bv_wipe(pss->body, pss->len);
 		bv_free(pss->body);
 		pss->body = NULL;
 		if (n < (int)pss->len || pss->close_after)
@@ -568,6 +571,8 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (!pss)
 			return 0;
 		widget_tx_close(&pss->wtx);
+		if (pss->body)
+			bv_wipe(pss->body, pss->len);
 		bv_free(pss->body);
 		pss->body = NULL;
 		fagapi_detach(pss->fa);

@@ -51,6 +51,10 @@ static const struct {
 	{"widget_origins", ""},
 	{"widget_embed_origins", ""},
 	{"widget_max_file_bytes", "16777216"},
+	{"invite_key_file", ""},
+	{"invite_max_ttl_s", "259200"},
+	{"invite_failures_per_hour", "10"},
+	{"client_ip_header", ""},
 };
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
 
@@ -513,7 +517,7 @@ test_protocol_limits(void **state)
 		}
 	}
 	fclose(f);
-	assert_int_equal(rows, 14);
+	assert_int_equal(rows, 15);
 }
 
 static void
