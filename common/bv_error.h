@@ -34,6 +34,8 @@
 	XX(ETOKEN_USED, -25, 0, "enrollment token has already been used")      \
 	XX(EDEVICE_LIMIT, -26, 0, "account has too many devices")              \
 	XX(ECONN_LIMIT, -27, 1, "account has too many connections")            \
+	XX(EINVITE, -28, 0, "invite code is not valid")                        \
+	XX(EORIGIN, -29, 0, "request from a web page of another origin")       \
 	XX(ENOACCOUNT, -30, 0, "no such account reachable from this device")   \
 	XX(EDEVICES, -31, 0, "envelopes do not match the recipient devices")   \
 	XX(ESTALE, -32, 0, "recipient devices have a new registration id")     \

@@ -24,6 +24,7 @@
 #include "bv_error.h"
 #include "bv_token.h"
 #include "bv_util.h"
+#include "invite.h"
 #include "migrate.h"
 
 /* Process exit statuses. */
@@ -1114,6 +1115,113 @@ out:
 	return status;
 }
 
+static const char usage_invite[] =
+	"usage: bvchat-relay admin invite --account UUID [--ttl SECONDS]\n"
+	"\n"
+	"Prints a new invite code (XXXXX-XXXXX) for an existing citizen\n"
+	"account, for a person without eID to type into the widget\n"
+	"(docs/protocol.md, \"Invites\"), and on the next line when it\n"
+	"expires (UTC). The code is good once; hand it over like a password.\n"
+	"The database keeps only its keyed hash: this needs the relays'\n"
+	"invite_key_file. Audited as invite.create (actor admin:<login>).\n"
+	"\"not found or not allowed\" for an account that does not exist, is\n"
+	"an archive or holds a staff role on a case: one answer on purpose.\n"
+	"\n"
+	"  --account UUID     the person's account\n"
+	"  --ttl SECONDS      how long the code is valid: 60 to\n"
+	"                     invite_max_ttl_s (default 259200, 72 hours,\n"
+	"                     or invite_max_ttl_s when that is less)\n";
+
+static int
+cmd_invite(const struct relay_config *c, int argc, char **argv)
+{
+	const char *cmd = "invite";
+	const char *account = NULL, *ttl_s = NULL;
+	struct opt opts[] = {{"--account", &account}, {"--ttl", &ttl_s}};
+	struct admin_cmd self = {cmd, NULL, usage_invite, NULL};
+	uint8_t key[INVITE_KEY_LEN], hash[INVITE_HASH_LEN];
+	char code[INVITE_CODE_LEN + 1], canon[INVITE_SYMBOLS + 1];
+	char hex[2 + 2 * INVITE_HASH_LEN + 1], ttl[16], max_ttl[16], err[256];
+	const char *params[4] = {NULL, hex, ttl, max_ttl};
+	long long t = INVITE_TTL_DEFAULT, max = INVITE_TTL_DEFAULT;
+	PGconn *conn = NULL;
+	PGresult *res = NULL;
+	int status = EXIT_FAIL, n;
+	char *end;
+
+	n = parse_opts(&self, argc, argv, opts, sizeof(opts) / sizeof(*opts));
+	if (n != 0)
+		return n > 0 ? EXIT_OK : EXIT_USAGE;
+	if (account == NULL) {
+		admin_err(cmd, "--account is required (see --help)");
+		return EXIT_USAGE;
+	}
+	if (!bv_uuid_valid(account)) {
+		admin_err(cmd, "--account must be a UUID (lower case)");
+		return EXIT_USAGE;
+	}
+	if (c != NULL)
+		max = c->invite_max_ttl_s;
+	if (t > max)
+		t = max;
+	if (ttl_s != NULL) {
+		errno = 0;
+		t = strtoll(ttl_s, &end, 10);
+		if (errno != 0 || end == ttl_s || *end != '\0' ||
+		    t < INVITE_TTL_MIN || t > max) {
+			admin_err(cmd,
+				  "--ttl must be %d to %lld seconds (the "
+				  "relay's invite_max_ttl_s)",
+				  INVITE_TTL_MIN, max);
+			return EXIT_USAGE;
+		}
+	}
+	if (c == NULL || c->invite_key_file == NULL ||
+	    *c->invite_key_file == '\0') {
+		admin_err(cmd, "needs the relays' invite_key_file (set it in "
+			       "the config file or with --invite_key_file)");
+		return EXIT_USAGE;
+	}
+	if (invite_key_load(c->invite_key_file, key, err, sizeof(err)) < 0) {
+		admin_err(cmd, "%s", err);
+		return EXIT_FAIL;
+	}
+	conn = db_open(c, cmd);
+	if (conn == NULL)
+		goto out;
+	invite_code_new(code);
+	if (invite_code_normalize(code, canon) < 0)
+		goto out;
+	invite_code_hash(key, canon, hash);
+	memcpy(hex, "\\x", 2);
+	sodium_bin2hex(hex + 2, sizeof(hex) - 2, hash, sizeof(hash));
+	snprintf(ttl, sizeof(ttl), "%lld", t);
+	snprintf(max_ttl, sizeof(max_ttl), "%lld", max);
+	params[0] = account;
+	/* The account's own tenant: the operator is not confined to one. */
+	res = exec_as_admin(conn,
+			    "SELECT to_char(to_timestamp(i.expires) AT TIME "
+			    "ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+			    "FROM bv_invite_create((SELECT a.tenant_id FROM "
+			    "accounts a WHERE a.id = $1::uuid), $1::uuid, "
+			    "$2::bytea, $3::int, $4::int) i",
+			    4, params);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		sql_refused(cmd, conn, res);
+		goto out;
+	}
+	printf("%s\nexpires %s\n", code, PQgetvalue(res, 0, 0));
+	status = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+out:
+	bv_wipe(key, sizeof(key));
+	bv_wipe(code, sizeof(code));
+	bv_wipe(canon, sizeof(canon));
+	bv_wipe(hash, sizeof(hash));
+	PQclear(res);
+	PQfinish(conn);
+	return status;
+}
+
 static const struct admin_cmd admin_cmds[] = {
 	{"tenant-create", "create a tenant and its token-signing key",
 	 usage_tenant_create, cmd_tenant_create},
@@ -1140,6 +1248,8 @@ static const struct admin_cmd admin_cmds[] = {
 	 usage_cases, cmd_case_export},
 	{"case-export", "print a case as JSON, one line (audited)", usage_cases,
 	 cmd_case_export},
+	{"invite", "print an invite code for a citizen account", usage_invite,
+	 cmd_invite},
 };
 
 #define ADMIN_NCMDS (sizeof(admin_cmds) / sizeof(admin_cmds[0]))

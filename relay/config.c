@@ -22,10 +22,12 @@
 #include "config.h"
 
 enum cfg_type {
-	CFG_UINT,   /* unsigned */
-	CFG_SIZE,   /* size_t */
-	CFG_STRING, /* char *, allocated; min/max bound its length */
-	CFG_LEVEL,  /* char *, one of bv_log_level_from_name()'s names */
+	CFG_UINT,    /* unsigned */
+	CFG_SIZE,    /* size_t */
+	CFG_STRING,  /* char *, allocated; min/max bound its length */
+	CFG_LEVEL,   /* char *, one of bv_log_level_from_name()'s names */
+	CFG_ORIGINS, /* char *, web origins separated by spaces; max bounds
+		      * the length */
 };
 
 struct directive {
@@ -45,10 +47,11 @@ struct directive {
 #define FIELD(member, T)                                                       \
 	(offsetof(struct relay_config, member) +                               \
 	 0 * sizeof((T *)NULL == &((struct relay_config *)NULL)->member))
-#define UINT(m)	 CFG_UINT, FIELD(m, unsigned)
-#define SIZE(m)	 CFG_SIZE, FIELD(m, size_t)
-#define STR(m)	 CFG_STRING, FIELD(m, char *)
-#define LEVEL(m) CFG_LEVEL, FIELD(m, char *)
+#define UINT(m)	   CFG_UINT, FIELD(m, unsigned)
+#define SIZE(m)	   CFG_SIZE, FIELD(m, size_t)
+#define STR(m)	   CFG_STRING, FIELD(m, char *)
+#define LEVEL(m)   CFG_LEVEL, FIELD(m, char *)
+#define ORIGINS(m) CFG_ORIGINS, FIELD(m, char *)
 
 static const struct directive directives[] = {
 	{"listen", STR(listen), "127.0.0.1", 1, 255, "", "address to bind"},
@@ -93,6 +96,22 @@ static const struct directive directives[] = {
 	 "operations per transaction"},
 	{"office_clock_offset_s", UINT(office_clock_offset_s), "0", 0, 31536000,
 	 "s", "tests only: shift office hours"},
+	{"widget_dir", STR(widget_dir), "", 0, 4096, "",
+	 "files served at /widget/; \"\" = none"},
+	{"widget_origins", ORIGINS(widget_origins), "", 0, 1024, "",
+	 "origins the widget is served under"},
+	{"widget_embed_origins", ORIGINS(widget_embed_origins), "", 0, 1024, "",
+	 "origins whose pages may embed it"},
+	{"widget_max_file_bytes", UINT(widget_max_file_bytes), "16777216", 1024,
+	 1073741824, "bytes", "largest widget file served"},
+	{"invite_key_file", STR(invite_key_file), "", 0, 4096, "",
+	 "key of invite codes; \"\" = none"},
+	{"invite_max_ttl_s", UINT(invite_max_ttl_s), "259200", 60, 2592000, "s",
+	 "longest lifetime of an invite"},
+	{"invite_failures_per_hour", UINT(invite_failures_per_hour), "10", 1,
+	 100000, "", "failed redeems per address an hour"},
+	{"client_ip_header", STR(client_ip_header), "", 0, 64, "",
+	 "header with the client (TLS proxy)"},
 };
 
 #define N_DIRECTIVES (sizeof(directives) / sizeof(directives[0]))
@@ -123,6 +142,70 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+}
+
+/*
+ * One web origin as browsers write it in an Origin header (RFC 6454):
+ * "http" or "https", "://", a lower-case host name, IPv4 address or
+ * bracketed IPv6 address, an optional port; no path, no trailing slash.
+ * Lower case only, so that the exact comparison with a browser's header
+ * holds; nothing that could end a Content-Security-Policy directive.
+ */
+static int
+origin_valid(const char *s, size_t len)
+{
+	size_t i = 0, host;
+	unsigned long port = 0;
+
+	if (len > 8 && !strncmp(s, "https://", 8))
+		i = 8;
+	else if (len > 7 && !strncmp(s, "http://", 7))
+		i = 7;
+	else
+		return 0;
+	host = i;
+	if (s[i] == '[') {
+		for (i++; i < len && s[i] != ']'; i++)
+			if (!strchr("0123456789abcdef:.", s[i]))
+				return 0;
+		if (i >= len || i == host + 1)
+			return 0;
+		i++;
+	} else {
+		for (; i < len && s[i] != ':'; i++)
+			if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789.-",
+				    s[i]))
+				return 0;
+		if (i == host)
+			return 0;
+	}
+	if (i == len)
+		return 1;
+	if (s[i++] != ':' || i == len || len - i > 5)
+		return 0;
+	for (; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		port = port * 10 + (unsigned long)(s[i] - '0');
+	}
+	return port >= 1 && port <= 65535;
+}
+
+/* Origins separated by single or repeated spaces; empty is allowed. */
+static int
+origins_valid(const char *s)
+{
+	size_t n;
+
+	for (;;) {
+		s += strspn(s, " ");
+		if (!*s)
+			return 1;
+		n = strcspn(s, " ");
+		if (!origin_valid(s, n))
+			return 0;
+		s += n;
+	}
 }
 
 /* Plain decimal digits only: no sign, no spaces, no suffix. */
@@ -183,11 +266,20 @@ directive_set(struct relay_config *c, const struct directive *d,
 		}
 		break;
 	case CFG_STRING:
+	case CFG_ORIGINS:
 		len = strlen(value);
 		if (len < d->min || len > d->max) {
 			set_err(err, errlen,
 				"%s must be %llu to %llu characters", d->name,
 				d->min, d->max);
+			return BV_ECONFIG;
+		}
+		if (d->type == CFG_ORIGINS && !origins_valid(value)) {
+			set_err(err, errlen,
+				"%s: origins are like https://host or "
+				"http://host:port, lower case, separated by "
+				"spaces",
+				d->name);
 			return BV_ECONFIG;
 		}
 		break;
@@ -226,7 +318,8 @@ config_set(struct relay_config *c, const char *name, const char *value,
 static int
 is_string(const struct directive *d)
 {
-	return d->type == CFG_STRING || d->type == CFG_LEVEL;
+	return d->type == CFG_STRING || d->type == CFG_LEVEL ||
+	       d->type == CFG_ORIGINS;
 }
 
 void

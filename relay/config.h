@@ -32,6 +32,14 @@ struct relay_config {
 	unsigned shutdown_timeout_ms;
 	unsigned max_commit_batch;
 	unsigned office_clock_offset_s; /* tests and demos only; 0 */
+	char *widget_dir;		/* "" = no widget (widget.c) */
+	char *widget_origins;		/* origins the widget is served under */
+	char *widget_embed_origins;	/* origins that may embed its frame */
+	unsigned widget_max_file_bytes;
+	char *invite_key_file; /* "" = no invites (invite.c) */
+	unsigned invite_max_ttl_s;
+	unsigned invite_failures_per_hour; /* per client address */
+	char *client_ip_header;		   /* "" = the TCP peer's address */
 };
 
 /* Sets every field to its documented default (strings are allocated). */

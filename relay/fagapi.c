@@ -2,12 +2,16 @@
 /*
  * fagapi.c: the fagsystem's HTTP API (docs/fagsystem-api.md): routing,
  * the per-request token check (signature by the tenant's key, audience,
- * expiry, request hash, single-use jti), the calls into 0003's and 0006's
- * functions confined to the token's tenant, and JSON answers. It does not
- * speak lws (server.c does) and it does not apply roster changes to live
- * connections: the SQL functions NOTIFY, ops.c listens. Tokens and bodies
- * are never logged.
+ * expiry, request hash, single-use jti), the calls into 0003's, 0006's and
+ * 0007's functions confined to the token's tenant, and JSON answers. Also
+ * the one request without credentials that shares this plumbing: redeeming
+ * an invite code (POST /v1/invites/redeem, docs/protocol.md "Invites"),
+ * limited by failures per client address. It does not speak lws beyond
+ * reading headers (server.c writes) and it does not apply roster changes
+ * to live connections: the SQL functions NOTIFY, ops.c listens. Tokens,
+ * codes, tickets and bodies are never logged, and wiped when freed.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +22,9 @@
 #include "bv_token.h"
 #include "bv_util.h"
 #include "fagapi.h"
+#include "invite.h"
 #include "relay.h"
+#include "widget.h"
 
 #define AUTH_SCHEME	"Bvchat-Fagsystem "
 #define AUTH_SCHEME_LEN (sizeof(AUTH_SCHEME) - 1)
@@ -33,6 +39,8 @@ enum endpoint {
 	EP_PROTECT,
 	EP_CONVERSATIONS,
 	EP_CASE_SHOW,
+	EP_INVITES,
+	EP_REDEEM, /* no credentials: an invite code */
 };
 
 struct fagapi_req {
@@ -49,6 +57,9 @@ struct fagapi_req {
 	size_t body_len, content_length;
 	int too_big;
 	int early_code; /* an answer decided before the body was read */
+	char addr[64];	/* EP_REDEEM: the client address's key */
+	char code[INVITE_CODE_LEN + 1];	    /* EP_INVITES: the new code */
+	char ticket[INVITE_TICKET_LEN + 1]; /* EP_REDEEM: handed out */
 	struct bv_apitoken tok;
 	uint8_t pk[32];
 	char actor[sizeof(ACTOR_PREFIX) + BV_APITOKEN_SUB_MAX];
@@ -59,7 +70,7 @@ struct fagapi_req {
 	int close_after;
 };
 
-static unsigned n_pending;
+static unsigned n_pending, n_redeem;
 
 static const struct relay_stmt statements[] = {
 	{"fa_key", "SELECT token_key FROM tenants WHERE id = $1::uuid", 1},
@@ -98,6 +109,14 @@ static const struct relay_stmt statements[] = {
 	 * (migrations/0006); NULL when it is not a case of the tenant. */
 	{"fa_case_export", "SELECT bv_case_export($1::uuid, $2::uuid, 'json')",
 	 2},
+	{"fa_invite",
+	 "SELECT invite::text, expires FROM bv_invite_create($1::uuid, "
+	 "$2::uuid, $3::bytea, $4::int, $5::int)",
+	 5},
+	{"inv_redeem",
+	 "SELECT status, ticket_expires FROM bv_invite_redeem($1::bytea, "
+	 "$2::bytea, $3::int)",
+	 3},
 };
 
 int
@@ -110,8 +129,10 @@ fagapi_prepare(struct relay *r)
 int
 fagapi_match(const char *path)
 {
-	return path && !strncmp(path, FAGAPI_PATH_PREFIX,
-				sizeof(FAGAPI_PATH_PREFIX) - 1);
+	return path && (!strncmp(path, FAGAPI_PATH_PREFIX,
+				 sizeof(FAGAPI_PATH_PREFIX) - 1) ||
+			!strncmp(path, INVITES_PATH_PREFIX,
+				 sizeof(INVITES_PATH_PREFIX) - 1));
 }
 
 /* ---------------------------------------------------------------- answers */
@@ -123,9 +144,18 @@ req_free(struct fagapi_req *q)
 		bv_wipe(q->auth, strlen(q->auth));
 		bv_free(q->auth);
 	}
+	/* A body or an answer may hold a code or a ticket. */
+	if (q->body)
+		bv_wipe(q->body, q->body_len);
 	bv_free(q->body);
+	if (q->reply)
+		bv_wipe(q->reply, strlen(q->reply));
 	bv_free(q->reply);
 	bv_wipe(&q->tok, sizeof(q->tok));
+	bv_wipe(q->code, sizeof(q->code));
+	bv_wipe(q->ticket, sizeof(q->ticket));
+	if (q->ep == EP_REDEEM)
+		n_redeem--;
 	bv_free(q);
 	n_pending--;
 }
@@ -159,7 +189,10 @@ status_of(int code)
 		return 400;
 	case BV_EAUTH:
 		return 401;
+	case BV_EORIGIN:
+		return 403;
 	case BV_EOP:
+	case BV_EINVITE:
 		return 404;
 	case BV_ENOACCOUNT:
 		return 404;
@@ -167,6 +200,8 @@ status_of(int code)
 		return 409;
 	case BV_EFRAME:
 		return 413;
+	case BV_ERATE:
+		return 429;
 	case BV_EUNAVAILABLE:
 	case BV_ESHUTDOWN:
 	case BV_EBUSY:
@@ -238,6 +273,19 @@ static void
 answer_ok(struct fagapi_req *q, json_t *result)
 {
 	answer(q, 200, json_text(result ? result : json_object()));
+}
+
+/* 429 with the time after which the address may try again. */
+static void
+answer_rate(struct fagapi_req *q, uint64_t retry_after_ms)
+{
+	json_t *e =
+		json_pack("{s:s, s:i, s:s, s:I}", "code", bv_errname(BV_ERATE),
+			  "errno", BV_ERATE, "message", bv_strerror(BV_ERATE),
+			  "retry_after_ms", (json_int_t)retry_after_ms);
+
+	q->r->m.errors[-BV_ERATE]++;
+	answer(q, 429, json_text(json_pack("{s:o}", "error", e)));
 }
 
 int
@@ -368,6 +416,23 @@ op_done(struct db_job *job, int rc, void *arg)
 			goto internal;
 		answer_ok(q, json_pack("{s:s}", "conversation", v));
 		return;
+	case EP_INVITES: {
+		/* Written by hand: jansson's copy of the code could not be
+		 * wiped. The code and the uuid need no escaping. */
+		char *out = bv_malloc(160);
+
+		if (!v || PQnfields(res) != 2 || PQgetisnull(res, 0, 1) ||
+		    !out) {
+			bv_free(out);
+			goto internal;
+		}
+		snprintf(out, 160,
+			 "{\"code\":\"%s\",\"expires\":%s,\"invite\":\"%s\"}\n",
+			 q->code, PQgetvalue(res, 0, 1), v);
+		bv_wipe(q->code, sizeof(q->code));
+		answer(q, 200, out);
+		return;
+	}
 	case EP_CASE_SHOW:
 		/* No such case and another tenant's: one answer. */
 		if (!v) {
@@ -424,6 +489,9 @@ op_build(struct fagapi_req *q, json_t *in, struct db_job **out,
 	const char *p[5] = {q->tok.tenant, NULL, NULL, NULL, NULL};
 	const char *stmt = NULL;
 	char *members = NULL;
+	char hash_hex[2 + 2 * INVITE_HASH_LEN + 1], ttl[16], max_ttl[16];
+	char canon[INVITE_SYMBOLS + 1];
+	uint8_t hash[INVITE_HASH_LEN];
 	struct db_job *job = NULL;
 	json_t *m;
 	int n = 1, rc = BV_EFIELD;
@@ -464,6 +532,42 @@ op_build(struct fagapi_req *q, json_t *in, struct db_job **out,
 			goto out;
 		n = 4;
 		break;
+	case EP_INVITES: {
+		unsigned max = q->r->cfg->invite_max_ttl_s;
+		json_int_t t =
+			max < INVITE_TTL_DEFAULT ? max : INVITE_TTL_DEFAULT;
+		json_t *v;
+
+		stmt = "fa_invite";
+		if (field_uuid(in, *bad = "account", &p[1]) < 0)
+			goto out;
+		*bad = "ttl_s";
+		v = json_object_get(in, "ttl_s");
+		if (v && !json_is_null(v)) {
+			if (!json_is_integer(v) ||
+			    json_integer_value(v) < INVITE_TTL_MIN ||
+			    json_integer_value(v) > (json_int_t)max)
+				goto out;
+			t = json_integer_value(v);
+		}
+		/* The code is made here; only its keyed hash goes on. */
+		invite_code_new(q->code);
+		if (invite_code_normalize(q->code, canon) < 0) {
+			rc = BV_EINTERNAL;
+			goto out;
+		}
+		invite_code_hash(q->r->invite_key, canon, hash);
+		memcpy(hash_hex, "\\x", 2);
+		sodium_bin2hex(hash_hex + 2, sizeof(hash_hex) - 2, hash,
+			       sizeof(hash));
+		snprintf(ttl, sizeof(ttl), "%lld", (long long)t);
+		snprintf(max_ttl, sizeof(max_ttl), "%u", max);
+		p[2] = hash_hex;
+		p[3] = ttl;
+		p[4] = max_ttl;
+		n = 5;
+		break;
+	}
 	case EP_CASE_SHOW:
 		/* Validated by route(); the body (there is none) is not read. */
 		stmt = "fa_case_export";
@@ -521,6 +625,8 @@ out:
 	if (job)
 		db_job_free(job);
 	bv_free(members);
+	bv_wipe(canon, sizeof(canon));
+	bv_wipe(hash, sizeof(hash));
 	return rc;
 }
 
@@ -557,6 +663,173 @@ fail:
 		db_job_free(job);
 	json_decref(in);
 	answer_error(q, rc, bad);
+}
+
+/* ------------------------------------------------------------ redeeming */
+
+static void
+redeem_done(struct db_job *job, int rc, void *arg)
+{
+	struct fagapi_req *q = arg;
+	struct relay *r = q->r;
+	PGresult *res;
+	char *out;
+
+	if (!job_over(q))
+		return;
+	if (rc < 0) {
+		/* Not the client's failure: its token goes back. */
+		invite_limits_refund(r->invite_limits, q->addr);
+		answer_error(q, sql_code(job, rc), NULL);
+		return;
+	}
+	res = db_job_result(job, 0);
+	if (!res || PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+		answer_error(q, BV_EINTERNAL, NULL);
+		return;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "0") != 0) {
+		/* Unknown, used, expired: one answer, and a failure. */
+		r->m.invite_refused++;
+		answer_error(q, BV_EINVITE, NULL);
+		return;
+	}
+	invite_limits_refund(r->invite_limits, q->addr);
+	r->m.invite_redeemed++;
+	/* By hand, so that no copy of the ticket stays unwiped. */
+	out = bv_malloc(128);
+	if (!out) {
+		answer_error(q, BV_ENOMEM, NULL);
+		return;
+	}
+	snprintf(out, 128, "{\"token\":\"%s\",\"expires\":%s}\n", q->ticket,
+		 PQgetvalue(res, 0, 1));
+	bv_wipe(q->ticket, sizeof(q->ticket));
+	answer(q, 200, out);
+}
+
+/*
+ * POST /v1/invites/redeem: the whole body is in. Every request takes one
+ * of its address's failure tokens first and gives it back only when it
+ * redeems a code (or the database failed): a malformed body, a malformed
+ * code and a refused code all count. The answer for every refused code is
+ * the same BV_EINVITE.
+ */
+static void
+redeem(struct fagapi_req *q)
+{
+	struct relay *r = q->r;
+	char canon[INVITE_SYMBOLS + 1];
+	char code_hex[2 + 2 * INVITE_HASH_LEN + 1];
+	char ticket_hex[2 + 2 * INVITE_HASH_LEN + 1], ttl[16];
+	const char *p[3] = {code_hex, ticket_hex, ttl};
+	uint8_t code_hash[INVITE_HASH_LEN], ticket_hash[INVITE_HASH_LEN];
+	struct db_job *job = NULL;
+	uint64_t retry = 0;
+	json_error_t jerr;
+	json_t *in = NULL, *v;
+	const char *field = NULL;
+	int rc;
+
+	rc = invite_limits_take(r->invite_limits, q->addr, bv_mono_ms(),
+				&retry);
+	if (rc == BV_ERATE) {
+		r->m.invite_limited++;
+		bv_log(BV_LOG_INFO, "invite: %s has used up its failures",
+		       q->addr);
+		answer_rate(q, retry);
+		return;
+	}
+	if (rc < 0) {
+		answer_error(q, rc, NULL);
+		return;
+	}
+	in = json_loadb((const char *)q->body, q->body_len,
+			JSON_REJECT_DUPLICATES, &jerr);
+	rc = BV_EJSON;
+	if (!json_is_object(in))
+		goto fail;
+	v = json_object_get(in, "code");
+	rc = BV_EFIELD;
+	field = "code";
+	if (!json_is_string(v))
+		goto fail;
+	field = NULL;
+	rc = invite_code_normalize(json_string_value(v), canon);
+	/* jansson's copy of the code. */
+	bv_wipe((char *)json_string_value(v), json_string_length(v));
+	if (rc < 0) {
+		r->m.invite_refused++;
+		goto fail;
+	}
+	invite_code_hash(r->invite_key, canon, code_hash);
+	bv_wipe(canon, sizeof(canon));
+	rc = invite_ticket_new(q->ticket, ticket_hash);
+	if (rc < 0)
+		goto fail;
+	memcpy(code_hex, "\\x", 2);
+	sodium_bin2hex(code_hex + 2, sizeof(code_hex) - 2, code_hash,
+		       sizeof(code_hash));
+	memcpy(ticket_hex, "\\x", 2);
+	sodium_bin2hex(ticket_hex + 2, sizeof(ticket_hex) - 2, ticket_hash,
+		       sizeof(ticket_hash));
+	snprintf(ttl, sizeof(ttl), "%d", INVITE_TICKET_TTL_S);
+	rc = BV_ENOMEM;
+	job = db_job_new(RELAY_READ);
+	if (!job || db_job_add(job, "inv_redeem", 3, p, NULL, NULL, 0) < 0)
+		goto fail;
+	rc = submit(q, r->dbw, job, redeem_done);
+	job = NULL;
+	if (rc < 0)
+		goto fail;
+	json_decref(in);
+	return;
+fail:
+	if (job)
+		db_job_free(job);
+	json_decref(in);
+	/* Our failures are not the client's. */
+	if (rc == BV_ENOMEM || rc == BV_EINTERNAL)
+		invite_limits_refund(r->invite_limits, q->addr);
+	answer_error(q, rc, field);
+}
+
+/*
+ * The client's address as failures are counted: the TCP peer, or behind a
+ * TLS proxy the header client_ip_header names (X-Forwarded-For: its last
+ * entry, the one the nearest proxy added). Something unreadable counts as
+ * one address, "?".
+ */
+static void
+client_addr(struct relay *r, struct lws *wsi, char *key, size_t cap)
+{
+	const char *name = r->cfg->client_ip_header;
+	char buf[256], lname[80], *a = buf;
+	size_t i;
+	int n = -1;
+
+	buf[0] = '\0';
+	if (name && *name && !strcasecmp(name, "X-Forwarded-For")) {
+		n = lws_hdr_copy(wsi, buf, sizeof(buf),
+				 WSI_TOKEN_X_FORWARDED_FOR);
+		if (n > 0 && strrchr(buf, ','))
+			a = strrchr(buf, ',') + 1;
+	} else if (name && *name) {
+		for (i = 0; name[i] && i < sizeof(lname) - 2; i++)
+			lname[i] = (char)tolower((unsigned char)name[i]);
+		lname[i++] = ':';
+		lname[i] = '\0';
+		n = lws_hdr_custom_copy(wsi, buf, sizeof(buf), lname,
+					(int)strlen(lname));
+	}
+	if (n <= 0) {
+		a = buf;
+		lws_get_peer_simple(wsi, buf, sizeof(buf));
+	}
+	a += strspn(a, " \t");
+	a[strcspn(a, " \t")] = '\0';
+	if (invite_addr_key(a, key, cap) < 0)
+		snprintf(key, cap, "?");
 }
 
 /* ------------------------------------------------------- authentication */
@@ -712,6 +985,15 @@ route(struct fagapi_req *q, int is_get, int is_post)
 	const char *show = FAGAPI_PATH_PREFIX "cases/";
 	size_t i;
 
+	/* Without the key there are no invites: not even the paths. */
+	if (!strcmp(q->path, INVITES_REDEEM_PATH)) {
+		q->ep = EP_REDEEM;
+		return is_post && q->r->invites ? 0 : BV_EOP;
+	}
+	if (!strcmp(q->path, FAGAPI_PATH_PREFIX "invites")) {
+		q->ep = EP_INVITES;
+		return is_post && q->r->invites ? 0 : BV_EOP;
+	}
 	for (i = 0; i < sizeof(posts) / sizeof(posts[0]); i++)
 		if (!strcmp(q->path, posts[i].path)) {
 			q->ep = posts[i].ep;
@@ -750,10 +1032,29 @@ fagapi_begin(struct relay *r, struct lws *wsi, const char *path,
 		snprintf(q->path, sizeof(q->path), "%s", path);
 	if (!q->early_code)
 		q->early_code = route(q, is_get, is_post);
+	if (q->ep == EP_REDEEM)
+		n_redeem++;
 	if (!q->early_code && r->draining)
 		q->early_code = BV_ESHUTDOWN;
-	if (!q->early_code && n_pending > FAGAPI_MAX_PENDING)
+	if (!q->early_code && q->ep != EP_REDEEM &&
+	    n_pending - n_redeem > FAGAPI_MAX_PENDING)
 		q->early_code = BV_EBUSY;
+	if (!q->early_code && q->ep == EP_REDEEM) {
+		char origin[256];
+
+		/* A browser page of another site may not redeem (the Origin
+		 * rule of docs/protocol.md). */
+		n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+		if (n > 0 &&
+		    (n >= (int)sizeof(origin) ||
+		     lws_hdr_copy(wsi, origin, sizeof(origin),
+				  WSI_TOKEN_ORIGIN) != n ||
+		     !widget_origin_allowed(r->cfg->widget_origins, origin)))
+			q->early_code = BV_EORIGIN;
+		else if (n_redeem > INVITE_MAX_PENDING)
+			q->early_code = BV_EBUSY;
+		client_addr(r, wsi, q->addr, sizeof(q->addr));
+	}
 
 	n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
 	if (n > 0 && (size_t)n < AUTH_MAX) {
@@ -831,5 +1132,8 @@ fagapi_body_done(struct fagapi_req *q)
 		answer_error(q, BV_EFRAME, NULL);
 		return;
 	}
-	authenticate(q);
+	if (q->ep == EP_REDEEM)
+		redeem(q);
+	else
+		authenticate(q);
 }

@@ -2,7 +2,9 @@
 /*
  * fagapi.h: the fagsystem's HTTP API on the relay (docs/fagsystem-api.md):
  * /v1/fagsystem/… on the relay's own port, each request authenticated by a
- * token signed with its tenant's key and confined to that tenant.
+ * token signed with its tenant's key and confined to that tenant; and
+ * POST /v1/invites/redeem, the widget's one request without credentials
+ * (docs/protocol.md, "Invites").
  *
  * server.c owns the lws side (reading the body, writing the answer); this
  * module owns everything else. A request object lives until both its
@@ -14,12 +16,15 @@
 #include <stddef.h>
 #include <libwebsockets.h>
 
-#define FAGAPI_PATH_PREFIX "/v1/fagsystem/"
-#define FAGAPI_MAX_BODY	   16384      /* bytes; more is 413 */
-#define FAGAPI_MAX_DISCARD (1u << 20) /* larger bodies: hang up, no answer */
-#define FAGAPI_MAX_TTL_S   300	      /* how far ahead a token's exp may lie */
-#define FAGAPI_MAX_MEMBERS 32	      /* of one conversation */
-#define FAGAPI_MAX_PENDING 64	      /* requests at once per relay; 503 */
+#define FAGAPI_PATH_PREFIX  "/v1/fagsystem/"
+#define INVITES_PATH_PREFIX "/v1/invites/"
+#define INVITES_REDEEM_PATH "/v1/invites/redeem"
+#define INVITE_MAX_PENDING  64	       /* redemptions at once per relay; 503 */
+#define FAGAPI_MAX_BODY	    16384      /* bytes; more is 413 */
+#define FAGAPI_MAX_DISCARD  (1u << 20) /* larger bodies: hang up, no answer */
+#define FAGAPI_MAX_TTL_S    300	       /* how far ahead a token's exp may lie */
+#define FAGAPI_MAX_MEMBERS  32	       /* of one conversation */
+#define FAGAPI_MAX_PENDING  64	       /* requests at once per relay; 503 */
 
 struct relay;
 struct fagapi_req;

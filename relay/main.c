@@ -17,6 +17,7 @@
 #include "bv_error.h"
 #include "bv_util.h"
 #include "fagapi.h"
+#include "invite.h"
 #include "migrate.h"
 #include "relay.h"
 
@@ -88,6 +89,35 @@ raise_nofile(void)
 	}
 }
 
+/*
+ * Invites need the key their codes are hashed with; without
+ * invite_key_file there are none (their paths answer 404). Returns 0, or
+ * BV_ECONFIG / BV_EIO / BV_ENOMEM after logging why.
+ */
+static int
+invites_start(struct relay *r)
+{
+	char err[256];
+	int rc;
+
+	r->invite_limits = invite_limits_new(r->cfg->invite_failures_per_hour);
+	if (!r->invite_limits)
+		return BV_ENOMEM;
+	if (!r->cfg->invite_key_file || !*r->cfg->invite_key_file) {
+		bv_log(BV_LOG_NOTICE, "invites: off (no invite_key_file)");
+		return 0;
+	}
+	rc = invite_key_load(r->cfg->invite_key_file, r->invite_key, err,
+			     sizeof(err));
+	if (rc < 0) {
+		bv_log(BV_LOG_ERR, "invite_key_file: %s", err);
+		return rc;
+	}
+	r->invites = 1;
+	bv_log(BV_LOG_NOTICE, "invites: on");
+	return 0;
+}
+
 static int
 run_relay(struct relay_config *cfg)
 {
@@ -136,6 +166,8 @@ run_relay(struct relay_config *cfg)
 	if (rc == 0)
 		rc = fagapi_prepare(&r);
 	if (rc == 0)
+		rc = invites_start(&r);
+	if (rc == 0)
 		rc = server_start(&r);
 	if (rc < 0)
 		goto out;
@@ -151,6 +183,8 @@ out:
 	db_free(r.dbr);
 	devcache_clear(&r);
 	cases_clear(&r);
+	invite_limits_free(r.invite_limits);
+	bv_wipe(r.invite_key, sizeof(r.invite_key));
 	if (r.sig_term)
 		uv_close((uv_handle_t *)r.sig_term, handle_free);
 	if (r.sig_int)

@@ -114,6 +114,13 @@ metrics_render(struct relay *r)
 	       m->slow_consumers);
 	metric(&b, "notifications_total", "counter",
 	       "PostgreSQL notifications received.", m->notifies);
+	put(&b,
+	    "# HELP bvchat_invite_redeems_total Invite code redemptions "
+	    "by result.\n# TYPE bvchat_invite_redeems_total counter\n"
+	    "bvchat_invite_redeems_total{result=\"ok\"} %llu\n"
+	    "bvchat_invite_redeems_total{result=\"refused\"} %llu\n"
+	    "bvchat_invite_redeems_total{result=\"limited\"} %llu\n",
+	    m->invite_redeemed, m->invite_refused, m->invite_limited);
 	metric(&b, "db_up", "gauge", "1 when both database connections work.",
 	       (unsigned long long)(db_is_up(r->dbw) && db_is_up(r->dbr)));
 	metric(&b, "db_commit_rounds_total", "counter",

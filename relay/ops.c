@@ -14,6 +14,7 @@
 #include "bv_token.h"
 #include "bv_util.h"
 #include "devset.h"
+#include "invite.h"
 #include "relay.h"
 
 #define CH_DEVICES   "bv_devices"
@@ -35,6 +36,13 @@ static const struct relay_stmt statements[] = {
 	 "$1::uuid, $2::uuid, $3::bytea, $4::bigint, $5::int, $6::bytea, "
 	 "$7::bytea, $8::int, $9::int)",
 	 9},
+	/* An invite's ticket standing in for a token (0007): the same
+	 * columns as "enroll", then the tenant. */
+	{"invite_enroll",
+	 "SELECT status, account::text, device_id, device, tenant::text FROM "
+	 "bv_invite_enroll($1::bytea, $2::int, $3::bytea, $4::bytea, $5::int, "
+	 "$6::int)",
+	 6},
 	{"devices_load",
 	 "SELECT a.id::text, a.tenant_id::text, d.device_id, "
 	 "d.registration_id, d.id FROM accounts a LEFT JOIN devices d ON "
@@ -736,8 +744,13 @@ enroll_stored(struct db_job *job, int rc, void *arg)
 		return;
 	}
 	snprintf(account, sizeof(account), "%s", PQgetvalue(res, 0, 1));
-	bv_log(BV_LOG_NOTICE, "device %s/%lld enrolled%s", account,
+	/* A ticket's tenant comes from its invite. */
+	if (PQnfields(res) > 4)
+		snprintf(o->token.tenant, sizeof(o->token.tenant), "%s",
+			 PQgetvalue(res, 0, 4));
+	bv_log(BV_LOG_NOTICE, "device %s/%lld enrolled%s%s", account,
 	       (long long)get_i64(res, 0, 2),
+	       PQnfields(res) > 4 ? " with an invite" : "",
 	       o->req->u.enroll.replaces ? " (replacing the old install)" : "");
 	devcache_invalidate(c->r, account);
 	c->nonce_b64[0] = '\0';
@@ -816,6 +829,63 @@ enroll_have_key(struct db_job *job, int rc, void *arg)
 	}
 }
 
+/*
+ * enroll with an invite's ticket ("bvi1.…", docs/protocol.md "Invites")
+ * instead of a token: no tenant key is involved, the database knows the
+ * ticket's invite, tenant and account. The device proves its auth key over
+ * the same string as with a token.
+ */
+static void
+enroll_ticket(struct opctx *o)
+{
+	struct conn *c = o->c;
+	struct relay *r = c->r;
+	struct bv_request *q = o->req;
+	uint8_t hash[INVITE_HASH_LEN];
+	char regid[16], repl[16], maxdev[16];
+	const char *v[6];
+	int len[6] = {0}, fmt[6] = {0};
+	char *msg;
+	int rc;
+
+	rc = invite_ticket_hash(q->u.enroll.token, hash);
+	if (rc < 0) {
+		opctx_fail(o, rc, NULL);
+		return;
+	}
+	msg = bv_enroll_message(c->nonce_b64, q->u.enroll.token);
+	if (!msg || crypto_sign_verify_detached(
+			    q->u.enroll.signature, (const unsigned char *)msg,
+			    strlen(msg), q->u.enroll.auth_key) != 0) {
+		bv_free(msg);
+		opctx_fail(o, msg ? BV_EAUTH : BV_ENOMEM, NULL);
+		return;
+	}
+	bv_free(msg);
+	snprintf(regid, sizeof(regid), "%u", q->u.enroll.registration_id);
+	snprintf(repl, sizeof(repl), "%u", q->u.enroll.replaces);
+	snprintf(maxdev, sizeof(maxdev), "%u", r->cfg->max_devices_per_account);
+	v[0] = (const char *)hash;
+	len[0] = INVITE_HASH_LEN;
+	fmt[0] = 1;
+	v[1] = regid;
+	v[2] = (const char *)q->u.enroll.identity_key;
+	len[2] = BV_KEY_LEN;
+	fmt[2] = 1;
+	v[3] = (const char *)q->u.enroll.auth_key;
+	len[3] = BV_AUTH_KEY_LEN;
+	fmt[3] = 1;
+	v[4] = repl;
+	v[5] = maxdev;
+	/* bv_invite_enroll() names the invite as the actor itself. */
+	c->auth_busy = 1;
+	if (run_as(r, "invite", "invite_enroll", 6, v, len, fmt, enroll_stored,
+		   o) < 0) {
+		c->auth_busy = 0;
+		opctx_fail(o, BV_ENOMEM, NULL);
+	}
+}
+
 static void
 op_enroll(struct conn *c, struct bv_request *req)
 {
@@ -831,6 +901,10 @@ op_enroll(struct conn *c, struct bv_request *req)
 	if (!o) {
 		ops_reply_error(c, req->id, BV_ENOMEM, NULL);
 		bv_request_free(req);
+		return;
+	}
+	if (invite_is_ticket(req->u.enroll.token)) {
+		enroll_ticket(o);
 		return;
 	}
 	rc = bv_token_peek(req->u.enroll.token, &o->token);

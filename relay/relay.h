@@ -147,14 +147,24 @@ struct relay_metrics {
 	unsigned long long notifies;
 	unsigned long long slow_consumers;
 	unsigned long long send_latency_us_sum; /* accept to commit */
+	unsigned long long invite_redeemed; /* codes exchanged for tickets */
+	unsigned long long invite_refused;  /* BV_EINVITE answers */
+	unsigned long long invite_limited;  /* refused by the failure limit */
 };
+
+struct widget;
+struct invite_limits;
 
 struct relay {
 	struct relay_config *cfg;
 	uv_loop_t *loop;
 	struct lws_context *lws;
-	struct db *dbw; /* writes: group commit */
-	struct db *dbr; /* reads, LISTEN */
+	struct widget *widget; /* NULL: no widget_dir */
+	int invites;	       /* invite_key_file was read: invites on */
+	uint8_t invite_key[32];
+	struct invite_limits *invite_limits; /* failures per address */
+	struct db *dbw;			     /* writes: group commit */
+	struct db *dbr;			     /* reads, LISTEN */
 	char instance[37];
 	struct conn *conns; /* every open connection */
 	unsigned n_conns, n_authed;

@@ -2,19 +2,22 @@
 /*
  * server.c: the libwebsockets side of the relay: the bvchat.v1 WebSocket
  * protocol (frame reassembly with a hard cap, a bounded output queue per
- * connection, close codes), /healthz, /metrics and the fagsystem API's
- * requests (fagapi.c) over plain HTTP on the same port, and the SIGTERM
- * drain. It does not interpret frames: complete
- * frames go to ops.c. lws runs on the relay's own libuv loop (foreign loop).
+ * connection, close codes), /healthz, /metrics, the widget's files
+ * (widget.c) and the fagsystem API's requests (fagapi.c) over plain HTTP
+ * on the same port, and the SIGTERM drain. It does not interpret frames:
+ * complete frames go to ops.c. lws runs on the relay's own libuv loop
+ * (foreign loop).
  */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "bv_error.h"
 #include "bv_util.h"
 #include "fagapi.h"
 #include "relay.h"
+#include "widget.h"
 
 #define CLOSE_DISPLACED	   4001
 #define CLOSE_AUTH_TIMEOUT 4002
@@ -31,6 +34,7 @@ struct http_pss {
 	size_t len;
 	struct fagapi_req *fa; /* a /v1/fagsystem/ request (fagapi.c) */
 	int close_after;       /* hang up once the answer is written */
+	struct widget_tx wtx;  /* a /widget/ file being sent */
 };
 
 void
@@ -369,26 +373,100 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	}
 }
 
+/*
+ * The security headers of every answer that is not the widget's: what
+ * lws's LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE added
+ * to every status line, made stricter (nothing here is a document to
+ * render). Set per answer rather than by that vhost-wide option, because
+ * the widget's files (widget.c) need a policy of their own and browsers
+ * enforce every Content-Security-Policy header they get.
+ */
+static const struct {
+	const char *name, *value;
+} api_headers[] = {
+	{"content-security-policy:",
+	 "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+	 "form-action 'none'"},
+	{"x-content-type-options:", "nosniff"},
+	{"x-frame-options:", "deny"},
+	{"referrer-policy:", "no-referrer"},
+	{"cache-control:", "no-store"},
+};
+
 static int
 http_reply(struct lws *wsi, struct http_pss *pss, unsigned status,
 	   const char *ctype, char *body)
 {
-	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
-					  *end = hdr + sizeof(hdr) - 1;
+	unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
+					   *end = hdr + sizeof(hdr) - 1;
+	size_t i;
 
 	if (!body)
 		return -1;
 	pss->body = body;
 	pss->len = strlen(body);
-	if (lws_add_http_common_headers(wsi, status, ctype, pss->len, &p,
-					end) ||
-	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-					 (const unsigned char *)"no-store", 8,
-					 &p, end) ||
-	    lws_finalize_write_http_header(wsi, start, &p, end))
+	if (lws_add_http_common_headers(wsi, status, ctype, pss->len, &p, end))
+		return -1;
+	for (i = 0; i < sizeof(api_headers) / sizeof(api_headers[0]); i++)
+		if (lws_add_http_header_by_name(
+			    wsi, (const unsigned char *)api_headers[i].name,
+			    (const unsigned char *)api_headers[i].value,
+			    (int)strlen(api_headers[i].value), &p, end))
+			return -1;
+	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
 	lws_callback_on_writable(wsi);
 	return 0;
+}
+
+/*
+ * An upgrade is about to happen (LWS_CALLBACK_HTTP_CONFIRM_UPGRADE). A
+ * browser names the page's origin in Origin. Browsers may open a WebSocket
+ * to us only from the origins the widget is served under (widget_origins),
+ * so no other site's page can speak for a device whose keys live in the
+ * widget's frame (docs/protocol.md); native clients send no Origin. The
+ * refusal is an HTTP 403, written here in one piece; returns 1 then (lws
+ * completes the transaction), 0 to let the upgrade go on.
+ */
+static int
+confirm_upgrade(struct relay *r, struct lws *wsi, const char *what)
+{
+	static const char body[] = "origin not allowed\n";
+	unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
+					   *end = buf + sizeof(buf) - 1;
+	char origin[256];
+	size_t i;
+	int n;
+
+	n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+	if (n <= 0 || strcasecmp(what, "websocket"))
+		return 0;
+	if (n < (int)sizeof(origin) &&
+	    lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) == n &&
+	    widget_origin_allowed(r->cfg->widget_origins, origin))
+		return 0;
+	bv_log(BV_LOG_INFO, "refused a WebSocket from a browser page of "
+			    "another origin (403)");
+	if (lws_add_http_common_headers(wsi, 403, "text/plain",
+					sizeof(body) - 1, &p, end))
+		return -1;
+	for (i = 0; i < sizeof(api_headers) / sizeof(api_headers[0]); i++)
+		if (lws_add_http_header_by_name(
+			    wsi, (const unsigned char *)api_headers[i].name,
+			    (const unsigned char *)api_headers[i].value,
+			    (int)strlen(api_headers[i].value), &p, end))
+			return -1;
+	if (lws_finalize_http_header(wsi, &p, end) ||
+	    (size_t)(end - p) < sizeof(body) - 1)
+		return -1;
+	memcpy(p, body, sizeof(body) - 1);
+	p += sizeof(body) - 1;
+	/* lws has not read the request's version yet: the status line
+	 * says HTTP/1.0, which browsers take as well. */
+	if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP) !=
+	    (int)(p - start))
+		return -1;
+	return 1;
 }
 
 static int
@@ -409,7 +487,13 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		/* A WebSocket upgrade that did not ask for bvchat.v1. */
 		return 1;
 
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return confirm_upgrade(r, wsi, (const char *)in);
+
 	case LWS_CALLBACK_HTTP:
+		if (widget_match((const char *)in))
+			return widget_http(r->widget, wsi, (const char *)in,
+					   &pss->wtx);
 		if (fagapi_match((const char *)in)) {
 			/* Answered later, from the database's callbacks. */
 			if (fagapi_begin(r, wsi, (const char *)in, &pss->fa) <
@@ -447,6 +531,8 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (pss->wtx.active)
+			return widget_write(wsi, &pss->wtx);
 		if (!pss->body && pss->fa) {
 			unsigned status;
 			char *body;
@@ -467,7 +553,10 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		memcpy(buf + LWS_PRE, pss->body, pss->len);
 		n = lws_write(wsi, buf + LWS_PRE, pss->len,
 			      LWS_WRITE_HTTP_FINAL);
+		/* An answer may carry an invite code or a ticket. */
+		bv_wipe(buf + LWS_PRE, pss->len);
 		bv_free(buf);
+		bv_wipe(pss->body, pss->len);
 		bv_free(pss->body);
 		pss->body = NULL;
 		if (n < (int)pss->len || pss->close_after)
@@ -477,6 +566,13 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 0;
 
 	case LWS_CALLBACK_CLOSED_HTTP:
+		/* lws also closes connections whose request it refused
+		 * before any pss was made (a NUL in the path). */
+		if (!pss)
+			return 0;
+		widget_tx_close(&pss->wtx);
+		if (pss->body)
+			bv_wipe(pss->body, pss->len);
 		bv_free(pss->body);
 		pss->body = NULL;
 		fagapi_detach(pss->fa);
@@ -509,21 +605,26 @@ server_start(struct relay *r)
 {
 	struct lws_context_creation_info info;
 	void *loops[1] = {r->loop};
+	int rc;
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
 	memset(&info, 0, sizeof(info));
 	info.port = (int)r->cfg->port;
 	info.iface = r->cfg->listen;
 	info.protocols = protocols;
+	/* No LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE:
+	 * each answer sets its own (api_headers, widget.c). */
 	info.options =
-		LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
-		LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+		LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.foreign_loops = loops;
 	info.user = r;
 	info.timeout_secs = 30;
 	info.ka_time = 60;
 	info.ka_probes = 3;
 	info.ka_interval = 10;
+	rc = widget_new(r->cfg, &r->widget);
+	if (rc < 0)
+		return rc;
 	r->lws = lws_create_context(&info);
 	if (!r->lws) {
 		bv_log(BV_LOG_ERR, "cannot listen on %s:%u", r->cfg->listen,
@@ -604,4 +705,6 @@ server_finish(struct relay *r)
 		lws_context_destroy(r->lws);
 		r->lws = NULL;
 	}
+	widget_free(r->widget);
+	r->widget = NULL;
 }

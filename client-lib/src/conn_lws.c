@@ -242,7 +242,9 @@ transport__open(struct bv_conn_transport *t, const char *host, int port)
 	ci.port = port;
 	ci.path = BV_WS_PATH;
 	ci.host = host;
-	ci.origin = host;
+	/* No ci.origin: lws would send "Origin: http://<host>", which is
+	 * what a browser page sends, and the relay refuses browser origins
+	 * it does not serve the widget under (docs/protocol.md). */
 	ci.protocol = BV_SUBPROTOCOL;
 	ci.local_protocol_name = BV_SUBPROTOCOL;
 	ci.ietf_version_or_minus_one = -1;

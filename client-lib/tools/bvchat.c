@@ -22,6 +22,7 @@
 
 #include <bvchat.h>
 
+#include "invite.h"
 #include "profile.h"
 
 #define MAX_MEMBERS	   20
@@ -89,10 +90,14 @@ usage(FILE *f)
 		"...\n"
 		"\n"
 		"  enroll --token TOKEN [--replaces DEVICE]\n"
+		"  enroll --invite CODE [--replaces DEVICE]\n"
 		"        first start of this device: prints the account uuid "
 		"and device id;\n"
-		"        --replaces: a reinstall that takes over DEVICE of the "
-		"token's account\n"
+		"        --invite: with the code from the caseworker "
+		"(XXXXX-XXXXX) instead\n"
+		"        of a token, redeemed at the relay first; "
+		"--replaces: a reinstall\n"
+		"        that takes over DEVICE of the token's account\n"
 		"  cases\n"
 		"        the cases this account is on, with your role, the "
 		"people you may see\n"
@@ -840,6 +845,8 @@ main(int argc, char **argv)
 	char store[4096], host[256] = "127.0.0.1";
 	char mid[BV_CLIENT_MESSAGE_ID_LEN + 1];
 	const char *profile = "bvchat-profile", *cmd = NULL, *token = NULL;
+	const char *invite = NULL;
+	char ticket[INVITE_TICKET_CAP] = "", why[160];
 	const char *conversation = NULL, *text = NULL, *peer = NULL;
 	const char *case_id = NULL, *kind = "team";
 	const char *members[MAX_MEMBERS];
@@ -867,6 +874,8 @@ main(int argc, char **argv)
 			}
 		} else if (!strcmp(a, "--token") && has) {
 			token = argv[++i];
+		} else if (!strcmp(a, "--invite") && has) {
+			invite = argv[++i];
 		} else if (!strcmp(a, "--to")) {
 			fprintf(stderr,
 				"bvchat: --to is gone: messages go to a case "
@@ -936,8 +945,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(cmd, "enroll")) {
-		if (!token) {
-			fprintf(stderr, "bvchat: enroll needs --token\n");
+		if (!token == !invite) {
+			fprintf(stderr, "bvchat: enroll needs --token or "
+					"--invite\n");
 			return 2;
 		}
 	} else if (!strcmp(cmd, "send")) {
@@ -1043,6 +1053,21 @@ main(int argc, char **argv)
 	}
 
 	if (!strcmp(cmd, "enroll")) {
+		/* A code redeems once: not for a profile that cannot use it. */
+		if (invite && bv_client_account(s.c)[0]) {
+			fprintf(stderr, "bvchat: enroll: this profile is "
+					"already enrolled\n");
+			goto out;
+		}
+		if (invite) {
+			if (invite_redeem(host, port, invite,
+					  CONNECT_TIMEOUT_MS, ticket, why,
+					  sizeof(why)) < 0) {
+				fprintf(stderr, "bvchat: enroll: %s\n", why);
+				goto out;
+			}
+			token = ticket;
+		}
 		r = replaces ? bv_client_enroll_replacing(s.c, token,
 							  (uint32_t)replaces)
 			     : bv_client_enroll(s.c, token);
@@ -1300,6 +1325,7 @@ main(int argc, char **argv)
 	}
 	rc = s.sent_rc < 0 ? 1 : 0;
 out:
+	memset(ticket, 0, sizeof(ticket));
 	fflush(stdout);
 	if (s.interrupted) {
 		/* Whatever the command had reached, a signal ends it. */

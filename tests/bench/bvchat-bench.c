@@ -911,7 +911,7 @@ dev_open(struct bench *b, struct dev *d)
 	i.port = b->o.port;
 	i.path = BV_WS_PATH;
 	i.host = b->o.host;
-	i.origin = b->o.host;
+	/* No origin: a native client, not a browser (docs/protocol.md). */
 	i.protocol = BV_SUBPROTOCOL;
 	i.opaque_user_data = d;
 	i.pwsi = &d->wsi;

@@ -500,6 +500,42 @@ t_auth_fields(void **state)
 	free(tok);
 }
 
+/*
+ * HTTP requests that lws refuses while it parses them: the connection is
+ * dropped or answered with an error, and the relay lives on. A NUL in the
+ * path used to crash it (LWS_CALLBACK_CLOSED_HTTP came without a pss).
+ */
+static void
+t_http_garbage(void **state)
+{
+	static const char *const reqs[] = {
+		"GET /x%00y HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /widget/app.js%00.png HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /v1/fagsystem/%00 HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST /%00 HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx",
+		"BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET / HTTP/9.9\r\nHost: a\r\n\r\n",
+		"\r\n\r\n\r\n",
+	};
+	char *head, *body;
+	size_t i;
+	int st;
+
+	(void)state;
+	for (i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		st = bvt_http_raw(env.relay.port, reqs[i], strlen(reqs[i]),
+				  bvt_ms(3000), &head, &body);
+		print_message("request %zu: %d\n", i, st);
+		assert_true(st == -1 || (st >= 400 && st < 500));
+		free(head);
+		free(body);
+		assert_int_equal(bvt_http_get(env.relay.port, "/healthz",
+					      bvt_ms(BVT_TIMEOUT), NULL),
+				 200);
+	}
+}
+
 static int
 group_setup(void **state)
 {
@@ -518,6 +554,7 @@ main(void)
 		T(t_keys_put_fields),
 		T(t_send_fields),
 		T(t_auth_fields),
+		T(t_http_garbage),
 	};
 	/* clang-format on */
 

@@ -8,8 +8,9 @@
  * with a clear message and a non-zero exit; `conversation-create` gives
  * the citizen's team conversation; `history`, `conversations` and `safety`
  * read the profile; after a reinstall a send is held until `accept`, which
- * prints the new safety number and lets it go out. Every run is bounded by
- * bvt_run.
+ * prints the new safety number and lets it go out; `enroll --invite`
+ * redeems an operator's invite code and enrolls with the ticket, once.
+ * Every run is bounded by bvt_run.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@
 #include "bvtest.h"
 
 static struct bvt_env env;
+static char keyfile[512]; /* the relay's invite_key_file */
 
 /* `bvchat-relay --database DB admin ARGS…`: exit status; the first line of
  * its output into out (may be NULL). */
@@ -411,13 +413,94 @@ t_cli(void **state)
 	free(out);
 }
 
+/* enroll --invite: the code from `admin invite`, as the person types it. */
+static void
+t_cli_invite(void **state)
+{
+	char args[1024], err[512], code[32], account[64], *out = NULL, *msg;
+	const char *acc = "5a1e0000-0000-4000-8000-00000000c0de";
+	const char *inv[] = {"--invite_key_file",
+			     keyfile,
+			     "--database",
+			     env.db,
+			     "admin",
+			     "invite",
+			     "--account",
+			     acc,
+			     NULL};
+	const char *params[2] = {acc, env.tenant.id};
+	size_t i;
+
+	(void)state;
+	assert_int_equal(bvt_sql_int(env.db,
+				     "WITH i AS (INSERT INTO accounts (id, "
+				     "tenant_id) VALUES ($1::uuid, $2::uuid) "
+				     "RETURNING 1) SELECT count(*) FROM i",
+				     2, params),
+			 1);
+	assert_int_equal(bvt_relay_cmd(&out, inv), 0);
+	assert_int_equal(sscanf(out, "%31s", code), 1);
+	free(out);
+	out = NULL;
+	for (i = 0; code[i]; i++)
+		code[i] = code[i] == '-' ? ' ' : (char)(code[i] | 0x20);
+	snprintf(err, sizeof(err), "%s/invite.err", bvt_tmpdir());
+	snprintf(args, sizeof(args), "--profile '%s/inv' enroll --invite '%s'",
+		 bvt_tmpdir(), code);
+	assert_int_equal(cli(&out, err, args), 0);
+	assert_int_equal(sscanf(out, "account %36s", account), 1);
+	assert_string_equal(account, acc);
+	free(out);
+	out = NULL;
+	/* The same profile again: refused here, the relay never asked. */
+	assert_int_equal(cli(&out, err, args), 1);
+	free(out);
+	out = NULL;
+	msg = bvt_file_read(err, NULL);
+	assert_non_null(strstr(msg, "already enrolled"));
+	free(msg);
+	assert_int_equal(bvt_sql_int(env.db,
+				     "SELECT attempts FROM invites WHERE "
+				     "account_id = $1::uuid",
+				     1, params),
+			 1);
+	/* Another profile with the used code. */
+	snprintf(args, sizeof(args), "--profile '%s/inv2' enroll --invite '%s'",
+		 bvt_tmpdir(), code);
+	assert_int_equal(cli(&out, err, args), 1);
+	free(out);
+	out = NULL;
+	msg = bvt_file_read(err, NULL);
+	assert_non_null(
+		strstr(msg, "bvchat: enroll: invite code is not valid"));
+	free(msg);
+	/* Not both, not neither. */
+	snprintf(args, sizeof(args),
+		 "--profile '%s/inv3' enroll --invite X --token Y",
+		 bvt_tmpdir());
+	assert_int_equal(cli(&out, err, args), 2);
+	free(out);
+}
+
 static int
 setup(void **state)
 {
+	const char *args[] = {"--invite_key_file", keyfile, NULL};
+	FILE *f;
+
 	(void)state;
 	if (bvt_pg_start() < 0)
 		return -1;
-	return bvt_env_init(&env, NULL);
+	snprintf(keyfile, sizeof(keyfile), "%s/invite.key", bvt_tmpdir());
+	f = fopen(keyfile, "w");
+	if (!f)
+		return -1;
+	fputs("c0ffee0000000000000000000000000000000000000000000000000000"
+	      "c0ffee\n",
+	      f);
+	fclose(f);
+	chmod(keyfile, 0600);
+	return bvt_env_init(&env, args);
 }
 
 static int
@@ -434,6 +517,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_cli),
 		cmocka_unit_test(t_cli_history_keys),
+		cmocka_unit_test(t_cli_invite),
 	};
 
 	return bvt_done(

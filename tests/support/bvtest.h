@@ -192,6 +192,33 @@ int bvt_http_request(int port, const char *method, const char *path,
 		     const char *headers, const void *req_body, size_t req_len,
 		     int timeout_ms, char **body);
 
+/*
+ * bvt_http_request() that also returns the answer's head (status line and
+ * headers, ending in an empty line; free()) when head is not NULL.
+ */
+int bvt_http_request_head(int port, const char *method, const char *path,
+			  const char *headers, const void *req_body,
+			  size_t req_len, int timeout_ms, char **head,
+			  char **body);
+
+/*
+ * Sends the len bytes of req as they are (a request line that no client
+ * would write) on a new connection to 127.0.0.1:port and reads one answer:
+ * its status, head and body as bvt_http_request_head(). The answer to a
+ * request starting "HEAD " is read up to EOF, and everything after its
+ * head, which should be nothing, is the body (ask for Connection: close).
+ * -1 when no answer came (the relay hung up or timeout_ms passed).
+ */
+int bvt_http_raw(int port, const void *req, size_t len, int timeout_ms,
+		 char **head, char **body);
+
+/*
+ * The value of header name (case does not matter) in head, trimmed, copied
+ * into buf; NULL when head has no such header. The first one when repeated.
+ */
+const char *bvt_http_header(const char *head, const char *name, char *buf,
+			    size_t cap);
+
 #define BVT_WS_TEXT   0x1
 #define BVT_WS_BINARY 0x2
 #define BVT_WS_CONT   0x0
@@ -216,6 +243,12 @@ struct bvt_ws;
 struct bvt_ws *bvt_ws_connect(int port, const char *path,
 			      const char *subprotocol, int timeout_ms,
 			      int *http_status);
+
+/* bvt_ws_connect() with extra request headers (each "Name: value\r\n";
+ * may be NULL), e.g. a browser's Origin. */
+struct bvt_ws *bvt_ws_connect_hdr(int port, const char *path,
+				  const char *subprotocol, const char *headers,
+				  int timeout_ms, int *http_status);
 
 /* Sends one masked frame. Returns 0 or -1. */
 int bvt_ws_send_frame(struct bvt_ws *ws, int opcode, int fin, const void *buf,

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
- * http.c: a tiny blocking HTTP/1.1 client for /healthz, /metrics and the
- * fagsystem API: GET or POST with extra headers. Reads a Content-Length
+ * http.c: a tiny blocking HTTP/1.1 client for /healthz, /metrics, the
+ * fagsystem API and the widget's files: GET, HEAD or POST with extra
+ * headers, or a request written out byte for byte. Reads a Content-Length
  * body, a chunked body, or up to EOF; every read is bounded.
  */
 #include <errno.h>
@@ -53,45 +54,40 @@ bvt_http_get(int port, const char *path, int timeout_ms, char **body)
 				body);
 }
 
-int
-bvt_http_request(int port, const char *method, const char *path,
-		 const char *headers, const void *req_body, size_t req_len,
-		 int timeout_ms, char **body)
+/* Sends req (len bytes) and reads one answer; see bvt_http_raw(). */
+static int
+exchange(int port, const char *req, size_t len, int timeout_ms, char **head,
+	 char **body)
 {
 	int64_t deadline = bvt_now_ms() + timeout_ms;
-	char *req = NULL, *buf = NULL, *hend = NULL;
-	size_t len = 0, cap = 0, hlen = 0, rlen;
+	char *buf = NULL, *hend = NULL;
+	size_t blen = 0, cap = 0, hlen = 0;
 	long clen = -1;
-	int fd, status = -1, chunked = 0, hn;
+	int fd, status = -1, chunked = 0, no_body;
 
+	if (head)
+		*head = NULL;
 	if (body)
 		*body = NULL;
+	/* A HEAD's answer has a Content-Length but no body. */
+	no_body = len >= 5 && strncmp(req, "HEAD ", 5) == 0;
 	fd = bvt__tcp_connect(port, timeout_ms);
 	if (fd < 0)
 		return -1;
-	rlen = strlen(path) + (headers ? strlen(headers) : 0) + 256;
-	req = malloc(rlen);
-	if (!req)
-		goto out;
-	hn = snprintf(req, rlen,
-		      "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-		      "Connection: close\r\n%s",
-		      method, path, port, headers ? headers : "");
-	if (req_body || strcmp(method, "POST") == 0)
-		hn += snprintf(req + hn, rlen - (size_t)hn,
-			       "Content-Length: %zu\r\n", req_len);
-	snprintf(req + hn, rlen - (size_t)hn, "\r\n");
-	if (bvt__write_all(fd, req, strlen(req), timeout_ms) < 0)
-		goto out;
-	if (req_len && bvt__write_all(fd, req_body, req_len, timeout_ms) < 0)
+	if (bvt__write_all(fd, req, len, timeout_ms) < 0)
 		goto out;
 	for (;;) {
 		struct pollfd pfd = {fd, POLLIN, 0};
 		int64_t left = deadline - bvt_now_ms();
 		ssize_t n;
 
-		if (hend) {
-			if (clen >= 0 && len - hlen >= (size_t)clen)
+		/* After a HEAD's answer: read to EOF, so that whatever else
+		 * the relay sent is seen (it should be nothing, or the
+		 * answer to a request sent after it). */
+		if (hend && !no_body) {
+			if (status == 304 || status == 204)
+				break;
+			if (clen >= 0 && blen - hlen >= (size_t)clen)
 				break;
 			if (chunked && strstr(buf + hlen, "\r\n0\r\n\r\n"))
 				break;
@@ -102,7 +98,7 @@ bvt_http_request(int port, const char *method, const char *path,
 			goto out;
 		if (poll(&pfd, 1, (int)left) <= 0)
 			continue;
-		if (cap - len < 8192) {
+		if (cap - blen < 8192) {
 			char *nb;
 
 			if (cap > MAX_RESPONSE)
@@ -113,13 +109,13 @@ bvt_http_request(int port, const char *method, const char *path,
 			buf = nb;
 			cap += 65536;
 		}
-		n = recv(fd, buf + len, cap - len, 0);
+		n = recv(fd, buf + blen, cap - blen, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		len += (size_t)n;
-		buf[len] = '\0';
+		blen += (size_t)n;
+		buf[blen] = '\0';
 		if (!hend && (hend = strstr(buf, "\r\n\r\n"))) {
 			char *l;
 
@@ -142,25 +138,105 @@ bvt_http_request(int port, const char *method, const char *path,
 		status = -1;
 		goto out;
 	}
+	if (head) {
+		*head = malloc(hlen + 1);
+		if (*head) {
+			memcpy(*head, buf, hlen);
+			(*head)[hlen] = '\0';
+		}
+	}
 	if (body) {
-		size_t blen = len - hlen;
+		size_t bl = blen - hlen;
 
-		if (clen >= 0 && (size_t)clen < blen)
-			blen = (size_t)clen;
-		*body = malloc(blen + 1);
+		if (!no_body && clen >= 0 && (size_t)clen < bl)
+			bl = (size_t)clen;
+		*body = malloc(bl + 1);
 		if (*body) {
-			memcpy(*body, buf + hlen, blen);
-			(*body)[blen] = '\0';
-			if (chunked) {
-				long d = dechunk(*body, blen);
+			memcpy(*body, buf + hlen, bl);
+			(*body)[bl] = '\0';
+			if (chunked && !no_body) {
+				long d = dechunk(*body, bl);
 
-				(*body)[d >= 0 ? (size_t)d : blen] = '\0';
+				(*body)[d >= 0 ? (size_t)d : bl] = '\0';
 			}
 		}
 	}
 out:
 	close(fd);
-	free(req);
 	free(buf);
 	return status;
+}
+
+int
+bvt_http_raw(int port, const void *req, size_t len, int timeout_ms, char **head,
+	     char **body)
+{
+	return exchange(port, req, len, timeout_ms, head, body);
+}
+
+int
+bvt_http_request(int port, const char *method, const char *path,
+		 const char *headers, const void *req_body, size_t req_len,
+		 int timeout_ms, char **body)
+{
+	return bvt_http_request_head(port, method, path, headers, req_body,
+				     req_len, timeout_ms, NULL, body);
+}
+
+int
+bvt_http_request_head(int port, const char *method, const char *path,
+		      const char *headers, const void *req_body, size_t req_len,
+		      int timeout_ms, char **head, char **body)
+{
+	char *req;
+	size_t rlen, hn;
+	int status;
+
+	if (head)
+		*head = NULL;
+	if (body)
+		*body = NULL;
+	rlen = strlen(path) + (headers ? strlen(headers) : 0) + 256 + req_len;
+	req = malloc(rlen);
+	if (!req)
+		return -1;
+	hn = (size_t)snprintf(req, rlen,
+			      "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+			      "Connection: close\r\n%s",
+			      method, path, port, headers ? headers : "");
+	if (req_body || strcmp(method, "POST") == 0)
+		hn += (size_t)snprintf(req + hn, rlen - hn,
+				       "Content-Length: %zu\r\n", req_len);
+	hn += (size_t)snprintf(req + hn, rlen - hn, "\r\n");
+	if (req_len)
+		memcpy(req + hn, req_body, req_len);
+	status = exchange(port, req, hn + req_len, timeout_ms, head, body);
+	free(req);
+	return status;
+}
+
+const char *
+bvt_http_header(const char *head, const char *name, char *buf, size_t cap)
+{
+	size_t n = strlen(name);
+	const char *l;
+
+	for (l = head ? strstr(head, "\r\n") : NULL; l; l = strstr(l, "\r\n")) {
+		const char *v, *e;
+
+		l += 2;
+		if (strncasecmp(l, name, n) != 0 || l[n] != ':')
+			continue;
+		v = l + n + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		e = strstr(v, "\r\n");
+		if (!e)
+			return NULL;
+		while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		snprintf(buf, cap, "%.*s", (int)(e - v), v);
+		return buf;
+	}
+	return NULL;
 }

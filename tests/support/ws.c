@@ -220,6 +220,14 @@ struct bvt_ws *
 bvt_ws_connect(int port, const char *path, const char *subprotocol,
 	       int timeout_ms, int *http_status)
 {
+	return bvt_ws_connect_hdr(port, path, subprotocol, NULL, timeout_ms,
+				  http_status);
+}
+
+struct bvt_ws *
+bvt_ws_connect_hdr(int port, const char *path, const char *subprotocol,
+		   const char *headers, int timeout_ms, int *http_status)
+{
 	int64_t deadline = bvt_now_ms() + timeout_ms;
 	unsigned char nonce[16], digest[20];
 	char key[32], accept[40], expect[40], req[1024], cat[128];
@@ -250,10 +258,11 @@ bvt_ws_connect(int port, const char *path, const char *subprotocol,
 		 "Connection: Upgrade\r\n"
 		 "Sec-WebSocket-Key: %s\r\n"
 		 "Sec-WebSocket-Version: 13\r\n"
-		 "%s%s%s"
+		 "%s%s%s%s"
 		 "\r\n",
 		 path, port, key, subprotocol ? "Sec-WebSocket-Protocol: " : "",
-		 subprotocol ? subprotocol : "", subprotocol ? "\r\n" : "");
+		 subprotocol ? subprotocol : "", subprotocol ? "\r\n" : "",
+		 headers ? headers : "");
 	if (bvt__write_all(ws->fd, req, strlen(req), timeout_ms) < 0)
 		goto fail;
 	/* Read the response head; bytes after it are the first frames. */
@@ -277,7 +286,7 @@ bvt_ws_connect(int port, const char *path, const char *subprotocol,
 		memcpy(h, ws->rbuf, head);
 		h[head] = '\0';
 		consume(ws, head);
-		if (sscanf(h, "HTTP/1.1 %d", &status) != 1)
+		if (sscanf(h, "HTTP/1.%*d %d", &status) != 1)
 			status = 0;
 		if (http_status)
 			*http_status = status;

@@ -47,6 +47,14 @@ static const struct {
 	{"shutdown_timeout_ms", "10000"},
 	{"max_commit_batch", "256"},
 	{"office_clock_offset_s", "0"},
+	{"widget_dir", ""},
+	{"widget_origins", ""},
+	{"widget_embed_origins", ""},
+	{"widget_max_file_bytes", "16777216"},
+	{"invite_key_file", ""},
+	{"invite_max_ttl_s", "259200"},
+	{"invite_failures_per_hour", "10"},
+	{"client_ip_header", ""},
 };
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
 
@@ -253,6 +261,58 @@ test_load_errors(void **state)
 	EXPECT_LOAD_ERROR("Port 1\n", "1: unknown directive \"Port\"");
 }
 
+/* Origin lists: what a browser writes in its Origin header, nothing else. */
+static void
+test_origins(void **state)
+{
+	static const char *const good[] = {
+		"",
+		"http://127.0.0.1:8480",
+		"https://kommune.example  http://localhost:8480",
+		" https://a.example ",
+		"http://[::1]:8480",
+		"https://x-y.example.no:65535",
+	};
+	static const char *const bad[] = {
+		"http://Kommune.example",
+		"https://a.example/",
+		"https://a.example/path",
+		"ftp://a.example",
+		"https://",
+		"http://a:0",
+		"http://a:65536",
+		"http://a:",
+		"http://a:123456",
+		"*",
+		"'self'",
+		"https://a.example;",
+		"https://a.example,https://b.example",
+		"https://a b",
+		"http://[]:80",
+		"http://[::1",
+		"https://a.example\t",
+	};
+	struct relay_config c;
+	char err[160];
+	size_t i;
+
+	(void)state;
+	assert_int_equal(config_defaults(&c), 0);
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (config_set(&c, "widget_origins", good[i], err,
+			       sizeof(err)) != 0)
+			fail_msg("\"%s\": %s", good[i], err);
+	assert_string_equal(c.widget_origins, "https://x-y.example.no:65535");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (config_set(&c, "widget_embed_origins", bad[i], err,
+			       sizeof(err)) != BV_ECONFIG)
+			fail_msg("\"%s\" accepted", bad[i]);
+		assert_non_null(strstr(err, "widget_embed_origins: origins"));
+	}
+	assert_string_equal(c.widget_embed_origins, "");
+	config_cleanup(&c);
+}
+
 static void
 test_load_io(void **state)
 {
@@ -409,10 +469,15 @@ test_example_documents_every_directive(void **state)
 			continue;
 		for (i = 0; i < N_EXPECTED; i++) {
 			const char *def = expected[i].def;
+			size_t n = strlen(value);
 
 			if (strcmp(name, expected[i].name) != 0)
 				continue;
-			/* Strings with spaces would be quoted. */
+			/* Strings with spaces, and empty ones, are quoted. */
+			if (n >= 2 && value[0] == '"' && value[n - 1] == '"') {
+				memmove(value, value + 1, n - 2);
+				value[n - 2] = '\0';
+			}
 			if (strcmp(value, def) != 0)
 				fail_msg("example: %s %s, default %s", name,
 					 value, def);
@@ -452,7 +517,7 @@ test_protocol_limits(void **state)
 		}
 	}
 	fclose(f);
-	assert_int_equal(rows, 14);
+	assert_int_equal(rows, 15);
 }
 
 static void
@@ -495,6 +560,7 @@ main(void)
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_load_errors),
 		cmocka_unit_test(test_load_io),
+		cmocka_unit_test(test_origins),
 		cmocka_unit_test(test_set),
 		cmocka_unit_test(test_every_directive_settable),
 		cmocka_unit_test(test_help),

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
  * test_ratelimit.c: unit tests of relay/ratelimit.c with a clock the test
- * drives: burst, refill, retry_after_ms, the cap, "unlimited" and a clock
- * that goes back.
+ * drives: burst, refill, retry_after_ms, the cap, "unlimited", a clock
+ * that goes back, other periods than a minute, refunds and fullness.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -131,6 +131,44 @@ test_unlimited_and_edge_cases(void **state)
 	assert_int_equal(ratelimit_take(&r, T0 + 1, &retry), 0);
 }
 
+/* 10 an hour: the invite redemption limit's shape. */
+static void
+test_period_refund_full(void **state)
+{
+	struct ratelimit r;
+	uint64_t retry;
+	int i;
+
+	(void)state;
+	ratelimit_init_period(&r, 10, 3600000, 10, T0);
+	assert_int_equal(ratelimit_full(&r, T0), 1);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(ratelimit_take(&r, T0, &retry), 0);
+	assert_int_equal(ratelimit_take(&r, T0, &retry), BV_ERATE);
+	assert_int_equal(retry, 360000); /* one per six minutes */
+	assert_int_equal(ratelimit_full(&r, T0), 0);
+	/* A success gives its token back. */
+	ratelimit_refund(&r);
+	assert_int_equal(ratelimit_take(&r, T0, &retry), 0);
+	assert_int_equal(ratelimit_take(&r, T0, &retry), BV_ERATE);
+	/* Refunds never fill the bucket beyond burst. */
+	for (i = 0; i < 50; i++)
+		ratelimit_refund(&r);
+	assert_int_equal(ratelimit_full(&r, T0), 1);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(ratelimit_take(&r, T0, &retry), 0);
+	assert_int_equal(ratelimit_take(&r, T0, &retry), BV_ERATE);
+	/* Full again after an hour, not before. */
+	assert_int_equal(ratelimit_full(&r, T0 + 3599999), 0);
+	assert_int_equal(ratelimit_full(&r, T0 + 3600000), 1);
+	/* Unlimited buckets are always full. */
+	ratelimit_init_period(&r, 0, 3600000, 10, T0);
+	assert_int_equal(ratelimit_full(&r, T0), 1);
+	ratelimit_init_period(&r, 10, 0, 10, T0);
+	assert_int_equal(ratelimit_take(&r, T0, &retry), 0);
+	assert_int_equal(ratelimit_full(&r, T0), 1);
+}
+
 int
 main(void)
 {
@@ -140,6 +178,7 @@ main(void)
 		cmocka_unit_test(test_cap),
 		cmocka_unit_test(test_slow),
 		cmocka_unit_test(test_unlimited_and_edge_cases),
+		cmocka_unit_test(test_period_refund_full),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
