@@ -114,10 +114,15 @@ fi
 # the browser, as kommune.no is to the relay).
 widget=$build/wasm/widget
 widget_opts=()
+# Invite codes are hashed with this key (made once; never in the database).
+invite_key=var/invite.key
+if [[ ! -s $invite_key ]]; then
+	(umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$invite_key")
+fi
 if [[ -f $widget/index.html ]]; then
 	widget_opts=(--widget_dir "$PWD/$widget"
-		--widget_origins "http://127.0.0.1:$port"
-		--widget_embed_origins "http://localhost:$port")
+		--widget_origins "http://127.0.0.1:$port"		--widget_embed_origins "http://localhost:$port"
+		--invite_key_file "$PWD/$invite_key")
 else
 	echo "run: $widget is missing (tools/wasm-build.sh); no widget" >&2
 fi
@@ -280,7 +285,8 @@ widget_says="  Widget:        not built"
 if [[ ${#widget_opts[@]} -gt 0 && -f $case_env ]]; then
 	# shellcheck disable=SC1090
 	source "$case_env"
-	code=$(adm invite --account "$ELISA" 2>/dev/null || true)
+	code=$("$relay" --database "$db" --invite_key_file "$invite_key" admin \
+		invite --account "$ELISA" 2>/dev/null | head -n 1 || true)
 	widget_says="  Widget:        http://localhost:$port/widget/demo/ (a phone-sized window),
                  press Chat, type Elisa's invite code ${code:-(none: see the log)};
                  Camilla answers in a terminal:

@@ -23,6 +23,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
 import zlib from 'node:zlib';
+import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -58,8 +59,12 @@ function freePort() {
 	});
 }
 
+// The key invite codes are hashed with (invite_key_file: 64 hex digits).
+const inviteKey = path.join(WORK, 'invite.key');
+fs.writeFileSync(inviteKey, crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
 const admin = (...args) =>
-	execFileSync(RELAY, ['--database', DB, 'admin', ...args], { encoding: 'utf8' }).trim();
+	execFileSync(RELAY, ['--database', DB, '--invite_key_file', inviteKey, 'admin', ...args],
+		{ encoding: 'utf8' }).trim();
 const cli = (profile, ...args) =>
 	execFileSync(CLI, ['--profile', path.join(WORK, profile), '--relay', `127.0.0.1:${port}`, ...args],
 		{ encoding: 'utf8', timeout: WAIT }).trim();
@@ -72,7 +77,8 @@ async function startRelay() {
 	relay = spawn(RELAY, ['--database', DB, '--listen', '127.0.0.1', '--port', String(port),
 		'--widget_dir', WIDGET,
 		'--widget_origins', `http://127.0.0.1:${port}`,
-		'--widget_embed_origins', `http://localhost:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+		'--widget_embed_origins', `http://localhost:${port}`,
+		'--invite_key_file', inviteKey], { stdio: ['ignore', 'pipe', 'pipe'] });
 	relay.stdout.on('data', (d) => { relayLog += d; });
 	relay.stderr.on('data', (d) => { relayLog += d; });
 	for (let i = 0; i < 100; i++) {
@@ -156,18 +162,29 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 	admin('roster-add', '--case', kase, '--account', camilla, '--role', 'caseworker', '--name', 'Camilla');
 	const conv = admin('conversation-create', '--case', kase, '--by', elisa, '--kind', 'team',
 		'--members', elisa);
-	const invite = admin('invite', '--account', elisa);
+	const invite = admin('invite', '--account', elisa).split('\n')[0];
 	let camillaChat = chat('camilla', conv);
 	assert.match(invite, /^[0-9A-Z]{5}-[0-9A-Z]{5}$/);
 
-	const browser = await chromium.launch({
+	// A phone's browser in its normal mode: a profile of its own (a
+	// persistent context) with Chrome for Android's default cookie setting
+	// (third-party cookies allowed; a frame's storage partitioned by the
+	// top-level site). Debian's chromium blocks third-party cookies, and
+	// with them a cross-site frame's storage; so do private windows
+	// (Playwright's other contexts). The widget's answer to that (open the
+	// chat as a page of its own) is tested below with one.
+	const launch = {
 		executablePath: '/usr/bin/chromium',
 		args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
 			'--disable-component-update', '--disable-sync', '--no-first-run'],
-	});
-	const context = await browser.newContext({
-		viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, hasTouch: true, locale: 'nb-NO',
-	});
+	};
+	const phone = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, hasTouch: true, locale: 'nb-NO' };
+	const profile = path.join(WORK, 'chromium');
+	fs.mkdirSync(path.join(profile, 'Default'), { recursive: true });
+	fs.writeFileSync(path.join(profile, 'Default', 'Preferences'), JSON.stringify({
+		profile: { cookie_controls_mode: 0, block_third_party_cookies: false },
+	}));
+	const context = await chromium.launchPersistentContext(profile, { ...launch, ...phone });
 	const page = await context.newPage();
 	const errors = [];
 	page.on('pageerror', (e) => errors.push(String(e)));
@@ -194,6 +211,23 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			await w.getByRole('heading', { name: 'Samtalene dine' }).waitFor({ timeout: WAIT });
 			await w.getByText('Camilla (saksbehandler)').waitFor({ timeout: WAIT });
 			await shot('conversations');
+		});
+
+		await t.test('a private window gets a way to open the chat as its own page', async () => {
+			const browser = await chromium.launch(launch);
+			try {
+				const priv = await (await browser.newContext(phone)).newPage();
+				await priv.goto(host);
+				await priv.getByRole('button', { name: 'Chat' }).click();
+				const w = priv.frameLocator('iframe[title]');
+				await w.getByText('Nettleseren lar ikke chatten lagre noe her').waitFor({ timeout: WAIT });
+				const link = w.getByRole('link', { name: 'Åpne chatten i en ny fane' });
+				assert.match(await link.getAttribute('href'), new RegExp(`^http://127\\.0\\.0\\.1:${port}/widget/index\\.html\\?lang=nb$`));
+				const [own] = await Promise.all([priv.waitForEvent('popup'), link.click()]);
+				await own.getByRole('heading', { name: 'Kom i gang' }).waitFor({ timeout: WAIT });
+			} finally {
+				await browser.close();
+			}
 		});
 
 		const frame = () => page.frames().find((f) => f.url().includes(`127.0.0.1:${port}/widget/`));
@@ -308,7 +342,7 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 		assert.ok(!relayLog.includes(CANARY), 'canary in the relay log');
 	} finally {
 		await camillaChat.stop();
-		await browser.close();
+		await context.close();
 		await stopRelay();
 		fs.rmSync(WORK, { recursive: true, force: true });
 	}

@@ -165,6 +165,7 @@ function redraw() {
 	case 'chat': return drawChat(false);
 	case 'message': return show(el('p', { role: 'alert' }, t(view.key)));
 	case 'othertab': return otherTab();
+	case 'nostorage': return noStorage();
 	default: return show(el('p', {}, t('loading')));
 	}
 }
@@ -505,6 +506,26 @@ async function run() {
 	tellHost({ type: 'ready' });
 }
 
+// The browser keeps this frame from storage (third-party storage blocked,
+// as in a private window): the chat cannot keep keys here, but works as a
+// page of its own.
+function noStorage() {
+	view = { name: 'nostorage' };
+	const own = new URL(location.href);
+	own.searchParams.delete('origin');
+	show(el('p', { role: 'alert' }, t('noStorage')),
+		el('a', { class: 'button', href: own.href, target: '_blank', rel: 'noopener' }, t('openOwn')));
+}
+
+async function storageOk() {
+	try {
+		await navigator.locks.query();
+		return true;
+	} catch {
+		return false;
+	}
+}
+
 function otherTab() {
 	view = { name: 'othertab' };
 	show(el('p', { role: 'alert' }, t('otherTab')),
@@ -531,4 +552,4 @@ function take(steal) {
 }
 
 initLang();
-take(false);
+storageOk().then((ok) => (ok ? take(false) : noStorage()));
