@@ -76,58 +76,76 @@ cat(char *buf, size_t cap, size_t *len, const char *s, size_t n)
 }
 
 /*
+ * Appends each origin of the space-separated list to buf, after a space;
+ * as_ws: in its WebSocket form (http → ws, https → wss). Sets *any when
+ * the list named one. -1 when it does not fit.
+ */
+static int
+cat_origins(char *buf, size_t cap, size_t *len, const char *list, int as_ws,
+	    int *any)
+{
+	const char *s;
+	size_t n;
+
+	for (s = list ? list : "";; s += n) {
+		s += strspn(s, " ");
+		n = strcspn(s, " ");
+		if (!n)
+			return 0;
+		if (cat(buf, cap, len, " ", 1) < 0)
+			return -1;
+		if (as_ws && !strncmp(s, "https://", 8)) {
+			if (cat(buf, cap, len, "wss://", 6) < 0 ||
+			    cat(buf, cap, len, s + 8, n - 8) < 0)
+				return -1;
+		} else if (as_ws) {
+			if (cat(buf, cap, len, "ws://", 5) < 0 ||
+			    cat(buf, cap, len, s + 7, n - 7) < 0)
+				return -1;
+		} else if (cat(buf, cap, len, s, n) < 0) {
+			return -1;
+		}
+		if (any)
+			*any = 1;
+	}
+}
+
+/*
  * The policy of the frame and everything it loads (docs/operations.md):
- * only its own origin, WebAssembly compiled from it, WebSockets back to
- * the origins it is served under, embedded only by the configured pages.
- * connect-src names ws:// and wss:// of widget_origins besides 'self':
- * CSP 3 lets 'self' match WebSockets to the same host (Chromium since 70),
- * Safari before 15.5 did not.
+ * only its own origins (widget_origins: the relay's names for itself),
+ * WebAssembly compiled from them, WebSockets back to them, embedded only
+ * by the configured pages. Scripts and frames may also come from
+ * widget_origins, so that a page under /widget/ served on one of the
+ * relay's names (make run's demo page on localhost) can load the loader
+ * and frame the app from another (127.0.0.1), as a municipality's page
+ * does. connect-src names ws:// and wss:// of widget_origins besides
+ * 'self': CSP 3 lets 'self' match WebSockets to the same host (Chromium
+ * since 70), Safari before 15.5 did not.
  */
 static char *
 csp_build(const struct relay_config *cfg)
 {
 	char buf[4096];
-	size_t len = 0, n;
-	const char *s;
+	size_t len = 0;
 	int any = 0;
+	const char *o = cfg->widget_origins;
 
-	if (cat(buf, sizeof(buf), &len,
-		"default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
-		"connect-src 'self'",
-		strlen("default-src 'self'; script-src 'self' "
-		       "'wasm-unsafe-eval'; connect-src 'self'")) < 0)
+#define CAT(lit) cat(buf, sizeof(buf), &len, lit, strlen(lit))
+	if (CAT("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'") <
+		    0 ||
+	    cat_origins(buf, sizeof(buf), &len, o, 0, NULL) < 0 ||
+	    CAT("; frame-src 'self'") < 0 ||
+	    cat_origins(buf, sizeof(buf), &len, o, 0, NULL) < 0 ||
+	    CAT("; connect-src 'self'") < 0 ||
+	    cat_origins(buf, sizeof(buf), &len, o, 1, NULL) < 0 ||
+	    CAT("; img-src 'self' data: blob:; style-src 'self'; "
+		"frame-ancestors") < 0 ||
+	    cat_origins(buf, sizeof(buf), &len, cfg->widget_embed_origins, 0,
+			&any) < 0 ||
+	    CAT(any ? "; base-uri 'none'; form-action 'none'"
+		    : " 'none'; base-uri 'none'; form-action 'none'") < 0)
 		return NULL;
-	for (s = cfg->widget_origins;; s += n) {
-		s += strspn(s, " ");
-		n = strcspn(s, " ");
-		if (!n)
-			break;
-		if (!strncmp(s, "https://", 8)) {
-			if (cat(buf, sizeof(buf), &len, " wss://", 7) < 0 ||
-			    cat(buf, sizeof(buf), &len, s + 8, n - 8) < 0)
-				return NULL;
-		} else if (cat(buf, sizeof(buf), &len, " ws://", 6) < 0 ||
-			   cat(buf, sizeof(buf), &len, s + 7, n - 7) < 0) {
-			return NULL;
-		}
-	}
-	s = "; img-src 'self' data: blob:; style-src 'self'; frame-ancestors";
-	if (cat(buf, sizeof(buf), &len, s, strlen(s)) < 0)
-		return NULL;
-	for (s = cfg->widget_embed_origins;; s += n) {
-		s += strspn(s, " ");
-		n = strcspn(s, " ");
-		if (!n)
-			break;
-		if (cat(buf, sizeof(buf), &len, " ", 1) < 0 ||
-		    cat(buf, sizeof(buf), &len, s, n) < 0)
-			return NULL;
-		any = 1;
-	}
-	s = any ? "; base-uri 'none'; form-action 'none'"
-		: " 'none'; base-uri 'none'; form-action 'none'";
-	if (cat(buf, sizeof(buf), &len, s, strlen(s)) < 0)
-		return NULL;
+#undef CAT
 	return bv_strdup(buf);
 }
 

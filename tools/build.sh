@@ -14,7 +14,10 @@ kind=${1:?usage: tools/build.sh normal|asan [DIR]}
 case $kind in
 normal)
 	dir=${2:-build}
-	opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DBV_WERROR=ON -DBV_SANITIZE=)
+	# The widget (libbvchat for the browser) is built beside it, in
+	# $dir/wasm; its tests and the browser test run from this tree.
+	opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DBV_WERROR=ON -DBV_SANITIZE=
+		-DBV_WASM_DIR="$PWD/$dir/wasm")
 	;;
 asan)
 	dir=${2:-build-asan}
@@ -39,3 +42,6 @@ cmake -S . -B "$dir" "${opts[@]}" >"$dir/configure.log" 2>&1 || {
 	exit 1
 }
 cmake --build "$dir" -j "$jobs"
+if [[ $kind == normal ]]; then
+	tools/wasm-build.sh "$dir/wasm"
+fi

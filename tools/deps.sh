@@ -31,7 +31,15 @@ packages=(
 	# The WebAssembly build (make wasm, web-widget/README.md): emcc, and
 	# dpkg-source to unpack the source packages tools/wasm-src.sh fetches.
 	emscripten dpkg-dev
+	# The widget's browser test: Debian's chromium, driven by
+	# playwright-core from npm (tests/web).
+	chromium
 )
+# node and npm run emscripten's tools and the browser test. A machine may
+# have them from elsewhere (nodesource's nodejs carries its own npm and
+# conflicts with Debian's npm package): only what is missing is asked for.
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 
 # One dpkg-query for all; a package it has never heard of prints nothing.
 declare -A installed=()

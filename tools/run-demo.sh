@@ -109,7 +109,25 @@ if [[ -z $tenant ]]; then
 	echo "run: created tenant \"Demo kommune\" ($tenant), key in $key"
 fi
 
-"$relay" --database "$db" --listen 127.0.0.1 --port "$port" &
+# The widget (docs/widget.md) from the WebAssembly build: its frame on
+# 127.0.0.1, the municipality's demo page on localhost (another origin to
+# the browser, as kommune.no is to the relay).
+widget=$build/wasm/widget
+widget_opts=()
+# Invite codes are hashed with this key (made once; never in the database).
+invite_key=var/invite.key
+if [[ ! -s $invite_key ]]; then
+	(umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$invite_key")
+fi
+if [[ -f $widget/index.html ]]; then
+	widget_opts=(--widget_dir "$PWD/$widget"
+		--widget_origins "http://127.0.0.1:$port"		--widget_embed_origins "http://localhost:$port"
+		--invite_key_file "$PWD/$invite_key")
+else
+	echo "run: $widget is missing (tools/wasm-build.sh); no widget" >&2
+fi
+"$relay" --database "$db" --listen 127.0.0.1 --port "$port" \
+	"${widget_opts[@]}" &
 relay_pid=$!
 
 # Wait until it answers, then say what to do; give up if it exits.
@@ -261,6 +279,20 @@ start_journaling() {
 if [[ -n $healthy ]] && ! start_journaling; then
 	echo "run: journaling is not running; see above" >&2
 fi
+# A fresh invite code for Elisa's widget at every start (single use,
+# valid 72 hours): the widget becomes another device of her account.
+widget_says="  Widget:        not built"
+if [[ ${#widget_opts[@]} -gt 0 && -f $case_env ]]; then
+	# shellcheck disable=SC1090
+	source "$case_env"
+	code=$("$relay" --database "$db" --invite_key_file "$invite_key" admin \
+		invite --account "$ELISA" 2>/dev/null | head -n 1 || true)
+	widget_says="  Widget:        http://localhost:$port/widget/demo/ (a phone-sized window),
+                 press Chat, type Elisa's invite code ${code:-(none: see the log)};
+                 Camilla answers in a terminal:
+                 $cli --profile var/camilla --relay 127.0.0.1:$port chat"
+fi
+
 cat <<EOF
 
   bvchat-relay is running on ws://127.0.0.1:$port/v1 (subprotocol bvchat.v1)
@@ -276,6 +308,7 @@ cat <<EOF
   Elisa case:    profiles var/{elisa,marthe,randi,arvid,camilla,kari,arkiv},
                  accounts in $case_env;
                  $relay --database "$db" admin case-show --case CASE
+$widget_says
   Case file:     a conversation is journaled after ${BV_JOURNAL_QUIET_S:-60} s of quiet;
                  $archive_peer --db var/arkiv-peer/journal.db list
                  $archiver --profile var/arkiv status

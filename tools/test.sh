@@ -67,6 +67,13 @@ fi
 
 # ctest in both trees at once. Sanitized code runs slower: its waits get
 # more time (BVT_TIMEOUT_SCALE, read by tests/support).
+# The browser test's packages (web-widget/package-lock.json: playwright-core
+# and axe-core, no browser download); from npm's cache after the first time.
+if ! (cd web-widget && npm ci --no-audit --no-fund --prefer-offline \
+	--loglevel=error); then
+	echo "make test: npm ci in web-widget failed; web.widget will fail" >&2
+fi
+
 pids=()
 for i in 0 1; do
 	if [[ ${built[$i]} != 1 ]]; then

@@ -27,7 +27,10 @@
 #define ORIGINS "https://chat.kommune.example http://127.0.0.1:8480"
 #define EMBED	"http://localhost:8480 https://www.kommune.example"
 #define CSP                                                                    \
-	"default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "           \
+	"default-src 'self'; script-src 'self' 'wasm-unsafe-eval' "            \
+	"https://chat.kommune.example http://127.0.0.1:8480; frame-src "       \
+	"'self' "                                                              \
+	"https://chat.kommune.example http://127.0.0.1:8480; "                 \
 	"connect-src 'self' wss://chat.kommune.example ws://127.0.0.1:8480; "  \
 	"img-src 'self' data: blob:; style-src 'self'; frame-ancestors "       \
 	"http://localhost:8480 https://www.kommune.example; base-uri 'none'; " \

@@ -6,7 +6,8 @@
  * the conn__t_*() calls: URLs, frames out as text in order, UTF-8 in,
  * binary and oversized messages dropped, buffered(), close codes, stale
  * handles ignored, open and send failures, the connect deadline, shutdown.
- * Built by tests/web/run.sh; prints TAP, exits 0 when every check held.
+ * Built by web-widget/CMakeLists.txt (ctest wasm.conn); prints TAP, exits 0
+ * when every check held.
  */
 #include <stdarg.h>
 #include <stdio.h>

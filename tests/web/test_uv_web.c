@@ -4,8 +4,8 @@
  * under node: timer order, never early, repeat and its re-arming before
  * the callback, stop and restart inside a callback, restart of an active
  * timer, close with and without a callback, uv_run() and uv_loop_close().
- * Built with emcc -sENVIRONMENT=node by tests/web/run.sh; prints TAP and
- * exits 0 when every check held. Everything happens on node's event loop:
+ * Built with emcc -sENVIRONMENT=node by web-widget/CMakeLists.txt (ctest
+ * wasm.uv); prints TAP and exits 0 when every check held. Everything happens on node's event loop:
  * main() only starts timers; the last one checks and exits.
  */
 #include <stdio.h>

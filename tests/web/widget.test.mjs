@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// widget.test.mjs: the web widget in real Chromium (Debian's, driven by
+// playwright-core) against a real relay and PostgreSQL, with a caseworker
+// on libbvchat (the bvchat command-line client). Run by ctest through
+// with-pg (tests/web/CMakeLists.txt), which gives BV_TEST_DB.
+//
+// Environment: BV_TEST_DB, BV_RELAY (bvchat-relay), BV_CLI (bvchat),
+// BV_WIDGET_DIR (the built widget), BV_SHOTS (where screenshots go),
+// BV_WEB_DIR (scratch directory).
+//
+// One story, in order, at a phone's viewport (390 × 844): Elisa opens the
+// municipality's page (another origin than the relay), enrolls with an
+// invite code, sees her conversation and who is in it, writes; Camilla
+// (caseworker, bvchat) gets it and answers; Elisa sees the answer and the
+// delivery states. Then: reload keeps history and session; a message
+// written while the relay is down goes out when it is back; a second tab
+// gives way; languages; axe-core finds no WCAG 2.1 AA violation on each
+// screen; sizes are within the budget.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import net from 'node:net';
+import zlib from 'node:zlib';
+import crypto from 'node:crypto';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const here = path.dirname(new URL(import.meta.url).pathname);
+const { chromium } = require(path.join(here, '../../web-widget/node_modules/playwright-core'));
+const axeSource = fs.readFileSync(
+	path.join(here, '../../web-widget/node_modules/axe-core/axe.min.js'), 'utf8');
+
+const env = (k) => {
+	const v = process.env[k];
+	assert.ok(v, `${k} is not set`);
+	return v;
+};
+const DB = env('BV_TEST_DB');
+const RELAY = env('BV_RELAY');
+const CLI = env('BV_CLI');
+const WIDGET = env('BV_WIDGET_DIR');
+const SHOTS = process.env.BV_SHOTS || path.join(process.cwd(), 'web-shots');
+const WORK = fs.mkdtempSync(path.join(process.env.BV_WEB_DIR || '/tmp', 'bvweb-'));
+const CANARY = 'CANARY-widget-' + Math.random().toString(36).slice(2);
+const WAIT = 30000; // ms for anything that crosses the network
+
+fs.mkdirSync(SHOTS, { recursive: true });
+
+function freePort() {
+	return new Promise((resolve, reject) => {
+		const s = net.createServer();
+		s.listen(0, '127.0.0.1', () => {
+			const { port } = s.address();
+			s.close(() => resolve(port));
+		});
+		s.on('error', reject);
+	});
+}
+
+// The key invite codes are hashed with (invite_key_file: 64 hex digits).
+const inviteKey = path.join(WORK, 'invite.key');
+fs.writeFileSync(inviteKey, crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+const admin = (...args) =>
+	execFileSync(RELAY, ['--database', DB, '--invite_key_file', inviteKey, 'admin', ...args],
+		{ encoding: 'utf8' }).trim();
+const cli = (profile, ...args) =>
+	execFileSync(CLI, ['--profile', path.join(WORK, profile), '--relay', `127.0.0.1:${port}`, ...args],
+		{ encoding: 'utf8', timeout: WAIT }).trim();
+
+let port;
+let relay = null;
+let relayLog = '';
+
+async function startRelay() {
+	relay = spawn(RELAY, ['--database', DB, '--listen', '127.0.0.1', '--port', String(port),
+		'--widget_dir', WIDGET,
+		'--widget_origins', `http://127.0.0.1:${port}`,
+		'--widget_embed_origins', `http://localhost:${port}`,
+		'--invite_key_file', inviteKey], { stdio: ['ignore', 'pipe', 'pipe'] });
+	relay.stdout.on('data', (d) => { relayLog += d; });
+	relay.stderr.on('data', (d) => { relayLog += d; });
+	for (let i = 0; i < 100; i++) {
+		try {
+			const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+			if (r.ok) return;
+		} catch { /* not yet */ }
+		await new Promise((r) => setTimeout(r, 100));
+	}
+	throw new Error('relay did not start:\n' + relayLog);
+}
+
+async function stopRelay() {
+	if (!relay) return;
+	const p = relay;
+	relay = null;
+	const done = new Promise((r) => p.on('exit', r));
+	p.kill('SIGTERM');
+	const t = setTimeout(() => p.kill('SIGKILL'), 15000);
+	await done;
+	clearTimeout(t);
+}
+
+// Camilla at her terminal: `bvchat chat` in the conversation, kept running
+// (it reconnects by itself while the relay is away). say() types a line;
+// heard(re) waits until what it printed matches re.
+function chat(profile, conversation) {
+	const p = spawn(CLI, ['--profile', path.join(WORK, profile), '--relay', `127.0.0.1:${port}`,
+		'chat', '--conversation', conversation], { stdio: ['pipe', 'pipe', 'pipe'] });
+	let out = '';
+	p.stdout.on('data', (d) => { out += d; });
+	p.stderr.on('data', (d) => { out += d; });
+	return {
+		say: (line) => p.stdin.write(line + '\n'),
+		async heard(re) {
+			for (let i = 0; i < WAIT / 100 && !re.test(out); i++)
+				await new Promise((r) => setTimeout(r, 100));
+			assert.match(out, re, 'bvchat chat printed:\n' + out);
+		},
+		async stop() {
+			const done = new Promise((r) => p.on('exit', r));
+			p.stdin.end();
+			const k = setTimeout(() => p.kill('SIGTERM'), 5000);
+			await done;
+			clearTimeout(k);
+		},
+	};
+}
+
+async function axeCheck(frame, name) {
+	await frame.evaluate(axeSource);
+	const r = await frame.evaluate(() => window.axe.run(document, {
+		runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+	}));
+	const v = r.violations.map((x) => `${x.id}: ${x.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+	assert.deepEqual(v, [], `axe violations on ${name}`);
+	return r.passes.length;
+}
+
+function gz(file) {
+	return zlib.gzipSync(fs.readFileSync(file), { level: 9 }).length;
+}
+
+test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
+	port = await freePort();
+	// Tenant, closed office (so the out-of-hours notice shows), people, case.
+	execFileSync(RELAY, ['--database', DB, '--migrate']);
+	const keyFile = path.join(WORK, 'tenant.key');
+	const tenant = admin('tenant-create', '--name', 'Demo kommune', '--key-out', keyFile);
+	admin('tenant-set', '--tenant', tenant, '--office-days', 'mon-fri', '--open', '08:00',
+		'--close', '08:01', '--out-of-hours-phone', '+47 800 00 000');
+	await startRelay();
+	const enroll = (who) => cli(who, 'enroll', '--token', admin('issue-token', '--key', keyFile))
+		.match(/^account (\S+)/m)[1];
+	const elisa = enroll('elisa');
+	const camilla = enroll('camilla');
+	const arkiv = enroll('arkiv');
+	admin('archive-set', '--tenant', tenant, '--account', arkiv);
+	const kase = admin('case-create', '--tenant', tenant, '--case-number', '2026/0417');
+	admin('roster-add', '--case', kase, '--account', elisa, '--role', 'child', '--name', 'Elisa (17)');
+	admin('roster-add', '--case', kase, '--account', camilla, '--role', 'caseworker', '--name', 'Camilla');
+	const conv = admin('conversation-create', '--case', kase, '--by', elisa, '--kind', 'team',
+		'--members', elisa);
+	const invite = admin('invite', '--account', elisa).split('\n')[0];
+	let camillaChat = chat('camilla', conv);
+	assert.match(invite, /^[0-9A-Z]{5}-[0-9A-Z]{5}$/);
+
+	// A phone's browser in its normal mode: a profile of its own (a
+	// persistent context) with Chrome for Android's default cookie setting
+	// (third-party cookies allowed; a frame's storage partitioned by the
+	// top-level site). Debian's chromium blocks third-party cookies, and
+	// with them a cross-site frame's storage; so do private windows
+	// (Playwright's other contexts). The widget's answer to that (open the
+	// chat as a page of its own) is tested below with one.
+	const launch = {
+		executablePath: '/usr/bin/chromium',
+		args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+			'--disable-component-update', '--disable-sync', '--no-first-run'],
+	};
+	const phone = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, hasTouch: true, locale: 'nb-NO' };
+	const profile = path.join(WORK, 'chromium');
+	fs.mkdirSync(path.join(profile, 'Default'), { recursive: true });
+	fs.writeFileSync(path.join(profile, 'Default', 'Preferences'), JSON.stringify({
+		profile: { cookie_controls_mode: 0, block_third_party_cookies: false },
+	}));
+	const context = await chromium.launchPersistentContext(profile, { ...launch, ...phone });
+	const page = await context.newPage();
+	const errors = [];
+	page.on('pageerror', (e) => errors.push(String(e)));
+	// The relay's Content-Security-Policy must let the app and the demo
+	// page do everything they do.
+	context.on('console', (m) => {
+		if (/Content Security Policy/.test(m.text())) errors.push(m.text());
+	});
+	const host = `http://localhost:${port}/widget/demo/`;
+	const shot = (name) => page.screenshot({ path: path.join(SHOTS, `widget-${name}.png`) });
+	const widget = () => page.frameLocator('iframe[title]');
+
+	try {
+		await t.test('enroll with an invite code from another origin', async () => {
+			await page.goto(host);
+			await page.getByRole('button', { name: 'Chat' }).click();
+			const w = widget();
+			await w.getByRole('heading', { name: 'Kom i gang' }).waitFor({ timeout: WAIT });
+			await w.getByText('blir en del av saken din').waitFor();
+			await shot('enroll');
+			await axeCheck(page.frames().find((f) => f.url().includes(`127.0.0.1:${port}/widget/`)), 'enroll');
+			await w.getByLabel('Kode').fill(invite.toLowerCase().replace('-', ' '));
+			await w.getByRole('button', { name: 'Koble til' }).click();
+			await w.getByRole('heading', { name: 'Samtalene dine' }).waitFor({ timeout: WAIT });
+			await w.getByText('Camilla (saksbehandler)').waitFor({ timeout: WAIT });
+			await shot('conversations');
+		});
+
+		await t.test('a private window gets a way to open the chat as its own page', async () => {
+			const browser = await chromium.launch(launch);
+			try {
+				const priv = await (await browser.newContext(phone)).newPage();
+				await priv.goto(host);
+				await priv.getByRole('button', { name: 'Chat' }).click();
+				const w = priv.frameLocator('iframe[title]');
+				await w.getByText('Nettleseren lar ikke chatten lagre noe her').waitFor({ timeout: WAIT });
+				const link = w.getByRole('link', { name: 'Åpne chatten i en ny fane' });
+				assert.match(await link.getAttribute('href'), new RegExp(`^http://127\\.0\\.0\\.1:${port}/widget/index\\.html\\?lang=nb$`));
+				const [own] = await Promise.all([priv.waitForEvent('popup'), link.click()]);
+				await own.getByRole('heading', { name: 'Kom i gang' }).waitFor({ timeout: WAIT });
+			} finally {
+				await browser.close();
+			}
+		});
+
+		const frame = () => page.frames().find((f) => f.url().includes(`127.0.0.1:${port}/widget/`));
+
+		await t.test('a youth and a caseworker exchange messages both ways', async () => {
+			const w = widget();
+			await w.getByRole('button', { name: /Camilla/ }).first().click();
+			await w.getByRole('log').waitFor();
+			await w.getByLabel('Skriv en melding').fill(`Hei Camilla ${CANARY}`);
+			await w.getByRole('button', { name: 'Send' }).click();
+			await camillaChat.heard(new RegExp(`Hei Camilla ${CANARY}`));
+			// The out-of-hours notice with its numbers.
+			await w.getByText('Ingen leser chatten nå').waitFor({ timeout: WAIT });
+			await w.getByRole('link', { name: '+47 800 00 000' }).waitFor();
+			await w.getByRole('link', { name: '116 111' }).waitFor();
+			// Camilla's chat has it and has read it.
+			await w.getByText('Lest').first().waitFor({ timeout: WAIT });
+			camillaChat.say('Hei Elisa, jeg leser dette i morgen tidlig.');
+			await w.getByText('Hei Elisa, jeg leser dette i morgen tidlig.').waitFor({ timeout: WAIT });
+			await shot('chat');
+			await axeCheck(frame(), 'chat');
+		});
+
+		await t.test('reload keeps history and session', async () => {
+			await page.reload();
+			await page.getByRole('button', { name: 'Chat' }).click();
+			const w = widget();
+			await w.getByRole('heading', { name: 'Samtalene dine' }).waitFor({ timeout: WAIT });
+			await w.getByRole('button', { name: /Camilla/ }).first().click();
+			await w.getByText(`Hei Camilla ${CANARY}`).waitFor({ timeout: WAIT });
+			await w.getByText('Hei Elisa, jeg leser dette i morgen tidlig.').waitFor();
+		});
+
+		await t.test('a message written offline goes out after reconnect', async () => {
+			const w = widget();
+			await stopRelay();
+			await w.getByText('Du er ikke på nett').waitFor({ timeout: WAIT });
+			await w.getByLabel('Skriv en melding').fill('Skrevet uten nett');
+			await w.getByRole('button', { name: 'Send' }).click();
+			await w.getByText('Sender …').waitFor({ timeout: WAIT });
+			await shot('offline');
+			await startRelay();
+			await camillaChat.heard(/Skrevet uten nett/);
+			await w.getByText('Tilkoblet').waitFor({ timeout: WAIT });
+		});
+
+		await t.test('languages: nynorsk, English, Northern Sami', async () => {
+			const w = widget();
+			for (const [l, casefile, send] of [
+				['nn', 'blir ein del av saka di', 'Send'],
+				['en', 'becomes part of your case file', 'Send'],
+				['se', 'šaddá oassin du áššis', 'Sádde'],
+				['nb', 'blir en del av saken din', 'Send'],
+			]) {
+				await w.getByLabel(/Språk|Language|Giella/).selectOption(l);
+				await w.getByText(casefile).waitFor();
+				await w.getByRole('button', { name: send, exact: true }).waitFor();
+				assert.equal(await frame().evaluate(() => document.documentElement.lang), l);
+				if (l === 'se') {
+					await shot('chat-se');
+					await axeCheck(frame(), 'chat in Sami');
+				}
+			}
+		});
+
+		await t.test('a key change is told plainly and waits for a decision', async () => {
+			// Camilla reinstalls: device 1 of her account with a new key.
+			await camillaChat.stop();
+			cli('camilla2', 'enroll', '--token', admin('issue-token', '--key', keyFile,
+				'--account', camilla), '--replaces', '1');
+			cli('camilla2', 'send', '--conversation', conv, 'Ny telefon, samme Camilla.');
+			camillaChat = chat('camilla2', conv);
+			const w = widget();
+			await w.getByText('Sikkerhetskoden til Camilla er endret').waitFor({ timeout: WAIT });
+			assert.equal(await w.getByText('Ny telefon, samme Camilla.').count(), 0);
+			await shot('keychange');
+			await axeCheck(frame(), 'key change');
+			await w.getByRole('button', { name: 'Fortsett og vis den nye koden' }).click();
+			await w.getByRole('dialog').waitFor({ timeout: WAIT });
+			assert.match(await w.getByRole('dialog').innerText(), /(\d{5}\s+){11}\d{5}/);
+			await shot('safety');
+			await axeCheck(frame(), 'safety code');
+			await w.getByRole('button', { name: 'Lukk' }).click();
+			await w.getByText('Ny telefon, samme Camilla.').waitFor({ timeout: WAIT });
+		});
+
+		await t.test('a second tab gives way, and can take over', async () => {
+			const page2 = await context.newPage();
+			await page2.goto(host);
+			await page2.getByRole('button', { name: 'Chat' }).click();
+			const w2 = page2.frameLocator('iframe[title]');
+			await w2.getByText('Chatten er åpen i en annen fane.').waitFor({ timeout: WAIT });
+			await w2.getByRole('button', { name: 'Bruk den her' }).click();
+			await w2.getByRole('heading', { name: 'Samtalene dine' }).waitFor({ timeout: WAIT });
+			await widget().getByText('Chatten er åpen i en annen fane.').waitFor({ timeout: WAIT });
+			await page2.close();
+		});
+
+		await t.test('sizes within the budget', async () => {
+			const loader = gz(path.join(WIDGET, 'loader.js'));
+			let app = 0;
+			for (const f of fs.readdirSync(WIDGET))
+				if (/\.(js|css|html|wasm)$/.test(f) && f !== 'loader.js') app += gz(path.join(WIDGET, f));
+			fs.writeFileSync(path.join(SHOTS, 'sizes.json'), JSON.stringify({ loader, app }) + '\n');
+			console.log(`# sizes gzipped: loader ${loader} B, app + wasm ${app} B`);
+			assert.ok(loader <= 5 * 1024, `loader is ${loader} B gzipped`);
+			assert.ok(app <= 300 * 1024, `app + wasm is ${app} B gzipped`);
+		});
+
+		assert.deepEqual(errors, [], 'no uncaught errors in the page');
+		// Nothing of the conversation on the relay's side.
+		assert.ok(!relayLog.includes(CANARY), 'canary in the relay log');
+	} finally {
+		await camillaChat.stop();
+		await context.close();
+		await stopRelay();
+		fs.rmSync(WORK, { recursive: true, force: true });
+	}
+});

@@ -1,0 +1,555 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// app.js: the citizen's screens in the widget's frame: enroll, my
+// conversations, a conversation (history as role="log", delivery states,
+// the out-of-hours notice, key changes and safety codes), language. All
+// state lives in libbvchat (client.js); this file draws it and never keeps
+// a second copy of the history (it asks the library again when told).
+//
+// One tab at a time runs the client (Web Locks): a second tab of the same
+// person says so and offers to take over; the first then lets go.
+import { LANGS, STRINGS, lang, setLang, t } from './i18n.js';
+import { startClient, redeemInvite, hostOrigin } from './client.js';
+
+const $ = (id) => document.getElementById(id);
+const main = $('main');
+const LOCK = 'bvchat-client';
+
+let client = null;
+let me = { account: '', device: 0 };
+let cases = [];
+let online = false;
+let view = { name: 'loading' };
+let keyChanges = []; // {account, device} waiting for the user's decision
+let unreadSent = new Set(); // message ids we sent read receipts for
+
+// ---- small helpers ------------------------------------------------------
+
+function el(tag, attrs = {}, ...kids) {
+	const e = document.createElement(tag);
+	for (const [k, v] of Object.entries(attrs)) {
+		if (v === undefined || v === null || v === false) continue;
+		if (k === 'class') e.className = v;
+		else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+		else if (k === 'text') e.textContent = v;
+		else e.setAttribute(k, v === true ? '' : v);
+	}
+	for (const kid of kids.flat())
+		if (kid !== null && kid !== undefined && kid !== false)
+			e.append(kid instanceof Node ? kid : String(kid));
+	return e;
+}
+
+// Puts a screen's parts in <main>; arrays (lists of parts) are spread,
+// null and false left out.
+function show(...nodes) {
+	main.className = view.name;
+	main.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
+}
+
+// Moves focus to a view's heading so screen readers hear the new screen.
+function focusHeading() {
+	const h = main.querySelector('h2');
+	if (h) {
+		h.setAttribute('tabindex', '-1');
+		h.focus();
+	}
+}
+
+function people() {
+	const m = new Map();
+	for (const cs of cases)
+		for (const p of cs.people) m.set(p.account, p);
+	return m;
+}
+
+function personLabel(p) {
+	if (!p) return '?';
+	const role = t('role.' + p.role);
+	return p.name ? `${p.name} (${role})` : role;
+}
+
+function nameOf(account) {
+	if (account === me.account) return t('you');
+	const p = people().get(account);
+	return p ? (p.name || t('role.' + p.role)) : account.slice(0, 8);
+}
+
+function timeText(ms) {
+	const loc = { nb: 'nb-NO', nn: 'nn-NO', en: 'en-GB', se: 'se-NO' }[lang()];
+	let f;
+	try {
+		f = new Intl.DateTimeFormat(loc, { dateStyle: 'short', timeStyle: 'short' });
+	} catch {
+		f = new Intl.DateTimeFormat('nb-NO', { dateStyle: 'short', timeStyle: 'short' });
+	}
+	return f.format(new Date(ms));
+}
+
+function telLink(number) {
+	return el('a', { href: 'tel:' + number.replace(/[^+0-9]/g, '') }, number);
+}
+
+// ---- the host page ------------------------------------------------------
+
+function tellHost(msg) {
+	const origin = hostOrigin();
+	if (origin && window.parent !== window)
+		window.parent.postMessage({ bvchat: 1, ...msg }, origin);
+}
+
+window.addEventListener('message', (e) => {
+	// Only the page that embeds us, only our protocol version.
+	if (e.source !== window.parent || e.origin !== hostOrigin()) return;
+	const d = e.data;
+	if (!d || d.bvchat !== 1) return;
+	if (d.type === 'lang' && STRINGS[d.lang]) chooseLang(d.lang);
+});
+
+// ---- language -----------------------------------------------------------
+
+function chooseLang(l) {
+	setLang(l);
+	try {
+		localStorage.setItem('bvchat.lang', lang());
+	} catch {
+		/* storage may be off: the choice lasts for this page */
+	}
+	document.documentElement.lang = lang();
+	document.title = t('title');
+	$('title').textContent = t('title');
+	$('lang-label').textContent = t('language');
+	$('casefile').textContent = t('caseFile');
+	$('lang').value = lang();
+	drawConn();
+	redraw();
+}
+
+function initLang() {
+	const sel = $('lang');
+	for (const [code, name] of Object.entries(LANGS))
+		sel.append(el('option', { value: code, lang: code }, name));
+	sel.addEventListener('change', () => chooseLang(sel.value));
+	let l = new URLSearchParams(location.search).get('lang');
+	try {
+		l = localStorage.getItem('bvchat.lang') || l;
+	} catch {
+		/* no storage: the page's choice */
+	}
+	if (!l) {
+		const nav = (navigator.language || '').toLowerCase();
+		l = nav.startsWith('nn') ? 'nn' : nav.startsWith('se') ? 'se'
+			: nav.startsWith('en') ? 'en' : 'nb';
+	}
+	chooseLang(l);
+}
+
+// ---- connection state ---------------------------------------------------
+
+function drawConn() {
+	const c = $('conn');
+	if (!client || view.name === 'enroll' || view.name === 'loading') {
+		c.textContent = '';
+		c.className = 'conn';
+		return;
+	}
+	c.textContent = online ? t('online') : t('offline');
+	c.className = online ? 'conn' : 'conn offline';
+}
+
+// ---- views --------------------------------------------------------------
+
+function redraw() {
+	switch (view.name) {
+	case 'enroll': return drawEnroll(false);
+	case 'list': return drawList(false);
+	case 'chat': return drawChat(false);
+	case 'message': return show(el('p', { role: 'alert' }, t(view.key)));
+	case 'othertab': return otherTab();
+	case 'nostorage': return noStorage();
+	default: return show(el('p', {}, t('loading')));
+	}
+}
+
+function drawEnroll(focus = true) {
+	view = { name: 'enroll', busy: view.busy, error: view.error };
+	const input = el('input', {
+		type: 'text', id: 'code', name: 'code', autocomplete: 'one-time-code',
+		autocapitalize: 'characters', spellcheck: 'false',
+		'aria-describedby': 'code-help' + (view.error ? ' code-error' : ''),
+		'aria-invalid': view.error ? 'true' : null,
+	});
+	const form = el('form', { class: 'field', onsubmit: (e) => { e.preventDefault(); enroll(input.value); } },
+		el('label', { for: 'code' }, t('codeLabel')),
+		el('p', { class: 'help', id: 'code-help' }, t('codeHelp')),
+		input,
+		view.error ? el('p', { class: 'error', id: 'code-error', role: 'alert' }, t(view.error)) : null,
+		el('button', { type: 'submit', disabled: view.busy }, view.busy ? t('enrolling') : t('connect')));
+	show(el('h2', {}, t('enrollHeading')), el('p', {}, t('enrollIntro')), form);
+	if (focus) input.focus();
+}
+
+async function enroll(code) {
+	code = code.trim();
+	if (!code || view.busy) return;
+	view.busy = true;
+	view.error = null;
+	drawEnroll(false);
+	let token = code;
+	if (!code.startsWith('bvt1.')) {
+		try {
+			token = await redeemInvite(code);
+		} catch (e) {
+			view.busy = false;
+			view.error = e.network ? 'enrollNetwork' : 'enrollFailed';
+			drawEnroll();
+			return;
+		}
+	}
+	const r = client.call({ op: 'enroll', token });
+	if (r.rc !== 0) {
+		view.busy = false;
+		view.error = 'enrollFailed';
+		drawEnroll();
+	}
+	// The outcome comes as status "enrolled" or "refused".
+}
+
+function conversationsOf() {
+	const out = [];
+	for (const cs of cases)
+		for (const cv of cs.conversations)
+			out.push({ cs, cv });
+	return out;
+}
+
+function membersText(cv) {
+	return cv.members.filter((p) => p.account !== me.account && p.role !== 'archive')
+		.map(personLabel).join(', ');
+}
+
+function drawList(focus = true) {
+	view = { name: 'list' };
+	const convs = conversationsOf();
+	const last = new Map();
+	const r = client.call({ op: 'conversations' });
+	for (const c of r.conversations || []) last.set(c.conversation, c);
+	const items = convs.map(({ cs, cv }) => {
+		const l = last.get(cv.conversation);
+		return el('li', {}, el('button', { type: 'button', onclick: () => openChat(cv.conversation) },
+			el('span', { class: 'who' }, membersText(cv) || cs.municipality),
+			el('span', { class: 'when' }, cs.municipality,
+				l ? ' · ' + timeText(l.last_time_ms) : '')));
+	});
+	const startable = cases.filter((cs) => !cs.conversations.some((cv) => cv.kind === 'team' && !cv.closed));
+	show(el('h2', {}, t('conversations')),
+		items.length ? el('ul', { class: 'list' }, items) : el('p', {}, t('noConversations')),
+		startable.map((cs) => el('button', { type: 'button', onclick: () => client.call({ op: 'create', case_id: cs.case_id }) }, t('start'))));
+	if (focus) focusHeading();
+}
+
+function findConversation(id) {
+	return conversationsOf().find(({ cv }) => cv.conversation === id);
+}
+
+function openChat(id) {
+	view = { name: 'chat', conversation: id, items: new Map() };
+	drawChat(true);
+}
+
+function stateText(m) {
+	if (!m.outgoing) return '';
+	return t(m.state);
+}
+
+function messageItem(m) {
+	if (m.notice) {
+		const n = m.notice;
+		const kids = [el('p', { class: 'text' }, n.kind === 'out_of_hours' ? t('outOfHours') : t('serviceNotice'))];
+		if (n.kind === 'out_of_hours' && n.phone)
+			kids.push(el('p', { class: 'text' }, t('callNow') + ' ', telLink(n.phone)));
+		if (n.kind === 'out_of_hours' && n.emergency_phone)
+			kids.push(el('p', { class: 'text' }, t('emergency') + ' ', telLink(n.emergency_phone)));
+		return el('li', { class: 'msg notice', 'data-id': m.message_id },
+			el('p', { class: 'from' }, n.municipality || t('serviceNotice')), kids,
+			el('p', { class: 'meta' }, timeText(m.time_ms)));
+	}
+	const mine = m.sender === me.account;
+	const meta = [timeText(m.time_ms)];
+	if (mine) meta.push(stateText(m));
+	if (m.journal) meta.push(t('journaled') + ' ' + m.journal);
+	return el('li', { class: 'msg' + (mine ? ' mine' : '') + (m.state === 'failed' ? ' failed' : ''), 'data-id': m.message_id },
+		el('p', { class: 'from' }, nameOf(m.sender)),
+		el('p', { class: 'text' }, m.unsupported ? t('unsupported')
+			: m.state === 'undecryptable' ? t('undecryptable') : m.text),
+		el('p', { class: 'meta' }, meta.join(' · ')));
+}
+
+function keyBanner(cv) {
+	const members = new Set(cv.members.map((p) => p.account));
+	const mine = keyChanges.filter((k) => members.has(k.account));
+	return mine.map((k) => el('div', { class: 'banner', role: 'alert' },
+		el('p', {}, t('keyChanged', { name: nameOf(k.account) })),
+		el('button', { type: 'button', onclick: () => client.call({ op: 'accept', account: k.account, device: k.device }) }, t('accept'))));
+}
+
+function drawChat(focus = true) {
+	const found = findConversation(view.conversation);
+	if (!found) return drawList(focus);
+	const { cv } = found;
+	// role="log" on a wrapper: on the list itself it would hide the
+	// list's items from assistive technology.
+	const log = el('ol', { class: 'log-list', id: 'log' });
+	const logBox = el('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t('history') }, log);
+	const text = el('textarea', { id: 'text', rows: '2', maxlength: '8192', 'aria-describedby': 'casefile' });
+	text.addEventListener('keydown', (e) => {
+		if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+			e.preventDefault();
+			sendNow(text);
+		}
+	});
+	const draft = view.draft || '';
+	text.value = draft;
+	text.addEventListener('input', () => { view.draft = text.value; });
+	const others = cv.members.filter((p) => p.account !== me.account && p.role !== 'archive');
+	show(el('button', { type: 'button', class: 'plain', onclick: () => drawList() }, '← ' + t('back')),
+		el('h2', {}, membersText(cv)),
+		el('p', { class: 'members' }, t('safety') + ': ',
+			others.map((p) => el('button', { type: 'button', class: 'plain', onclick: () => showSafety(p.account) }, p.name || t('role.' + p.role)))),
+		keyBanner(cv),
+		logBox,
+		el('form', { class: 'composer', onsubmit: (e) => { e.preventDefault(); sendNow(text); } },
+			el('div', { class: 'field' }, el('label', { for: 'text' }, t('message')), text),
+			el('button', { type: 'submit' }, t('send'))));
+	view.items = new Map();
+	view.after = 0;
+	fillLog(true);
+	if (focus) focusHeading();
+}
+
+// Adds what is new to the log and updates what changed, without drawing
+// the rest again (a screen reader then reads only the new messages).
+function fillLog(first = false) {
+	const log = $('log');
+	if (!log) return;
+	const r = client.call({ op: 'history', conversation: view.conversation, after_seq: 0 });
+	const unread = new Map(); // sender -> ids to mark read
+	for (const m of r.messages || []) {
+		const old = view.items.get(m.message_id);
+		const key = m.state + '|' + (m.journal || '') + '|' + m.text.length;
+		if (old && old.key === key) continue;
+		const li = messageItem(m);
+		if (old) old.li.replaceWith(li);
+		else log.append(li);
+		view.items.set(m.message_id, { li, key });
+		if (!m.notice && !m.outgoing && m.sender !== me.account && m.state !== 'read' && !unreadSent.has(m.message_id)) {
+			if (!unread.has(m.sender)) unread.set(m.sender, []);
+			unread.get(m.sender).push(m.message_id);
+		}
+	}
+	if (!view.items.size && !log.querySelector('.empty'))
+		log.append(el('li', { class: 'empty' }, t('noMessages')));
+	else if (view.items.size) log.querySelector('.empty')?.remove();
+	if (document.visibilityState === 'visible' && online) markRead(unread);
+	const box = log.parentElement;
+	if (first || box.scrollHeight - box.scrollTop - box.clientHeight < 200)
+		log.lastElementChild?.scrollIntoView({ block: 'end' });
+}
+
+function markRead(unread) {
+	for (const [sender, ids] of unread) {
+		for (let i = 0; i < ids.length; i += 100) {
+			const part = ids.slice(i, i + 100);
+			const r = client.call({ op: 'read', conversation: view.conversation, sender, message_ids: part });
+			if (r.rc === 0) part.forEach((id) => unreadSent.add(id));
+		}
+	}
+}
+
+function sendNow(text) {
+	const s = text.value.trim();
+	if (!s) return;
+	const r = client.call({ op: 'send', conversation: view.conversation, text: s });
+	if (r.rc === 0) {
+		text.value = '';
+		view.draft = '';
+		fillLog(true);
+	}
+	text.focus();
+}
+
+// The safety code dialog: one code per device of the person we know of.
+function showSafety(account, devices) {
+	if (!devices) {
+		devices = new Set();
+		for (const { cv } of conversationsOf()) {
+			const r = client.call({ op: 'history', conversation: cv.conversation, after_seq: 0 });
+			for (const m of r.messages || [])
+				if (m.sender === account && m.sender_device) devices.add(m.sender_device);
+		}
+		if (!devices.size) devices.add(1);
+	}
+	const codes = [];
+	for (const d of devices) {
+		const r = client.call({ op: 'safety', account, device: d });
+		if (r.rc === 0) codes.push(r.number);
+	}
+	const close = el('button', { type: 'button', onclick: () => dlg.close() }, t('close'));
+	const dlg = el('dialog', { 'aria-labelledby': 'safety-h' },
+		el('h2', { id: 'safety-h' }, t('safetyFor', { name: nameOf(account) })),
+		codes.length ? codes.map((c) => el('p', { class: 'digits', 'aria-label': c.match(/.{5}/g).join(' ') },
+			c.match(/.{5}/g).map((g) => el('span', {}, g))))
+			: el('p', {}, t('safetyNone')),
+		el('p', { class: 'help' }, t('safetyHelp')),
+		close);
+	const back = document.activeElement;
+	dlg.addEventListener('close', () => { dlg.remove(); back?.focus?.(); });
+	document.body.append(dlg);
+	dlg.showModal();
+	close.focus();
+}
+
+// ---- library events -----------------------------------------------------
+
+function loadCases() {
+	const r = client.call({ op: 'cases' });
+	if (r.rc === 0) cases = r.cases;
+}
+
+function onEvent(ev) {
+	switch (ev.ev) {
+	case 'status':
+		if (ev.status === 'online' || ev.status === 'caught_up') online = true;
+		if (ev.status === 'offline') online = false;
+		if (ev.status === 'enrolled') {
+			me = client.call({ op: 'whoami' });
+			online = true;
+			loadCases();
+			drawList();
+		}
+		if (ev.status === 'refused') {
+			if (view.name === 'enroll') {
+				view.busy = false;
+				view.error = 'enrollFailed';
+				drawEnroll();
+			} else {
+				view = { name: 'message', key: 'refused' };
+				redraw();
+			}
+		}
+		if (ev.status === 'displaced') {
+			view = { name: 'message', key: 'displaced' };
+			redraw();
+		}
+		drawConn();
+		if (view.name === 'chat' && ev.status === 'caught_up') fillLog();
+		break;
+	case 'cases':
+		if (ev.rc === 0) {
+			loadCases();
+			if (view.name === 'list') drawList(false);
+			if (view.name === 'chat' && ev.changed) drawChat(false);
+		}
+		break;
+	case 'conversation_created':
+		if (ev.rc === 0 && ev.conversation) {
+			loadCases();
+			openChat(ev.conversation);
+		}
+		break;
+	case 'message':
+	case 'notice':
+	case 'receipt':
+	case 'sent':
+		if (view.name === 'chat') fillLog();
+		else if (view.name === 'list') drawList(false);
+		if (ev.ev === 'message' && ev.sender !== me.account) tellHost({ type: 'message' });
+		break;
+	case 'key_changed':
+		if (!keyChanges.some((k) => k.account === ev.account && k.device === ev.device))
+			keyChanges.push({ account: ev.account, device: ev.device });
+		if (view.name === 'chat') drawChat(false);
+		break;
+	case 'identity_accepted':
+		if (ev.rc === 0) {
+			keyChanges = keyChanges.filter((k) => !(k.account === ev.account && k.device === ev.device));
+			if (view.name === 'chat') drawChat(false);
+			// The new key is trusted now: its code is the one to compare.
+			showSafety(ev.account, [ev.device]);
+		}
+		break;
+	case 'storage_error':
+		$('conn').textContent = t('storageError');
+		break;
+	default:
+		break;
+	}
+}
+
+document.addEventListener('visibilitychange', () => {
+	if (document.visibilityState === 'visible' && view.name === 'chat') fillLog();
+});
+
+// ---- start --------------------------------------------------------------
+
+async function run() {
+	client = await startClient(onEvent);
+	me = client.call({ op: 'whoami' });
+	if (!me.account) {
+		view = { name: 'enroll' };
+		drawEnroll();
+	} else {
+		loadCases();
+		client.call({ op: 'connect' });
+		drawList();
+	}
+	drawConn();
+	tellHost({ type: 'ready' });
+}
+
+// The browser keeps this frame from storage (third-party storage blocked,
+// as in a private window): the chat cannot keep keys here, but works as a
+// page of its own.
+function noStorage() {
+	view = { name: 'nostorage' };
+	const own = new URL(location.href);
+	own.searchParams.delete('origin');
+	show(el('p', { role: 'alert' }, t('noStorage')),
+		el('a', { class: 'button', href: own.href, target: '_blank', rel: 'noopener' }, t('openOwn')));
+}
+
+async function storageOk() {
+	try {
+		await navigator.locks.query();
+		return true;
+	} catch {
+		return false;
+	}
+}
+
+function otherTab() {
+	view = { name: 'othertab' };
+	show(el('p', { role: 'alert' }, t('otherTab')),
+		el('button', { type: 'button', onclick: () => take(true) }, t('useHere')));
+}
+
+// Runs the client while this tab holds the lock; a tab that takes it over
+// (steal) makes ours end: the client closes and this tab says so.
+function take(steal) {
+	navigator.locks.request(LOCK, steal ? { steal: true } : { ifAvailable: true }, async (lock) => {
+		if (!lock) {
+			otherTab();
+			return;
+		}
+		await run();
+		await new Promise(() => {}); // held until stolen or the tab closes
+	}).catch(() => {
+		if (client) {
+			client.close();
+			client = null;
+		}
+		otherTab();
+	});
+}
+
+initLang();
+storageOk().then((ok) => (ok ? take(false) : noStorage()));

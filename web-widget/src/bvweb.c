@@ -1,0 +1,613 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * bvweb.c: libbvchat's face to JavaScript inside the widget's frame (the
+ * WebAssembly build only). One client per page.
+ *
+ * Calls: JavaScript calls bvw_call() with one JSON request {"op": …} and
+ * gets one JSON answer {"rc": 0, …} or {"rc": BV_E…, "error": "…"}; the
+ * answer lives in a buffer that the next call replaces. Ops: open, enroll,
+ * connect, whoami, cases, conversations, history, send, read, accept,
+ * safety, create, refresh, close (see app/client.js, the one caller).
+ * Events: everything the library reports through its callbacks goes to
+ * Module.bvwEvent(json) as {"ev": …}; never inside bvw_call().
+ * Storage: the store is libbvchat's in-memory store (store_mem.c). Before
+ * "open", bvw_preload() gives it the sealed image saved last time; after
+ * every change Module.bvwStoreChanged(generation) is called, and the page
+ * saves bvw_image() and tells the transport which generation is durable
+ * (conn_web.lib.js holds frames until then: nothing is acknowledged or sent
+ * that a reload could forget).
+ * Threads: one, the browser's; the loop is the uv shim over browser timers.
+ */
+#include <emscripten.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "bvchat.h"
+#include "bvweb.h"
+#include "store.h"
+
+/* The store's name in the memory store's registry (one per page). */
+#define STORE_PATH "bvchat"
+/* History entries in one answer (the UI pages with after_seq). */
+#define HISTORY_MAX 500
+
+static struct bv_client *client;
+static uv_loop_t loop;
+static int loop_ready;
+static char *answer; /* the last bvw_call() answer */
+
+EM_JS(void, emit_js, (const char *json),
+      { Module.bvwEvent(UTF8ToString(json)); });
+EM_JS(void, store_changed_js, (double generation),
+      { Module.bvwStoreChanged(generation); });
+
+/* Sends ev to JavaScript and frees it. */
+static void
+emit(json_t *ev)
+{
+	char *s;
+
+	if (!ev)
+		return;
+	s = json_dumps(ev, JSON_COMPACT);
+	json_decref(ev);
+	if (s) {
+		emit_js(s);
+		free(s);
+	}
+}
+
+static json_t *
+str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+/* ---- events --------------------------------------------------------- */
+
+static void
+on_status(struct bv_client *c, void *user, enum bv_client_status st, int code)
+{
+	static const char *const names[] = {
+		[BV_CLIENT_ONLINE] = "online",
+		[BV_CLIENT_ENROLLED] = "enrolled",
+		[BV_CLIENT_CAUGHT_UP] = "caught_up",
+		[BV_CLIENT_OFFLINE] = "offline",
+		[BV_CLIENT_DISPLACED] = "displaced",
+		[BV_CLIENT_REFUSED] = "refused",
+	};
+	const char *name = st >= BV_CLIENT_ONLINE && st <= BV_CLIENT_REFUSED
+				   ? names[st]
+				   : "unknown";
+
+	(void)c;
+	(void)user;
+	emit(json_pack("{s:s, s:s, s:i}", "ev", "status", "status", name,
+		       "code", code));
+}
+
+static void
+on_message(struct bv_client *c, void *user, const char *conversation,
+	   const char *sender, uint32_t sender_device, const char *message_id,
+	   int64_t time_ms, const char *text, size_t text_len)
+{
+	(void)c;
+	(void)user;
+	emit(json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:s%}", "ev", "message",
+		       "conversation", conversation, "sender", sender,
+		       "sender_device", (json_int_t)sender_device, "message_id",
+		       message_id, "time_ms", (json_int_t)time_ms, "text", text,
+		       text_len));
+}
+
+static void
+on_receipt(struct bv_client *c, void *user, const char *conversation,
+	   const char *sender, uint32_t sender_device,
+	   enum bv_client_receipt type, const char *const *ids, size_t n)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	(void)c;
+	(void)user;
+	for (i = 0; a && i < n; i++)
+		json_array_append_new(a, json_string(ids[i]));
+	emit(json_pack("{s:s, s:s, s:s, s:I, s:s, s:o*}", "ev", "receipt",
+		       "conversation", conversation, "sender", sender,
+		       "sender_device", (json_int_t)sender_device, "type",
+		       type == BV_CLIENT_RECEIPT_READ	     ? "read"
+		       : type == BV_CLIENT_RECEIPT_JOURNALED ? "journaled"
+							     : "delivered",
+		       "message_ids", a));
+}
+
+static void
+on_key_changed(struct bv_client *c, void *user, const char *account,
+	       uint32_t device)
+{
+	(void)c;
+	(void)user;
+	emit(json_pack("{s:s, s:s, s:I}", "ev", "key_changed", "account",
+		       account, "device", (json_int_t)device));
+}
+
+static void
+on_error(struct bv_client *c, void *user, int code, const char *message_id,
+	 const char *what)
+{
+	(void)c;
+	(void)user;
+	emit(json_pack("{s:s, s:i, s:o, s:s}", "ev", "error", "code", code,
+		       "message_id", str_or_null(message_id), "what",
+		       what ? what : ""));
+}
+
+static void
+on_sent(struct bv_client *c, void *user, const char *message_id, int rc)
+{
+	(void)c;
+	(void)user;
+	emit(json_pack("{s:s, s:s, s:i}", "ev", "sent", "message_id",
+		       message_id, "rc", rc));
+}
+
+static void
+on_accepted(struct bv_client *c, void *user, const char *account,
+	    uint32_t device, int rc)
+{
+	(void)c;
+	(void)user;
+	emit(json_pack("{s:s, s:s, s:I, s:i}", "ev", "identity_accepted",
+		       "account", account, "device", (json_int_t)device, "rc",
+		       rc));
+}
+
+static json_t *
+notice_json(const struct bv_client_notice *n)
+{
+	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:o, s:s}", "conversation",
+			 n->conversation, "message_id", n->message_id, "kind",
+			 n->kind, "time_ms", (json_int_t)n->time_ms,
+			 "municipality", n->municipality ? n->municipality : "",
+			 "phone", str_or_null(n->phone), "emergency_phone",
+			 n->emergency_phone ? n->emergency_phone : "");
+}
+
+static void
+on_notice(struct bv_client *c, void *user, const struct bv_client_notice *n)
+{
+	(void)c;
+	(void)user;
+	emit(json_pack("{s:s, s:o*}", "ev", "notice", "notice",
+		       notice_json(n)));
+}
+
+static void
+on_cases(struct bv_client *c, void *user, int changed, int rc)
+{
+	(void)c;
+	(void)user;
+	emit(json_pack("{s:s, s:b, s:i}", "ev", "cases", "changed", changed,
+		       "rc", rc));
+}
+
+static void
+on_created(struct bv_client *c, void *arg, const char *conversation, int rc)
+{
+	(void)c;
+	(void)arg;
+	emit(json_pack("{s:s, s:o, s:i}", "ev", "conversation_created",
+		       "conversation", str_or_null(conversation), "rc", rc));
+}
+
+static void
+on_store_change(void *ud, const char *path, uint64_t generation)
+{
+	(void)ud;
+	(void)path;
+	store_changed_js((double)generation);
+}
+
+/* ---- calls ------------------------------------------------------------ */
+
+/* The answer for rc: {"rc": rc} plus the fields of extra (stolen). */
+static json_t *
+result(int rc, json_t *extra)
+{
+	json_t *r = extra ? extra : json_object();
+
+	if (!r)
+		return NULL;
+	json_object_set_new(r, "rc", json_integer(rc));
+	if (rc != 0)
+		json_object_set_new(r, "error",
+				    json_string(bv_client_strerror(rc)));
+	return r;
+}
+
+static const char *
+arg_str(json_t *req, const char *key)
+{
+	return json_string_value(json_object_get(req, key));
+}
+
+/* A device number from the request, or 0 when missing or out of range. */
+static uint32_t
+arg_device(json_t *req)
+{
+	json_int_t d = json_integer_value(json_object_get(req, "device"));
+
+	return d >= 1 && d <= 2147483647 ? (uint32_t)d : 0;
+}
+
+static json_t *
+op_open(json_t *req)
+{
+	struct bv_client_opts o;
+	const char *key64 = arg_str(req, "key");
+	const char *host = arg_str(req, "host");
+	json_int_t port = json_integer_value(json_object_get(req, "port"));
+	uint8_t key[BV_CLIENT_STORE_KEY_LEN];
+	size_t key_len = 0;
+	int rc;
+
+	if (client)
+		return result(BV_EALREADY, NULL);
+	if (!key64 || !host || port < 1 || port > 65535 ||
+	    sodium_base642bin(key, sizeof(key), key64, strlen(key64), NULL,
+			      &key_len, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    key_len != sizeof(key))
+		return result(BV_EINVAL, NULL);
+	if (!loop_ready) {
+		uv_loop_init(&loop);
+		loop_ready = 1;
+	}
+	memset(&o, 0, sizeof(o));
+	o.store_path = STORE_PATH;
+	o.store_key = key;
+	o.relay_host = host;
+	o.relay_port = (int)port;
+	o.loop = &loop;
+	o.on_status = on_status;
+	o.on_message = on_message;
+	o.on_receipt = on_receipt;
+	o.on_key_changed = on_key_changed;
+	o.on_error = on_error;
+	o.on_sent = on_sent;
+	o.on_identity_accepted = on_accepted;
+	o.on_notice = on_notice;
+	o.on_cases = on_cases;
+	bv_store_mem_set_hook(on_store_change, NULL);
+	rc = bv_client_new(&o, &client);
+	sodium_memzero(key, sizeof(key));
+	/* The image is in the store now (or was refused): forget the copy. */
+	bv_store_mem_preload(STORE_PATH, NULL, 0);
+	if (rc != 0)
+		client = NULL;
+	return result(rc, NULL);
+}
+
+static json_t *
+op_whoami(void)
+{
+	return result(0, json_pack("{s:s, s:I}", "account",
+				   bv_client_account(client), "device",
+				   (json_int_t)bv_client_device(client)));
+}
+
+static json_t *
+person_json(const struct bv_client_person *p)
+{
+	return json_pack("{s:s, s:s, s:o}", "account", p->account, "role",
+			 p->role, "name", str_or_null(p->name));
+}
+
+static json_t *
+people_json(const struct bv_client_person *p, size_t n)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; a && i < n; i++)
+		json_array_append_new(a, person_json(&p[i]));
+	return a;
+}
+
+static int
+case_cb(void *arg, const struct bv_client_case *cs)
+{
+	json_t *convs = json_array(), *one;
+	size_t i;
+
+	for (i = 0; convs && i < cs->n_conversations; i++) {
+		const struct bv_client_case_conversation *cv =
+			&cs->conversations[i];
+
+		one = json_pack("{s:s, s:s, s:b, s:I, s:o*}", "conversation",
+				cv->conversation, "kind", cv->kind, "closed",
+				cv->closed, "created_ms",
+				(json_int_t)cv->created_ms, "members",
+				people_json(cv->members, cv->n_members));
+		json_array_append_new(convs, one);
+	}
+	one = json_pack("{s:s, s:s, s:s, s:s, s:o*, s:o*}", "case_id",
+			cs->case_id, "case_number", cs->case_number,
+			"municipality", cs->municipality, "role", cs->role,
+			"people", people_json(cs->people, cs->n_people),
+			"conversations", convs);
+	return one ? json_array_append_new(arg, one) : BV_ENOMEM;
+}
+
+static json_t *
+op_cases(void)
+{
+	json_t *a = json_array();
+	int rc = a ? bv_client_cases(client, case_cb, a) : BV_ENOMEM;
+
+	return result(rc, json_pack("{s:o*}", "cases", a));
+}
+
+static int
+conversation_cb(void *arg, const struct bv_client_conversation *cv)
+{
+	return json_array_append_new(
+		arg, json_pack("{s:s, s:I, s:I, s:I}", "conversation",
+			       cv->conversation, "last_seq",
+			       (json_int_t)cv->last_seq, "last_time_ms",
+			       (json_int_t)cv->last_time_ms, "n_messages",
+			       (json_int_t)cv->n_messages));
+}
+
+static json_t *
+op_conversations(void)
+{
+	json_t *a = json_array();
+	int rc = a ? bv_client_conversations(client, conversation_cb, a)
+		   : BV_ENOMEM;
+
+	return result(rc, json_pack("{s:o*}", "conversations", a));
+}
+
+static const char *
+state_name(enum bv_client_msg_state st)
+{
+	switch (st) {
+	case BV_CLIENT_MSG_SENDING:
+		return "sending";
+	case BV_CLIENT_MSG_SENT:
+		return "sent";
+	case BV_CLIENT_MSG_DELIVERED:
+		return "delivered";
+	case BV_CLIENT_MSG_READ:
+		return "read";
+	case BV_CLIENT_MSG_FAILED:
+		return "failed";
+	case BV_CLIENT_MSG_UNDECRYPTABLE:
+		return "undecryptable";
+	default:
+		return "received";
+	}
+}
+
+static int
+history_cb(void *arg, const struct bv_client_message *m)
+{
+	json_t *one;
+
+	if (json_array_size(arg) >= HISTORY_MAX)
+		return 1; /* the rest on the next page */
+	one = json_pack("{s:I, s:b, s:s, s:I, s:s, s:I, s:s, s:b, s:o, s:s%}",
+			"seq", (json_int_t)m->seq, "outgoing", m->outgoing,
+			"sender", m->sender, "sender_device",
+			(json_int_t)m->sender_device, "message_id",
+			m->message_id, "time_ms", (json_int_t)m->time_ms,
+			"state", state_name(m->state), "unsupported",
+			m->unsupported, "journal", str_or_null(m->journal),
+			"text", m->text, m->text_len);
+	if (one && m->notice)
+		json_object_set_new(one, "notice", notice_json(m->notice));
+	return one ? json_array_append_new(arg, one) : BV_ENOMEM;
+}
+
+static json_t *
+op_history(json_t *req)
+{
+	const char *conv = arg_str(req, "conversation");
+	json_int_t after =
+		json_integer_value(json_object_get(req, "after_seq"));
+	json_t *a = json_array();
+	int rc, more = 0;
+
+	if (!conv || after < 0)
+		return result(BV_EINVAL, NULL);
+	rc = a ? bv_client_history(client, conv, after, history_cb, a)
+	       : BV_ENOMEM;
+	if (rc == 1) {
+		more = 1;
+		rc = 0;
+	}
+	return result(rc,
+		      json_pack("{s:o*, s:b}", "messages", a, "more", more));
+}
+
+static json_t *
+op_send(json_t *req)
+{
+	char id[BV_CLIENT_MESSAGE_ID_LEN + 1] = "";
+	const char *conv = arg_str(req, "conversation");
+	const char *text = arg_str(req, "text");
+	int rc;
+
+	if (!conv || !text)
+		return result(BV_EINVAL, NULL);
+	rc = bv_client_send_text(client, conv, text, id);
+	return result(rc,
+		      rc == 0 ? json_pack("{s:s}", "message_id", id) : NULL);
+}
+
+static json_t *
+op_read(json_t *req)
+{
+	const char *conv = arg_str(req, "conversation");
+	const char *sender = arg_str(req, "sender");
+	json_t *ids = json_object_get(req, "message_ids");
+	const char *v[100];
+	size_t i, n = json_array_size(ids);
+
+	if (!conv || !sender || n == 0 || n > 100)
+		return result(BV_EINVAL, NULL);
+	for (i = 0; i < n; i++)
+		if (!(v[i] = json_string_value(json_array_get(ids, i))))
+			return result(BV_EINVAL, NULL);
+	return result(bv_client_mark_read(client, conv, sender, v, n), NULL);
+}
+
+static json_t *
+op_safety(json_t *req)
+{
+	char out[BV_CLIENT_SAFETY_NUMBER_LEN + 1];
+	const char *account = arg_str(req, "account");
+	int rc;
+
+	if (!account)
+		return result(BV_EINVAL, NULL);
+	rc = bv_client_safety_number(client, account, arg_device(req), out);
+	return result(rc, rc == 0 ? json_pack("{s:s}", "number", out) : NULL);
+}
+
+static json_t *
+op_create(json_t *req)
+{
+	const char *case_id = arg_str(req, "case_id");
+	const char *me = bv_client_account(client);
+
+	if (!case_id)
+		return result(BV_EINVAL, NULL);
+	/* A citizen starts a team conversation naming only themselves. */
+	return result(bv_client_conversation_create(client, case_id, "team",
+						    &me, 1, on_created, NULL),
+		      NULL);
+}
+
+static json_t *
+dispatch(json_t *req)
+{
+	const char *op = arg_str(req, "op");
+
+	if (!op)
+		return result(BV_EINVAL, NULL);
+	if (strcmp(op, "open") == 0)
+		return op_open(req);
+	if (!client)
+		return result(BV_EINVAL, NULL);
+	if (strcmp(op, "enroll") == 0) {
+		const char *token = arg_str(req, "token");
+
+		return result(token ? bv_client_enroll(client, token)
+				    : BV_EINVAL,
+			      NULL);
+	}
+	if (strcmp(op, "connect") == 0)
+		return result(bv_client_connect(client), NULL);
+	if (strcmp(op, "whoami") == 0)
+		return op_whoami();
+	if (strcmp(op, "cases") == 0)
+		return op_cases();
+	if (strcmp(op, "refresh") == 0)
+		return result(bv_client_refresh_cases(client), NULL);
+	if (strcmp(op, "conversations") == 0)
+		return op_conversations();
+	if (strcmp(op, "history") == 0)
+		return op_history(req);
+	if (strcmp(op, "send") == 0)
+		return op_send(req);
+	if (strcmp(op, "read") == 0)
+		return op_read(req);
+	if (strcmp(op, "accept") == 0) {
+		const char *account = arg_str(req, "account");
+
+		return result(
+			account ? bv_client_accept_identity(client, account,
+							    arg_device(req))
+				: BV_EINVAL,
+			NULL);
+	}
+	if (strcmp(op, "safety") == 0)
+		return op_safety(req);
+	if (strcmp(op, "create") == 0)
+		return op_create(req);
+	if (strcmp(op, "close") == 0) {
+		/* A borrowed loop: close, let the loop run what closing
+		 * left (the shim's uv_run), then free. */
+		bv_client_close(client);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		bv_client_free(client);
+		client = NULL;
+		return result(0, NULL);
+	}
+	return result(BV_EINVAL, NULL);
+}
+
+/*
+ * Once, before the first JSON: jansson seeds its hash tables from
+ * /dev/urandom, which the web build has no file system for, and otherwise
+ * from the clock; libsodium's randombytes is crypto.getRandomValues().
+ */
+static void
+init_once(void)
+{
+	static int done;
+	uint32_t seed = 0;
+
+	if (done)
+		return;
+	done = 1;
+	if (sodium_init() >= 0)
+		randombytes_buf(&seed, sizeof(seed));
+	json_object_seed(seed ? seed : 1);
+}
+
+EMSCRIPTEN_KEEPALIVE const char *
+bvw_call(const char *request)
+{
+	json_error_t err;
+	json_t *req;
+
+	init_once();
+	req = json_loads(request ? request : "", JSON_REJECT_DUPLICATES, &err);
+	json_t *r =
+		json_is_object(req) ? dispatch(req) : result(BV_EJSON, NULL);
+
+	json_decref(req);
+	free(answer);
+	answer = r ? json_dumps(r, JSON_COMPACT) : NULL;
+	json_decref(r);
+	return answer ? answer : "{\"rc\":-1,\"error\":\"out of memory\"}";
+}
+
+EMSCRIPTEN_KEEPALIVE int
+bvw_preload(const uint8_t *img, size_t len)
+{
+	return bv_store_mem_preload(STORE_PATH, len ? img : NULL, len);
+}
+
+EMSCRIPTEN_KEEPALIVE double
+bvw_generation(void)
+{
+	return (double)bv_store_mem_generation(STORE_PATH);
+}
+
+EMSCRIPTEN_KEEPALIVE uint8_t *
+bvw_image(size_t *len)
+{
+	uint8_t *img = NULL;
+
+	*len = 0;
+	if (bv_store_mem_image(STORE_PATH, &img, len) != 0)
+		return NULL;
+	return img;
+}
