@@ -120,7 +120,7 @@ if [[ ! -s $invite_key ]]; then
 	(umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$invite_key")
 fi
 if [[ -f $widget/index.html ]]; then
-	widget_opts=(--widget_dir "$PWD/$widget"
+	widget_opts=(--widget_dir "$(cd "$widget" && pwd)"
 		--widget_origins "http://127.0.0.1:$port"		--widget_embed_origins "http://localhost:$port"
 		--invite_key_file "$PWD/$invite_key")
 else
