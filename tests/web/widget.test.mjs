@@ -293,6 +293,31 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			}
 		});
 
+		await t.test('keyboard only, text at 200 %, reduced motion', async () => {
+			const w = widget();
+			// Write and send with the keyboard alone: Enter sends.
+			await w.getByLabel('Skriv en melding').focus();
+			await page.keyboard.type('Skrevet med tastaturet');
+			await page.keyboard.press('Enter');
+			await camillaChat.heard(/Skrevet med tastaturet/);
+			// Tab from the field reaches the send button.
+			await w.getByLabel('Skriv en melding').focus();
+			await page.keyboard.press('Tab');
+			assert.equal(await frame().evaluate(() => document.activeElement.textContent), 'Send');
+			// Text at 200 %: nothing needs scrolling sideways, the field stays usable.
+			await frame().evaluate(() => { document.documentElement.style.fontSize = '200%'; });
+			assert.ok(await frame().evaluate(() =>
+				document.documentElement.scrollWidth <= window.innerWidth + 1), 'sideways scrolling at 200 %');
+			await w.getByLabel('Skriv en melding').waitFor();
+			assert.ok(await w.getByLabel('Skriv en melding').isVisible());
+			await frame().evaluate(() => { document.documentElement.style.fontSize = ''; });
+			// Less motion asked for: messages appear without animation.
+			await page.emulateMedia({ reducedMotion: 'reduce' });
+			assert.equal(await frame().evaluate(() =>
+				getComputedStyle(document.querySelector('.msg')).animationName), 'none');
+			await page.emulateMedia({ reducedMotion: 'no-preference' });
+		});
+
 		await t.test('a key change is told plainly and waits for a decision', async () => {
 			// Camilla reinstalls: device 1 of her account with a new key.
 			await camillaChat.stop();

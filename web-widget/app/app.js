@@ -350,9 +350,11 @@ function fillLog(first = false) {
 		log.append(el('li', { class: 'empty' }, t('noMessages')));
 	else if (view.items.size) log.querySelector('.empty')?.remove();
 	if (document.visibilityState === 'visible' && online) markRead(unread);
+	// Follow the newest message when the reader is at the end; only the
+	// history scrolls (scrollIntoView would move the whole screen).
 	const box = log.parentElement;
 	if (first || box.scrollHeight - box.scrollTop - box.clientHeight < 200)
-		log.lastElementChild?.scrollIntoView({ block: 'end' });
+		box.scrollTop = box.scrollHeight;
 }
 
 function markRead(unread) {
