@@ -292,6 +292,14 @@ function keyBanner(cv) {
 		el('button', { type: 'button', onclick: () => client.call({ op: 'accept', account: k.account, device: k.device }) }, t('accept'))));
 }
 
+// Draws the key-change warnings again, and nothing else of the screen (so
+// the history, the draft and the focus stay where they are).
+function drawBanners() {
+	const box = $('banners');
+	const found = findConversation(view.conversation);
+	if (box && found) box.replaceChildren(...keyBanner(found.cv));
+}
+
 function drawChat(focus = true) {
 	const found = findConversation(view.conversation);
 	if (!found) return drawList(focus);
@@ -315,7 +323,7 @@ function drawChat(focus = true) {
 		el('h2', {}, membersText(cv)),
 		el('p', { class: 'members' }, t('safety') + ': ',
 			others.map((p) => el('button', { type: 'button', class: 'plain', onclick: () => showSafety(p.account) }, p.name || t('role.' + p.role)))),
-		keyBanner(cv),
+		el('div', { id: 'banners' }, keyBanner(cv)),
 		logBox,
 		el('form', { class: 'composer', onsubmit: (e) => { e.preventDefault(); sendNow(text); } },
 			el('div', { class: 'field' }, el('label', { for: 'text' }, t('message')), text),
@@ -449,6 +457,9 @@ function onEvent(ev) {
 		if (ev.rc === 0) {
 			loadCases();
 			if (view.name === 'list') drawList(false);
+			// Who is in it may have changed: the screen again, the
+			// draft kept (view.draft), the reader's place in the history
+			// not.
 			if (view.name === 'chat' && ev.changed) drawChat(false);
 		}
 		break;
@@ -467,14 +478,15 @@ function onEvent(ev) {
 		if (ev.ev === 'message' && ev.sender !== me.account) tellHost({ type: 'message' });
 		break;
 	case 'key_changed':
-		if (!keyChanges.some((k) => k.account === ev.account && k.device === ev.device))
-			keyChanges.push({ account: ev.account, device: ev.device });
-		if (view.name === 'chat') drawChat(false);
+		if (keyChanges.some((k) => k.account === ev.account && k.device === ev.device))
+			break; // already told
+		keyChanges.push({ account: ev.account, device: ev.device });
+		if (view.name === 'chat') drawBanners();
 		break;
 	case 'identity_accepted':
 		if (ev.rc === 0) {
 			keyChanges = keyChanges.filter((k) => !(k.account === ev.account && k.device === ev.device));
-			if (view.name === 'chat') drawChat(false);
+			if (view.name === 'chat') drawBanners();
 			// The new key is trusted now: its code is the one to compare.
 			showSafety(ev.account, [ev.device]);
 		}
