@@ -124,6 +124,62 @@ bv_wipe(void *p, size_t n)
 		sodium_memzero(p, n);
 }
 
+void
+bv_msg_begin(struct bv_msg *m, int drop)
+{
+	m->len = 0;
+	m->overflow = drop;
+}
+
+int
+bv_msg_append(struct bv_msg *m, const void *in, size_t len, size_t max)
+{
+	char *n;
+
+	if (m->overflow)
+		return 0;
+	if (m->len + len > max) {
+		m->overflow = 1;
+		m->len = 0;
+		return 0;
+	}
+	if (m->len + len + 1 > m->cap) {
+		size_t want = m->cap ? m->cap : 4096;
+
+		while (want < m->len + len + 1)
+			want *= 2;
+		if (want > max + 1)
+			want = max + 1;
+		n = bv_realloc(m->buf, want);
+		if (!n)
+			return BV_ENOMEM;
+		m->buf = n;
+		m->cap = want;
+	}
+	memcpy(m->buf + m->len, in, len);
+	m->len += len;
+	return 0;
+}
+
+void
+bv_msg_end(struct bv_msg *m)
+{
+	m->len = 0;
+	m->overflow = 0;
+	if (m->cap > 65536) {
+		bv_free(m->buf);
+		m->buf = NULL;
+		m->cap = 0;
+	}
+}
+
+void
+bv_msg_free(struct bv_msg *m)
+{
+	bv_free(m->buf);
+	memset(m, 0, sizeof(*m));
+}
+
 static char *
 b64_encode(const uint8_t *buf, size_t len, int variant)
 {

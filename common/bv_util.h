@@ -32,6 +32,26 @@ void bv_alloc_fail_at(long n);
 void bv_wipe(void *p, size_t n);
 
 /*
+ * A WebSocket message put together from its fragments (relay and client
+ * alike), never longer than the cap it is given. bv_msg_begin() starts one
+ * (drop 1: ignore it, e.g. a binary frame); bv_msg_append() adds a
+ * fragment, keeping room for a NUL; a message over max is dropped whole
+ * (overflow set, nothing kept) and the caller answers it at its end;
+ * bv_msg_end() empties it and gives back a buffer grown past 64 KiB, so an
+ * idle connection holds no big buffer. Zero-initialised is empty.
+ */
+struct bv_msg {
+	char *buf;
+	size_t len, cap;
+	int overflow; /* too large, or dropped from the start */
+};
+void bv_msg_begin(struct bv_msg *m, int drop);
+/* 0, or BV_ENOMEM (the message so far is kept). */
+int bv_msg_append(struct bv_msg *m, const void *in, size_t len, size_t max);
+void bv_msg_end(struct bv_msg *m);
+void bv_msg_free(struct bv_msg *m);
+
+/*
  * Standard base64 with padding (RFC 4648 section 4). bv_b64_encode() returns
  * a new NUL-terminated string (free with bv_free) or NULL on ENOMEM.
  * bv_b64_decode() decodes len characters into out (capacity cap) and sets

@@ -19,6 +19,7 @@
 
 #include "bv_proto.h"
 #include "bv_token.h"
+#include "bv_util.h"
 #include "config.h"
 #include "db.h"
 #include "ratelimit.h"
@@ -62,9 +63,7 @@ struct conn {
 	struct conn *prev, *next; /* r->conns */
 
 	/* Receiving: a frame is reassembled here up to max_frame_bytes. */
-	char *rx;
-	size_t rx_len, rx_cap;
-	int rx_overflow;
+	struct bv_msg rx;
 	int rx_binary;
 
 	/* Sending: bounded by max_output_bytes, then close 4003. */

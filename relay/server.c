@@ -48,7 +48,7 @@ conn_unref(struct conn *c)
 {
 	if (--c->refs > 0)
 		return;
-	bv_free(c->rx);
+	bv_msg_free(&c->rx);
 	bv_free(c->pushes);
 	bv_free(c);
 }
@@ -248,39 +248,6 @@ conn_gone(struct conn *c)
 	conn_unref(c);
 }
 
-/* Appends a fragment; a frame over the cap is dropped here and answered
- * with BV_EFRAME once its last fragment has arrived. */
-static int
-rx_append(struct conn *c, const void *in, size_t len)
-{
-	size_t cap = c->r->cfg->limits.max_frame_bytes;
-	char *n;
-
-	if (c->rx_overflow)
-		return 0;
-	if (c->rx_len + len > cap) {
-		c->rx_overflow = 1;
-		c->rx_len = 0;
-		return 0;
-	}
-	if (c->rx_len + len + 1 > c->rx_cap) {
-		size_t want = c->rx_cap ? c->rx_cap : 4096;
-
-		while (want < c->rx_len + len + 1)
-			want *= 2;
-		if (want > cap + 1)
-			want = cap + 1;
-		n = bv_realloc(c->rx, want);
-		if (!n)
-			return BV_ENOMEM;
-		c->rx = n;
-		c->rx_cap = want;
-	}
-	memcpy(c->rx + c->rx_len, in, len);
-	c->rx_len += len;
-	return 0;
-}
-
 static int
 ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	    void *in, size_t len)
@@ -311,29 +278,25 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (!c || !conn_alive(c))
 			return 0;
 		if (lws_is_first_fragment(wsi)) {
-			c->rx_len = 0;
-			c->rx_overflow = 0;
+			bv_msg_begin(&c->rx, 0);
 			c->rx_binary = lws_frame_is_binary(wsi);
 		}
-		if (rx_append(c, in, len) < 0)
+		/* A frame over the cap is dropped here and answered with
+		 * BV_EFRAME once its last fragment has arrived. */
+		if (bv_msg_append(&c->rx, in, len,
+				  r->cfg->limits.max_frame_bytes) < 0)
 			return -1;
 		if (!lws_is_final_fragment(wsi) ||
 		    lws_remaining_packet_payload(wsi))
 			return 0;
 		r->m.frames_in++;
-		if (c->rx_overflow)
+		if (c->rx.overflow)
 			ops_frame_error(c, BV_EFRAME);
 		else if (c->rx_binary)
 			ops_frame_error(c, BV_EJSON);
 		else
-			ops_frame(c, c->rx, c->rx_len);
-		c->rx_len = 0;
-		if (c->rx_cap > 65536) {
-			/* Do not keep a big buffer for an idle connection. */
-			bv_free(c->rx);
-			c->rx = NULL;
-			c->rx_cap = 0;
-		}
+			ops_frame(c, c->rx.buf, c->rx.len);
+		bv_msg_end(&c->rx);
 		return 0;
 
 	case LWS_CALLBACK_SERVER_WRITEABLE:

@@ -26,23 +26,11 @@ struct bv_conn_transport {
 	/* An attempt is in progress or up: from transport__open() until it is
 	 * reported closed or the transport shut down. */
 	int up;
-	struct lws *wsi; /* NULL until lws_client_connect_via_info returns */
-	int close_code;	 /* we are closing with this code */
-	int peer_close;	 /* the relay's close code, 0 if none */
-	char *rx;
-	size_t rx_len, rx_cap;
-	int rx_overflow; /* binary or too large: dropped at its end */
+	struct lws *wsi;  /* NULL until lws_client_connect_via_info returns */
+	int close_code;	  /* we are closing with this code */
+	int peer_close;	  /* the relay's close code, 0 if none */
+	struct bv_msg rx; /* binary or too large: dropped at its end */
 };
-
-static void
-rx_reset(struct bv_conn_transport *t)
-{
-	t->rx_len = 0;
-	t->rx_overflow = 0;
-	bv_free(t->rx);
-	t->rx = NULL;
-	t->rx_cap = 0;
-}
 
 /* The attempt ended: forget it, then tell conn.c (which may open again). */
 static void
@@ -53,39 +41,8 @@ closed(struct bv_conn_transport *t)
 	t->up = 0;
 	t->wsi = NULL;
 	t->close_code = 0;
-	rx_reset(t);
+	bv_msg_free(&t->rx);
 	conn__t_closed(t->c, code);
-}
-
-static int
-rx_append(struct bv_conn_transport *t, const void *in, size_t len)
-{
-	size_t max = conn__t_max_frame(t->c);
-	char *n;
-
-	if (t->rx_overflow)
-		return 0;
-	if (t->rx_len + len > max) {
-		t->rx_overflow = 1;
-		t->rx_len = 0;
-		return 0;
-	}
-	if (t->rx_len + len + 1 > t->rx_cap) {
-		size_t want = t->rx_cap ? t->rx_cap : 4096;
-
-		while (want < t->rx_len + len + 1)
-			want *= 2;
-		if (want > max + 1)
-			want = max + 1;
-		n = bv_realloc(t->rx, want);
-		if (!n)
-			return BV_ENOMEM;
-		t->rx = n;
-		t->rx_cap = want;
-	}
-	memcpy(t->rx + t->rx_len, in, len);
-	t->rx_len += len;
-	return 0;
 }
 
 /* Whether wsi is our current attempt (NULL wsi: lws_client_connect_via_info
@@ -117,26 +74,18 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_CLIENT_RECEIVE:
 		if (wsi != t->wsi || t->close_code)
 			return 0;
-		if (lws_is_first_fragment(wsi)) {
-			t->rx_len = 0;
-			t->rx_overflow = lws_frame_is_binary(wsi);
-		}
-		if (rx_append(t, in, len) < 0)
+		if (lws_is_first_fragment(wsi))
+			bv_msg_begin(&t->rx, lws_frame_is_binary(wsi));
+		if (bv_msg_append(&t->rx, in, len, conn__t_max_frame(t->c)) < 0)
 			return -1;
 		if (!lws_is_final_fragment(wsi) ||
 		    lws_remaining_packet_payload(wsi))
 			return 0;
-		if (t->rx_overflow)
+		if (t->rx.overflow)
 			conn__t_dropped(t->c);
 		else
-			conn__t_frame(t->c, t->rx, t->rx_len);
-		t->rx_len = 0;
-		t->rx_overflow = 0;
-		if (t->rx_cap > 65536) {
-			bv_free(t->rx);
-			t->rx = NULL;
-			t->rx_cap = 0;
-		}
+			conn__t_frame(t->c, t->rx.buf, t->rx.len);
+		bv_msg_end(&t->rx);
 		return 0;
 
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
@@ -309,7 +258,7 @@ transport__shutdown(struct bv_conn_transport *t)
 	t->up = 0;
 	t->wsi = NULL;
 	t->close_code = 0;
-	rx_reset(t);
+	bv_msg_free(&t->rx);
 }
 
 void
@@ -320,7 +269,7 @@ transport__free(struct bv_conn_transport *t)
 	/* The second call of lws's two-step destroy on a foreign loop. */
 	if (t->lws)
 		lws_context_destroy(t->lws);
-	rx_reset(t);
+	bv_msg_free(&t->rx);
 	bv_free(t->host);
 	bv_free(t);
 }

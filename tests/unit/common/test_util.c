@@ -401,6 +401,54 @@ test_log_levels(void **state)
 	assert_int_equal(strchr(out, '\n')[1], '\0'); /* still one line */
 }
 
+/* A message from fragments: whole, over the cap (dropped whole), dropped
+ * from the start, and a big buffer given back at its end. */
+static void
+test_msg(void **state)
+{
+	struct bv_msg m = {0};
+	char big[70000];
+
+	(void)state;
+	bv_msg_begin(&m, 0);
+	assert_int_equal(bv_msg_append(&m, "{\"a\":", 5, 16), 0);
+	assert_int_equal(bv_msg_append(&m, "1}", 2, 16), 0);
+	assert_int_equal(m.len, 7);
+	assert_memory_equal(m.buf, "{\"a\":1}", 7);
+	assert_true(m.cap >= 8 && m.cap <= 17);
+	assert_int_equal(m.overflow, 0);
+	bv_msg_end(&m);
+	assert_int_equal(m.len, 0);
+
+	/* Over the cap: nothing kept, the rest ignored until the end. */
+	bv_msg_begin(&m, 0);
+	assert_int_equal(bv_msg_append(&m, "0123456789", 10, 16), 0);
+	assert_int_equal(bv_msg_append(&m, "0123456789", 10, 16), 0);
+	assert_int_equal(m.overflow, 1);
+	assert_int_equal(m.len, 0);
+	assert_int_equal(bv_msg_append(&m, "x", 1, 16), 0);
+	assert_int_equal(m.len, 0);
+	bv_msg_end(&m);
+	assert_int_equal(m.overflow, 0);
+
+	/* Dropped from the start (a binary frame). */
+	bv_msg_begin(&m, 1);
+	assert_int_equal(bv_msg_append(&m, "x", 1, 16), 0);
+	assert_int_equal(m.len, 0);
+	assert_int_equal(m.overflow, 1);
+
+	/* A message over 64 KiB leaves no buffer behind. */
+	memset(big, 'b', sizeof(big));
+	bv_msg_begin(&m, 0);
+	assert_int_equal(bv_msg_append(&m, big, sizeof(big), sizeof(big)), 0);
+	assert_int_equal(m.len, sizeof(big));
+	assert_true(m.cap > 65536);
+	bv_msg_end(&m);
+	assert_null(m.buf);
+	assert_int_equal(m.cap, 0);
+	bv_msg_free(&m);
+}
+
 int
 main(void)
 {
@@ -417,6 +465,7 @@ main(void)
 		cmocka_unit_test(test_clock),
 		cmocka_unit_test(test_log),
 		cmocka_unit_test(test_log_levels),
+		cmocka_unit_test(test_msg),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
