@@ -17,20 +17,7 @@
 
 #include "bv_util.h"
 #include "conn_transport.h"
-
-static int failures, checks;
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		checks++;                                                      \
-		if (!(cond)) {                                                 \
-			failures++;                                            \
-			printf("not ok %d - %s (line %d)\n", checks, #cond,    \
-			       __LINE__);                                      \
-		} else {                                                       \
-			printf("ok %d - %s\n", checks, #cond);                 \
-		}                                                              \
-	} while (0)
+#include "tap.h"
 
 /* ---- JS: the mock's log and the reports ---- */
 
@@ -191,8 +178,7 @@ on_check(uv_timer_t *t)
 	transport__free(conn.t);
 	uv_close((uv_handle_t *)&check, NULL);
 	CHECK(uv_loop_close(&loop) == 0);
-	printf("1..%d\n", checks);
-	exit(failures ? 1 : 0);
+	TAP_DONE();
 }
 
 int

@@ -13,20 +13,7 @@
 #include <emscripten/emscripten.h>
 
 #include "uv.h"
-
-static int failures, checks;
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		checks++;                                                      \
-		if (!(cond)) {                                                 \
-			failures++;                                            \
-			printf("not ok %d - %s (line %d)\n", checks, #cond,    \
-			       __LINE__);                                      \
-		} else {                                                       \
-			printf("ok %d - %s\n", checks, #cond);                 \
-		}                                                              \
-	} while (0)
+#include "tap.h"
 
 static uv_loop_t loop;
 
@@ -221,8 +208,7 @@ done_cb(uv_timer_t *t)
 	uv_close((uv_handle_t *)&done, NULL);
 	CHECK(uv_loop_close(&loop) == 0);
 
-	printf("1..%d\n", checks);
-	exit(failures ? 1 : 0);
+	TAP_DONE();
 }
 
 int
