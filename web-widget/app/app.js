@@ -20,7 +20,6 @@ let cases = [];
 let online = false;
 let view = { name: 'loading' };
 let keyChanges = []; // {account, device} waiting for the user's decision
-let unreadSent = new Set(); // message ids we sent read receipts for
 
 // ---- small helpers ------------------------------------------------------
 
@@ -329,7 +328,6 @@ function drawChat(focus = true) {
 			el('div', { class: 'field' }, el('label', { for: 'text' }, t('message')), text),
 			el('button', { type: 'submit' }, t('send'))));
 	view.items = new Map();
-	view.after = 0;
 	fillLog(true);
 	if (focus) focusHeading();
 }
@@ -349,7 +347,7 @@ function fillLog(first = false) {
 		if (old) old.li.replaceWith(li);
 		else log.append(li);
 		view.items.set(m.message_id, { li, key });
-		if (!m.notice && !m.outgoing && m.sender !== me.account && m.state !== 'read' && !unreadSent.has(m.message_id)) {
+		if (!m.notice && !m.outgoing && m.sender !== me.account && m.state !== 'read') {
 			if (!unread.has(m.sender)) unread.set(m.sender, []);
 			unread.get(m.sender).push(m.message_id);
 		}
@@ -369,8 +367,9 @@ function markRead(unread) {
 	for (const [sender, ids] of unread) {
 		for (let i = 0; i < ids.length; i += 100) {
 			const part = ids.slice(i, i + 100);
-			const r = client.call({ op: 'read', conversation: view.conversation, sender, message_ids: part });
-			if (r.rc === 0) part.forEach((id) => unreadSent.add(id));
+			// The library marks them read in the history at once, so
+			// the next look at it does not ask again.
+			client.call({ op: 'read', conversation: view.conversation, sender, message_ids: part });
 		}
 	}
 }
