@@ -110,6 +110,9 @@ export async function startClient(onEvent) {
 			// Never inside the library's call stack.
 			queueMicrotask(() => onEvent(ev));
 		},
+		// Called from inside a store commit: the image is taken after
+		// the library's call has returned (a microtask), once for any
+		// number of changes in that call; persist.js coalesces the rest.
 		bvwStoreChanged: () => {
 			if (saveQueued) return;
 			saveQueued = true;

@@ -36,7 +36,6 @@
 
 static struct bv_client *client;
 static uv_loop_t loop;
-static int loop_ready;
 static char *answer; /* the last bvw_call() answer */
 
 EM_JS(void, emit_js, (const char *json),
@@ -262,10 +261,6 @@ op_open(json_t *req)
 			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 	    key_len != sizeof(key))
 		return result(BV_EINVAL, NULL);
-	if (!loop_ready) {
-		uv_loop_init(&loop);
-		loop_ready = 1;
-	}
 	memset(&o, 0, sizeof(o));
 	o.store_path = STORE_PATH;
 	o.store_key = key;
@@ -553,7 +548,9 @@ dispatch(json_t *req)
 }
 
 /*
- * Once, before the first JSON: jansson seeds its hash tables from
+ * Once, before the first call does anything: the loop (the shim's: browser
+ * timers) for every client of the page; and, before the first JSON, jansson
+ * seeds its hash tables from
  * /dev/urandom, which the web build has no file system for, and otherwise
  * from the clock; libsodium's randombytes is crypto.getRandomValues().
  */
@@ -566,6 +563,7 @@ init_once(void)
 	if (done)
 		return;
 	done = 1;
+	uv_loop_init(&loop);
 	if (sodium_init() >= 0)
 		randombytes_buf(&seed, sizeof(seed));
 	json_object_seed(seed ? seed : 1);
