@@ -410,8 +410,17 @@ function showSafety(account, devices) {
 			: el('p', {}, t('safetyNone')),
 		el('p', { class: 'help' }, t('safetyHelp')),
 		close);
-	const back = document.activeElement;
-	dlg.addEventListener('close', () => { dlg.remove(); back?.focus?.(); });
+	// One code on the screen at a time: a new one (another accepted key)
+	// takes the place of the one open, and focus goes back where it was
+	// before the first.
+	const open = document.querySelector('dialog[open]');
+	const back = open ? open.bvBack : document.activeElement;
+	if (open) {
+		open.bvBack = null;
+		open.close();
+	}
+	dlg.bvBack = back;
+	dlg.addEventListener('close', () => { dlg.remove(); dlg.bvBack?.focus?.(); });
 	document.body.append(dlg);
 	dlg.showModal();
 	close.focus();
