@@ -26,20 +26,25 @@
 static const struct relay_stmt statements[] = {
 	{"auth_lookup",
 	 "SELECT d.id, d.auth_key, a.tenant_id::text, (SELECT count(*) FROM "
-	 "one_time_prekeys o WHERE o.device = d.id)::int FROM devices d JOIN "
+	 "one_time_prekeys o WHERE o.device = d.id)::int, "
+	 "nextval('queue_seq') FROM devices d JOIN "
 	 "accounts a ON a.id = d.account_id WHERE d.account_id = $1::uuid "
 	 "AND d.device_id = $2::int",
 	 2},
 	{"tenant_key", "SELECT token_key FROM tenants WHERE id = $1::uuid", 1},
 	{"enroll",
-	 "SELECT status, account::text, device_id, device FROM bv_enroll("
+	 "SELECT status, account::text, device_id, device, "
+	 "nextval('queue_seq') "
+	 "FROM bv_enroll("
 	 "$1::uuid, $2::uuid, $3::bytea, $4::bigint, $5::int, $6::bytea, "
 	 "$7::bytea, $8::int, $9::int)",
 	 9},
 	/* An invite's ticket standing in for a token (0007): the same
 	 * columns as "enroll", then the tenant. */
 	{"invite_enroll",
-	 "SELECT status, account::text, device_id, device, tenant::text FROM "
+	 "SELECT status, account::text, device_id, device, "
+	 "nextval('queue_seq'), "
+	 "tenant::text FROM "
 	 "bv_invite_enroll($1::bytea, $2::int, $3::bytea, $4::bytea, $5::int, "
 	 "$6::int)",
 	 6},
@@ -589,10 +594,16 @@ send_prekeys_low(struct conn *c, int count)
 				"one_time_count", count));
 }
 
-/* The device proved itself: make the connection its own and start pushing. */
+/*
+ * The device proved itself: make the connection its own and start pushing.
+ * order: a number from queue_seq taken in the same query as the proof,
+ * increasing across every relay of the database, so that of two
+ * connections of one device the later one always stays, whichever relay's
+ * notification arrives last (gaps in queue.seq are harmless).
+ */
 static void
 auth_complete(struct opctx *o, const char *account, uint32_t device_id,
-	      int64_t device, const char *tenant, int otpk_count)
+	      int64_t device, const char *tenant, int otpk_count, int64_t order)
 {
 	struct conn *c = o->c, *old;
 	struct relay *r = c->r;
@@ -601,6 +612,12 @@ auth_complete(struct opctx *o, const char *account, uint32_t device_id,
 	if (!conn_alive(c))
 		return;
 	old = ops_find_device(r, device);
+	if (old && old->auth_order > order) {
+		/* Two proofs of one device crossed here: this one is older. */
+		send_event(c, json_pack("{ss}", "op", "displaced"));
+		conn_close(c, 4001);
+		return;
+	}
 	if (old)
 		displace(old);
 	if (acct_conns(r, account) >= r->cfg->max_connections_per_account) {
@@ -611,6 +628,7 @@ auth_complete(struct opctx *o, const char *account, uint32_t device_id,
 	snprintf(c->tenant, sizeof(c->tenant), "%s", tenant);
 	c->device_id = device_id;
 	c->device = device;
+	c->auth_order = order;
 	c->authed = 1;
 	HASH_ADD(hh, r->by_device, device, sizeof(c->device), c);
 	acct_join(c);
@@ -620,8 +638,8 @@ auth_complete(struct opctx *o, const char *account, uint32_t device_id,
 	ops_reply_ok(c, o->id,
 		     json_pack("{ss si ss}", "account", account, "device",
 			       (int)device_id, "tenant", tenant));
-	snprintf(payload, sizeof(payload), "%lld %s", (long long)device,
-		 r->instance);
+	snprintf(payload, sizeof(payload), "%lld %s %lld", (long long)device,
+		 r->instance, (long long)order);
 	notify(r, CH_CONNECT, payload);
 	if ((unsigned)otpk_count < r->cfg->prekeys_low_watermark)
 		send_prekeys_low(c, otpk_count);
@@ -667,7 +685,8 @@ auth_done(struct db_job *job, int rc, void *arg)
 	c->nonce_b64[0] = '\0';
 	snprintf(tenant, sizeof(tenant), "%s", PQgetvalue(res, 0, 2));
 	auth_complete(o, o->req->u.auth.account, o->req->u.auth.device,
-		      get_i64(res, 0, 0), tenant, (int)get_i64(res, 0, 3));
+		      get_i64(res, 0, 0), tenant, (int)get_i64(res, 0, 3),
+		      get_i64(res, 0, 4));
 	opctx_free(o);
 }
 
@@ -745,17 +764,18 @@ enroll_stored(struct db_job *job, int rc, void *arg)
 	}
 	snprintf(account, sizeof(account), "%s", PQgetvalue(res, 0, 1));
 	/* A ticket's tenant comes from its invite. */
-	if (PQnfields(res) > 4)
+	if (PQnfields(res) > 5)
 		snprintf(o->token.tenant, sizeof(o->token.tenant), "%s",
-			 PQgetvalue(res, 0, 4));
+			 PQgetvalue(res, 0, 5));
 	bv_log(BV_LOG_NOTICE, "device %s/%lld enrolled%s%s", account,
 	       (long long)get_i64(res, 0, 2),
-	       PQnfields(res) > 4 ? " with an invite" : "",
+	       PQnfields(res) > 5 ? " with an invite" : "",
 	       o->req->u.enroll.replaces ? " (replacing the old install)" : "");
 	devcache_invalidate(c->r, account);
 	c->nonce_b64[0] = '\0';
 	auth_complete(o, account, (uint32_t)get_i64(res, 0, 2),
-		      get_i64(res, 0, 3), o->token.tenant, 0);
+		      get_i64(res, 0, 3), o->token.tenant, 0,
+		      get_i64(res, 0, 4));
 	opctx_free(o);
 }
 
@@ -1772,6 +1792,28 @@ notify_device(const char *payload, const char **rest)
 	return d;
 }
 
+/*
+ * Whether a bv_connect notification's rest ("<instance> <order>") is about
+ * a later connection than ours of order mine. A notification can arrive
+ * after a newer connection of the device was made here, so the order
+ * decides, not the arrival. Without an order (a relay of an older version)
+ * any other instance's connection counts as newer, as it used to.
+ */
+static int
+connect_is_newer(const char *rest, const char *instance, int64_t mine)
+{
+	const char *sp = strchr(rest, ' ');
+	char *end;
+	long long order;
+
+	if (!sp)
+		return strcmp(rest, instance) != 0;
+	order = strtoll(sp + 1, &end, 10);
+	if (end == sp + 1)
+		return strncmp(rest, instance, (size_t)(sp - rest)) != 0;
+	return order > mine;
+}
+
 void
 ops_on_notify(const char *channel, const char *payload, void *arg)
 {
@@ -1800,7 +1842,7 @@ ops_on_notify(const char *channel, const char *payload, void *arg)
 	} else if (!strcmp(channel, CH_CONNECT)) {
 		dev = notify_device(payload, &rest);
 		c = ops_find_device(r, dev);
-		if (c && strcmp(rest, r->instance))
+		if (c && connect_is_newer(rest, r->instance, c->auth_order))
 			displace(c);
 	} else if (!strcmp(channel, CH_ROSTER)) {
 		cases_on_notify(r, payload);

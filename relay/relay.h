@@ -80,6 +80,7 @@ struct conn {
 	char tenant[37];
 	uint32_t device_id;
 	int64_t device;		/* devices.id */
+	int64_t auth_order;	/* increases with every authentication */
 	UT_hash_handle hh;	/* r->by_device, when authed */
 	struct conn *acct_next; /* r->accounts' list, when authed */
 

@@ -3,7 +3,7 @@
  * 06-multirelay: two relays on one database (ARCHITECTURE.md decision 5).
  * A send committed on one relay reaches a device connected to the other at
  * once (LISTEN/NOTIFY), a device connecting to the other relay displaces
- * its old connection, and device changes made through one relay are seen by
+ * its old connection (and a late notification never the newer one), and device changes made through one relay are seen by
  * the other's send checks.
  */
 #include <setjmp.h>
@@ -146,6 +146,55 @@ t_displacement_across_relays(void **state)
 		fail_msg("displaced connection closed with %d, not 4001", code);
 }
 
+/* NOTIFY bv_connect for b's device as if from another relay, with order. */
+static void
+notify_connect(const struct bvt_dev *b, const char *order)
+{
+	const char *v[] = {b->account, order};
+	char sql[] = "SELECT count(*) FROM (SELECT pg_notify('bv_connect', "
+		     "(SELECT d.id::text FROM devices d WHERE d.account_id = "
+		     "$1::uuid AND d.device_id = 1) || "
+		     "' 00000000-0000-4000-8000-000000000000 ' || $2)) n";
+
+	assert_int_equal(bvt_sql_int(env.db, sql, 2, v), 1);
+}
+
+/*
+ * A relay's notification that the device connected can reach another
+ * relay after the device connected there again (busy loops, slow
+ * databases): it must not displace the newer connection. The relays order
+ * connections by a number from the database, not by arrival.
+ */
+static void
+t_late_notification_displaces_nothing(void **state)
+{
+	struct bvt_dev a, b;
+	struct bvt_conn *cur, *ca;
+	const struct bvt_dev *to_b[] = {&b};
+	json_t *ev;
+
+	(void)state;
+	assert_int_equal(bvt_new_account(env.relay.port, &env.tenant, &a), 0);
+	assert_int_equal(bvt_new_account(env.relay.port, &env.tenant, &b), 0);
+	cur = settled(r2.port, &b);
+	/* An older connection's notification, arriving late. */
+	notify_connect(&b, "1");
+	ev = bvt_conn_next(cur, "displaced", bvt_ms(1000));
+	if (ev)
+		fail_msg("a late notification displaced the newer connection");
+	ca = settled(env.relay.port, &a);
+	BVT_OK(bvt_send(ca, "still", bvt_envelopes_to(to_b, 1, "still")));
+	deliver_and_ack(cur, "still");
+	/* A newer one does displace it. */
+	notify_connect(&b, "9223372036854775807");
+	ev = bvt_conn_next(cur, "displaced", bvt_ms(BVT_TIMEOUT));
+	if (!ev)
+		fail_msg("a newer connection elsewhere did not displace");
+	json_decref(ev);
+	bvt_conn_free(ca);
+	bvt_conn_free(cur);
+}
+
 static int
 has_missing(const json_t *resp, const char *account, int device)
 {
@@ -251,6 +300,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		T(t_live_across_relays),
 		T(t_displacement_across_relays),
+		T(t_late_notification_displaces_nothing),
 		T(t_device_changes_across_relays),
 	};
 	/* clang-format on */
