@@ -573,7 +573,7 @@ static void
 test_vapid_openssl_command(void **state)
 {
 	struct webpush_vapid_key *key = NULL;
-	char cmd[256], path[96], *hdr = NULL, why[200];
+	char cmd[512], path[96], *hdr = NULL, why[200];
 
 	(void)state;
 	if (system("command -v openssl >/dev/null 2>&1") != 0)
@@ -590,6 +590,20 @@ test_vapid_openssl_command(void **state)
 	if (push_vapid_verify(hdr, "https://push.example", NOW, NULL, why,
 			      sizeof(why)) != 0)
 		fail_msg("VAPID refused: %s", why);
+	/* The public key as the documented pipeline prints it. */
+	snprintf(cmd, sizeof(cmd),
+		 "openssl ec -in %s -pubout -outform DER 2>/dev/null | "
+		 "tail -c 65 | basenc --base64url | tr -d '=\\n'",
+		 path);
+	{
+		FILE *p = popen(cmd, "r");
+		char pub[128] = "";
+
+		assert_non_null(p);
+		assert_non_null(fgets(pub, sizeof(pub), p));
+		assert_int_equal(pclose(p), 0);
+		assert_string_equal(pub, webpush_vapid_key_public(key));
+	}
 	bv_free(hdr);
 	webpush_vapid_key_free(key);
 	unlink(path);
@@ -668,6 +682,39 @@ test_errors(void **state)
 	assert_true(WEBPUSH_EKEY <= -150 && WEBPUSH_EREJECTED >= -159);
 }
 
+/* docs/operations.md lists every code with its number and retry flag. */
+static void
+test_errors_documented(void **state)
+{
+	static const struct {
+		const char *name;
+		int num, retry;
+	} rows[] = {
+#define ROW(name, num, retry, msg) {"WEBPUSH_" #name, num, retry},
+		WEBPUSH_ERR_MAP(ROW)
+#undef ROW
+	};
+	char line[1024], want[128];
+	size_t i, found = 0;
+	FILE *f;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		snprintf(want, sizeof(want), "| `%s` | %d | %s |", rows[i].name,
+			 rows[i].num, rows[i].retry ? "yes" : "no");
+		f = fopen(BV_SOURCE_DIR "/docs/operations.md", "r");
+		assert_non_null(f);
+		while (fgets(line, sizeof(line), f))
+			if (strncmp(line, want, strlen(want)) == 0) {
+				found++;
+				break;
+			}
+		fclose(f);
+		if (found != i + 1)
+			fail_msg("docs/operations.md lacks the row %s", want);
+	}
+}
+
 static int
 setup(void **state)
 {
@@ -698,6 +745,7 @@ main(void)
 		cmocka_unit_test(test_vapid_openssl_command),
 		cmocka_unit_test(test_vapid_key_bad),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_errors_documented),
 	};
 	/* clang-format on */
 
