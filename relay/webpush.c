@@ -8,6 +8,8 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <strings.h>
 #include <sys/stat.h>
 
@@ -707,6 +709,68 @@ answer_drop(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+/*
+ * Whether addr is one a push service never has: loopback, private,
+ * link-local, shared (CGNAT), unspecified or multicast, IPv4 or IPv6
+ * (IPv4-mapped addresses as their IPv4 address).
+ */
+int
+webpush__addr_internal(const struct sockaddr *sa)
+{
+	const uint8_t *a;
+
+	if (sa->sa_family == AF_INET6) {
+		static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+						   0, 0, 0, 0, 0xff, 0xff};
+		static const uint8_t zero[15] = {0};
+
+		a = ((const struct sockaddr_in6 *)(const void *)sa)
+			    ->sin6_addr.s6_addr;
+		if (memcmp(a, mapped, 12) == 0) {
+			a += 12; /* ::ffff:a.b.c.d, below as IPv4 */
+		} else {
+			return memcmp(a, zero, 15) == 0 || /* ::, ::1 */
+			       (a[0] & 0xfe) == 0xfc ||	   /* fc00::/7 */
+			       (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) ||
+			       a[0] == 0xff; /* multicast */
+		}
+	} else if (sa->sa_family == AF_INET) {
+		a = (const uint8_t *)&(
+			    (const struct sockaddr_in *)(const void *)sa)
+			    ->sin_addr.s_addr;
+	} else {
+		return 1;
+	}
+	return a[0] == 0 || a[0] == 10 || a[0] == 127 ||
+	       (a[0] == 100 && (a[1] & 0xc0) == 64) ||
+	       (a[0] == 169 && a[1] == 254) ||
+	       (a[0] == 172 && (a[1] & 0xf0) == 16) ||
+	       (a[0] == 192 && a[1] == 168) || a[0] >= 224;
+}
+
+struct dial {
+	int allow_internal;
+	int refused; /* an address was internal: nothing was sent */
+};
+
+/*
+ * libcurl asks here for every socket it connects, after name resolution,
+ * so a name that resolves to an inside address is caught as well as an
+ * address literal.
+ */
+static curl_socket_t
+dial_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+	struct dial *d = clientp;
+
+	(void)purpose;
+	if (!d->allow_internal && webpush__addr_internal(&addr->addr)) {
+		d->refused = 1;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(addr->family, addr->socktype, addr->protocol);
+}
+
 static int
 classify(long status)
 {
@@ -732,6 +796,7 @@ webpush_send(const struct webpush_vapid_key *key, const char *subject,
 	size_t body_len = 0;
 	struct curl_slist *hdrs = NULL, *h;
 	struct answer answer = {0};
+	struct dial dial = {0};
 	CURL *curl = NULL;
 	CURLcode cc;
 	curl_off_t retry_after = 0;
@@ -751,6 +816,7 @@ webpush_send(const struct webpush_vapid_key *key, const char *subject,
 			timeout_ms = opts->timeout_ms;
 		allow_http = opts->allow_http;
 	}
+	dial.allow_internal = allow_http;
 	if (len > WEBPUSH_PAYLOAD_MAX)
 		return WEBPUSH_ESIZE;
 	rc = webpush_origin(sub->endpoint, allow_http, origin, sizeof(origin));
@@ -812,16 +878,22 @@ webpush_send(const struct webpush_vapid_key *key, const char *subject,
 		    CURLE_OK ||
 	    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer) != CURLE_OK ||
 	    curl_easy_setopt(curl, CURLOPT_USERAGENT, "bvchat-notifier/1") !=
-		    CURLE_OK)
+		    CURLE_OK ||
+	    curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, dial_open) !=
+		    CURLE_OK ||
+	    curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, &dial) != CURLE_OK ||
+	    /* No proxy from the environment: the address check above must
+	     * see the push service's own address. */
+	    curl_easy_setopt(curl, CURLOPT_PROXY, "") != CURLE_OK)
 		goto out;
 	cc = curl_easy_perform(curl);
 	if (curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) !=
 	    CURLE_OK)
 		status = 0;
 	if (status == 0) {
-		/* No answer: refused, unreachable, TLS, timeout. */
+		/* No answer: refused, unreachable, TLS, timeout; or ours. */
 		(void)cc;
-		rc = WEBPUSH_ERETRY;
+		rc = dial.refused ? WEBPUSH_EENDPOINT : WEBPUSH_ERETRY;
 		goto out;
 	}
 	rc = classify(status);

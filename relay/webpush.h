@@ -142,7 +142,8 @@ int webpush_subscription_parse(const char *endpoint, const char *p256dh,
 struct webpush_send_opts {
 	long ttl_s;	 /* TTL header; 0: 86400 (one day) */
 	long timeout_ms; /* the whole request; 0: 10000 */
-	int allow_http;	 /* accept http:// endpoints (local tests only) */
+	int allow_http;	 /* tests only: accept http:// endpoints and
+			    loopback or private addresses */
 };
 
 /* What the push service answered, for logs and the retry schedule. */
@@ -156,7 +157,10 @@ struct webpush_result {
  * Urgency: normal, Content-Encoding: aes128gcm, Content-Type:
  * application/octet-stream and Authorization: vapid (now_s: the JWT's
  * clock). Blocking, bounded by opts->timeout_ms; no redirects followed;
- * the answer's body is read and dropped. The caller calls
+ * the answer's body is read and dropped. Unless opts->allow_http, it
+ * connects to no loopback, private, link-local or multicast address,
+ * whatever the endpoint's name resolves to (the endpoint came from a
+ * client). The caller calls
  * curl_global_init() once at start-up. Fills *res when res is not NULL.
  * Returns:
  *   0                   2xx (201 Created, 202 Accepted): delivered;
@@ -164,6 +168,7 @@ struct webpush_result {
  *   WEBPUSH_ERETRY      429, 5xx, or no answer (connection, timeout):
  *                       try again, not before res->retry_after_s;
  *   WEBPUSH_EREJECTED   any other status (400, 401, 403, 413, …);
+ *   WEBPUSH_EENDPOINT   also when the endpoint's address is internal;
  *   WEBPUSH_ESIZE, WEBPUSH_EKEY, WEBPUSH_EENDPOINT, WEBPUSH_ESUBJECT,
  *   BV_EINVAL, BV_ENOMEM, BV_EINTERNAL before anything was sent.
  */
@@ -183,5 +188,9 @@ int webpush__encrypt_with(const uint8_t ua_public[65],
 			  const uint8_t as_private[32],
 			  const uint8_t as_public[65], const uint8_t salt[16],
 			  uint8_t **body, size_t *body_len);
+
+struct sockaddr;
+/* For tests: 1 when webpush_send would refuse to connect to sa. */
+int webpush__addr_internal(const struct sockaddr *sa);
 
 #endif /* WEBPUSH_H */

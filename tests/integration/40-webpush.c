@@ -289,6 +289,36 @@ t_bad_input(void **state)
 	assert_int_equal(push_sink_refused(sink), refused);
 }
 
+/* Without allow_http no inside address is dialled, by literal or name. */
+static void
+t_internal(void **state)
+{
+	static const char *const hosts[] = {"127.0.0.1", "localhost", "[::1]"};
+	const char *port = strrchr(push_sink_origin(sink), ':') + 1;
+	struct webpush_subscription sub;
+	struct webpush_result res;
+	size_t before = push_sink_count(sink),
+	       refused = push_sink_refused(sink), i;
+	char endpoint[128];
+
+	(void)state;
+	memcpy(sub.p256dh, ua.p256dh, 65);
+	memcpy(sub.auth, ua.auth, 16);
+	sub.endpoint = endpoint;
+	for (i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+		snprintf(endpoint, sizeof(endpoint), "https://%s:%s/push/x",
+			 hosts[i], port);
+		assert_int_equal(webpush_send(vapid, SUBJECT, &sub,
+					      (const uint8_t *)TEXT,
+					      strlen(TEXT), NULL, time(NULL),
+					      &res),
+				 WEBPUSH_EENDPOINT);
+		assert_int_equal(res.status, 0);
+	}
+	assert_int_equal(push_sink_count(sink), before);
+	assert_int_equal(push_sink_refused(sink), refused);
+}
+
 /* POSTs body to /push/<id> with the given extra headers; the status. */
 static long
 raw_post(const char *id, const char *const *headers, const void *body,
@@ -417,6 +447,7 @@ main(void)
 		cmocka_unit_test(t_rejected),
 		cmocka_unit_test(t_unreachable),
 		cmocka_unit_test(t_bad_input),
+		cmocka_unit_test(t_internal),
 		cmocka_unit_test(t_sink_checks),
 	};
 

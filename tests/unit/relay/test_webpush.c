@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <jansson.h>
 #include <openssl/core_names.h>
 #include <openssl/encoder.h>
@@ -682,6 +685,64 @@ test_errors(void **state)
 	assert_true(WEBPUSH_EKEY <= -150 && WEBPUSH_EREJECTED >= -159);
 }
 
+static int
+internal(const char *ip)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
+
+	if (inet_pton(AF_INET, ip, &sin.sin_addr) == 1)
+		return webpush__addr_internal((struct sockaddr *)&sin);
+	assert_int_equal(inet_pton(AF_INET6, ip, &sin6.sin6_addr), 1);
+	return webpush__addr_internal((struct sockaddr *)&sin6);
+}
+
+/* webpush_send connects to no inside address a client could name. */
+static void
+test_addr_internal(void **state)
+{
+	static const char *const inside[] = {
+		"127.0.0.1",
+		"127.255.255.254",
+		"10.1.2.3",
+		"172.16.0.1",
+		"172.31.255.255",
+		"192.168.1.1",
+		"169.254.169.254",
+		"100.64.0.1",
+		"0.0.0.0",
+		"224.0.0.1",
+		"255.255.255.255",
+		"::1",
+		"::",
+		"fe80::1",
+		"fc00::1",
+		"fd12:3456::1",
+		"ff02::1",
+		"::ffff:127.0.0.1",
+		"::ffff:10.0.0.1",
+	};
+	static const char *const outside[] = {
+		"142.250.74.10",
+		"172.15.255.255",
+		"172.32.0.1",
+		"100.128.0.1",
+		"192.169.0.1",
+		"8.8.8.8",
+		"2a00:1450:400f:80d::200a",
+		"::ffff:142.250.74.10",
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(inside) / sizeof(inside[0]); i++)
+		if (!internal(inside[i]))
+			fail_msg("%s taken as outside", inside[i]);
+	for (i = 0; i < sizeof(outside) / sizeof(outside[0]); i++)
+		if (internal(outside[i]))
+			fail_msg("%s taken as inside", outside[i]);
+}
+
 /* docs/operations.md lists every code with its number and retry flag. */
 static void
 test_errors_documented(void **state)
@@ -744,6 +805,7 @@ main(void)
 		cmocka_unit_test(test_vapid),
 		cmocka_unit_test(test_vapid_openssl_command),
 		cmocka_unit_test(test_vapid_key_bad),
+		cmocka_unit_test(test_addr_internal),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_errors_documented),
 	};
