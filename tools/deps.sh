@@ -28,6 +28,10 @@ packages=(
 	# the local FIKS IO: RabbitMQ and the development server's HTTP.
 	libzip-dev libcurl4-openssl-dev librabbitmq-dev libxml2-dev libxml2-utils
 	libmicrohttpd-dev rabbitmq-server amqp-tools
+	# Web Push (relay/webpush.c: libssl-dev, libcurl4-openssl-dev above;
+	# its test push service: libmicrohttpd-dev): the openssl command
+	# makes the VAPID key (docs/operations.md) and its unit test runs it.
+	openssl
 	# The WebAssembly build (make wasm, web-widget/README.md): emcc, and
 	# dpkg-source to unpack the source packages tools/wasm-src.sh fetches.
 	emscripten dpkg-dev
