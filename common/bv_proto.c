@@ -586,7 +586,7 @@ parse_notify_set(struct parse *p, json_t *root, struct bv_request *r)
 	static const char *const channels[] = {"webpush", "sms", "email",
 					       "none", NULL};
 	static const char *const languages[] = {"nb", "nn", "en", "se", NULL};
-	json_t *wp, *keys, *v;
+	json_t *wp = NULL, *keys = NULL, *v;
 	const char *ep;
 	size_t len, i;
 	int rc, any = 0;
