@@ -534,6 +534,126 @@ parse_conversation_create(struct parse *p, json_t *root, struct bv_request *r)
 	return 0;
 }
 
+/* One of the words in a NULL-terminated list, copied into out. */
+static int
+get_word(struct parse *p, json_t *obj, const char *key,
+	 const char *const *words, char *out, size_t cap)
+{
+	const char *s;
+	size_t len, i;
+	int rc = get_str(p, obj, "", key, cap - 1, &s, &len);
+
+	if (rc < 0)
+		return rc;
+	for (i = 0; words[i]; i++)
+		if (!strcmp(s, words[i])) {
+			memcpy(out, s, len + 1);
+			return 0;
+		}
+	return fail(p, BV_EFIELD, "%s", key);
+}
+
+/* A base64url member (padding optional) decoding to exactly len bytes. */
+static int
+get_b64url_fixed(struct parse *p, json_t *obj, const char *pre, const char *key,
+		 uint8_t *out, size_t len)
+{
+	json_t *v = json_object_get(obj, key);
+	size_t n = 0, sl;
+	const char *s;
+
+	if (!json_is_string(v))
+		return fail(p, BV_EFIELD, "%s%s", pre, key);
+	s = json_string_value(v);
+	sl = json_string_length(v);
+	while (sl > 0 && s[sl - 1] == '=')
+		sl--;
+	if (bv_b64url_decode(s, sl, out, len, &n) < 0)
+		return fail(p, BV_EBASE64, "%s%s", pre, key);
+	if (n != len)
+		return fail(p, BV_EFIELD, "%s%s", pre, key);
+	return 0;
+}
+
+/*
+ * notify_set: every member optional, at least one given. The endpoint is
+ * an https:// URL (or http://, which the relay takes only for loopback
+ * when its config says so) of printable ASCII without spaces.
+ */
+static int
+parse_notify_set(struct parse *p, json_t *root, struct bv_request *r)
+{
+	static const char *const channels[] = {"webpush", "sms", "email",
+					       "none", NULL};
+	static const char *const languages[] = {"nb", "nn", "en", "se", NULL};
+	json_t *wp = NULL, *keys = NULL, *v;
+	const char *ep;
+	size_t len, i;
+	int rc, any = 0;
+
+	r->u.notify_set.mention_service = -1;
+	if (json_object_get(root, "channel")) {
+		rc = get_word(p, root, "channel", channels,
+			      r->u.notify_set.channel,
+			      sizeof(r->u.notify_set.channel));
+		if (rc < 0)
+			return rc;
+		any = 1;
+	}
+	if (json_object_get(root, "language")) {
+		rc = get_word(p, root, "language", languages,
+			      r->u.notify_set.language,
+			      sizeof(r->u.notify_set.language));
+		if (rc < 0)
+			return rc;
+		any = 1;
+	}
+	v = json_object_get(root, "mention_service");
+	if (v) {
+		if (!json_is_boolean(v))
+			return fail(p, BV_EFIELD, "mention_service");
+		r->u.notify_set.mention_service = json_is_true(v);
+		any = 1;
+	}
+	if (json_object_get(root, "webpush")) {
+		any = 1;
+		rc = get_object(p, root, "", "webpush", 1, &wp);
+		if (rc < 0)
+			return rc;
+		if (!wp) {
+			r->u.notify_set.webpush = -1;
+			return 0;
+		}
+		rc = get_str(p, wp, "webpush.", "endpoint",
+			     BV_WEBPUSH_ENDPOINT_MAX, &ep, &len);
+		if (rc < 0)
+			return rc;
+		if (strncmp(ep, "https://", 8) && strncmp(ep, "http://", 7))
+			return fail(p, BV_EFIELD, "webpush.endpoint");
+		for (i = 0; i < len; i++)
+			if (ep[i] <= ' ' || ep[i] > '~')
+				return fail(p, BV_EFIELD, "webpush.endpoint");
+		memcpy(r->u.notify_set.endpoint, ep, len + 1);
+		rc = get_object(p, wp, "webpush.", "keys", 0, &keys);
+		if (rc == 0)
+			rc = get_b64url_fixed(p, keys, "webpush.keys.",
+					      "p256dh", r->u.notify_set.p256dh,
+					      BV_WEBPUSH_P256DH_LEN);
+		if (rc == 0)
+			rc = get_b64url_fixed(p, keys, "webpush.keys.", "auth",
+					      r->u.notify_set.auth,
+					      BV_WEBPUSH_AUTH_LEN);
+		if (rc < 0)
+			return rc;
+		if (r->u.notify_set.p256dh[0] != 0x04)
+			return fail(p, BV_EFIELD, "webpush.keys.p256dh");
+		r->u.notify_set.webpush = 1;
+	}
+	if (!any)
+		return fail(p, BV_EFIELD, "channel");
+	return 0;
+}
+
 static int
 parse_response(struct parse *p, json_t *root, struct bv_request *r)
 {
@@ -578,6 +698,7 @@ static const struct {
 	{"cases", BV_OP_CASES, parse_cases},
 	{"conversation_create", BV_OP_CONVERSATION_CREATE,
 	 parse_conversation_create},
+	{"notify_set", BV_OP_NOTIFY_SET, parse_notify_set},
 };
 
 static int

@@ -45,10 +45,14 @@ enum bv_op {
 	BV_OP_PING,
 	BV_OP_CASES,
 	BV_OP_CONVERSATION_CREATE,
+	BV_OP_NOTIFY_SET,
 	BV_OP__COUNT, /* not an op: the number of them */
 };
 
 #define BV_CONVERSATION_MEMBERS_MAX 20 /* citizens in one conversation_create */
+#define BV_WEBPUSH_ENDPOINT_MAX	    1024 /* bytes of a push subscription URL */
+#define BV_WEBPUSH_P256DH_LEN	    65	 /* uncompressed P-256 point */
+#define BV_WEBPUSH_AUTH_LEN	    16
 
 struct bv_prekey {
 	uint32_t id;
@@ -112,6 +116,15 @@ struct bv_request {
 			size_t n_members;
 			char members[BV_CONVERSATION_MEMBERS_MAX][37];
 		} conversation_create;
+		struct {
+			char channel[8];     /* "" = unchanged */
+			char language[3];    /* "" = unchanged */
+			int mention_service; /* -1 = unchanged, 0, 1 */
+			int webpush;	     /* 0 unchanged, 1 set, -1 remove */
+			char endpoint[BV_WEBPUSH_ENDPOINT_MAX + 1];
+			uint8_t p256dh[BV_WEBPUSH_P256DH_LEN];
+			uint8_t auth[BV_WEBPUSH_AUTH_LEN];
+		} notify_set;
 	} u;
 };
 

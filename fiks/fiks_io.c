@@ -818,14 +818,15 @@ fail:
 }
 
 /*
- * An authenticated request (a GET, or the send's multipart POST when sb is
- * not NULL) with one retry on 401 with a fresh token: the server may have
- * forgotten ours. The caller maps the status.
+ * An authenticated request (a GET; the send's multipart POST when sb is
+ * not NULL; a POST of the string post when that is not NULL) with one
+ * retry on 401 with a fresh token: the server may have forgotten ours.
+ * The caller maps the status.
  */
 static int
-http_authed(struct fiks_client *c, const char *url, const char *extra,
-	    const struct send_body *sb, size_t max, long *status,
-	    unsigned char **body, size_t *len)
+http_authed_post(struct fiks_client *c, const char *url, const char *extra,
+		 const struct send_body *sb, const char *post, size_t max,
+		 long *status, unsigned char **body, size_t *len)
 {
 	struct curl_slist *hdrs = NULL;
 	curl_mime *mime = NULL;
@@ -843,7 +844,7 @@ http_authed(struct fiks_client *c, const char *url, const char *extra,
 		if (sb && rc == 0 && !(mime = send_mime(c->curl, sb)))
 			rc = BV_ENOMEM;
 		if (rc == 0)
-			rc = http_do(c, url, hdrs, NULL, mime, max, status,
+			rc = http_do(c, url, hdrs, post, mime, max, status,
 				     body, len);
 		curl_mime_free(mime);
 		mime = NULL;
@@ -857,6 +858,15 @@ http_authed(struct fiks_client *c, const char *url, const char *extra,
 		}
 	}
 	return 0;
+}
+
+static int
+http_authed(struct fiks_client *c, const char *url, const char *extra,
+	    const struct send_body *sb, size_t max, long *status,
+	    unsigned char **body, size_t *len)
+{
+	return http_authed_post(c, url, extra, sb, NULL, max, status, body,
+				len);
 }
 
 static int
@@ -933,6 +943,60 @@ out:
 	X509_free(x);
 	BIO_free(b);
 	json_decref(j);
+	bv_free(body);
+	return rc;
+}
+
+int
+fiks_varsling_sms(struct fiks_client *c, const char *konto, const char *tekst,
+		  const char *telefonnummer, char id[FIKS_UUID_LEN + 1])
+{
+	char url[1024];
+	unsigned char *body = NULL;
+	size_t len = 0, n = 0;
+	const char *p, *got;
+	long status = 0;
+	json_t *j = NULL, *reply = NULL;
+	char *post = NULL;
+	int rc;
+
+	if (!c || !uuid_ok(konto) || !tekst || !telefonnummer || !id)
+		return BV_EINVAL;
+	for (p = tekst; *p; p++) /* characters, not bytes */
+		n += ((unsigned char)*p & 0xc0) != 0x80;
+	if (n == 0 || n > FIKS_VARSLING_TEKST_MAX)
+		return BV_EINVAL;
+	snprintf(url, sizeof(url), "%s/varsling/api/v1/sms/%s/sms",
+		 c->cfg.api_url, konto);
+	j = json_pack("{s:s, s:s}", "tekst", tekst, "telefonnummer",
+		      telefonnummer);
+	post = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	rc = BV_ENOMEM;
+	if (!post)
+		goto out;
+	rc = http_authed_post(
+		c, url, "Content-Type: application/json;charset=UTF-8", NULL,
+		post, FIKS_HTTP_REPLY_MAX, &status, &body, &len);
+	if (rc < 0)
+		goto out;
+	if (status != 200 && status != 201) {
+		rc = map_status(status);
+		goto out;
+	}
+	reply = body ? json_loadb((const char *)body, len, 0, NULL) : NULL;
+	got = json_string_value(json_object_get(reply, "id"));
+	rc = FIKS_EHTTP;
+	if (!got || strlen(got) > FIKS_UUID_LEN)
+		goto out;
+	snprintf(id, FIKS_UUID_LEN + 1, "%s", got);
+	rc = 0;
+out:
+	if (post) {
+		bv_wipe(post, strlen(post));
+		free(post);
+	}
+	json_decref(j);
+	json_decref(reply);
 	bv_free(body);
 	return rc;
 }

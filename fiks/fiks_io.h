@@ -140,6 +140,21 @@ const struct fiks_config *fiks_client_config(const struct fiks_client *c);
  */
 int fiks_katalog_cert(struct fiks_client *c, const char *konto, char **pem);
 
+/* Fiks Varsling (docs/fiks.md, FIKS.md §4): the longest SMS text. */
+#define FIKS_VARSLING_TEKST_MAX 1600
+
+/*
+ * Sends one SMS through Fiks Varsling: POST <api>/varsling/api/v1/sms/
+ * <konto>/sms {tekst, telefonnummer}, authenticated as every other call.
+ * tekst is 1 … FIKS_VARSLING_TEKST_MAX characters of UTF-8. Returns 0 and
+ * the SMS's id; BV_EINVAL; FIKS_EUNAUTHORIZED; FIKS_EREFUSED (4xx: the
+ * request itself is wrong, a retry will not help); FIKS_EHTTP (5xx, no
+ * answer: try again later); BV_ENOMEM. Neither text nor number is logged.
+ */
+int fiks_varsling_sms(struct fiks_client *c, const char *konto,
+		      const char *tekst, const char *telefonnummer,
+		      char id[FIKS_UUID_LEN + 1]);
+
 /*
  * Downloads the dokumentlager document id (a message's dokumentlager-id)
  * with our credentials. Returns 0 and sets *out (free()) and *len;

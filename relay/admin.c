@@ -860,6 +860,23 @@ static const struct sql_cmd sql_cmds[] = {
 	 "string_to_array($4, ',')::uuid[])",
 	 {"--case", "--by", "--kind", "--members"},
 	 0xf},
+	{"notify-contact",
+	 "SELECT bv_notify_contact((SELECT tenant_id FROM accounts WHERE id = "
+	 "$1::uuid), $1::uuid, $2, $3)",
+	 {"--account", "--phone", "--email"},
+	 0x1},
+	{"notify-tenant",
+	 "SELECT bv_notify_tenant_set($1::uuid, $2::int, $3::int, $4::time, "
+	 "$5::time)",
+	 {"--tenant", "--wait-minutes", "--window-minutes", "--quiet-start",
+	  "--quiet-end"},
+	 0x1},
+	{"notify-template",
+	 "SELECT bv_notify_template_set($1::uuid, $2, $3, $4::boolean, $5, "
+	 "$6)",
+	 {"--tenant", "--language", "--channel", "--mention-service",
+	  "--subject", "--body"},
+	 0x7},
 };
 
 #define SQL_NCMDS (sizeof(sql_cmds) / sizeof(sql_cmds[0]))
@@ -894,6 +911,33 @@ static const char usage_cases[] =
 	"export (case-show, case-export: case.export) is in the audit log\n"
 	"(actor admin:<login>). A refusal exits 1 with the reason; \"not\n"
 	"found or not allowed\" is one answer on purpose.\n";
+
+static const char usage_notify[] =
+	"usage: bvchat-relay admin notify-contact --account UUID [--phone N]\n"
+	"           [--email ADDRESS]\n"
+	"       bvchat-relay admin notify-tenant --tenant UUID "
+	"[--wait-minutes N]\n"
+	"           [--window-minutes N] [--quiet-start HH:MM] "
+	"[--quiet-end HH:MM]\n"
+	"       bvchat-relay admin notify-template --tenant UUID --language "
+	"nb|nn|en|se\n"
+	"           --channel sms|email|webpush [--mention-service "
+	"true|false]\n"
+	"           [--subject TEXT] [--body TEXT]\n"
+	"\n"
+	"Notifications (docs/operations.md \"Notifications\"). notify-contact\n"
+	"registers the phone number (8 to 15 digits, + first allowed) and\n"
+	"e-mail address the municipality has for a person; \"\" removes one.\n"
+	"A person picks the channel and language in the app (notify_set);\n"
+	"numbers and addresses never come from the app. notify-tenant sets\n"
+	"how long a message may wait undelivered before anyone is told, at\n"
+	"most one notification a window, and the quiet hours (tenant's time\n"
+	"zone; equal start and end: none). notify-template sets the tenant's\n"
+	"own text; without --body, back to the default. {kommune} in a text "
+	"is\n"
+	"the tenant's name. Never put a name, a case or message content in a\n"
+	"text. Every change is audited (actor admin:<login>), never with the\n"
+	"number or address.\n";
 
 /* "admin:<login>", the actor the audit log records. */
 static void
@@ -962,7 +1006,10 @@ static int
 cmd_sql(const struct relay_config *c, int argc, char **argv)
 {
 	const struct sql_cmd *sc = NULL;
-	struct admin_cmd self = {argv[0], NULL, usage_cases, NULL};
+	struct admin_cmd self = {argv[0], NULL,
+				 strncmp(argv[0], "notify-", 7) ? usage_cases
+								: usage_notify,
+				 NULL};
 	const char *vals[6] = {NULL};
 	struct opt opts[6];
 	PGconn *conn = NULL;
@@ -1250,6 +1297,12 @@ static const struct admin_cmd admin_cmds[] = {
 	 cmd_case_export},
 	{"invite", "print an invite code for a citizen account", usage_invite,
 	 cmd_invite},
+	{"notify-contact", "set a person's phone and e-mail for notices",
+	 usage_notify, cmd_sql},
+	{"notify-tenant", "set notification wait, window, quiet hours",
+	 usage_notify, cmd_sql},
+	{"notify-template", "set a tenant's notification text", usage_notify,
+	 cmd_sql},
 };
 
 #define ADMIN_NCMDS (sizeof(admin_cmds) / sizeof(admin_cmds[0]))

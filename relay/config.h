@@ -40,6 +40,22 @@ struct relay_config {
 	unsigned invite_max_ttl_s;
 	unsigned invite_failures_per_hour; /* per client address */
 	char *client_ip_header;		   /* "" = the TCP peer's address */
+
+	/* Notifications: notify_set on the relay; the rest is read only by
+	 * bvchat-notifier (relay/notifier.c), from the same file. */
+	unsigned webpush_allow_loopback_http; /* tests only: 0 */
+	unsigned notify_poll_ms;
+	unsigned notify_batch;
+	unsigned notify_max_attempts;
+	unsigned notify_backoff_s;     /* first retry after this */
+	unsigned notify_backoff_max_s; /* doubling up to this */
+	unsigned notify_lease_s;       /* a claimed send is retried after */
+	unsigned notify_timeout_ms;    /* one SMS/SMTP/push request */
+	char *varsling_fiks_config;    /* "" = no SMS channel */
+	char *varsling_konto;	       /* Fiks Varsling kontoId */
+	char *smtp_url;		       /* "" = no e-mail channel */
+	char *smtp_from;
+	char *smtp_credentials_file; /* "user:password", or "" */
 };
 
 /* Sets every field to its documented default (strings are allocated). */

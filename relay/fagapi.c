@@ -40,6 +40,7 @@ enum endpoint {
 	EP_CONVERSATIONS,
 	EP_CASE_SHOW,
 	EP_INVITES,
+	EP_NOTIFY_CONTACT,
 	EP_REDEEM, /* no credentials: an invite code */
 };
 
@@ -89,6 +90,8 @@ static const struct relay_stmt statements[] = {
 	 * attributed to the fagsystem. */
 	{"fa_actor", "SELECT set_config('bvchat.actor', $1, true)", 1},
 	{"fa_account", "SELECT bv_account_create($1::uuid)::text", 1},
+	{"fa_notify_contact",
+	 "SELECT bv_notify_contact($1::uuid, $2::uuid, $3, $4)", 4},
 	{"fa_case", "SELECT bv_case_create($1::uuid, $2)::text", 2},
 	{"fa_roster_add",
 	 "SELECT bv_roster_add(bv_case_of($1::uuid, $2::uuid), $3::uuid, $4, "
@@ -382,6 +385,23 @@ field_str(json_t *in, const char *name, size_t max, const char **out)
 	return 0;
 }
 
+/* An optional string: absent or null leaves *out NULL; "" is kept (it
+ * removes what is stored). */
+static int
+field_opt_str(json_t *in, const char *name, size_t max, const char **out)
+{
+	json_t *v = json_object_get(in, name);
+
+	*out = NULL;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_string(v) || json_string_length(v) > max ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return BV_EFIELD;
+	*out = json_string_value(v);
+	return 0;
+}
+
 static void
 op_done(struct db_job *job, int rc, void *arg)
 {
@@ -516,6 +536,14 @@ op_build(struct fagapi_req *q, json_t *in, struct db_job **out,
 		    field_str(in, *bad = "name", 400, &p[4]) < 0)
 			goto out;
 		n = 5;
+		break;
+	case EP_NOTIFY_CONTACT:
+		stmt = "fa_notify_contact";
+		if (field_uuid(in, *bad = "account", &p[1]) < 0 ||
+		    field_opt_str(in, *bad = "phone", 16, &p[2]) < 0 ||
+		    field_opt_str(in, *bad = "email", 254, &p[3]) < 0)
+			goto out;
+		n = 4;
 		break;
 	case EP_ROSTER_REMOVE:
 		stmt = "fa_roster_remove";
@@ -981,6 +1009,7 @@ route(struct fagapi_req *q, int is_get, int is_post)
 		{FAGAPI_PATH_PREFIX "roster/remove", EP_ROSTER_REMOVE},
 		{FAGAPI_PATH_PREFIX "protections", EP_PROTECT},
 		{FAGAPI_PATH_PREFIX "conversations", EP_CONVERSATIONS},
+		{FAGAPI_PATH_PREFIX "notify/contact", EP_NOTIFY_CONTACT},
 	};
 	const char *show = FAGAPI_PATH_PREFIX "cases/";
 	size_t i;

@@ -166,6 +166,8 @@ run_relay(struct relay_config *cfg)
 	if (rc == 0)
 		rc = fagapi_prepare(&r);
 	if (rc == 0)
+		rc = notifyset_prepare(&r);
+	if (rc == 0)
 		rc = invites_start(&r);
 	if (rc == 0)
 		rc = server_start(&r);

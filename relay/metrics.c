@@ -61,11 +61,12 @@ metric(struct buf *b, const char *name, const char *type, const char *help,
 char *
 metrics_render(struct relay *r)
 {
-	static const char *const ops[] = {"response", "auth",
-					  "enroll",   "keys_put",
-					  "keys_get", "keys_count",
-					  "send",     "ping",
-					  "cases",    "conversation_create"};
+	static const char *const ops[] = {"response",  "auth",
+					  "enroll",    "keys_put",
+					  "keys_get",  "keys_count",
+					  "send",      "ping",
+					  "cases",     "conversation_create",
+					  "notify_set"};
 	struct buf b = {bv_malloc(4096), 0, 4096, 0};
 	const struct relay_metrics *m = &r->m;
 	struct db_stats w, rd;

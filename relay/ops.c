@@ -63,6 +63,16 @@ static const struct relay_stmt statements[] = {
 	 "$2::uuid, $3::int, $4, $5::smallint, $6::bigint, $7::bytea, "
 	 "$8::uuid) RETURNING seq",
 	 8},
+	/* The accounts that got a message may be notified if no device of
+	 * theirs acknowledges it in time (0009, bvchat-notifier). One index
+	 * probe per account when the row is already there; accounts sorted,
+	 * so two sends never wait on each other's new rows in opposite
+	 * order. */
+	{"notify_mark",
+	 "INSERT INTO notify_pending (account_id, since) SELECT a, "
+	 "to_timestamp($2::double precision / 1000) FROM unnest($1::uuid[]) "
+	 "AS u(a) ORDER BY a ON CONFLICT DO NOTHING",
+	 2},
 	{"check_recipients",
 	 "SELECT bv_check_recipients($1::uuid, $2::uuid, $3::uuid[])", 3},
 	{"out_of_hours",
@@ -1443,6 +1453,49 @@ out:
 	return rc;
 }
 
+/*
+ * The accounts of the send that a notification may be due for, as a
+ * Postgres array literal in *out (NULL when none): every account with an
+ * envelope but the sender's own and archive accounts. A partial send
+ * (receipts, resend requests) is nobody's news. 0 or BV_ENOMEM.
+ */
+static int
+notify_accounts(struct opctx *o, char **out)
+{
+	struct bv_request *q = o->req;
+	size_t i, k, n = q->u.send.n_envelopes, len = 1;
+	char *s;
+
+	*out = NULL;
+	if (q->u.send.partial)
+		return 0;
+	s = bv_malloc(n * 38 + 3);
+	if (!s)
+		return BV_ENOMEM;
+	s[0] = '{';
+	for (i = 0; i < n; i++) {
+		const char *a = q->u.send.envelopes[i].account;
+		int ri = required_find(&o->required, a);
+
+		if (!strcmp(a, o->c->account) ||
+		    (ri >= 0 && o->required.archive[ri]))
+			continue;
+		for (k = 0; k < i; k++)
+			if (!strcmp(q->u.send.envelopes[k].account, a))
+				break;
+		if (k < i)
+			continue; /* already listed */
+		len += (size_t)sprintf(s + len, "%s%s", len > 1 ? "," : "", a);
+	}
+	if (len == 1) {
+		bv_free(s);
+		return 0;
+	}
+	strcpy(s + len, "}");
+	*out = s;
+	return 0;
+}
+
 static struct db_job *
 send_job(struct opctx *o)
 {
@@ -1451,7 +1504,7 @@ send_job(struct opctx *o)
 	size_t n = q->u.send.n_envelopes, i, a = 1, b = 1, p = 0;
 	char *devs = bv_malloc(n * 22 + 3), *regs = bv_malloc(n * 12 + 3);
 	char *remote = bv_malloc(n * 22 + 1), *accts = NULL, *counts = NULL;
-	char *reqd = NULL;
+	char *reqd = NULL, *marks = NULL;
 	char maxq[16], dev[24], sdev[16], type[8], ts[24], at[24];
 	const char *v[8];
 	int len[8] = {0}, fmt[8] = {0};
@@ -1518,6 +1571,14 @@ send_job(struct opctx *o)
 		if (db_job_add(job, "enqueue", 8, v, len, fmt, 0) < 0)
 			goto fail;
 	}
+	if (notify_accounts(o, &marks) < 0)
+		goto fail;
+	if (marks) {
+		v[0] = marks;
+		v[1] = ts;
+		if (db_job_add(job, "notify_mark", 2, v, NULL, NULL, 0) < 0)
+			goto fail;
+	}
 	if (p) {
 		/* Wake the relays where these devices may be connected. */
 		v[0] = CH_DELIVER;
@@ -1551,6 +1612,7 @@ send_job(struct opctx *o)
 			goto fail;
 	}
 	bv_free(reqd);
+	bv_free(marks);
 	bv_free(devs);
 	bv_free(regs);
 	bv_free(remote);
@@ -1559,6 +1621,7 @@ send_job(struct opctx *o)
 	return job;
 fail:
 	bv_free(reqd);
+	bv_free(marks);
 	bv_free(devs);
 	bv_free(regs);
 	bv_free(remote);
@@ -1765,6 +1828,9 @@ ops_frame(struct conn *c, const char *buf, size_t len)
 		break;
 	case BV_OP_CONVERSATION_CREATE:
 		op_conversation_create(c, req);
+		break;
+	case BV_OP_NOTIFY_SET:
+		op_notify_set(c, req);
 		break;
 	default:
 		ops_reply_error(c, req->id, BV_EOP, NULL);

@@ -285,6 +285,10 @@ void deliver_poke(struct conn *c);
 void deliver_db_up(struct relay *r);
 void deliver_cleanup(struct conn *c);
 
+/* notifyset.c */
+int notifyset_prepare(struct relay *r);
+void op_notify_set(struct conn *c, struct bv_request *req);
+
 /* metrics.c */
 char *metrics_render(struct relay *r);
 

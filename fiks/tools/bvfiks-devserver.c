@@ -3,8 +3,10 @@
  * bvfiks-devserver: the HTTP half of a local FIKS IO (docs/fiks.md "Local
  * FIKS IO"), next to the RabbitMQ that tools/fiksio.sh starts: send,
  * katalog, dokumentlager, a Maskinporten-style token endpoint, the
- * RabbitMQ HTTP auth backend's endpoints, and a dead-letter consumer that
- * turns dead letters into Fiks IO's tidsavbrudd and serverfeil receipts.
+ * RabbitMQ HTTP auth backend's endpoints, a dead-letter consumer that
+ * turns dead letters into Fiks IO's tidsavbrudd and serverfeil receipts,
+ * and Fiks Varsling's single SMS (kept, not sent: GET /varsling/dev/sms
+ * lists what came, POST /varsling/dev/fail makes the next ones fail).
  * For development and tests only: one process, accounts from a JSON file,
  * tokens in memory. It never logs payloads, passwords or tokens.
  */
@@ -57,6 +59,8 @@
 /* Fiks IO's limit of deliveries before the dead-letter queue; RabbitMQ's
  * x-delivery-limit counts returns, so it is one less (docs/fiks.md). */
 #define DELIVERY_LIMIT 2
+/* SMS kept for GET /varsling/dev/sms; the oldest are dropped after. */
+#define SMS_KEPT_MAX 1000
 
 struct account {
 	char konto[FIKS_UUID_LEN + 1];
@@ -90,6 +94,12 @@ static struct {
 
 	struct token tokens[TOKENS_MAX];
 	size_t next_token;
+
+	/* Fiks Varsling (HTTP thread only). */
+	json_t *sms;	     /* what came, oldest first */
+	const char *sms_log; /* also appended here as JSON lines, or NULL */
+	int sms_fail_left;   /* answer the next ones with sms_fail_status */
+	unsigned sms_fail_status;
 
 	amqp_connection_state_t pub; /* the HTTP thread's connection */
 	size_t buffered;	     /* bytes in request bodies (HTTP thread) */
@@ -1524,6 +1534,160 @@ req_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* Fiks Varsling                                                        */
+/* ------------------------------------------------------------------ */
+
+#define VARSLING "/varsling/api/v1/sms/"
+
+/* Characters of UTF-8 text; -1 when it is not UTF-8. */
+static long
+utf8_chars(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	long n = 0;
+
+	while (*p) {
+		int k = *p < 0x80	      ? 0
+			: (*p & 0xe0) == 0xc0 ? 1
+			: (*p & 0xf0) == 0xe0 ? 2
+			: (*p & 0xf8) == 0xf0 ? 3
+					      : -1;
+
+		if (k < 0)
+			return -1;
+		for (p++; k > 0; k--, p++)
+			if ((*p & 0xc0) != 0x80)
+				return -1;
+		n++;
+	}
+	return n;
+}
+
+static int
+all_digits(const char *s, size_t min, size_t max)
+{
+	size_t n = strlen(s), i;
+
+	if (n < min || n > max)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	return 1;
+}
+
+/* POST /varsling/api/v1/sms/{kontoId}/sms: SmsMeldingRequest{tekst
+ * (required, ≤1600 characters), fnr (^[0-9]{11}$) | telefonnummer} →
+ * {id}. The konto must be one of the calling integration's accounts. */
+static enum MHD_Result
+handle_sms(struct MHD_Connection *c, const char *rest, struct req *q)
+{
+	char konto[FIKS_UUID_LEN + 1], id[FIKS_UUID_LEN + 1];
+	const struct account *a;
+	const char *iid, *tekst, *tlf, *fnr;
+	json_t *in, *rec;
+	long chars;
+	size_t n = strcspn(rest, "/");
+	unsigned st;
+
+	if (n != FIKS_UUID_LEN || strcmp(rest + n, "/sms") != 0)
+		return reply_err(c, 404, "NOT_FOUND", "no such endpoint");
+	memcpy(konto, rest, n);
+	konto[n] = '\0';
+	accounts_refresh();
+	st = check_auth(c, &iid);
+	if (st)
+		return reply_err(c, st, "UNAUTHORIZED", "bad credentials");
+	a = account_find(konto);
+	if (!a || strcmp(a->integration_id, iid) != 0)
+		return reply_err(c, 403, "FORBIDDEN", "not your konto");
+	if (S.sms_fail_left > 0) {
+		S.sms_fail_left--;
+		return reply_err(c, S.sms_fail_status, "INJECTED",
+				 "failing on request (/varsling/dev/fail)");
+	}
+	in = json_loadb((const char *)q->buf, q->len, JSON_REJECT_DUPLICATES,
+			NULL);
+	tekst = json_string_value(json_object_get(in, "tekst"));
+	tlf = json_string_value(json_object_get(in, "telefonnummer"));
+	fnr = json_string_value(json_object_get(in, "fnr"));
+	chars = tekst ? utf8_chars(tekst) : -1;
+	if (!json_is_object(in) || chars < 1 || chars > 1600 ||
+	    (!tlf == !fnr) || (fnr && !all_digits(fnr, 11, 11)) ||
+	    (tlf && !all_digits(tlf + (tlf[0] == '+'), 8, 15))) {
+		json_decref(in);
+		return reply_err(c, 400, "BAD_REQUEST",
+				 "tekst 1-1600 characters and one of fnr "
+				 "(11 digits) or telefonnummer");
+	}
+	bv_uuid_generate(id);
+	rec = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:I}", "id", id, "konto",
+			konto, "tekst", tekst, "telefonnummer", tlf, "fnr", fnr,
+			"received", (json_int_t)bv_now_ms());
+	json_decref(in);
+	if (!rec)
+		return reply_err(c, 500, "INTERNAL", "out of memory");
+	if (S.sms_log) {
+		FILE *f = fopen(S.sms_log, "a");
+
+		if (f) {
+			json_dumpf(rec, f, JSON_COMPACT);
+			fputc('\n', f);
+			fclose(f);
+		}
+	}
+	if (json_array_size(S.sms) >= SMS_KEPT_MAX)
+		json_array_remove(S.sms, 0);
+	json_array_append_new(S.sms, rec);
+	logf_(BV_LOG_INFO, "sms %s for konto %s", id, konto);
+	return reply_json(c, 200, json_pack("{s:s}", "id", id));
+}
+
+/* GET /varsling/api/v1/sms/{kontoId}/sms/{smsId} → {id, status}. */
+static enum MHD_Result
+handle_sms_status(struct MHD_Connection *c, const char *rest)
+{
+	const char *iid, *sid = strrchr(rest, '/');
+	unsigned st = check_auth(c, &iid);
+	json_t *rec;
+	size_t i;
+
+	if (st)
+		return reply_err(c, st, "UNAUTHORIZED", "bad credentials");
+	json_array_foreach(S.sms, i, rec)
+	{
+		if (sid &&
+		    strcmp(json_string_value(json_object_get(rec, "id")),
+			   sid + 1) == 0 &&
+		    strncmp(rest,
+			    json_string_value(json_object_get(rec, "konto")),
+			    FIKS_UUID_LEN) == 0)
+			return reply_json(c, 200,
+					  json_pack("{s:s, s:s}", "id", sid + 1,
+						    "status", "SENDT"));
+	}
+	return reply_err(c, 404, "NOT_FOUND", "no such sms");
+}
+
+/* POST /varsling/dev/fail {"count": n, "status": s}: the next n SMS
+ * requests are answered with HTTP status s (tests of retries). */
+static enum MHD_Result
+handle_sms_fail(struct MHD_Connection *c, struct req *q)
+{
+	json_t *in = json_loadb((const char *)q->buf, q->len, 0, NULL);
+	json_int_t n = json_integer_value(json_object_get(in, "count"));
+	json_int_t st = json_integer_value(json_object_get(in, "status"));
+
+	json_decref(in);
+	if (n < 0 || n > 1000 || st < 400 || st > 599)
+		return reply_err(c, 400, "BAD_REQUEST",
+				 "count 0-1000, status 400-599");
+	S.sms_fail_left = (int)n;
+	S.sms_fail_status = (unsigned)st;
+	return reply_json(c, 200, json_pack("{s:b}", "ok", 1));
+}
+
 #define AUTHZ	 "/fiks-io/authorization/api/v1/"
 #define KATALOG	 "/fiks-io/katalog/api/v1/kontoer/"
 #define DOKLAGER "/dokumentlager/nedlasting/"
@@ -1543,6 +1707,14 @@ dispatch(struct MHD_Connection *c, const char *url, const char *method,
 		return reply(c, 200, "application/json", "{\"ok\":true}", 11);
 	if (post && strcmp(url, "/fiks-io/api/v1/send") == 0)
 		return handle_send(c, q);
+	if (post && strncmp(url, VARSLING, strlen(VARSLING)) == 0)
+		return handle_sms(c, url + strlen(VARSLING), q);
+	if (get && strncmp(url, VARSLING, strlen(VARSLING)) == 0)
+		return handle_sms_status(c, url + strlen(VARSLING));
+	if (get && strcmp(url, "/varsling/dev/sms") == 0)
+		return reply_json(c, 200, json_pack("{s:O}", "sms", S.sms));
+	if (post && strcmp(url, "/varsling/dev/fail") == 0)
+		return handle_sms_fail(c, q);
 	if (post && strcmp(url, "/token") == 0) {
 		accounts_refresh();
 		return handle_token(c, q);
@@ -1671,6 +1843,7 @@ usage(void)
 		"M\n"
 		"         --amqp-secret-file F --dokumentlager DIR\n"
 		"         [--token-ttl S] [--max-body BYTES] [--log-level L]\n"
+		"         [--sms-log FILE]\n"
 		"       bvfiks-devserver --accounts FILE --add-account --konto "
 		"UUID\n"
 		"         --integration-id UUID --integration-password PW\n"
@@ -1720,6 +1893,8 @@ main(int argc, char **argv)
 			S.max_body = (size_t)strtoull(v, NULL, 10);
 		else if (strcmp(o, "--log-level") == 0)
 			bv_log_set_level(bv_log_level_from_name(v));
+		else if (strcmp(o, "--sms-log") == 0)
+			S.sms_log = v;
 		else if (nkv < 14 && strncmp(o, "--", 2) == 0) {
 			static char keys[7][32];
 			char *key = keys[nkv / 2];
@@ -1750,6 +1925,9 @@ main(int argc, char **argv)
 	snprintf(S.secret, sizeof(S.secret), "%s", sec);
 	free_secret(sec);
 	if (accounts_load() < 0)
+		return 1;
+	S.sms = json_array();
+	if (!S.sms)
 		return 1;
 
 	/* Signals are taken by sigwait() below, in every thread. */

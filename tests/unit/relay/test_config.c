@@ -55,6 +55,19 @@ static const struct {
 	{"invite_max_ttl_s", "259200"},
 	{"invite_failures_per_hour", "10"},
 	{"client_ip_header", ""},
+	{"webpush_allow_loopback_http", "0"},
+	{"notify_poll_ms", "1000"},
+	{"notify_batch", "32"},
+	{"notify_max_attempts", "8"},
+	{"notify_backoff_s", "30"},
+	{"notify_backoff_max_s", "3600"},
+	{"notify_lease_s", "300"},
+	{"notify_timeout_ms", "10000"},
+	{"varsling_fiks_config", ""},
+	{"varsling_konto", ""},
+	{"smtp_url", ""},
+	{"smtp_from", ""},
+	{"smtp_credentials_file", ""},
 };
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
 

@@ -1,0 +1,1049 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * bvchat-notifier: tells people that they have messages no device of
+ * theirs has picked up (docs/architecture.md decision 10, docs/operations.md
+ * "Notifications"), by SMS through Fiks Varsling, by e-mail over SMTP, or
+ * by web push, so that nothing on the message path ever waits for them.
+ * It reads the relay's config file and database: the relay's send marks
+ * accounts in notify_pending; this process claims due ones (FOR UPDATE SKIP
+ * LOCKED, so several may run), finds in the queue what is really still
+ * undelivered, applies wait, window and quiet hours (notify_sched.c),
+ * renders the tenant's text in the person's language, sends outside any
+ * transaction and records the outcome, retrying with backoff.
+ *
+ * It never logs a phone number, an address, a text or a token. Blocking
+ * libpq and libcurl are fine here: this process serves no connections.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <libpq-fe.h>
+
+#include "bv_error.h"
+#include "bv_util.h"
+#include "config.h"
+#include "fiks_error.h"
+#include "fiks_io.h"
+#include "migrate.h"
+#include "notify_sched.h"
+
+#define EMAIL_MAX 254
+#define TEXT_MAX  1000 /* notify_templates.body */
+
+/* Whom to tell, through what. Owned by the claim that read it. */
+struct target {
+	char account[37];
+	char tenant[37];
+	char channel[8];
+	char *phone, *email, *endpoint;
+	uint8_t p256dh[65], auth[16];
+	char *subject, *body;
+	int attempts;	    /* this one included */
+	int64_t covered_ms; /* messages up to here are told about */
+	int64_t window_ms;
+};
+
+struct notifier;
+
+/*
+ * A channel: ready() says whether this notifier can use it (configured);
+ * send() delivers one text and returns 0, or a negative code with a short
+ * reason in err (never an address or the text): retryable or not is
+ * fiks_error_retryable()/bv_error_retryable()'s business, except that
+ * every failure is retried up to notify_max_attempts.
+ */
+struct channel {
+	const char *name;
+	int (*ready)(struct notifier *n);
+	int (*send)(struct notifier *n, const struct target *t, char *err,
+		    size_t errcap);
+};
+
+struct notifier {
+	struct relay_config cfg;
+	PGconn *db;
+	const char *clock_file;
+	int64_t last_clock;
+	struct fiks_client *fiks; /* NULL: no SMS */
+	char *smtp_user, *smtp_pass;
+	volatile sig_atomic_t stop;
+};
+
+static struct notifier *the_notifier;
+
+/* -------------------------------------------------------------- clock */
+
+/* Now, in ms since the epoch: the clock file's number when one is given
+ * (tests step it), else the real clock. */
+static int64_t
+clock_now(struct notifier *n)
+{
+	char buf[32];
+	FILE *f;
+	long long v;
+
+	if (!n->clock_file)
+		return bv_now_ms();
+	f = fopen(n->clock_file, "r");
+	if (f && fgets(buf, sizeof(buf), f) && sscanf(buf, "%lld", &v) == 1 &&
+	    v > 0)
+		n->last_clock = v;
+	else
+		bv_log(BV_LOG_WARN, "notifier: cannot read the clock file");
+	if (f)
+		fclose(f);
+	return n->last_clock;
+}
+
+/* ----------------------------------------------------------------- SMS */
+
+static int
+sms_ready(struct notifier *n)
+{
+	return n->fiks != NULL;
+}
+
+static int
+sms_send(struct notifier *n, const struct target *t, char *err, size_t errcap)
+{
+	char id[FIKS_UUID_LEN + 1];
+	int rc;
+
+	if (!t->phone) {
+		snprintf(err, errcap, "no phone number");
+		return BV_EINVAL;
+	}
+	rc = fiks_varsling_sms(n->fiks, n->cfg.varsling_konto, t->body,
+			       t->phone, id);
+	if (rc < 0)
+		snprintf(err, errcap, "varsling: %s", fiks_errname(rc));
+	return rc;
+}
+
+/* -------------------------------------------------------------- e-mail */
+
+static int
+email_ready(struct notifier *n)
+{
+	return n->cfg.smtp_url[0] != '\0';
+}
+
+struct upload {
+	const char *s;
+	size_t len, off;
+};
+
+static size_t
+upload_read(char *buf, size_t size, size_t nmemb, void *arg)
+{
+	struct upload *u = arg;
+	size_t n = size * nmemb;
+
+	if (n > u->len - u->off)
+		n = u->len - u->off;
+	memcpy(buf, u->s + u->off, n);
+	u->off += n;
+	return n;
+}
+
+/* Appends s to *buf (grown as needed); -1 when out of memory. */
+static int
+cat(char **buf, size_t *len, size_t *cap, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (*len + n + 1 > *cap) {
+		size_t c = (*len + n + 1) * 2;
+		char *b = bv_realloc(*buf, c);
+
+		if (!b)
+			return -1;
+		*buf = b;
+		*cap = c;
+	}
+	memcpy(*buf + *len, s, n + 1);
+	*len += n;
+	return 0;
+}
+
+/* RFC 2047 encoded words of at most 45 bytes of UTF-8 each (never split
+ * inside a character), folded: "=?UTF-8?B?…?=\r\n =?UTF-8?B?…?=". */
+static int
+header_encode(char **buf, size_t *len, size_t *cap, const char *s)
+{
+	size_t n = strlen(s), off = 0;
+
+	while (off < n) {
+		size_t k = n - off > 45 ? 45 : n - off;
+		char *b64;
+		int rc;
+
+		while (off + k < n &&
+		       ((unsigned char)s[off + k] & 0xc0) == 0x80)
+			k--;
+		b64 = bv_b64_encode((const uint8_t *)s + off, k);
+		if (!b64)
+			return -1;
+		rc = cat(buf, len, cap, off ? "\r\n =?UTF-8?B?" : "=?UTF-8?B?");
+		if (rc == 0)
+			rc = cat(buf, len, cap, b64);
+		if (rc == 0)
+			rc = cat(buf, len, cap, "?=");
+		bv_free(b64);
+		if (rc < 0)
+			return -1;
+		off += k;
+	}
+	return 0;
+}
+
+/*
+ * The RFC 5322 message: Date, From, To, Subject (encoded words), a
+ * Message-ID under the From address's domain, MIME text/plain in UTF-8,
+ * the body in base64 lines of 76 (safe through any server).
+ */
+static char *
+email_message(const struct notifier *n, const struct target *t, int64_t now)
+{
+	char line[512], uuid[BV_UUID_LEN + 1], *b64 = NULL, *msg = NULL;
+	const char *domain = strchr(n->cfg.smtp_from, '@');
+	size_t len = 0, cap = 0, i, blen;
+	time_t secs = (time_t)(now / 1000);
+	struct tm tm;
+	int ok = 1;
+
+	gmtime_r(&secs, &tm);
+	strftime(line, sizeof(line), "Date: %a, %d %b %Y %H:%M:%S +0000\r\n",
+		 &tm);
+	ok = cat(&msg, &len, &cap, line) == 0;
+	snprintf(line, sizeof(line),
+		 "From: <%s>\r\nTo: <%s>\r\nSubject: ", n->cfg.smtp_from,
+		 t->email);
+	ok = ok && cat(&msg, &len, &cap, line) == 0;
+	ok = ok &&
+	     header_encode(&msg, &len, &cap,
+			   t->subject && *t->subject ? t->subject : "-") == 0;
+	bv_uuid_generate(uuid);
+	snprintf(line, sizeof(line),
+		 "\r\nMessage-ID: <%s@%s>\r\nMIME-Version: 1.0\r\n"
+		 "Content-Type: text/plain; charset=utf-8\r\n"
+		 "Content-Transfer-Encoding: base64\r\n"
+		 "Auto-Submitted: auto-generated\r\n\r\n",
+		 uuid, domain ? domain + 1 : "bvchat.invalid");
+	ok = ok && cat(&msg, &len, &cap, line) == 0;
+	b64 = ok ? bv_b64_encode((const uint8_t *)t->body, strlen(t->body))
+		 : NULL;
+	if (!b64) {
+		bv_free(msg);
+		return NULL;
+	}
+	blen = strlen(b64);
+	for (i = 0; ok && i < blen; i += 76) {
+		snprintf(line, sizeof(line), "%.76s\r\n", b64 + i);
+		ok = cat(&msg, &len, &cap, line) == 0;
+	}
+	bv_free(b64);
+	if (!ok) {
+		bv_free(msg);
+		return NULL;
+	}
+	return msg;
+}
+
+static int
+email_send(struct notifier *n, const struct target *t, char *err, size_t errcap)
+{
+	struct curl_slist *rcpt = NULL;
+	char from[EMAIL_MAX + 3], to[EMAIL_MAX + 3];
+	char *msg;
+	struct upload u;
+	CURLcode cc;
+	CURL *curl;
+	long code = 0;
+	int rc = 0, loopback;
+
+	if (!t->email) {
+		snprintf(err, errcap, "no e-mail address");
+		return BV_EINVAL;
+	}
+	msg = email_message(n, t, clock_now(n));
+	curl = curl_easy_init();
+	snprintf(from, sizeof(from), "<%s>", n->cfg.smtp_from);
+	snprintf(to, sizeof(to), "<%s>", t->email);
+	rcpt = curl_slist_append(NULL, to);
+	if (!msg || !curl || !rcpt) {
+		rc = BV_ENOMEM;
+		snprintf(err, errcap, "out of memory");
+		goto out;
+	}
+	u.s = msg;
+	u.len = strlen(msg);
+	u.off = 0;
+	loopback = !strncmp(n->cfg.smtp_url, "smtp://127.0.0.1", 16) ||
+		   !strncmp(n->cfg.smtp_url, "smtp://localhost", 16);
+	curl_easy_setopt(curl, CURLOPT_URL, n->cfg.smtp_url);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	/* Anywhere but loopback, the mail goes over TLS or not at all. */
+	curl_easy_setopt(curl, CURLOPT_USE_SSL,
+			 loopback ? CURLUSESSL_NONE : CURLUSESSL_ALL);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
+			 (long)n->cfg.notify_timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_MAIL_FROM, from);
+	curl_easy_setopt(curl, CURLOPT_MAIL_RCPT, rcpt);
+	curl_easy_setopt(curl, CURLOPT_READFUNCTION, upload_read);
+	curl_easy_setopt(curl, CURLOPT_READDATA, &u);
+	curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)u.len);
+	if (n->smtp_user) {
+		curl_easy_setopt(curl, CURLOPT_USERNAME, n->smtp_user);
+		curl_easy_setopt(curl, CURLOPT_PASSWORD, n->smtp_pass);
+	}
+	cc = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+	if (cc != CURLE_OK) {
+		snprintf(err, errcap, "smtp: %s (%ld)", curl_easy_strerror(cc),
+			 code);
+		rc = BV_EIO;
+	}
+out:
+	curl_slist_free_all(rcpt);
+	curl_easy_cleanup(curl);
+	bv_free(msg);
+	return rc;
+}
+
+/* ------------------------------------------------------------ web push */
+
+/*
+ * The web push channel plugs in here: webpush.c (RFC 8291 encryption, RFC
+ * 8292 VAPID) gives webpush_encrypt() and webpush_vapid(); its send POSTs
+ * the encrypted body to t->endpoint with TTL and Urgency headers, using
+ * t->p256dh and t->auth. Until it is built, people who chose web push are
+ * recorded as "channel not available" and not retried.
+ */
+static int
+webpush_ready(struct notifier *n)
+{
+	(void)n;
+	return 0;
+}
+
+static const struct channel channels[] = {
+	{"sms", sms_ready, sms_send},
+	{"email", email_ready, email_send},
+	{"webpush", webpush_ready, NULL},
+};
+
+static const struct channel *
+channel_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(channels) / sizeof(channels[0]); i++)
+		if (!strcmp(channels[i].name, name))
+			return &channels[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------------ database */
+
+static PGresult *
+exec(struct notifier *n, const char *sql, int np, const char *const *v,
+     const int *len, const int *fmt)
+{
+	return PQexecParams(n->db, sql, np, NULL, v, len, fmt, 0);
+}
+
+static int
+exec_ok(struct notifier *n, const char *what, const char *sql, int np,
+	const char *const *v)
+{
+	PGresult *res = exec(n, sql, np, v, NULL, NULL);
+	ExecStatusType st = PQresultStatus(res);
+	int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+
+	if (!ok)
+		bv_log(BV_LOG_ERR, "notifier: %s: %s", what,
+		       PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+			       ? PQresultErrorField(res,
+						    PG_DIAG_MESSAGE_PRIMARY)
+			       : "failed");
+	PQclear(res);
+	return ok ? 0 : BV_EUNAVAILABLE;
+}
+
+static void
+target_cleanup(struct target *t)
+{
+	bv_free(t->phone);
+	bv_free(t->email);
+	bv_free(t->endpoint);
+	bv_free(t->subject);
+	bv_free(t->body);
+	memset(t, 0, sizeof(*t));
+}
+
+static char *
+dup_or_null(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col)
+		       ? NULL
+		       : bv_strdup(PQgetvalue(res, row, col));
+}
+
+/* The channel a person gets: their choice, else the first set up. */
+static const char *
+resolve_channel(const PGresult *res, int row)
+{
+	if (!PQgetisnull(res, row, 11))
+		return PQgetvalue(res, row, 11);
+	if (!PQgetisnull(res, row, 15))
+		return "webpush";
+	if (!PQgetisnull(res, row, 13))
+		return "sms";
+	if (!PQgetisnull(res, row, 14))
+		return "email";
+	return "none";
+}
+
+static const char claim_sql[] =
+	"SELECT p.account_id::text, a.tenant_id::text, p.attempts, "
+	"coalesce(s.covered_until, 0), "
+	"coalesce((extract(epoch FROM s.last_sent_at) * 1000)::bigint, 0), "
+	"u.oldest, "
+	"t.notify_wait_minutes, t.notify_window_minutes, "
+	"(extract(epoch FROM t.notify_quiet_start) / 60)::int, "
+	"(extract(epoch FROM t.notify_quiet_end) / 60)::int, t.time_zone, "
+	"n.channel, coalesce(n.language, 'nb'), n.phone, n.email, "
+	"n.webpush_endpoint, n.webpush_p256dh, n.webpush_auth, "
+	"coalesce(n.mention_service, false), u.newest "
+	"FROM notify_pending p JOIN accounts a ON a.id = p.account_id "
+	"JOIN tenants t ON t.id = a.tenant_id "
+	"LEFT JOIN notify_settings n ON n.account_id = p.account_id "
+	"LEFT JOIN notify_state s ON s.account_id = p.account_id "
+	"CROSS JOIN LATERAL bv_notify_undelivered(p.account_id, "
+	"coalesce(s.covered_until, 0)) u "
+	"WHERE coalesce(p.not_before, p.since + make_interval(mins => "
+	"t.notify_wait_minutes)) <= to_timestamp($1::double precision / 1000) "
+	"ORDER BY coalesce(p.not_before, p.since) LIMIT $2::int "
+	"FOR UPDATE OF p SKIP LOCKED";
+
+/* Dropped: nothing to tell now. The snapshot taken after the delete says
+ * which sends may have found the row still there; recheck() waits for
+ * them, then reads the queue again. covered: messages up to then are
+ * never counted again (no channel, or given up). */
+static int
+drop(struct notifier *n, const char *account, int64_t covered)
+{
+	char cov[24];
+	const char *v[2] = {account, cov};
+
+	snprintf(cov, sizeof(cov), "%lld", (long long)covered);
+	if (exec_ok(n, "drop",
+		    "DELETE FROM notify_pending WHERE account_id = "
+		    "$1::uuid",
+		    1, v) < 0)
+		return BV_EUNAVAILABLE;
+	return exec_ok(
+		n, "drop",
+		"INSERT INTO notify_state (account_id, covered_until, recheck, "
+		"recheck_at) VALUES ($1::uuid, $2::bigint, "
+		"pg_current_snapshot(), "
+		"now()) ON CONFLICT (account_id) DO UPDATE SET covered_until = "
+		"greatest(notify_state.covered_until, EXCLUDED.covered_until), "
+		"recheck = EXCLUDED.recheck, recheck_at = EXCLUDED.recheck_at",
+		2, v);
+}
+
+static int
+defer(struct notifier *n, const char *account, int64_t since, int64_t at)
+{
+	char s[24], a[24];
+	const char *v[3] = {account, s, a};
+
+	snprintf(s, sizeof(s), "%lld", (long long)since);
+	snprintf(a, sizeof(a), "%lld", (long long)at);
+	return exec_ok(n, "defer",
+		       "UPDATE notify_pending SET since = to_timestamp("
+		       "$2::double precision / 1000), not_before = "
+		       "to_timestamp($3::double precision / 1000) WHERE "
+		       "account_id = $1::uuid",
+		       3, v);
+}
+
+/* Reads the claimed row into t with its text; 0, or 1 when the row
+ * should be dropped (no channel, or one this notifier cannot use). */
+static int
+target_fill(struct notifier *n, const PGresult *res, int row, struct target *t,
+	    const char **why)
+{
+	const char *ch = resolve_channel(res, row);
+	const struct channel *c = channel_find(ch);
+	const char *v[4];
+	PGresult *tr;
+	size_t len = 0;
+	unsigned char *raw;
+
+	snprintf(t->account, sizeof(t->account), "%s", PQgetvalue(res, row, 0));
+	snprintf(t->tenant, sizeof(t->tenant), "%s", PQgetvalue(res, row, 1));
+	snprintf(t->channel, sizeof(t->channel), "%s", ch);
+	if (!c) {
+		*why = "no channel";
+		return 1;
+	}
+	if (!c->send || !c->ready(n)) {
+		*why = "channel not available";
+		return 1;
+	}
+	t->phone = dup_or_null(res, row, 13);
+	t->email = dup_or_null(res, row, 14);
+	t->endpoint = dup_or_null(res, row, 15);
+	if ((!strcmp(ch, "sms") && !t->phone) ||
+	    (!strcmp(ch, "email") && !t->email) ||
+	    (!strcmp(ch, "webpush") && !t->endpoint)) {
+		*why = "no address for the channel";
+		return 1;
+	}
+	if (t->endpoint) {
+		raw = PQunescapeBytea(
+			(const unsigned char *)PQgetvalue(res, row, 16), &len);
+		if (raw && len == sizeof(t->p256dh))
+			memcpy(t->p256dh, raw, len);
+		PQfreemem(raw);
+		raw = PQunescapeBytea(
+			(const unsigned char *)PQgetvalue(res, row, 17), &len);
+		if (raw && len == sizeof(t->auth))
+			memcpy(t->auth, raw, len);
+		PQfreemem(raw);
+	}
+	v[0] = t->tenant;
+	v[1] = PQgetvalue(res, row, 12);
+	v[2] = ch;
+	v[3] = PQgetvalue(res, row, 18);
+	tr = exec(n,
+		  "SELECT subject, body FROM bv_notify_template($1::uuid, $2, "
+		  "$3, $4::boolean)",
+		  4, v, NULL, NULL);
+	if (PQresultStatus(tr) != PGRES_TUPLES_OK || PQntuples(tr) != 1 ||
+	    PQgetisnull(tr, 0, 1)) {
+		PQclear(tr);
+		*why = "no template";
+		return 1;
+	}
+	t->subject = dup_or_null(tr, 0, 0);
+	t->body = dup_or_null(tr, 0, 1);
+	PQclear(tr);
+	return 0;
+}
+
+/*
+ * One claim: due rows locked, each dropped, deferred or leased for a send
+ * (not_before moved past the lease, so a notifier that dies mid-send is
+ * replaced after notify_lease_s), in one short transaction. The sends
+ * happen after COMMIT. Returns how many targets are in *out (≥ 0) or
+ * BV_EUNAVAILABLE.
+ */
+static int
+claim(struct notifier *n, int64_t now, struct target **out)
+{
+	char nowb[24], lim[16], lease[24], att[16];
+	const char *v[3];
+	struct target *ts = NULL;
+	PGresult *res = NULL;
+	int i, rows, k = 0, rc = BV_EUNAVAILABLE;
+
+	*out = NULL;
+	snprintf(nowb, sizeof(nowb), "%lld", (long long)now);
+	snprintf(lim, sizeof(lim), "%u", n->cfg.notify_batch);
+	if (exec_ok(n, "begin", "BEGIN", 0, NULL) < 0)
+		return BV_EUNAVAILABLE;
+	v[0] = nowb;
+	v[1] = lim;
+	res = exec(n, claim_sql, 2, v, NULL, NULL);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		bv_log(BV_LOG_ERR, "notifier: claim: %s",
+		       PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+			       ? PQresultErrorField(res,
+						    PG_DIAG_MESSAGE_PRIMARY)
+			       : "failed");
+		goto fail;
+	}
+	rows = PQntuples(res);
+	ts = bv_calloc((size_t)rows + 1, sizeof(*ts));
+	if (!ts)
+		goto fail;
+	for (i = 0; i < rows; i++) {
+		const char *account = PQgetvalue(res, i, 0);
+		struct notify_rules r;
+		struct target *t = &ts[k];
+		const char *why = NULL;
+		int64_t u, next, last;
+		int bad_tz = 0, d;
+
+		if (PQgetisnull(res, i, 5)) {
+			/* Every message was picked up in time. */
+			if (drop(n, account, 0) < 0)
+				goto fail;
+			continue;
+		}
+		u = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+		last = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+		r.wait_ms = strtoll(PQgetvalue(res, i, 6), NULL, 10) * 60000;
+		r.window_ms = strtoll(PQgetvalue(res, i, 7), NULL, 10) * 60000;
+		r.quiet_start_min = atoi(PQgetvalue(res, i, 8));
+		r.quiet_end_min = atoi(PQgetvalue(res, i, 9));
+		r.tz = PQgetvalue(res, i, 10);
+		next = notify_next(&r, u, last, now, &bad_tz);
+		if (bad_tz)
+			bv_log(BV_LOG_WARN,
+			       "notifier: tenant %s: unknown time zone, no "
+			       "quiet hours",
+			       PQgetvalue(res, i, 1));
+		if (next > now) {
+			if (defer(n, account, u, next) < 0)
+				goto fail;
+			continue;
+		}
+		d = target_fill(n, res, i, t, &why);
+		if (d) {
+			if (strcmp(t->channel, "none"))
+				bv_log(BV_LOG_NOTICE,
+				       "notifier: account %s: %s (%s)", account,
+				       why, t->channel);
+			target_cleanup(t);
+			if (drop(n, account,
+				 strtoll(PQgetvalue(res, i, 19), NULL, 10)) < 0)
+				goto fail;
+			continue;
+		}
+		t->attempts = atoi(PQgetvalue(res, i, 2)) + 1;
+		/* What this notification tells about: up to the newest
+		 * undelivered message (by the relays' clocks, not ours). */
+		t->covered_ms = strtoll(PQgetvalue(res, i, 19), NULL, 10);
+		t->window_ms = r.window_ms;
+		snprintf(lease, sizeof(lease), "%lld",
+			 (long long)(now +
+				     (int64_t)n->cfg.notify_lease_s * 1000));
+		snprintf(att, sizeof(att), "%d", t->attempts);
+		v[0] = account;
+		v[1] = lease;
+		v[2] = att;
+		if (exec_ok(n, "lease",
+			    "UPDATE notify_pending SET not_before = "
+			    "to_timestamp("
+			    "$2::double precision / 1000), attempts = $3::int "
+			    "WHERE account_id = $1::uuid",
+			    3, v) < 0) {
+			k++;
+			goto fail;
+		}
+		k++;
+	}
+	PQclear(res);
+	res = NULL;
+	if (exec_ok(n, "commit", "COMMIT", 0, NULL) < 0)
+		goto fail;
+	*out = ts;
+	return k;
+fail:
+	PQclear(res);
+	PQclear(PQexec(n->db, "ROLLBACK"));
+	for (i = 0; i < k; i++)
+		target_cleanup(&ts[i]);
+	bv_free(ts);
+	return rc;
+}
+
+/* Records a send's outcome in its own short transaction. */
+static void
+record(struct notifier *n, const struct target *t, int rc, const char *err,
+       int64_t now)
+{
+	char cov[24], at[24], next[24];
+	const char *v[5];
+	int give_up =
+		rc < 0 && (unsigned)t->attempts >= n->cfg.notify_max_attempts;
+
+	snprintf(cov, sizeof(cov), "%lld", (long long)t->covered_ms);
+	snprintf(at, sizeof(at), "%lld", (long long)now);
+	v[0] = t->account;
+	v[1] = cov;
+	v[2] = at;
+	v[3] = t->channel;
+	v[4] = err;
+	if (exec_ok(n, "record", "BEGIN", 0, NULL) < 0)
+		return;
+	if (rc == 0) {
+		/* Looked at again at once: what came meanwhile waits for
+		 * the window (notify_next). */
+		if (exec_ok(n, "record",
+			    "UPDATE notify_pending SET attempts = 0, "
+			    "last_error = "
+			    "NULL, not_before = to_timestamp($2::double "
+			    "precision / 1000) WHERE account_id = $1::uuid",
+			    2, (const char *const[]){t->account, at}) < 0 ||
+		    exec_ok(n, "record",
+			    "INSERT INTO notify_state (account_id, "
+			    "covered_until, "
+			    "last_sent_at, last_channel, sent_count) VALUES "
+			    "($1::uuid, $2::bigint, to_timestamp($3::double "
+			    "precision / 1000), $4, 1) ON CONFLICT "
+			    "(account_id) "
+			    "DO UPDATE SET covered_until = greatest("
+			    "notify_state.covered_until, "
+			    "EXCLUDED.covered_until), "
+			    "last_sent_at = EXCLUDED.last_sent_at, "
+			    "last_channel = "
+			    "EXCLUDED.last_channel, sent_count = "
+			    "notify_state.sent_count + 1, last_error = NULL",
+			    4, v) < 0)
+			goto fail;
+	} else if (give_up) {
+		if (exec_ok(n, "record",
+			    "UPDATE notify_pending SET attempts = 0, "
+			    "last_error = "
+			    "$2, not_before = to_timestamp($3::double "
+			    "precision "
+			    "/ 1000) WHERE account_id = $1::uuid",
+			    3,
+			    (const char *const[]){t->account, err, at}) < 0 ||
+		    exec_ok(n, "record",
+			    "INSERT INTO notify_state (account_id, "
+			    "covered_until, "
+			    "failed_count, last_error) VALUES ($1::uuid, "
+			    "$2::bigint, 1, $5) ON CONFLICT (account_id) DO "
+			    "UPDATE "
+			    "SET covered_until = greatest(notify_state."
+			    "covered_until, EXCLUDED.covered_until), "
+			    "failed_count "
+			    "= notify_state.failed_count + 1, last_error = "
+			    "EXCLUDED.last_error",
+			    5, v) < 0)
+			goto fail;
+	} else {
+		snprintf(
+			next, sizeof(next), "%lld",
+			(long long)(now +
+				    notify_backoff_ms(
+					    (unsigned)t->attempts,
+					    (int64_t)n->cfg.notify_backoff_s *
+						    1000,
+					    (int64_t)n->cfg.notify_backoff_max_s *
+						    1000)));
+		if (exec_ok(n, "record",
+			    "UPDATE notify_pending SET last_error = $2, "
+			    "not_before = to_timestamp($3::double precision / "
+			    "1000) WHERE account_id = $1::uuid",
+			    3,
+			    (const char *const[]){t->account, err, next}) < 0)
+			goto fail;
+	}
+	exec_ok(n, "record", "COMMIT", 0, NULL);
+	return;
+fail:
+	PQclear(PQexec(n->db, "ROLLBACK"));
+}
+
+/*
+ * Accounts whose pending row was dropped: once the transactions in
+ * progress right after the drop have ended (or a minute has passed, then
+ * again each minute), the queue is read again and the row made anew if a
+ * message is still undelivered.
+ */
+static int
+recheck(struct notifier *n, int64_t now)
+{
+	char nowb[24], lim[16];
+	const char *v[2] = {nowb, lim};
+
+	snprintf(nowb, sizeof(nowb), "%lld", (long long)now);
+	snprintf(lim, sizeof(lim), "%u", n->cfg.notify_batch);
+	return exec_ok(
+		n, "recheck",
+		"WITH r AS (SELECT s.account_id, s.covered_until, "
+		"s.recheck_at, "
+		"NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(s.recheck) x WHERE "
+		"pg_xact_status(x) = 'in progress') AS settled FROM "
+		"notify_state s "
+		"WHERE s.recheck IS NOT NULL LIMIT $2::int FOR UPDATE SKIP "
+		"LOCKED), g AS (SELECT * FROM r WHERE settled OR recheck_at < "
+		"to_timestamp($1::double precision / 1000) - interval '1 "
+		"minute'), "
+		"i AS (INSERT INTO notify_pending (account_id, since) SELECT "
+		"account_id, to_timestamp(u::double precision / 1000) FROM "
+		"(SELECT account_id, (bv_notify_undelivered(account_id, "
+		"covered_until)).oldest AS u FROM g) x WHERE u IS NOT NULL ON "
+		"CONFLICT "
+		"DO NOTHING) UPDATE notify_state s SET recheck = CASE WHEN "
+		"g.settled THEN NULL ELSE s.recheck END, recheck_at = "
+		"to_timestamp($1::double precision / 1000) FROM g WHERE "
+		"s.account_id = g.account_id",
+		2, v);
+}
+
+/* One round: rechecks, a claim, its sends. Returns the number of sends
+ * (so the loop goes on at once while there is work) or BV_EUNAVAILABLE. */
+static int
+round_once(struct notifier *n)
+{
+	struct target *ts = NULL;
+	int64_t now = clock_now(n);
+	char err[160];
+	int i, k, rc;
+
+	if (recheck(n, now) < 0)
+		return BV_EUNAVAILABLE;
+	k = claim(n, now, &ts);
+	if (k < 0)
+		return k;
+	for (i = 0; i < k; i++) {
+		const struct channel *c = channel_find(ts[i].channel);
+
+		err[0] = '\0';
+		rc = c->send(n, &ts[i], err, sizeof(err));
+		if (rc == 0)
+			bv_log(BV_LOG_INFO, "notifier: account %s told by %s",
+			       ts[i].account, ts[i].channel);
+		else
+			bv_log(BV_LOG_WARN,
+			       "notifier: account %s by %s, try %d: %s",
+			       ts[i].account, ts[i].channel, ts[i].attempts,
+			       err);
+		record(n, &ts[i], rc, err, clock_now(n));
+		target_cleanup(&ts[i]);
+	}
+	bv_free(ts);
+	return k;
+}
+
+/* ------------------------------------------------------------- process */
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	if (the_notifier)
+		the_notifier->stop = 1;
+}
+
+static int
+db_connect(struct notifier *n)
+{
+	int rc;
+
+	PQfinish(n->db);
+	n->db = NULL;
+	/* The schema must be the one this build knows, as for the relay. */
+	rc = migrate_check(n->cfg.database);
+	if (rc < 0)
+		return rc;
+	n->db = PQconnectdb(n->cfg.database);
+	if (PQstatus(n->db) != CONNECTION_OK) {
+		bv_log(BV_LOG_ERR, "notifier: cannot connect to the database");
+		return BV_EUNAVAILABLE;
+	}
+	return 0;
+}
+
+static int
+smtp_credentials(struct notifier *n)
+{
+	char buf[1024], *colon;
+	FILE *f;
+
+	if (!n->cfg.smtp_credentials_file[0])
+		return 0;
+	f = fopen(n->cfg.smtp_credentials_file, "r");
+	if (!f || !fgets(buf, sizeof(buf), f)) {
+		if (f)
+			fclose(f);
+		fprintf(stderr, "%s: cannot read\n",
+			n->cfg.smtp_credentials_file);
+		return BV_ECONFIG;
+	}
+	fclose(f);
+	buf[strcspn(buf, "\r\n")] = '\0';
+	colon = strchr(buf, ':');
+	if (!colon) {
+		bv_wipe(buf, sizeof(buf));
+		fprintf(stderr, "%s: not user:password\n",
+			n->cfg.smtp_credentials_file);
+		return BV_ECONFIG;
+	}
+	*colon = '\0';
+	n->smtp_user = bv_strdup(buf);
+	n->smtp_pass = bv_strdup(colon + 1);
+	bv_wipe(buf, sizeof(buf));
+	return n->smtp_user && n->smtp_pass ? 0 : BV_ENOMEM;
+}
+
+static int
+channels_open(struct notifier *n)
+{
+	struct fiks_config fc;
+	char err[256];
+	const char *f = n->cfg.smtp_from;
+	int rc;
+
+	if (n->cfg.varsling_fiks_config[0]) {
+		if (!bv_uuid_valid(n->cfg.varsling_konto)) {
+			fprintf(stderr, "varsling_konto must be a UUID\n");
+			return BV_ECONFIG;
+		}
+		rc = fiks_config_load(n->cfg.varsling_fiks_config, &fc, err,
+				      sizeof(err));
+		if (rc < 0) {
+			fprintf(stderr, "%s\n", err);
+			return BV_ECONFIG;
+		}
+		if (!fc.timeout_ms ||
+		    fc.timeout_ms > (int)n->cfg.notify_timeout_ms)
+			fc.timeout_ms = (int)n->cfg.notify_timeout_ms;
+		rc = fiks_client_new(&fc, &n->fiks);
+		fiks_config_free(&fc);
+		if (rc < 0) {
+			fprintf(stderr, "varsling: %s\n", fiks_strerror(rc));
+			return BV_ECONFIG;
+		}
+	}
+	if (n->cfg.smtp_url[0]) {
+		if (strncmp(n->cfg.smtp_url, "smtp://", 7) &&
+		    strncmp(n->cfg.smtp_url, "smtps://", 8)) {
+			fprintf(stderr,
+				"smtp_url must be smtp:// or smtps://\n");
+			return BV_ECONFIG;
+		}
+		if (!strchr(f, '@') || strpbrk(f, "<>\r\n \t\"")) {
+			fprintf(stderr, "smtp_from must be an address\n");
+			return BV_ECONFIG;
+		}
+		rc = smtp_credentials(n);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void
+usage(FILE *f)
+{
+	fputs("usage: bvchat-notifier [-c FILE] [--database CONNINFO]\n"
+	      "           [--clock-file PATH] [--once]\n"
+	      "Reads the relay's config file (notify_*, varsling_*, smtp_*\n"
+	      "directives; docs/operations.md \"Notifications\") and "
+	      "database.\n"
+	      "  --clock-file PATH  tests only: now is the number of ms in "
+	      "PATH\n"
+	      "  --once             one round, then exit\n",
+	      f);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct notifier n;
+	struct sigaction sa;
+	const char *conf = NULL, *database = NULL;
+	int i, once = 0, rc, status = 1;
+
+	memset(&n, 0, sizeof(n));
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--once")) {
+			once = 1;
+		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			return 0;
+		} else if (i + 1 < argc &&
+			   (!strcmp(a, "-c") || !strcmp(a, "--config"))) {
+			conf = argv[++i];
+		} else if (i + 1 < argc && !strcmp(a, "--database")) {
+			database = argv[++i];
+		} else if (i + 1 < argc && !strcmp(a, "--clock-file")) {
+			n.clock_file = argv[++i];
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (config_defaults(&n.cfg) < 0)
+		return 1;
+	if (conf && config_load_file(&n.cfg, conf) < 0)
+		goto out;
+	if (database) {
+		char err[128];
+
+		if (config_set(&n.cfg, "database", database, err, sizeof(err)) <
+		    0) {
+			fprintf(stderr, "%s\n", err);
+			goto out;
+		}
+	}
+	bv_log_set_level(bv_log_level_from_name(n.cfg.log_level));
+	if (n.clock_file)
+		n.last_clock = bv_now_ms();
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		goto out;
+	if (channels_open(&n) < 0)
+		goto out;
+	the_notifier = &n;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	rc = db_connect(&n);
+	if (rc == BV_ECONFIG)
+		goto out;
+	bv_log(BV_LOG_NOTICE,
+	       "notifier: running (sms %s, e-mail %s, web "
+	       "push %s)",
+	       sms_ready(&n) ? "on" : "off", email_ready(&n) ? "on" : "off",
+	       webpush_ready(&n) ? "on" : "off");
+	while (!n.stop) {
+		if ((!n.db || PQstatus(n.db) != CONNECTION_OK) &&
+		    db_connect(&n) < 0) {
+			rc = BV_EUNAVAILABLE;
+		} else {
+			rc = round_once(&n);
+			if (rc == BV_EUNAVAILABLE &&
+			    PQstatus(n.db) != CONNECTION_OK)
+				bv_log(BV_LOG_WARN,
+				       "notifier: database connection lost");
+		}
+		if (once)
+			break;
+		/* Straight on while a full batch came; else the poll. */
+		if (rc < (int)n.cfg.notify_batch) {
+			unsigned ms = rc == BV_EUNAVAILABLE
+					      ? 1000
+					      : n.cfg.notify_poll_ms;
+			struct timespec ts = {(time_t)(ms / 1000),
+					      (long)(ms % 1000) * 1000000L};
+
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR &&
+			       !n.stop)
+				;
+		}
+	}
+	bv_log(BV_LOG_NOTICE, "notifier: stopped");
+	status = 0;
+out:
+	PQfinish(n.db);
+	fiks_client_free(n.fiks);
+	if (n.smtp_pass)
+		bv_wipe(n.smtp_pass, strlen(n.smtp_pass));
+	bv_free(n.smtp_user);
+	bv_free(n.smtp_pass);
+	config_cleanup(&n.cfg);
+	curl_global_cleanup();
+	return status;
+}

@@ -1,0 +1,1014 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * 33-notify: notifications that say nothing, end to end: a real relay, a
+ * real bvchat-notifier with a stepped clock (--clock-file), SMS through
+ * the development server's Fiks Varsling endpoint, e-mail into a real SMTP
+ * sink. Checked: the texts carry no message content, no sender and no
+ * mention of the service; nothing for a message acknowledged in time; one
+ * notification per window; quiet hours defer to their end; the template
+ * in each language; failures retried with backoff while messages flow.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+
+#include "bvtest.h"
+#include "bvtest_fiks.h"
+#include "internal.h"
+
+#ifndef BV_NOTIFIER_BIN
+#define BV_NOTIFIER_BIN "bvchat-notifier"
+#endif
+#ifndef BV_SMTP_SINK_BIN
+#define BV_SMTP_SINK_BIN "bvtest-smtp-sink"
+#endif
+#ifndef BV_DEVSERVER_BIN
+#define BV_DEVSERVER_BIN "bvfiks-devserver"
+#endif
+
+#define MIN	(60 * 1000LL)
+#define CANARY	"CANARY-notify-7Qz"
+#define NB_TEXT "Du har en ny melding. Logg inn for å lese den."
+
+static struct bvt_env env;
+static char dir[64], clock_path[128], mail_dir[128];
+static int fiks_port, smtp_port;
+static pid_t devserver, sink, notifier;
+static struct bvt_fiks fk; /* only its account and port are used */
+
+/* ------------------------------------------------------------ processes */
+
+static pid_t
+spawn(char *const argv[], const char *log)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		FILE *f = fopen(log, "a");
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (f) {
+			dup2(fileno(f), 1);
+			dup2(fileno(f), 2);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void
+stop(pid_t *pid)
+{
+	int st;
+
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGTERM);
+	if (bvt__reap(*pid, bvt_ms(10000), &st) != 0) {
+		kill(*pid, SIGKILL);
+		bvt__reap(*pid, bvt_ms(10000), &st);
+	}
+	*pid = 0;
+}
+
+/* The wall clock (bvt_now_ms() is monotonic): message times are. */
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+set_clock(int64_t ms)
+{
+	char tmp[160];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", clock_path);
+	f = fopen(tmp, "w");
+	assert_non_null(f);
+	fprintf(f, "%lld\n", (long long)ms);
+	fclose(f);
+	assert_int_equal(rename(tmp, clock_path), 0);
+}
+
+static int
+write_text(const char *path, const char *s)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -1;
+	fputs(s, f);
+	return fclose(f);
+}
+
+static int
+start_devserver(void)
+{
+	struct bvt_fiks_account *a = &fk.acct[0];
+	char accounts[128], secret[128], dl[128], log[128], sms[128], port[16],
+		aport[16], json[2048];
+	char *argv[] = {BV_DEVSERVER_BIN,
+			"--accounts",
+			accounts,
+			"--port",
+			port,
+			"--amqp-port",
+			aport,
+			"--amqp-secret-file",
+			secret,
+			"--dokumentlager",
+			dl,
+			"--sms-log",
+			sms,
+			NULL};
+	char *body = NULL;
+	int i;
+
+	fk.http_port = fiks_port;
+	fk.amqp_port = bvt_free_port(); /* nothing listens: no broker here */
+	snprintf(a->konto, sizeof(a->konto), "%s",
+		 "3b0c5d0e-1a2b-4c3d-8e4f-5a6b7c8d9e0f");
+	snprintf(a->integration_id, sizeof(a->integration_id), "%s",
+		 "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a");
+	snprintf(a->password, sizeof(a->password), "notifier-test-pw");
+	snprintf(a->client_id, sizeof(a->client_id), "bvt-notifier");
+	snprintf(a->key, sizeof(a->key), "%s/varsling.key", dir);
+	snprintf(a->cert, sizeof(a->cert), "%s/varsling.crt", dir);
+	snprintf(a->config, sizeof(a->config), "%s/varsling.conf", dir);
+	if (bvt_fiks_keypair(a->key, a->cert, a->client_id) < 0 ||
+	    bvt_fiks_write_config(&fk, 0, a->config, NULL) < 0)
+		return -1;
+	snprintf(accounts, sizeof(accounts), "%s/accounts.json", dir);
+	snprintf(json, sizeof(json),
+		 "{\"accounts\":[{\"konto\":\"%s\",\"navn\":\"varsling\","
+		 "\"integration_id\":\"%s\",\"integration_password\":\"%s\","
+		 "\"client_id\":\"%s\",\"cert\":\"%s\"}]}\n",
+		 a->konto, a->integration_id, a->password, a->client_id,
+		 a->cert);
+	snprintf(secret, sizeof(secret), "%s/admin.secret", dir);
+	snprintf(dl, sizeof(dl), "%s/dokumentlager", dir);
+	snprintf(log, sizeof(log), "%s/devserver.log", dir);
+	snprintf(sms, sizeof(sms), "%s/sms.jsonl", dir);
+	snprintf(port, sizeof(port), "%d", fiks_port);
+	snprintf(aport, sizeof(aport), "%d", fk.amqp_port);
+	if (write_text(accounts, json) < 0 ||
+	    write_text(secret, "not-used\n") < 0 || mkdir(dl, 0700) < 0)
+		return -1;
+	if (getenv("BV_FIKS_DEVSERVER_BIN"))
+		argv[0] = getenv("BV_FIKS_DEVSERVER_BIN");
+	devserver = spawn(argv, log);
+	for (i = 0; i < 200; i++) {
+		if (bvt_http_get(fiks_port, "/healthz", 1000, &body) == 200) {
+			free(body);
+			return 0;
+		}
+		free(body);
+		body = NULL;
+		bvt_sleep_ms(50);
+	}
+	return -1;
+}
+
+static int
+start_notifier(void)
+{
+	char conf[128], log[128], text[2048];
+	char *argv[] = {BV_NOTIFIER_BIN, "-c",	     conf,
+			"--clock-file",	 clock_path, NULL};
+
+	snprintf(conf, sizeof(conf), "%s/notifier.conf", dir);
+	snprintf(log, sizeof(log), "%s/notifier.log", dir);
+	snprintf(text, sizeof(text),
+		 "database \"%s\"\nlog_level info\nnotify_poll_ms 50\n"
+		 "notify_backoff_s 30\nnotify_backoff_max_s 600\n"
+		 "notify_max_attempts 5\nnotify_timeout_ms 5000\n"
+		 "varsling_fiks_config %s\nvarsling_konto %s\n"
+		 "smtp_url smtp://127.0.0.1:%d\n"
+		 "smtp_from varsel@kommune.example\n",
+		 env.db, fk.acct[0].config, fk.acct[0].konto, smtp_port);
+	if (write_text(conf, text) < 0)
+		return -1;
+	set_clock(wall_ms());
+	notifier = spawn(argv, log);
+	return notifier > 0 ? 0 : -1;
+}
+
+static int
+setup(void **state)
+{
+	const char *args[] = {"--webpush_allow_loopback_http", "1", NULL};
+	char port[16], log[128];
+	char *sargv[] = {BV_SMTP_SINK_BIN, "--port", port,
+			 "--dir",	   mail_dir, NULL};
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/bvt-notify-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	bvt__watchdog("D %s", dir);
+	snprintf(clock_path, sizeof(clock_path), "%s/clock", dir);
+	snprintf(mail_dir, sizeof(mail_dir), "%s/mail", dir);
+	if (mkdir(mail_dir, 0700) < 0)
+		return -1;
+	if (bvt_env_init(&env, args) < 0)
+		return -1;
+	fiks_port = bvt_free_port();
+	if (start_devserver() < 0)
+		return -1;
+	smtp_port = bvt_free_port();
+	snprintf(port, sizeof(port), "%d", smtp_port);
+	snprintf(log, sizeof(log), "%s/smtp.log", dir);
+	sink = spawn(sargv, log);
+	bvt_sleep_ms(100);
+	return start_notifier();
+}
+
+static void
+print_log(const char *name)
+{
+	char path[160];
+	char *s;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	s = bvt_file_read(path, NULL);
+	if (s) {
+		size_t n = strlen(s);
+
+		fprintf(stderr, "----- %s -----\n%s\n", name,
+			n > 6000 ? s + n - 6000 : s);
+		free(s);
+	}
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	if (getenv("BVT_NOTIFY_LOGS"))
+		print_log("notifier.log");
+	stop(&notifier);
+	stop(&sink);
+	stop(&devserver);
+	bvt_env_cleanup(&env);
+	return 0;
+}
+
+/* ----------------------------------------------------------------- world */
+
+struct world {
+	struct bvt_tenant t;
+	struct bvt_dev a, b[4]; /* a writes, b[] read */
+	size_t nb;
+	struct bvt_dev b0b; /* b[0]'s second device, when has_b0b */
+	int has_b0b;
+	char phone[4][20];
+	char email[4][64];
+};
+
+/* A tenant of its own (its own test case), without quiet hours unless
+ * asked, wait 15 and window 60 minutes; a sender and nb recipients. */
+static void
+make_world(struct world *w, size_t nb, const char *quiet_start,
+	   const char *quiet_end)
+{
+	static unsigned n;
+	char name[32], out[256];
+	size_t i;
+
+	memset(w, 0, sizeof(*w));
+	snprintf(name, sizeof(name), "notify kommune %u", ++n);
+	assert_int_equal(bvt_tenant_create(env.db, name, &w->t), 0);
+	{
+		const char *args[] = {"notify-tenant",
+				      "--tenant",
+				      w->t.id,
+				      "--wait-minutes",
+				      "15",
+				      "--window-minutes",
+				      "60",
+				      "--quiet-start",
+				      quiet_start,
+				      "--quiet-end",
+				      quiet_end,
+				      NULL};
+
+		assert_int_equal(bvt_admin(env.db, out, sizeof(out), args), 0);
+	}
+	assert_int_equal(bvt_new_account(env.relay.port, &w->t, &w->a), 0);
+	w->nb = nb;
+	for (i = 0; i < nb; i++) {
+		assert_int_equal(
+			bvt_new_account(env.relay.port, &w->t, &w->b[i]), 0);
+		snprintf(w->phone[i], sizeof(w->phone[i]), "+47%08u",
+			 (unsigned)(10000000 +
+				    (bvt_now_ms() + n * 7 + i) % 89999999));
+		snprintf(w->email[i], sizeof(w->email[i]),
+			 "person%u.%zu@example.no", n, i);
+	}
+}
+
+static void
+contact(const struct world *w, size_t i, int phone, int email)
+{
+	const char *args[] = {"notify-contact",
+			      "--account",
+			      w->b[i].account,
+			      phone ? "--phone" : "--email",
+			      phone ? w->phone[i] : w->email[i],
+			      phone && email ? "--email" : NULL,
+			      w->email[i],
+			      NULL};
+	char out[256];
+
+	assert_int_equal(bvt_admin(env.db, out, sizeof(out), args), 0);
+}
+
+/* notify_set from one of the person's own devices. */
+static void
+notify_set(const struct bvt_dev *d, json_t *req)
+{
+	struct bvt_conn *c = bvt_online(env.relay.port, d);
+	json_t *r;
+
+	assert_non_null(c);
+	r = bvt_request(c, req);
+	if (!bvt_ok(r))
+		fail_msg("notify_set: %s", bvt_js(r));
+	json_decref(r);
+	bvt_conn_free(c);
+}
+
+/* a sends one message (not partial) to every recipient; returns when the
+ * relay has committed it. */
+static void
+send_all(struct world *w, const char *mid)
+{
+	const struct bvt_dev *to[5];
+	struct bvt_conn *c = bvt_online(env.relay.port, &w->a);
+	json_t *req, *r;
+	size_t i;
+
+	assert_non_null(c);
+	for (i = 0; i < w->nb; i++)
+		to[i] = &w->b[i];
+	if (w->has_b0b)
+		to[i++] = &w->b0b;
+	req = bvt_send_req(mid, bvt_envelopes_to(to, i, mid));
+	json_object_set_new(req, "partial", json_false());
+	r = bvt_request(c, req);
+	if (!bvt_ok(r))
+		fail_msg("send: %s", bvt_js(r));
+	json_decref(r);
+	bvt_conn_free(c);
+}
+
+/* SMS the devserver got for phone. */
+static json_t *
+sms_for(const char *phone)
+{
+	json_t *all, *out = json_array(), *m;
+	char *body = NULL;
+	size_t i;
+
+	assert_int_equal(bvt_http_get(fiks_port, "/varsling/dev/sms",
+				      bvt_ms(5000), &body),
+			 200);
+	all = json_loads(body, 0, NULL);
+	free(body);
+	json_array_foreach(json_object_get(all, "sms"), i, m)
+	{
+		const char *p =
+			json_string_value(json_object_get(m, "telefonnummer"));
+
+		if (p && !strcmp(p, phone))
+			json_array_append(out, m);
+	}
+	json_decref(all);
+	return out;
+}
+
+/* Waits (bounded) until phone has n SMS; returns the list. */
+static json_t *
+wait_sms(const char *phone, size_t n)
+{
+	int64_t deadline = bvt_now_ms() + bvt_ms(BVT_TIMEOUT);
+	json_t *l;
+
+	for (;;) {
+		l = sms_for(phone);
+		if (json_array_size(l) >= n || bvt_now_ms() > deadline)
+			break;
+		json_decref(l);
+		bvt_sleep_ms(50);
+	}
+	if (json_array_size(l) != n) {
+		print_log("notifier.log");
+		fail_msg("%zu SMS for %s, want %zu", json_array_size(l), phone,
+			 n);
+	}
+	return l;
+}
+
+/* Lets the notifier run a few rounds at the current clock. */
+static void
+settle(void)
+{
+	bvt_sleep_ms(400);
+}
+
+static long long
+sql_int(const char *sql, const char *account)
+{
+	const char *p[1] = {account};
+
+	return bvt_sql_int(env.db, sql, 1, p);
+}
+
+/* The text says nothing: none of the canaries, no sender, no service. */
+static void
+says_nothing(const char *text)
+{
+	assert_null(strstr(text, CANARY));
+	assert_null(strstr(text, "Test")); /* everyone's display name */
+	assert_null(strcasestr(text, "barnevern"));
+	assert_null(strcasestr(text, "kommune"));
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void
+t_sms(void **state)
+{
+	struct world w;
+	int64_t t0;
+	json_t *l;
+	const char *text;
+
+	(void)state;
+	make_world(&w, 1, "00:00", "00:00");
+	contact(&w, 0, 1, 0);
+	t0 = wall_ms();
+	set_clock(t0);
+	send_all(&w, CANARY "-sms");
+	/* Written by the send itself. */
+	assert_int_equal(sql_int("SELECT count(*) FROM notify_pending WHERE "
+				 "account_id = $1::uuid",
+				 w.b[0].account),
+			 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM notify_pending WHERE "
+				 "account_id = $1::uuid",
+				 w.a.account),
+			 0);
+	set_clock(t0 + 5 * MIN);
+	settle();
+	l = sms_for(w.phone[0]);
+	assert_int_equal(json_array_size(l), 0);
+	json_decref(l);
+	set_clock(t0 + 16 * MIN);
+	l = wait_sms(w.phone[0], 1);
+	text = json_string_value(
+		json_object_get(json_array_get(l, 0), "tekst"));
+	assert_string_equal(text, NB_TEXT);
+	says_nothing(text);
+	json_decref(l);
+	/* Told once; later rounds find nothing new. */
+	set_clock(t0 + 200 * MIN);
+	settle();
+	l = sms_for(w.phone[0]);
+	assert_int_equal(json_array_size(l), 1);
+	json_decref(l);
+	assert_int_equal(sql_int("SELECT sent_count FROM notify_state WHERE "
+				 "account_id = $1::uuid",
+				 w.b[0].account),
+			 1);
+}
+
+static void
+t_acked_in_time(void **state)
+{
+	struct world w;
+	struct bvt_conn *b;
+	json_t *dv, *l;
+	int64_t t0;
+
+	(void)state;
+	make_world(&w, 1, "00:00", "00:00");
+	contact(&w, 0, 1, 0);
+	/* Two devices; one acknowledging is enough. */
+	assert_int_equal(
+		bvt_new_device(env.relay.port, &w.t, w.b[0].account, &w.b0b),
+		0);
+	w.has_b0b = 1;
+	b = bvt_online(env.relay.port, &w.b[0]);
+	assert_non_null(b);
+	t0 = wall_ms();
+	set_clock(t0);
+	send_all(&w, CANARY "-acked");
+	dv = bvt_next_deliver(b, bvt_ms(BVT_TIMEOUT));
+	while (dv && !json_object_get(dv, "envelope")) {
+		json_decref(dv);
+		dv = bvt_next_deliver(b, bvt_ms(BVT_TIMEOUT));
+	}
+	assert_non_null(dv);
+	assert_int_equal(bvt_ack(b, dv), 0);
+	json_decref(dv);
+	/* The ack's delete is committed before the notifier looks. */
+	{
+		int64_t deadline = bvt_now_ms() + bvt_ms(BVT_TIMEOUT);
+
+		while (sql_int("SELECT count(*) FROM queue q JOIN devices d ON "
+			       "d.id = q.device WHERE d.account_id = $1::uuid",
+			       w.b[0].account) != 1 &&
+		       bvt_now_ms() < deadline)
+			bvt_sleep_ms(20);
+	}
+	set_clock(t0 + 16 * MIN);
+	settle();
+	set_clock(t0 + 100 * MIN);
+	settle();
+	l = sms_for(w.phone[0]);
+	assert_int_equal(json_array_size(l), 0);
+	json_decref(l);
+	/* And the mark is gone. */
+	assert_int_equal(sql_int("SELECT count(*) FROM notify_pending WHERE "
+				 "account_id = $1::uuid",
+				 w.b[0].account),
+			 0);
+	bvt_conn_free(b);
+}
+
+static void
+t_coalesce(void **state)
+{
+	struct world w;
+	int64_t t0;
+	json_t *l;
+
+	(void)state;
+	make_world(&w, 1, "00:00", "00:00");
+	contact(&w, 0, 1, 0);
+	t0 = wall_ms();
+	set_clock(t0);
+	send_all(&w, CANARY "-c1");
+	send_all(&w, CANARY "-c2");
+	set_clock(t0 + 16 * MIN);
+	l = wait_sms(w.phone[0], 1);
+	json_decref(l);
+	settle();
+	/* A third message within the window: nothing yet. */
+	send_all(&w, CANARY "-c3");
+	set_clock(t0 + 40 * MIN);
+	settle();
+	l = sms_for(w.phone[0]);
+	assert_int_equal(json_array_size(l), 1);
+	json_decref(l);
+	/* The window (60 minutes from the first) is over: one more. */
+	set_clock(t0 + 77 * MIN);
+	l = wait_sms(w.phone[0], 2);
+	json_decref(l);
+	set_clock(t0 + 300 * MIN);
+	settle();
+	l = sms_for(w.phone[0]);
+	assert_int_equal(json_array_size(l), 2);
+	json_decref(l);
+}
+
+/* Local time in Europe/Oslo shifted by offset, as HH:MM. */
+static void
+local_hhmm(const char *offset, char out[8])
+{
+	char sql[200];
+	unsigned n;
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT to_char((now() AT TIME ZONE 'Europe/Oslo') + "
+		 "'%s'::interval, 'HH24MI')::int",
+		 offset);
+	n = (unsigned)bvt_sql_int(env.db, sql, 0, NULL) % 2400;
+	snprintf(out, 8, "%02u:%02u", n / 100, n % 100);
+}
+
+static void
+t_quiet_hours(void **state)
+{
+	struct world w;
+	char start[8], end[8];
+	int64_t t0, end_ms;
+	json_t *l;
+
+	(void)state;
+	/* Quiet from an hour ago until two hours from now, local time. */
+	local_hhmm("-1 hour", start);
+	local_hhmm("2 hours", end);
+	make_world(&w, 1, start, end);
+	contact(&w, 0, 1, 0);
+	t0 = wall_ms();
+	set_clock(t0);
+	send_all(&w, CANARY "-quiet");
+	set_clock(t0 + 16 * MIN);
+	settle();
+	l = sms_for(w.phone[0]);
+	assert_int_equal(json_array_size(l), 0);
+	json_decref(l);
+	/* Deferred to the end of the quiet hours (within the minute). */
+	end_ms = sql_int("SELECT (extract(epoch FROM not_before) * 1000)::"
+			 "bigint FROM notify_pending WHERE account_id = "
+			 "$1::uuid",
+			 w.b[0].account);
+	assert_true(end_ms > t0 + 119 * MIN && end_ms <= t0 + 121 * MIN);
+	set_clock(end_ms - MIN);
+	settle();
+	l = sms_for(w.phone[0]);
+	assert_int_equal(json_array_size(l), 0);
+	json_decref(l);
+	set_clock(end_ms + 1000);
+	l = wait_sms(w.phone[0], 1);
+	json_decref(l);
+}
+
+/* The decoded body of an e-mail file, and its headers in *head. */
+static char *
+mail_body(const char *path, char **head)
+{
+	char *raw = bvt_file_read(path, NULL), *sep, *b64, *o;
+	uint8_t out[4096];
+	size_t n = 0;
+
+	assert_non_null(raw);
+	sep = strstr(raw, "\r\n\r\n");
+	assert_non_null(sep);
+	*sep = '\0';
+	b64 = sep + 4;
+	for (o = b64; *b64; b64++)
+		if (*b64 != '\r' && *b64 != '\n')
+			*o++ = *b64;
+	*o = '\0';
+	assert_int_equal(bvt_unb64(sep + 4, out, sizeof(out) - 1, &n), 0);
+	out[n] = '\0';
+	*head = raw;
+	return strdup((char *)out);
+}
+
+/* The file in the sink for address, or NULL. */
+static char *
+mail_for(const char *address)
+{
+	DIR *d = opendir(mail_dir);
+	struct dirent *e;
+	char want[128], path[512], *found = NULL;
+
+	snprintf(want, sizeof(want), "X-Sink-Rcpt-To: <%s>", address);
+	while (d && (e = readdir(d)) && !found) {
+		char *s;
+
+		if (!strstr(e->d_name, ".eml") || strstr(e->d_name, ".tmp"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", mail_dir, e->d_name);
+		s = bvt_file_read(path, NULL);
+		if (s && strstr(s, want))
+			found = strdup(path);
+		free(s);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static char *
+wait_mail(const char *address)
+{
+	int64_t deadline = bvt_now_ms() + bvt_ms(BVT_TIMEOUT);
+	char *p;
+
+	while (!(p = mail_for(address)) && bvt_now_ms() < deadline)
+		bvt_sleep_ms(50);
+	if (!p) {
+		print_log("notifier.log");
+		fail_msg("no e-mail for %s", address);
+	}
+	return p;
+}
+
+static void
+t_email_languages(void **state)
+{
+	static const char *const lang[4] = {"nb", "nn", "en", "se"};
+	static const char *const text[4] = {
+		NB_TEXT, "Du har ei ny melding. Logg inn for å lese ho.",
+		"You have a new message. Log in to read it.",
+		"Dus lea ođđa dieđáhus. Čálit sisa lohkat dan."};
+	struct world w;
+	int64_t t0;
+	size_t i;
+
+	(void)state;
+	make_world(&w, 4, "00:00", "00:00");
+	for (i = 0; i < 4; i++) {
+		contact(&w, i, 1, 1); /* both: the choice decides */
+		notify_set(&w.b[i],
+			   json_pack("{ss ss ss}", "op", "notify_set",
+				     "channel", "email", "language", lang[i]));
+	}
+	t0 = wall_ms();
+	set_clock(t0);
+	send_all(&w, CANARY "-mail");
+	set_clock(t0 + 16 * MIN);
+	for (i = 0; i < 4; i++) {
+		char *path = wait_mail(w.email[i]), *head = NULL;
+		char *body = mail_body(path, &head);
+
+		assert_string_equal(body, text[i]);
+		says_nothing(body);
+		assert_null(strstr(head, CANARY));
+		assert_null(strcasestr(head, "barnevern"));
+		assert_non_null(strstr(head, "\r\nDate: "));
+		assert_non_null(strstr(head, "\r\nMessage-ID: <"));
+		assert_non_null(strstr(head, "@kommune.example>"));
+		assert_non_null(strstr(
+			head, "Content-Type: text/plain; charset=utf-8"));
+		assert_non_null(strstr(head, "Subject: =?UTF-8?B?"));
+		assert_non_null(strstr(head, "X-Sink-Mail-From: "
+					     "<varsel@kommune.example>"));
+		free(body);
+		free(head);
+		free(path);
+	}
+	/* Nobody got an SMS: the choice was e-mail. */
+	for (i = 0; i < 4; i++) {
+		json_t *l = sms_for(w.phone[i]);
+
+		assert_int_equal(json_array_size(l), 0);
+		json_decref(l);
+	}
+}
+
+static void
+t_failures_retried(void **state)
+{
+	struct world w;
+	struct bvt_dev c;
+	struct bvt_conn *cc;
+	char *body = NULL, fail[160];
+	int64_t t0;
+	json_t *l, *dv;
+
+	(void)state;
+	make_world(&w, 2, "00:00", "00:00");
+	contact(&w, 0, 1, 0);
+	contact(&w, 1, 0, 1);
+	/* The next two SMS fail with 503; the SMTP server refuses too. */
+	assert_int_equal(bvt_http_request(fiks_port, "POST",
+					  "/varsling/dev/fail", NULL,
+					  "{\"count\":2,\"status\":503}", 24,
+					  bvt_ms(5000), &body),
+			 200);
+	free(body);
+	snprintf(fail, sizeof(fail), "%s/fail", mail_dir);
+	assert_int_equal(write_text(fail, "451\n"), 0);
+	t0 = wall_ms();
+	set_clock(t0);
+	send_all(&w, CANARY "-fail");
+	set_clock(t0 + 16 * MIN);
+	{
+		int64_t deadline = bvt_now_ms() + bvt_ms(BVT_TIMEOUT);
+
+		while ((sql_int("SELECT attempts FROM notify_pending WHERE "
+				"account_id = $1::uuid",
+				w.b[0].account) < 1 ||
+			sql_int("SELECT attempts FROM notify_pending WHERE "
+				"account_id = $1::uuid",
+				w.b[1].account) < 1) &&
+		       bvt_now_ms() < deadline)
+			bvt_sleep_ms(50);
+	}
+	assert_int_equal(sql_int("SELECT attempts FROM notify_pending WHERE "
+				 "account_id = $1::uuid",
+				 w.b[0].account),
+			 1);
+	/* The error is a code, never the number or address. */
+	assert_int_equal(sql_int("SELECT count(*) FROM notify_pending WHERE "
+				 "account_id = $1::uuid AND last_error LIKE "
+				 "'varsling: FIKS_EHTTP%'",
+				 w.b[0].account),
+			 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM notify_pending WHERE "
+				 "account_id = $1::uuid AND last_error LIKE "
+				 "'smtp:%' AND last_error NOT LIKE '%@%'",
+				 w.b[1].account),
+			 1);
+	/* Messages flow meanwhile. */
+	assert_int_equal(
+		bvt_new_device(env.relay.port, &w.t, w.b[0].account, &c), 0);
+	cc = bvt_online(env.relay.port, &c);
+	assert_non_null(cc);
+	{
+		const struct bvt_dev *to[3] = {&w.b[0], &c, &w.b[1]};
+		struct bvt_conn *a = bvt_online(env.relay.port, &w.a);
+		json_t *req =
+			bvt_send_req(CANARY "-flow",
+				     bvt_envelopes_to(to, 3, CANARY "-flow"));
+		json_t *r;
+		int64_t t1 = bvt_now_ms();
+
+		json_object_set_new(req, "partial", json_false());
+		r = bvt_request(a, req);
+		assert_non_null(bvt_ok(r));
+		json_decref(r);
+		do {
+			dv = bvt_next_deliver(cc, bvt_ms(BVT_TIMEOUT));
+		} while (dv && !json_object_get(dv, "envelope") &&
+			 (json_decref(dv), 1));
+		assert_non_null(dv);
+		assert_true(bvt_now_ms() - t1 < 2000);
+		json_decref(dv);
+		bvt_conn_free(a);
+	}
+	bvt_conn_free(cc);
+	/* Backoff: 30 s, then 60 s. The second SMS try fails too. */
+	set_clock(t0 + 16 * MIN + 31 * 1000);
+	{
+		int64_t deadline = bvt_now_ms() + bvt_ms(BVT_TIMEOUT);
+
+		while (sql_int("SELECT attempts FROM notify_pending WHERE "
+			       "account_id = $1::uuid",
+			       w.b[0].account) < 2 &&
+		       bvt_now_ms() < deadline)
+			bvt_sleep_ms(50);
+	}
+	l = sms_for(w.phone[0]);
+	assert_int_equal(json_array_size(l), 0);
+	json_decref(l);
+	unlink(fail);
+	/* Not before the backoff is over. */
+	set_clock(t0 + 16 * MIN + 80 * 1000);
+	settle();
+	l = sms_for(w.phone[0]);
+	assert_int_equal(json_array_size(l), 0);
+	json_decref(l);
+	set_clock(t0 + 16 * MIN + 92 * 1000);
+	l = wait_sms(w.phone[0], 1);
+	json_decref(l);
+	free(wait_mail(w.email[1]));
+}
+
+static void
+t_notify_set_checks(void **state)
+{
+	struct world w;
+	struct bvt_conn *c;
+	json_t *r;
+	char p256dh[100], auth[40];
+	uint8_t key[65] = {4}, sec[16] = {1};
+	char *s;
+
+	(void)state;
+	make_world(&w, 1, "00:00", "00:00");
+	s = bvt_b64(key, sizeof(key));
+	snprintf(p256dh, sizeof(p256dh), "%s", s);
+	free(s);
+	s = bvt_b64(sec, sizeof(sec));
+	snprintf(auth, sizeof(auth), "%s", s);
+	free(s);
+	/* base64url: the test keys have no + or /. */
+	c = bvt_online(env.relay.port, &w.b[0]);
+	assert_non_null(c);
+	r = bvt_request(c, json_pack("{ss ss ss s{ss s{ss ss}}}", "op",
+				     "notify_set", "channel", "webpush",
+				     "language", "nn", "webpush", "endpoint",
+				     "https://push.example/abc", "keys",
+				     "p256dh", p256dh, "auth", auth));
+	assert_non_null(bvt_ok(r));
+	json_decref(r);
+	assert_int_equal(sql_int("SELECT count(*) FROM notify_settings WHERE "
+				 "account_id = $1::uuid AND channel = "
+				 "'webpush' AND language = 'nn' AND "
+				 "length(webpush_p256dh) = 65",
+				 w.b[0].account),
+			 1);
+	/* http:// only on loopback (and only because this relay allows it). */
+	r = bvt_request(c, json_pack("{ss s{ss s{ss ss}}}", "op", "notify_set",
+				     "webpush", "endpoint",
+				     "http://push.example/abc", "keys",
+				     "p256dh", p256dh, "auth", auth));
+	assert_string_equal(bvt_err_code(r), "BV_EFIELD");
+	json_decref(r);
+	r = bvt_request(c, json_pack("{ss s{ss s{ss ss}}}", "op", "notify_set",
+				     "webpush", "endpoint",
+				     "http://127.0.0.1:9/push", "keys",
+				     "p256dh", p256dh, "auth", auth));
+	assert_non_null(bvt_ok(r));
+	json_decref(r);
+	/* Wrong key lengths, unknown channel, a phone number: refused. */
+	r = bvt_request(c, json_pack("{ss s{ss s{ss ss}}}", "op", "notify_set",
+				     "webpush", "endpoint",
+				     "https://push.example/x", "keys", "p256dh",
+				     auth, "auth", auth));
+	assert_string_equal(bvt_err_code(r), "BV_EFIELD");
+	json_decref(r);
+	r = bvt_request(c, json_pack("{ss ss}", "op", "notify_set", "channel",
+				     "pigeon"));
+	assert_string_equal(bvt_err_code(r), "BV_EFIELD");
+	json_decref(r);
+	r = bvt_request(c, json_pack("{ss}", "op", "notify_set"));
+	assert_string_equal(bvt_err_code(r), "BV_EFIELD");
+	json_decref(r);
+	r = bvt_request(c, json_pack("{ss ss ss}", "op", "notify_set",
+				     "channel", "sms", "phone", "+4712345678"));
+	assert_non_null(bvt_ok(r)); /* the phone member is ignored */
+	json_decref(r);
+	assert_int_equal(sql_int("SELECT count(*) FROM notify_settings WHERE "
+				 "account_id = $1::uuid AND phone IS NULL",
+				 w.b[0].account),
+			 1);
+	/* Removing the subscription. */
+	r = bvt_request(c, json_pack("{ss sn}", "op", "notify_set", "webpush"));
+	assert_non_null(bvt_ok(r));
+	json_decref(r);
+	assert_int_equal(sql_int("SELECT count(*) FROM notify_settings WHERE "
+				 "account_id = $1::uuid AND webpush_endpoint "
+				 "IS NULL",
+				 w.b[0].account),
+			 1);
+	bvt_conn_free(c);
+}
+
+/* Nothing the notifier or the relay stored or logged holds a canary. */
+static void
+t_no_canary_anywhere(void **state)
+{
+	size_t len = 0;
+	char *dump = bvt_pg_dump(env.db, &len), path[160], *s;
+	static const char *const logs[] = {"notifier.log", "devserver.log",
+					   "sms.jsonl"};
+	size_t i;
+
+	(void)state;
+	assert_non_null(dump);
+	/* Queue bodies are the test's plain "ciphertext": only the
+	 * notification tables must be clean. */
+	{
+		char *n = strstr(dump, "COPY public.notify_");
+
+		while (n) {
+			char *end = strstr(n, "\n\\.\n");
+
+			assert_non_null(end);
+			assert_false(bvt_mem_contains(n, (size_t)(end - n),
+						      CANARY, strlen(CANARY)));
+			n = strstr(end, "COPY public.notify_");
+		}
+	}
+	free(dump);
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, logs[i]);
+		s = bvt_file_read(path, &len);
+		if (!s)
+			continue;
+		assert_false(bvt_mem_contains(s, len, CANARY, strlen(CANARY)));
+		if (i == 0) /* no number or address in the notifier's log */
+			assert_false(
+				bvt_mem_contains(s, len, "+47", 3) ||
+				bvt_mem_contains(s, len, "@example.no", 11));
+		free(s);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(t_notify_set_checks),
+		cmocka_unit_test(t_sms),
+		cmocka_unit_test(t_acked_in_time),
+		cmocka_unit_test(t_coalesce),
+		cmocka_unit_test(t_quiet_hours),
+		cmocka_unit_test(t_email_languages),
+		cmocka_unit_test(t_failures_retried),
+		cmocka_unit_test(t_no_canary_anywhere),
+	};
+	int failures;
+
+	bvt_open_case = 1;
+	failures = cmocka_run_group_tests_name("33-notify", tests, setup,
+					       teardown);
+	return bvt_done(failures);
+}
