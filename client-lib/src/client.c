@@ -1246,6 +1246,7 @@ deliver_content(struct bv_client *c, const struct bv_wire_msg *m,
 
 	switch (ct->kind) {
 	case BV_CONTENT_TEXT:
+	case BV_CONTENT_EMAIL:
 		if (strcmp(m->u.deliver.sender, c->account) &&
 		    !c->o.no_delivery_receipts)
 			rc = pending_add(c, BV_CONTENT_RECEIPT,
@@ -2418,7 +2419,8 @@ history_walk_cb(const struct bv_history_entry *e, void *arg)
 			rc = bv_content_decode(padded, plen, &ct);
 		if (rc < 0)
 			m.unsupported = 1;
-		else if (ct->kind == BV_CONTENT_TEXT) {
+		else if (ct->kind == BV_CONTENT_TEXT ||
+			 ct->kind == BV_CONTENT_EMAIL) {
 			m.text = ct->text;
 			m.text_len = ct->text_len;
 		} else {
