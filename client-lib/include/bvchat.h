@@ -172,6 +172,10 @@ struct bv_client_case {
 	const char *case_number; /* e.g. "2026/0417" */
 	const char *municipality;
 	const char *role; /* this account's role on the case */
+	/* Working days (Mon–Fri) the municipality answers an e-post in
+	 * (1 … 60); 0 when the relay did not say. bv_client_send_email()
+	 * sets a citizen's answer_by from it. */
+	int answer_days;
 	/* Staff and the archive see the whole roster; a citizen sees
 	 * themselves, the case team and the archive. */
 	const struct bv_client_person *people;

@@ -857,6 +857,7 @@ bv_client_cases(struct bv_client *c, bv_client_case_cb cb, void *arg)
 		cs.case_id = w->case_id;
 		cs.case_number = w->case_number;
 		cs.municipality = w->municipality;
+		cs.answer_days = w->answer_days;
 		cs.role = w->role;
 		rc = people_out(w->people, w->n_people, &people);
 		if (rc == 0 && w->n_conversations) {
