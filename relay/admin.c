@@ -824,16 +824,16 @@ out:
 struct sql_cmd {
 	const char *name;
 	const char *sql;
-	const char *opts[6];
+	const char *opts[7];
 	unsigned required; /* bitmask over opts */
 };
 
 static const struct sql_cmd sql_cmds[] = {
 	{"tenant-set",
 	 "SELECT bv_tenant_set($1::uuid, $2, bv_office_days($3), $4::time, "
-	 "$5::time, $6)",
+	 "$5::time, $6), bv_tenant_set_answer_days($1::uuid, $7::integer)",
 	 {"--tenant", "--org-number", "--office-days", "--open", "--close",
-	  "--out-of-hours-phone"},
+	  "--out-of-hours-phone", "--email-answer-days"},
 	 0x1},
 	{"case-create",
 	 "SELECT bv_case_create($1::uuid, $2)",
@@ -884,7 +884,7 @@ static const struct sql_cmd sql_cmds[] = {
 static const char usage_cases[] =
 	"usage: bvchat-relay admin tenant-set --tenant UUID [--org-number N]\n"
 	"           [--office-days mon-fri] [--open HH:MM] [--close HH:MM]\n"
-	"           [--out-of-hours-phone NUMBER]\n"
+	"           [--out-of-hours-phone NUMBER] [--email-answer-days N]\n"
 	"       bvchat-relay admin case-create --tenant UUID --case-number N\n"
 	"       bvchat-relay admin archive-set --tenant UUID --account UUID\n"
 	"       bvchat-relay admin roster-add --case UUID --account UUID "
@@ -1010,8 +1010,8 @@ cmd_sql(const struct relay_config *c, int argc, char **argv)
 				 strncmp(argv[0], "notify-", 7) ? usage_cases
 								: usage_notify,
 				 NULL};
-	const char *vals[6] = {NULL};
-	struct opt opts[6];
+	const char *vals[7] = {NULL};
+	struct opt opts[7];
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
 	size_t i, n = 0;
@@ -1022,7 +1022,7 @@ cmd_sql(const struct relay_config *c, int argc, char **argv)
 			sc = &sql_cmds[i];
 	if (sc == NULL)
 		return EXIT_USAGE;
-	for (n = 0; n < 6 && sc->opts[n] != NULL; n++) {
+	for (n = 0; n < 7 && sc->opts[n] != NULL; n++) {
 		opts[n].name = sc->opts[n];
 		opts[n].value = &vals[n];
 	}

@@ -87,11 +87,16 @@ enum bv_error {
 	BV_ERATE = -34,
 	BV_ENOKEYS = -35,
 	BV_EPREKEY_LIMIT = -36,
+	BV_EBLOB_SIZE = -37,
+	BV_EQUOTA = -38,
+	BV_EBLOB = -39,
 	BV_EUNAVAILABLE = -40,
 	BV_ESHUTDOWN = -41,
 	BV_EBUSY = -42,
+	BV_ENOBLOB = -43,
 	BV_EUNTRUSTED = -50,
 	BV_EUNDECRYPTABLE = -51,
+	BV_ETAMPERED = -52,
 };
 #endif
 
@@ -101,6 +106,11 @@ enum bv_error {
 #define BV_CLIENT_MESSAGE_ID_LEN 36
 /* Text bytes in one message (UTF-8, no NUL). */
 #define BV_CLIENT_TEXT_MAX 8192
+/* Bytes of an e-post's subject (UTF-8, no control characters). */
+#define BV_CLIENT_SUBJECT_MAX 200
+/* Working days a citizen's e-post is answered in when the case view does
+ * not say (the relay's default). */
+#define BV_CLIENT_ANSWER_DAYS 5
 /* Sends of one message before it is given up (BV_EDEVICES, BV_ESTALE,
  * retryable relay errors). */
 #define BV_CLIENT_SEND_ATTEMPTS 4
@@ -167,6 +177,10 @@ struct bv_client_case {
 	const char *case_number; /* e.g. "2026/0417" */
 	const char *municipality;
 	const char *role; /* this account's role on the case */
+	/* Working days (Mon–Fri) the municipality answers an e-post in
+	 * (1 … 60); 0 when the relay did not say. bv_client_send_email()
+	 * sets a citizen's answer_by from it. */
+	int answer_days;
 	/* Staff and the archive see the whole roster; a citizen sees
 	 * themselves, the case team and the archive. */
 	const struct bv_client_person *people;
@@ -206,6 +220,17 @@ typedef void (*bv_message_cb)(struct bv_client *c, void *user,
 			      uint32_t sender_device, const char *message_id,
 			      int64_t time_ms, const char *text,
 			      size_t text_len);
+
+struct bv_client_message;
+
+/*
+ * As bv_message_cb, with the whole message as the history shows it
+ * (bv_client_message: an e-post's subject, thread and answer_by too);
+ * borrowed for the call, seq 0. When set, it is called instead of
+ * bv_message_cb.
+ */
+typedef void (*bv_message_ex_cb)(struct bv_client *c, void *user,
+				 const struct bv_client_message *m);
 
 /*
  * A delivery or read receipt for n message ids (borrowed for the call)
@@ -304,6 +329,8 @@ struct bv_client_opts {
 	/* The signed prekey is replaced (and the one before kept) when older
 	 * than this; 0: 7 days. */
 	int64_t signed_prekey_max_age_ms;
+	/* Instead of on_message when set (e-posts: subject, thread). */
+	bv_message_ex_cb on_message_ex;
 };
 
 /*
@@ -392,6 +419,28 @@ uint32_t bv_client_device(const struct bv_client *c);
 int bv_client_send_text(struct bv_client *c, const char *conversation,
 			const char *text,
 			char message_id_out[BV_CLIENT_MESSAGE_ID_LEN + 1]);
+
+/*
+ * Sends a secure e-post to the case conversation: for requests, input and
+ * complaints that need no instant answer. Delivered, stored, resent and
+ * reported (bv_sent_cb) exactly as bv_client_send_text(). subject: 1 …
+ * BV_CLIENT_SUBJECT_MAX bytes of UTF-8 without control characters; text:
+ * the body, 1 … BV_CLIENT_TEXT_MAX bytes. thread: NULL or "" starts a new
+ * thread (its id is this message's id), else the message id of the
+ * thread's first e-post (a reply). answer_by_ms: when the service will have
+ * answered, ms since the epoch; 0: the library decides — for a citizen
+ * (not staff on the conversation's case) the case view's answer_days
+ * working days (Monday–Friday) from now (BV_CLIENT_ANSWER_DAYS when the
+ * view does not say), for staff none; -1: none.
+ * Returns 0 when stored locally and on its way (message id written as by
+ * bv_client_send_text()); BV_EINVAL for bad arguments (also a subject or
+ * thread that breaks its rule, answer_by_ms below -1); BV_ENOAUTH before
+ * enrollment; BV_EIO; BV_ENOMEM. On an error no callback follows.
+ */
+int bv_client_send_email(struct bv_client *c, const char *conversation,
+			 const char *subject, const char *text,
+			 const char *thread, int64_t answer_by_ms,
+			 char message_id_out[BV_CLIENT_MESSAGE_ID_LEN + 1]);
 
 /*
  * Sends a read receipt for n (1 … 100) messages of conversation received
@@ -518,6 +567,17 @@ struct bv_client_message {
 	/* A notice from the service, else NULL: then sender is "",
 	 * sender_device 0, text "" and state RECEIVED. */
 	const struct bv_client_notice *notice;
+	/* A secure e-post (bv_client_send_email()): its subject (UTF-8
+	 * without control characters, 1 … BV_CLIENT_SUBJECT_MAX bytes; still
+	 * a peer's words: escape it for your display), else NULL (a chat
+	 * text). text is its body. */
+	const char *subject;
+	/* An e-post's thread: the message id of the thread's first e-post
+	 * (the first one's own id); NULL for a chat text. */
+	const char *thread;
+	/* When the service will have answered (ms since the epoch), as the
+	 * sender set it; 0 when not given. */
+	int64_t answer_by_ms;
 };
 
 /* Return 0 to go on, anything else to stop (returned by the call). */

@@ -857,6 +857,7 @@ bv_client_cases(struct bv_client *c, bv_client_case_cb cb, void *arg)
 		cs.case_id = w->case_id;
 		cs.case_number = w->case_number;
 		cs.municipality = w->municipality;
+		cs.answer_days = w->answer_days;
 		cs.role = w->role;
 		rc = people_out(w->people, w->n_people, &people);
 		if (rc == 0 && w->n_conversations) {
@@ -1159,6 +1160,62 @@ on_receipt_content(struct bv_client *c, const struct bv_wire_msg *m,
 				ids, i);
 }
 
+/*
+ * Our outgoing messages in the history: a plain text is stored as its text
+ * (as before issue 7); anything richer (an e-post) as a NUL byte and then
+ * its unpadded content JSON. A text never starts with NUL (content.c), so
+ * the two cannot be confused and old stores read as they did.
+ */
+static int
+out_body_dump(const struct bv_content *ct, uint8_t **out, size_t *len)
+{
+	uint8_t *padded = NULL, *b;
+	size_t plen = 0, n = 0;
+	int rc;
+
+	rc = bv_content_encode(ct, &padded, &plen);
+	if (rc == 0)
+		rc = bv_content_unpad(padded, plen, &n);
+	if (rc == 0) {
+		b = bv_malloc(n + 1);
+		if (!b) {
+			rc = BV_ENOMEM;
+		} else {
+			b[0] = 0;
+			memcpy(b + 1, padded, n);
+			*out = b;
+			*len = n + 1;
+		}
+	}
+	if (padded) {
+		bv_wipe(padded, plen);
+		bv_free(padded);
+	}
+	return rc;
+}
+
+/* The content of one of our outgoing history entries. */
+static int
+out_body_content(const struct bv_history_entry *e, struct bv_content **out)
+{
+	uint8_t *padded = NULL;
+	size_t plen = 0;
+	int rc;
+
+	if (e->body_len == 0 || e->body[0] != 0)
+		return bv_content_text_new(
+			e->conversation, e->message_id, e->timestamp_ms,
+			(const char *)e->body, e->body_len, out);
+	rc = bv_content_pad(e->body + 1, e->body_len - 1, &padded, &plen);
+	if (rc == 0)
+		rc = bv_content_decode(padded, plen, out);
+	if (padded) {
+		bv_wipe(padded, plen);
+		bv_free(padded);
+	}
+	return rc;
+}
+
 /* Finds the text this device sent under a message id. */
 struct own_text {
 	struct bv_client *c;
@@ -1176,9 +1233,7 @@ own_text_cb(const struct bv_history_entry *e, void *arg)
 	    (uint32_t)e->sender_device != t->c->device)
 		return 0;
 	t->seq = e->seq;
-	t->rc = bv_content_text_new(e->conversation, e->message_id,
-				    e->timestamp_ms, (const char *)e->body,
-				    e->body_len, &t->content);
+	t->rc = out_body_content(e, &t->content);
 	return 1;
 }
 
@@ -1238,6 +1293,21 @@ honour_resend(struct bv_client *c, const struct bv_wire_msg *m,
 	}
 }
 
+/* The text and e-post members of a message as the API shows them;
+ * pointers into ct. */
+static void
+message_fields(const struct bv_content *ct, struct bv_client_message *m)
+{
+	m->text = ct->text ? ct->text : "";
+	m->text_len = ct->text_len;
+	if (ct->kind != BV_CONTENT_EMAIL)
+		return;
+	m->subject = ct->subject;
+	/* The first e-post of a thread is its own thread. */
+	m->thread = ct->thread[0] ? ct->thread : ct->message_id;
+	m->answer_by_ms = ct->answer_by_ms;
+}
+
 static void
 deliver_content(struct bv_client *c, const struct bv_wire_msg *m,
 		const struct bv_content *ct)
@@ -1246,6 +1316,7 @@ deliver_content(struct bv_client *c, const struct bv_wire_msg *m,
 
 	switch (ct->kind) {
 	case BV_CONTENT_TEXT:
+	case BV_CONTENT_EMAIL:
 		if (strcmp(m->u.deliver.sender, c->account) &&
 		    !c->o.no_delivery_receipts)
 			rc = pending_add(c, BV_CONTENT_RECEIPT,
@@ -1255,12 +1326,25 @@ deliver_content(struct bv_client *c, const struct bv_wire_msg *m,
 		if (rc < 0)
 			report(c, rc, m->u.deliver.message_id,
 			       "cannot send a delivery receipt");
-		if (c->o.on_message)
+		if (c->o.on_message_ex) {
+			struct bv_client_message x;
+
+			memset(&x, 0, sizeof(x));
+			x.conversation = ct->conversation;
+			x.sender = m->u.deliver.sender;
+			x.sender_device = m->u.deliver.sender_device;
+			x.message_id = m->u.deliver.message_id;
+			x.time_ms = m->u.deliver.timestamp;
+			x.state = BV_CLIENT_MSG_RECEIVED;
+			message_fields(ct, &x);
+			c->o.on_message_ex(c, c->o.user, &x);
+		} else if (c->o.on_message) {
 			c->o.on_message(
 				c, c->o.user, ct->conversation,
 				m->u.deliver.sender, m->u.deliver.sender_device,
 				m->u.deliver.message_id, m->u.deliver.timestamp,
 				ct->text, ct->text_len);
+		}
 		break;
 	case BV_CONTENT_RECEIPT:
 		on_receipt_content(c, m, ct);
@@ -2238,6 +2322,111 @@ bv_client_send_text(struct bv_client *c, const char *conversation,
 	return 0;
 }
 
+/* 1 when this account is staff (or the archive) on the case of
+ * conversation in the view; *days: the case's answer_days (0: unknown). */
+static int
+view_is_staff(const struct bv_client *c, const char *conversation, int *days)
+{
+	static const char *const staff[] = {"caseworker", "team_lead",
+					    "service_leader", "archive"};
+	size_t i, j, k;
+
+	*days = 0;
+	for (i = 0; i < c->n_view; i++)
+		for (j = 0; j < c->view[i].c.n_conversations; j++) {
+			if (strcmp(c->view[i].c.conversations[j].conversation,
+				   conversation))
+				continue;
+			*days = c->view[i].c.answer_days;
+			for (k = 0; k < sizeof(staff) / sizeof(staff[0]); k++)
+				if (!strcmp(c->view[i].c.role, staff[k]))
+					return 1;
+			return 0;
+		}
+	return 0;
+}
+
+/* now plus days working days (Monday–Friday, UTC weekdays), same time. */
+static int64_t
+add_working_days(int64_t now_ms, int days)
+{
+	int64_t t = now_ms;
+	int wday;
+
+	while (days > 0) {
+		t += 86400000LL;
+		/* 1970-01-01 was a Thursday (4). */
+		wday = (int)((t / 86400000LL + 4) % 7);
+		if (wday != 0 && wday != 6)
+			days--;
+	}
+	return t;
+}
+
+int
+bv_client_send_email(struct bv_client *c, const char *conversation,
+		     const char *subject, const char *text, const char *thread,
+		     int64_t answer_by_ms,
+		     char message_id_out[BV_CLIENT_MESSAGE_ID_LEN + 1])
+{
+	struct bv_content_msg msg;
+	struct bv_content *ct = NULL;
+	char mid[BV_UUID_LEN + 1];
+	uint8_t *body = NULL;
+	size_t body_len = 0;
+	int64_t seq = 0, now;
+	int rc, days = 0;
+
+	if (!c || !conversation || !bv_uuid_valid(conversation) || !subject ||
+	    !text || !message_id_out || answer_by_ms < -1 || c->closed)
+		return BV_EINVAL;
+	if (!c->enrolled || !c->session)
+		return BV_ENOAUTH;
+	bv_uuid_generate(mid);
+	now = bv_now_ms();
+	if (answer_by_ms == 0) {
+		/* A citizen's promise is the municipality's, not the app's. */
+		if (!view_is_staff(c, conversation, &days))
+			answer_by_ms = add_working_days(
+				now, days ? days : BV_CLIENT_ANSWER_DAYS);
+	} else if (answer_by_ms == -1) {
+		answer_by_ms = 0;
+	}
+	memset(&msg, 0, sizeof(msg));
+	msg.text = text;
+	msg.text_len = strlen(text);
+	msg.subject = subject;
+	msg.subject_len = strlen(subject);
+	msg.thread = thread && *thread ? thread : NULL;
+	msg.answer_by_ms = answer_by_ms;
+	rc = bv_content_message_new(conversation, mid, now, &msg, &ct);
+	if (rc == BV_ENOMEM)
+		return rc;
+	if (rc < 0)
+		return BV_EINVAL;
+	rc = out_body_dump(ct, &body, &body_len);
+	if (rc < 0) {
+		bv_content_free(ct);
+		return rc;
+	}
+	rc = bv_store_history_append(c->store, conversation, BV_MSG_OUT,
+				     c->account, (int32_t)c->device, mid, now,
+				     body, body_len, BV_MSG_SENDING, &seq);
+	bv_wipe(body, body_len);
+	bv_free(body);
+	if (rc < 0) {
+		bv_content_free(ct);
+		return rc;
+	}
+	rc = op_start(c, ct, NULL, seq, 0, NULL);
+	if (rc < 0) {
+		bv_store_history_set_state(c->store, seq, BV_MSG_FAILED);
+		return rc;
+	}
+	memcpy(message_id_out, mid, BV_CLIENT_MESSAGE_ID_LEN + 1);
+	return 0;
+}
+
 int
 bv_client_mark_read(struct bv_client *c, const char *conversation,
 		    const char *sender_account, const char *const *message_ids,
@@ -2321,9 +2510,7 @@ resume_cb(const struct bv_history_entry *e, void *arg)
 	if (strcmp(e->sender, c->account) ||
 	    (uint32_t)e->sender_device != c->device)
 		return 0;
-	rc = bv_content_text_new(e->conversation, e->message_id,
-				 e->timestamp_ms, (const char *)e->body,
-				 e->body_len, &ct);
+	rc = out_body_content(e, &ct);
 	if (rc == 0)
 		rc = op_start(c, ct, NULL, e->seq, 0, NULL);
 	if (rc < 0) {
@@ -2389,7 +2576,16 @@ history_walk_cb(const struct bv_history_entry *e, void *arg)
 	m.state = (enum bv_client_msg_state)e->state;
 	m.journal = e->journal;
 	m.text = "";
-	if (m.outgoing) {
+	if (m.outgoing && e->body_len && e->body[0] == 0) {
+		/* Ours, an e-post: its content. */
+		rc = out_body_content(e, &ct);
+		if (rc == BV_ENOMEM)
+			return rc;
+		if (rc < 0)
+			m.unsupported = 1;
+		else
+			message_fields(ct, &m);
+	} else if (m.outgoing) {
 		/* Ours: the text itself. */
 		text = bv_malloc(e->body_len + 1);
 		if (!text)
@@ -2418,9 +2614,9 @@ history_walk_cb(const struct bv_history_entry *e, void *arg)
 			rc = bv_content_decode(padded, plen, &ct);
 		if (rc < 0)
 			m.unsupported = 1;
-		else if (ct->kind == BV_CONTENT_TEXT) {
-			m.text = ct->text;
-			m.text_len = ct->text_len;
+		else if (ct->kind == BV_CONTENT_TEXT ||
+			 ct->kind == BV_CONTENT_EMAIL) {
+			message_fields(ct, &m);
 		} else {
 			m.unsupported = 1;
 		}

@@ -52,6 +52,13 @@ static const char *const receipt_names[] = {
 	[BV_RECEIPT_JOURNALED] = "journaled",
 };
 
+/* The attachment types a client sends and accepts (docs/protocol.md). */
+static const char *const allowed_types[] = {
+	"image/jpeg",	   "image/png",	 "image/heic", "image/webp",
+	"application/pdf", "audio/mpeg", "audio/mp4",  "audio/ogg",
+	"audio/webm",	   "text/plain",
+};
+
 static const char *const reason_names[] = {
 	[BV_RESEND_OTHER] = "other",
 	[BV_RESEND_NO_SESSION] = "no_session",
@@ -152,6 +159,120 @@ mid_valid(const char *s)
 	return s && strlen(s) <= BV_MESSAGE_ID_MAX && bv_message_id_valid(s);
 }
 
+/* A subject: 1 … SUBJECT_MAX bytes of UTF-8 without control characters. */
+static int
+subject_valid(const char *s, size_t len)
+{
+	return len >= 1 && len <= BV_CONTENT_SUBJECT_MAX &&
+	       journal_valid(s, len);
+}
+
+int
+bv_content_type_allowed(const char *type)
+{
+	size_t i;
+
+	if (!type)
+		return 0;
+	for (i = 0; i < N_OF(allowed_types); i++)
+		if (!strcmp(type, allowed_types[i]))
+			return 1;
+	return 0;
+}
+
+int
+bv_content_name_valid(const char *name, size_t len)
+{
+	size_t i;
+
+	if (!name || len < 1 || len > BV_CONTENT_NAME_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (name[i] == '/' || name[i] == '\\')
+			return 0;
+	/* Not "." or "..": a name that a careless saver would walk with. */
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return 0;
+	return journal_valid(name, len);
+}
+
+/* 64 lower-case hex digits. */
+static int
+sha_hex_valid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[64] == '\0';
+}
+
+/* A capability: BV_CONTENT_CAP_LEN characters of base64url. */
+static int
+cap_valid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < BV_CONTENT_CAP_LEN; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' ||
+		      s[i] == '_'))
+			return 0;
+	return s[BV_CONTENT_CAP_LEN] == '\0';
+}
+
+static int
+attachment_valid(const struct bv_content_attachment *a)
+{
+	const char *end = memchr(a->name, '\0', sizeof(a->name));
+
+	if (!end || !memchr(a->blob, '\0', sizeof(a->blob)) ||
+	    !memchr(a->download, '\0', sizeof(a->download)) ||
+	    !memchr(a->sha256, '\0', sizeof(a->sha256)) ||
+	    !memchr(a->type, '\0', sizeof(a->type)))
+		return 0;
+	return bv_uuid_valid(a->blob) && strlen(a->blob) == BV_UUID_LEN &&
+	       cap_valid(a->download) && sha_hex_valid(a->sha256) &&
+	       a->size >= 0 && a->size <= BV_CONTENT_BLOB_SIZE_MAX &&
+	       bv_content_type_allowed(a->type) &&
+	       bv_content_name_valid(a->name, (size_t)(end - a->name));
+}
+
+/* The text, e-post and attachment rules of content_check(). */
+static int
+message_check(const struct bv_content *c)
+{
+	size_t i;
+
+	if (c->conversation[0] == '\0' || !c->text ||
+	    c->text_len > BV_CONTENT_TEXT_MAX ||
+	    !utf8_valid(c->text, c->text_len))
+		return BV_EFIELD;
+	if (c->n_att > BV_CONTENT_ATTACHMENTS_MAX)
+		return BV_ETOOMANY;
+	if (c->n_att && !c->att)
+		return BV_EFIELD;
+	for (i = 0; i < c->n_att; i++)
+		if (!attachment_valid(&c->att[i]))
+			return BV_EFIELD;
+	if (c->kind == BV_CONTENT_TEXT) {
+		/* A text says something, or carries something. */
+		if ((c->text_len < 1 && c->n_att == 0) ||
+		    c->subject[0] != '\0' || c->thread[0] != '\0' ||
+		    c->answer_by_ms != 0)
+			return BV_EFIELD;
+		return 0;
+	}
+	if (c->text_len < 1 || !subject_valid(c->subject, strlen(c->subject)) ||
+	    (c->thread[0] != '\0' && !mid_valid(c->thread)) ||
+	    (c->answer_by_ms != 0 && !sent_valid(c->answer_by_ms)))
+		return BV_EFIELD;
+	return 0;
+}
+
 /*
  * Checks the rules of content.h that the constructors, the encoder and the
  * decoder share, for a content of a kind this build knows.
@@ -167,11 +288,8 @@ content_check(const struct bv_content *c)
 		return BV_EFIELD;
 	switch (c->kind) {
 	case BV_CONTENT_TEXT:
-		if (c->conversation[0] == '\0' || !c->text || c->text_len < 1 ||
-		    c->text_len > BV_CONTENT_TEXT_MAX ||
-		    !utf8_valid(c->text, c->text_len))
-			return BV_EFIELD;
-		return 0;
+	case BV_CONTENT_EMAIL:
+		return message_check(c);
 	case BV_CONTENT_RECEIPT:
 		if (c->conversation[0] == '\0')
 			return BV_EFIELD;
@@ -218,6 +336,10 @@ bv_content_free(struct bv_content *c)
 	if (c->ids) {
 		bv_wipe(c->ids, c->n_ids * sizeof(*c->ids));
 		bv_free(c->ids);
+	}
+	if (c->att) {
+		bv_wipe(c->att, c->n_att * sizeof(*c->att));
+		bv_free(c->att);
 	}
 	bv_wipe(c, sizeof(*c));
 	bv_free(c);
@@ -277,33 +399,62 @@ copy_ids(struct bv_content *c, const char *const *ids, size_t n)
 }
 
 int
-bv_content_text_new(const char *conversation, const char *message_id,
-		    int64_t sent_ms, const char *text, size_t text_len,
-		    struct bv_content **out)
+bv_content_message_new(const char *conversation, const char *message_id,
+		       int64_t sent_ms, const struct bv_content_msg *m,
+		       struct bv_content **out)
 {
 	struct bv_content *c = NULL;
 	int rc;
 
-	if (!conversation || !text || !out) {
+	if (!conversation || !m || !m->text || (m->n_att && !m->att) ||
+	    (m->subject == NULL && m->subject_len) || !out) {
 		rc = BV_EINVAL;
 		goto out;
 	}
-	if (text_len < 1 || text_len > BV_CONTENT_TEXT_MAX) {
+	if (m->n_att > BV_CONTENT_ATTACHMENTS_MAX) {
+		rc = BV_ETOOMANY;
+		goto out;
+	}
+	if (m->text_len > BV_CONTENT_TEXT_MAX ||
+	    m->subject_len > BV_CONTENT_SUBJECT_MAX ||
+	    (m->thread && strlen(m->thread) > BV_MESSAGE_ID_MAX) ||
+	    (!m->subject && ((m->thread && m->thread[0]) || m->answer_by_ms))) {
 		rc = BV_EFIELD;
 		goto out;
 	}
-	rc = content_new(BV_CONTENT_TEXT, conversation, message_id, sent_ms,
-			 &c);
+	rc = content_new(m->subject ? BV_CONTENT_EMAIL : BV_CONTENT_TEXT,
+			 conversation, message_id, sent_ms, &c);
 	if (rc < 0)
 		goto out;
-	c->text = bv_malloc(text_len + 1);
+	c->text = bv_malloc(m->text_len + 1);
 	if (!c->text) {
 		rc = BV_ENOMEM;
 		goto out;
 	}
-	memcpy(c->text, text, text_len);
-	c->text[text_len] = '\0';
-	c->text_len = text_len;
+	if (m->text_len)
+		memcpy(c->text, m->text, m->text_len);
+	c->text[m->text_len] = '\0';
+	c->text_len = m->text_len;
+	if (m->subject) {
+		if (memchr(m->subject, '\0', m->subject_len)) {
+			rc = BV_EFIELD;
+			goto out;
+		}
+		memcpy(c->subject, m->subject, m->subject_len);
+		c->subject[m->subject_len] = '\0';
+	}
+	if (m->thread)
+		strcpy(c->thread, m->thread);
+	c->answer_by_ms = m->answer_by_ms;
+	if (m->n_att) {
+		c->att = bv_calloc(m->n_att, sizeof(*c->att));
+		if (!c->att) {
+			rc = BV_ENOMEM;
+			goto out;
+		}
+		memcpy(c->att, m->att, m->n_att * sizeof(*c->att));
+		c->n_att = m->n_att;
+	}
 	rc = content_check(c);
 	if (rc < 0)
 		goto out;
@@ -312,6 +463,24 @@ bv_content_text_new(const char *conversation, const char *message_id,
 out:
 	bv_content_free(c);
 	return rc;
+}
+
+int
+bv_content_text_new(const char *conversation, const char *message_id,
+		    int64_t sent_ms, const char *text, size_t text_len,
+		    struct bv_content **out)
+{
+	struct bv_content_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.text = text;
+	m.text_len = text_len;
+	if (!text)
+		return BV_EINVAL;
+	if (text_len < 1)
+		return BV_EFIELD;
+	return bv_content_message_new(conversation, message_id, sent_ms, &m,
+				      out);
 }
 
 static int
@@ -448,6 +617,56 @@ bv_content_unpad(const uint8_t *buf, size_t len, size_t *unpadded_len)
 	return 0;
 }
 
+/* One attachment as its JSON object, or NULL (ENOMEM). */
+static json_t *
+attachment_json(const struct bv_content_attachment *a)
+{
+	json_t *o = NULL;
+	char *key;
+
+	key = bv_b64_encode(a->key, sizeof(a->key));
+	if (key)
+		o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s}", "blob",
+			      a->blob, "download", a->download, "key", key,
+			      "sha256", a->sha256, "size", (json_int_t)a->size,
+			      "type", a->type, "name", a->name);
+	if (key) {
+		bv_wipe(key, strlen(key));
+		bv_free(key);
+	}
+	return o;
+}
+
+/* The members of a text or an e-post. */
+static int
+build_message(const struct bv_content *c, json_t *obj)
+{
+	json_t *arr;
+	size_t i;
+
+	/* Checked UTF-8 above, so NULL here can only be ENOMEM. */
+	if (json_object_set_new(obj, "text",
+				json_stringn(c->text, c->text_len)))
+		return BV_ENOMEM;
+	if (c->kind == BV_CONTENT_EMAIL &&
+	    (json_object_set_new(obj, "subject", json_string(c->subject)) ||
+	     (c->thread[0] &&
+	      json_object_set_new(obj, "thread", json_string(c->thread))) ||
+	     (c->answer_by_ms &&
+	      json_object_set_new(obj, "answer_by",
+				  json_integer(c->answer_by_ms)))))
+		return BV_ENOMEM;
+	if (!c->n_att)
+		return 0;
+	arr = json_array();
+	if (!arr || json_object_set_new(obj, "attachments", arr))
+		return BV_ENOMEM;
+	for (i = 0; i < c->n_att; i++)
+		if (json_array_append_new(arr, attachment_json(&c->att[i])))
+			return BV_ENOMEM;
+	return 0;
+}
+
 /* Adds the members of c to obj. */
 static int
 build_json(const struct bv_content *c, json_t *obj)
@@ -467,12 +686,8 @@ build_json(const struct bv_content *c, json_t *obj)
 	    json_object_set_new(obj, "conversation",
 				json_string(c->conversation)))
 		goto out;
-	if (c->kind == BV_CONTENT_TEXT) {
-		/* Checked UTF-8 above, so NULL here can only be ENOMEM. */
-		if (json_object_set_new(obj, "text",
-					json_stringn(c->text, c->text_len)))
-			goto out;
-		rc = 0;
+	if (c->kind == BV_CONTENT_TEXT || c->kind == BV_CONTENT_EMAIL) {
+		rc = build_message(c, obj);
 		goto out;
 	}
 	if (c->kind == BV_CONTENT_RECEIPT &&
@@ -638,6 +853,105 @@ decode_ids(json_t *root, struct bv_content *c)
 	return 0;
 }
 
+/* A fixed-size string member of 1 … max bytes into out[max + 1]. */
+static int
+get_fixed(json_t *obj, const char *key, size_t max, char *out)
+{
+	const char *s;
+	size_t len;
+
+	if (get_str(obj, key, &s, &len) < 0 || len < 1 || len > max)
+		return BV_EFIELD;
+	memcpy(out, s, len + 1);
+	return 0;
+}
+
+static int
+decode_attachment(json_t *o, struct bv_content_attachment *a)
+{
+	const char *s;
+	size_t len, n = 0;
+	json_t *v;
+
+	if (!json_is_object(o) ||
+	    get_fixed(o, "blob", BV_UUID_LEN, a->blob) < 0 ||
+	    get_fixed(o, "download", BV_CONTENT_CAP_LEN, a->download) < 0 ||
+	    get_fixed(o, "sha256", 64, a->sha256) < 0 ||
+	    get_fixed(o, "type", BV_CONTENT_TYPE_MAX, a->type) < 0 ||
+	    get_fixed(o, "name", BV_CONTENT_NAME_MAX, a->name) < 0 ||
+	    get_str(o, "key", &s, &len) < 0)
+		return BV_EFIELD;
+	/* 44 characters: base64 of 32 bytes, padded. */
+	if (len != 44 ||
+	    bv_b64_decode(s, len, a->key, sizeof(a->key), &n) < 0 ||
+	    n != sizeof(a->key))
+		return BV_EFIELD;
+	bv_wipe((void *)(uintptr_t)s, len);
+	v = json_object_get(o, "size");
+	if (!json_is_integer(v))
+		return BV_EFIELD;
+	a->size = json_integer_value(v);
+	/* The rest (uuid, hex, caps, range, type list, name): check. */
+	return 0;
+}
+
+/* text, and for an e-post subject, thread, answer_by; attachments. */
+static int
+decode_message(json_t *root, struct bv_content *c)
+{
+	json_t *arr, *item, *v;
+	const char *s;
+	size_t len, i;
+	int rc;
+
+	if (get_str(root, "text", &s, &len) < 0 || len > BV_CONTENT_TEXT_MAX ||
+	    !utf8_valid(s, len))
+		return BV_EFIELD;
+	c->text = bv_malloc(len + 1);
+	if (!c->text)
+		return BV_ENOMEM;
+	memcpy(c->text, s, len + 1);
+	c->text_len = len;
+	/* jansson's copy is ours until json_decref(): wipe it too. */
+	bv_wipe((void *)(uintptr_t)s, len);
+	if (c->kind == BV_CONTENT_EMAIL) {
+		if (get_fixed(root, "subject", BV_CONTENT_SUBJECT_MAX,
+			      c->subject) < 0)
+			return BV_EFIELD;
+		v = json_object_get(root, "thread");
+		if (v &&
+		    get_fixed(root, "thread", BV_MESSAGE_ID_MAX, c->thread) < 0)
+			return BV_EFIELD;
+		v = json_object_get(root, "answer_by");
+		if (v) {
+			if (!json_is_integer(v) ||
+			    !sent_valid(json_integer_value(v)))
+				return BV_EFIELD;
+			c->answer_by_ms = json_integer_value(v);
+		}
+	}
+	arr = json_object_get(root, "attachments");
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr))
+		return BV_EFIELD;
+	if (json_array_size(arr) > BV_CONTENT_ATTACHMENTS_MAX)
+		return BV_ETOOMANY;
+	if (json_array_size(arr) < 1)
+		return BV_EFIELD;
+	c->att = bv_calloc(json_array_size(arr), sizeof(*c->att));
+	if (!c->att)
+		return BV_ENOMEM;
+	json_array_foreach(arr, i, item)
+	{
+		rc = decode_attachment(item, &c->att[i]);
+		if (rc < 0)
+			return rc;
+		c->n_att = i + 1;
+	}
+	return 0;
+}
+
 /* The kind-specific members of a version-1 content of a known kind. */
 static int
 decode_kind(json_t *root, struct bv_content *c)
@@ -648,17 +962,13 @@ decode_kind(json_t *root, struct bv_content *c)
 
 	switch (c->kind) {
 	case BV_CONTENT_TEXT:
-		if (get_str(root, "text", &s, &len) < 0 || len < 1 ||
-		    len > BV_CONTENT_TEXT_MAX || !utf8_valid(s, len))
-			return BV_EFIELD;
-		c->text = bv_malloc(len + 1);
-		if (!c->text)
-			return BV_ENOMEM;
-		memcpy(c->text, s, len + 1);
-		c->text_len = len;
-		/* jansson's copy is ours until json_decref(): wipe it too. */
-		bv_wipe((void *)(uintptr_t)s, len);
-		break;
+	case BV_CONTENT_EMAIL: {
+		int rc = decode_message(root, c);
+
+		if (rc < 0)
+			return rc;
+		return content_check(c);
+	}
 	case BV_CONTENT_RECEIPT:
 		if (get_str(root, "receipt", &s, &len) < 0)
 			return BV_EFIELD;
@@ -687,7 +997,7 @@ decode_kind(json_t *root, struct bv_content *c)
 	default:
 		return BV_EINTERNAL;
 	}
-	if (c->kind != BV_CONTENT_TEXT) {
+	{
 		int rc = decode_ids(root, c);
 
 		if (rc < 0)
@@ -734,8 +1044,8 @@ bv_content_decode(const uint8_t *buf, size_t len, struct bv_content **out)
 		goto out;
 	k = name_index(kind_names, N_OF(kind_names), c->kind_name);
 	if (c->version == BV_CONTENT_VERSION &&
-	    (k == BV_CONTENT_TEXT || k == BV_CONTENT_RECEIPT ||
-	     k == BV_CONTENT_RESEND_REQUEST)) {
+	    (k == BV_CONTENT_TEXT || k == BV_CONTENT_EMAIL ||
+	     k == BV_CONTENT_RECEIPT || k == BV_CONTENT_RESEND_REQUEST)) {
 		c->kind = (enum bv_content_kind)k;
 		rc = decode_kind(root, c);
 		if (rc < 0)

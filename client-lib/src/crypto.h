@@ -12,6 +12,9 @@
 #ifndef BV_CRYPTO_H
 #define BV_CRYPTO_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <signal_protocol.h>
 
 /*
@@ -37,5 +40,48 @@ int bv_crypto_provider_init(signal_crypto_provider *out);
  * BV_EINTERNAL when libsignal refuses the provider.
  */
 int bv_signal_context_new(signal_context **out);
+
+/*
+ * Attachment encryption (docs/protocol.md, "Attachment encryption"), in
+ * blob_crypto.c on libsodium, which both builds link (crypto_secretstream is
+ * in the WebAssembly build's libsodium too), so one file serves both: a
+ * fresh key per file, crypto_secretstream_xchacha20poly1305 over pieces of
+ * BV_BLOB_PIECE bytes, the last one (possibly empty) tagged FINAL.
+ */
+#define BV_BLOB_KEY_LEN	       32
+#define BV_BLOB_SHA256_LEN     32
+#define BV_BLOB_PIECE	       65536
+#define BV_BLOB_HEADER_LEN     24 /* crypto_secretstream_..._HEADERBYTES */
+#define BV_BLOB_PIECE_OVERHEAD 17 /* crypto_secretstream_..._ABYTES */
+
+/* Ciphertext bytes of a size-byte plaintext: header + size + 17 per piece
+ * (size / PIECE + 1 pieces). */
+uint64_t bv_blob_sealed_size(uint64_t size);
+
+/*
+ * Encrypts pt (len bytes; NULL when len is 0) under a fresh random key
+ * (written to key) into a new buffer *ct (bv_free) of *ct_len =
+ * bv_blob_sealed_size(len) bytes, and its SHA-256 into sha256.
+ * Returns 0; BV_EINVAL for NULL arguments; BV_ENOMEM; BV_EINTERNAL when
+ * libsodium fails (not initialised).
+ */
+int bv_blob_seal(const uint8_t *pt, size_t len, uint8_t key[BV_BLOB_KEY_LEN],
+		 uint8_t **ct, size_t *ct_len,
+		 uint8_t sha256[BV_BLOB_SHA256_LEN]);
+
+/*
+ * Checks and decrypts a downloaded ciphertext: its length must be
+ * bv_blob_sealed_size(size) and its SHA-256 sha256 before anything is
+ * decrypted; then every piece must authenticate under key, the last one
+ * (only) tagged FINAL. Sets *pt (bv_free after bv_wipe; a 1-byte buffer
+ * when size is 0) to the size plaintext bytes.
+ * Returns 0; BV_EINVAL for NULL arguments; BV_ETAMPERED for anything that
+ * does not check out (a changed byte, cut short, extended, wrong key or
+ * digest) with nothing handed out; BV_ENOMEM.
+ */
+int bv_blob_open(const uint8_t *ct, size_t ct_len,
+		 const uint8_t key[BV_BLOB_KEY_LEN],
+		 const uint8_t sha256[BV_BLOB_SHA256_LEN], uint64_t size,
+		 uint8_t **pt);
 
 #endif

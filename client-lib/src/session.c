@@ -1042,7 +1042,8 @@ bv_session_receive(struct bv_session *s, const struct bv_session_envelope *env,
 		goto out;
 	switch (r) {
 	case BV_SESSION_OK:
-		if (c->kind != BV_CONTENT_TEXT && c->kind != BV_CONTENT_UNKNOWN)
+		if (c->kind != BV_CONTENT_TEXT && c->kind != BV_CONTENT_EMAIL &&
+		    c->kind != BV_CONTENT_UNKNOWN)
 			break;
 		conv = c->conversation[0]  ? c->conversation
 		       : env->conversation ? env->conversation

@@ -38,6 +38,7 @@ enum store_purpose {
 	P_PEER_ID,
 	P_HISTORY,
 	P_CASE,
+	P_ATTACH,
 	P_COUNT
 };
 
@@ -115,8 +116,21 @@ static const char schema_v4[] =
 	" journal TEXT NOT NULL, at_ms INTEGER NOT NULL) STRICT, WITHOUT "
 	"ROWID;";
 
+/*
+ * v5: the attachments of history entries (issue 7), by (seq, index): the
+ * client's state of each (an upload's progress; downloaded) and a sealed
+ * record (keys, capabilities, names: secret). Rows change as uploads go on;
+ * history rows stay immutable.
+ */
+static const char schema_v5[] =
+	"CREATE TABLE attachments (seq INTEGER NOT NULL REFERENCES history"
+	" (seq), idx INTEGER NOT NULL CHECK (idx BETWEEN 0 AND 9),"
+	" state INTEGER NOT NULL, rec BLOB NOT NULL,"
+	" PRIMARY KEY (seq, idx)) STRICT, WITHOUT ROWID;";
+
 /* Versions 2, 3, … in order; a new version adds its schema here. */
-static const char *const schema_upgrades[] = {schema_v2, schema_v3, schema_v4};
+static const char *const schema_upgrades[] = {schema_v2, schema_v3, schema_v4,
+					      schema_v5};
 #define STORE_SCHEMA_VERSION                                                   \
 	(1 + (int)(sizeof(schema_upgrades) / sizeof(schema_upgrades[0])))
 
@@ -1698,5 +1712,104 @@ bv_store_history_set_state(struct bv_store *s, int64_t seq,
 	if (rc == 0 && sqlite3_changes(s->db) == 0)
 		rc = BV_EINVAL;
 	sqlite3_finalize(st);
+	return rc;
+}
+
+/* --- attachments --------------------------------------------------------- */
+
+static void
+attachment_key(struct bv_store *s, int64_t seq, int idx,
+	       uint8_t key[crypto_secretbox_KEYBYTES])
+{
+	crypto_generichash_state h;
+
+	rk_init(s, P_ATTACH, &h);
+	rk_int(&h, seq);
+	rk_int(&h, idx);
+	rk_final(&h, key);
+}
+
+int
+bv_store_attachment_put(struct bv_store *s, int64_t seq, int idx, int state,
+			const uint8_t *rec, size_t len)
+{
+	static const char sql[] =
+		"INSERT OR REPLACE INTO attachments (seq, idx, state, rec)"
+		" SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM history"
+		" WHERE seq = ?1)";
+	uint8_t key[crypto_secretbox_KEYBYTES];
+	sqlite3_stmt *st = NULL;
+	uint8_t *b = NULL;
+	size_t blen = 0;
+	int rc;
+
+	if (!s || idx < 0 || idx >= BV_STORE_ATTACHMENTS_MAX || state < 0 ||
+	    (!rec && len))
+		return BV_EINVAL;
+	attachment_key(s, seq, idx, key);
+	rc = seal(key, rec, len, &b, &blen);
+	if (rc < 0)
+		goto out;
+	rc = prepare(s, sql, &st);
+	if (rc < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_int(st, 2, idx);
+	sqlite3_bind_int(st, 3, state);
+	rc = bind_blob(st, 4, b, blen);
+	if (rc == 0)
+		rc = step_done(s, st);
+	if (rc == 0 && sqlite3_changes(s->db) == 0)
+		rc = BV_EINVAL; /* seq is not in the history */
+out:
+	sqlite3_finalize(st);
+	bv_free(b);
+	bv_wipe(key, sizeof(key));
+	return rc;
+}
+
+int
+bv_store_attachments(struct bv_store *s, int64_t seq, bv_attachment_cb cb,
+		     void *arg)
+{
+	uint8_t key[crypto_secretbox_KEYBYTES];
+	sqlite3_stmt *st = NULL;
+	uint8_t *pt = NULL;
+	size_t len = 0;
+	int64_t q;
+	int rc, idx;
+
+	if (!s || !cb || seq < 0)
+		return BV_EINVAL;
+	rc = prepare(s,
+		     seq ? "SELECT seq, idx, state, rec FROM attachments"
+			   " WHERE seq = ? ORDER BY seq, idx"
+			 : "SELECT seq, idx, state, rec FROM attachments"
+			   " ORDER BY seq, idx",
+		     &st);
+	if (rc < 0)
+		return rc;
+	if (seq)
+		sqlite3_bind_int64(st, 1, seq);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		q = sqlite3_column_int64(st, 0);
+		idx = sqlite3_column_int(st, 1);
+		attachment_key(s, q, idx, key);
+		rc = unseal(key, sqlite3_column_blob(st, 3),
+			    (size_t)sqlite3_column_bytes(st, 3), &pt, &len);
+		if (rc < 0)
+			goto out;
+		rc = cb(q, idx, sqlite3_column_int(st, 2), pt, len, arg);
+		bv_wipe(pt, len);
+		bv_free(pt);
+		pt = NULL;
+		if (rc != 0)
+			goto out;
+	}
+	rc = rc == SQLITE_DONE ? 0 : db_error(s, rc);
+out:
+	bv_free(pt);
+	sqlite3_finalize(st);
+	bv_wipe(key, sizeof(key));
 	return rc;
 }

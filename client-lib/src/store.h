@@ -263,6 +263,23 @@ int bv_store_journaled_put(struct bv_store *s, const char *message_id,
 			   const char *journal, int64_t at_ms);
 
 /*
+ * The attachments of history entry seq, by index 0 … ATTACHMENTS_MAX - 1:
+ * state is the caller's (>= 0; an upload's progress, downloaded), rec a
+ * record sealed like the history (len may be 0). put inserts or replaces.
+ * bv_store_attachments() calls cb for each row of seq (seq 0: of every
+ * entry) in (seq, index) order, rec wiped after the call. Return 0, cb's
+ * nonzero value, BV_EINVAL (a NULL argument, index or state out of range,
+ * seq not in the history), BV_EIO or BV_ENOMEM.
+ */
+#define BV_STORE_ATTACHMENTS_MAX 10
+int bv_store_attachment_put(struct bv_store *s, int64_t seq, int idx, int state,
+			    const uint8_t *rec, size_t len);
+typedef int (*bv_attachment_cb)(int64_t seq, int idx, int state,
+				const uint8_t *rec, size_t len, void *arg);
+int bv_store_attachments(struct bv_store *s, int64_t seq, bv_attachment_cb cb,
+			 void *arg);
+
+/*
  * Sets the delivery state of message seq. Returns 0; BV_EINVAL when there
  * is no such message or state is out of range; BV_EIO.
  */

@@ -20,8 +20,8 @@
 #include "store.h"
 
 /*
- * The image, version 1 (integers big-endian):
- *   "BVSM" | version (1) | nonce[24] | check[32] | box | sum[32]
+ * The image, version 2 (integers big-endian):
+ *   "BVSM" | version (1 or 2) | nonce[24] | check[32] | box | sum[32]
  * check: BLAKE2b-256 keyed with the check subkey over the 29 bytes before
  * it, so that a wrong key (BV_EINVAL) is told from damage (BV_EIO).
  * box: crypto_secretbox_easy(body, nonce) under the box subkey.
@@ -40,6 +40,8 @@
  *   out recipients  i64 seq, account[36]                 by (seq, account)
  *   cases           case_id[36], view                    by case_id
  *   journaled       message_id, journal, i64 at_ms       by message_id
+ *   attachments     i64 seq, u8 idx, u32 state, rec      by (seq, idx)
+ *                   (version 2 only; a version 1 image has none)
  * (name, device) orders by strcmp, then device; seen by (sender, device,
  * message_id). A string or value is a u32 length and its bytes (strings
  * without NUL). Every length is checked against what is left and against
@@ -52,7 +54,7 @@
 #define STORE_MEM_MAX_IMAGE (256u * 1024u * 1024u)
 #endif
 #define IMG_MAGIC	  "BVSM"
-#define IMG_VERSION	  1
+#define IMG_VERSION	  2
 #define IMG_NONCE_AT	  5
 #define IMG_CHECK_AT	  (IMG_NONCE_AT + crypto_secretbox_NONCEBYTES)
 #define IMG_BOX_AT	  (IMG_CHECK_AT + IMG_HASH_LEN)
@@ -77,6 +79,7 @@ enum store_table {
 	T_RECIPIENT,
 	T_CASE,
 	T_JOURNAL,
+	T_ATTACH,
 	T_COUNT
 };
 
@@ -154,6 +157,14 @@ struct row_journal {
 	struct row_head h;
 	const char *message_id, *journal;
 	int64_t at_ms;
+};
+
+struct row_attach {
+	struct row_head h;
+	int64_t seq;
+	int idx, state;
+	const uint8_t *rec;
+	size_t len;
 };
 
 /* A table: row pointers in key order (history: in seq order). */
@@ -554,6 +565,21 @@ struct recipient_key {
 	const char *account;
 };
 
+struct attach_key {
+	int64_t seq;
+	int idx;
+};
+
+static int
+attach_cmp(const void *row, const void *key)
+{
+	const struct row_attach *r = row;
+	const struct attach_key *k = key;
+	int c = cmp_i64(r->seq, k->seq);
+
+	return c ? c : cmp_i64(r->idx, k->idx);
+}
+
 static int
 recipient_cmp(const void *row, const void *key)
 {
@@ -781,6 +807,16 @@ body_write(const struct bv_store *s, struct wbuf *w)
 		put_str(w, r->journal);
 		put_i64(w, r->at_ms);
 	}
+	t = &s->t[T_ATTACH];
+	put_count(w, t->n);
+	for (i = 0; i < t->n; i++) {
+		const struct row_attach *r = t->rows[i];
+
+		put_i64(w, r->seq);
+		put_u8(w, (unsigned)r->idx);
+		put_u32(w, (uint32_t)r->state);
+		put_value(w, r->rec, r->len);
+	}
 }
 
 /* The committed state of s as a sealed image (see the top of the file). */
@@ -953,7 +989,7 @@ state_valid(int state)
 
 /* Fills the empty tables of s from a body; BV_EIO when it is not one. */
 static int
-body_load(struct bv_store *s, const uint8_t *p, size_t len)
+body_load(struct bv_store *s, const uint8_t *p, size_t len, int version)
 {
 	struct rbuf r = {p, len, 0, 0};
 	const void *src[5];
@@ -1188,6 +1224,34 @@ body_load(struct bv_store *s, const uint8_t *p, size_t len)
 		if (rc < 0)
 			return rc;
 	}
+	n = version >= 2 ? get_count(&r) : 0;
+	for (i = 0; i < n; i++) {
+		struct row_attach *row;
+		struct attach_key key;
+		uint32_t state;
+		size_t at_seq;
+
+		key.seq = get_i64(&r);
+		key.idx = (int)get_u8(&r);
+		state = get_u32(&r);
+		get_value(&r, &src[0], &l[0]);
+		if (r.bad || key.idx >= BV_STORE_ATTACHMENTS_MAX ||
+		    state > INT32_MAX ||
+		    !table_find(&s->t[T_HISTORY], history_cmp, &key.seq,
+				&at_seq))
+			goto bad;
+		row = row_new(sizeof(*row), 1, src, l, at);
+		if (row) {
+			row->seq = key.seq;
+			row->idx = key.idx;
+			row->state = (int)state;
+			row->rec = at[0];
+			row->len = l[0];
+		}
+		rc = load_push(&s->t[T_ATTACH], row, attach_cmp, &key);
+		if (rc < 0)
+			return rc;
+	}
 	if (r.bad || r.off != r.len)
 		goto bad;
 	return 0;
@@ -1213,7 +1277,7 @@ image_load(struct bv_store *s, const uint8_t *img, size_t len)
 		bv_log(BV_LOG_ERR, "store: not a store image (%zu bytes)", len);
 		return BV_EIO;
 	}
-	if (img[4] != IMG_VERSION) {
+	if (img[4] != IMG_VERSION && img[4] != 1) {
 		bv_log(BV_LOG_ERR, "store: image version %u is not %u", img[4],
 		       IMG_VERSION);
 		return BV_EIO;
@@ -1241,7 +1305,7 @@ image_load(struct bv_store *s, const uint8_t *img, size_t len)
 		rc = BV_EIO;
 		goto out;
 	}
-	rc = body_load(s, body, body_len);
+	rc = body_load(s, body, body_len, img[4]);
 	if (rc == BV_EIO)
 		bv_log(BV_LOG_ERR, "store: the image is not a valid store");
 out:
@@ -2430,4 +2494,73 @@ bv_store_history_set_state(struct bv_store *s, int64_t seq,
 	undo_push(s, U_STATE, T_HISTORY, i, NULL, r->state);
 	r->state = (int)state;
 	return write_end(s, mark, 0);
+}
+
+/* --- attachments --------------------------------------------------------- */
+
+int
+bv_store_attachment_put(struct bv_store *s, int64_t seq, int idx, int state,
+			const uint8_t *rec, size_t len)
+{
+	const void *src[1] = {rec};
+	struct attach_key key = {seq, idx};
+	struct row_attach *row;
+	uint8_t *at[1];
+	size_t mark, i;
+	int found;
+
+	if (!s || idx < 0 || idx >= BV_STORE_ATTACHMENTS_MAX || state < 0 ||
+	    (!rec && len) || len > STORE_MAX_VALUE)
+		return BV_EINVAL;
+	if (!table_find(&s->t[T_HISTORY], history_cmp, &seq, &i))
+		return BV_EINVAL;
+	mark = s->n_undo;
+	row = row_new(sizeof(*row), 1, src, &len, at);
+	if (!row)
+		return BV_ENOMEM;
+	row->seq = seq;
+	row->idx = idx;
+	row->state = state;
+	row->rec = at[0];
+	row->len = len;
+	found = table_find(&s->t[T_ATTACH], attach_cmp, &key, &i);
+	return write_end(s, mark, table_put(s, T_ATTACH, i, found, row));
+}
+
+int
+bv_store_attachments(struct bv_store *s, int64_t seq, bv_attachment_cb cb,
+		     void *arg)
+{
+	const struct mem_table *t;
+	const struct row_attach *r;
+	struct attach_key key = {seq, 0};
+	uint8_t *rec;
+	size_t i = 0, len;
+	int rc, state;
+
+	if (!s || !cb || seq < 0)
+		return BV_EINVAL;
+	t = &s->t[T_ATTACH];
+	if (seq)
+		table_find(t, attach_cmp, &key, &i);
+	/* The next row is looked up again after each call: cb may write. */
+	while (i < t->n) {
+		r = t->rows[i];
+		if (seq && r->seq != seq)
+			break;
+		key.seq = r->seq;
+		key.idx = r->idx;
+		state = r->state;
+		len = r->len;
+		rec = value_dup(r->rec, len);
+		if (!rec)
+			return BV_ENOMEM;
+		rc = cb(key.seq, key.idx, state, rec, len, arg);
+		value_free(rec, len);
+		if (rc != 0)
+			return rc;
+		if (table_find(t, attach_cmp, &key, &i))
+			i++;
+	}
+	return 0;
 }

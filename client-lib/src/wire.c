@@ -445,6 +445,12 @@ parse_case(json_t *obj, struct bv_wire_case *c)
 				       c->municipality);
 	if (rc == 0)
 		rc = get_word(obj, "role", c->role);
+	if (rc == 0) {
+		json_int_t days = 0;
+
+		rc = get_int(obj, "answer_days", 1, 60, 1, &days);
+		c->answer_days = (int)days;
+	}
 	if (rc == 0)
 		rc = parse_people(obj, "people", &c->people, &c->n_people);
 	if (rc == 0)
@@ -1337,6 +1343,12 @@ bv_wire_case_dump(const struct bv_wire_case *c, char **out)
 			 json_array());
 	if (!root)
 		return BV_ENOMEM;
+	if (c->answer_days &&
+	    json_object_set_new(root, "answer_days",
+				json_integer(c->answer_days))) {
+		json_decref(root);
+		return BV_ENOMEM;
+	}
 	convs = json_object_get(root, "conversations");
 	for (i = 0; i < c->n_conversations; i++) {
 		const struct bv_wire_conv *x = &c->conversations[i];

@@ -97,6 +97,9 @@ struct bv_wire_case {
 	char case_number[BV_WIRE_CASE_NUMBER_MAX + 1];
 	char municipality[BV_WIRE_TEXT_MAX + 1]; /* "" when not sent */
 	char role[BV_WIRE_WORD_MAX + 1];	 /* the caller's */
+	/* Working days the municipality answers an e-post in (1 … 60);
+	 * 0 when not sent (a relay before migration 0010). */
+	int answer_days;
 	size_t n_people;
 	struct bv_wire_person *people; /* owned */
 	size_t n_conversations;

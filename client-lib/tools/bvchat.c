@@ -33,6 +33,8 @@
 
 struct chat_line {
 	struct chat_line *next;
+	char subject[BV_CLIENT_SUBJECT_MAX + 1]; /* "": a chat text */
+	char thread[BV_CLIENT_MESSAGE_ID_LEN + 1];
 	char text[];
 };
 
@@ -77,6 +79,11 @@ struct cli {
 	struct chat_line *q_head, *q_tail;
 	unsigned q_len;
 	const char *conversation;
+	/* chat: /epost SUBJECT waits for its body; the last thread shown. */
+	char subject[BV_CLIENT_SUBJECT_MAX + 1];
+	int want_body;
+	char thread[BV_CLIENT_MESSAGE_ID_LEN + 1];
+	char thread_subject[BV_CLIENT_SUBJECT_MAX + 1];
 	char line[BV_CLIENT_TEXT_MAX + 1];
 	size_t line_len;
 	int line_long; /* the current line is over BV_CLIENT_TEXT_MAX */
@@ -109,10 +116,17 @@ usage(FILE *f)
 		"uuid (kind team\n"
 		"        by default: a citizen names nobody, staff name the "
 		"citizen)\n"
-		"  send [--conversation UUID] TEXT\n"
+		"  send [--conversation UUID] [--subject S [--thread ID]] "
+		"TEXT\n"
 		"        sends TEXT to everyone in the conversation, waits (at "
 		"most 15 s) until\n"
-		"        the relay stored it, prints its id\n"
+		"        the relay stored it, prints its id; with --subject a "
+		"secure e-post\n"
+		"        (a new thread, or with --thread the id of its first "
+		"e-post a reply;\n"
+		"        a citizen's carries the municipality's expected "
+		"answer "
+		"time)\n"
 		"  listen [--count N] [--timeout S]\n"
 		"        prints each message as `time sender: text`, "
 		"exits after N\n"
@@ -121,7 +135,11 @@ usage(FILE *f)
 		"  chat [--conversation UUID]\n"
 		"        sends each line read from standard input, prints "
 		"incoming messages\n"
-		"        (and tells their senders they were read)\n"
+		"        (and tells their senders they were read). A line "
+		"/epost SUBJECT makes\n"
+		"        the next line an e-post starting a thread; /reply "
+		"TEXT answers the\n"
+		"        last e-post thread shown; //TEXT sends /TEXT\n"
 		"        send and chat without --conversation: your only open "
 		"conversation\n"
 		"  whoami\n"
@@ -497,23 +515,46 @@ only_cb(void *arg, const struct bv_client_case *cs)
 	return 0;
 }
 
+/* An e-post's head: `[e-post "SUBJECT", thread ID, answer by TIME] `. */
 static void
-on_message(struct bv_client *c, void *user, const char *conversation,
-	   const char *sender, uint32_t sender_device, const char *message_id,
-	   int64_t time_ms, const char *text, size_t text_len)
+put_email(FILE *f, const struct bv_client_message *m)
+{
+	if (!m->subject)
+		return;
+	fputs("[e-post \"", f);
+	put_sanitised(f, m->subject, strlen(m->subject));
+	fputs("\", thread ", f);
+	put_sanitised(f, m->thread, strlen(m->thread));
+	if (m->answer_by_ms > 0) {
+		fputs(", answer expected by ", f);
+		put_time(f, m->answer_by_ms);
+	}
+	fputs("] ", f);
+}
+
+static void
+on_message(struct bv_client *c, void *user, const struct bv_client_message *m)
 {
 	struct cli *s = user;
+	const char *mid = m->message_id;
 
-	put_time(s->rx_out, time_ms);
+	put_time(s->rx_out, m->time_ms);
 	fputc(' ', s->rx_out);
-	put_sender(c, s->rx_out, sender, sender_device);
+	put_sender(c, s->rx_out, m->sender, m->sender_device);
 	fputs(": ", s->rx_out);
-	put_sanitised(s->rx_out, text, text_len);
+	put_email(s->rx_out, m);
+	put_sanitised(s->rx_out, m->text, m->text_len);
 	fputc('\n', s->rx_out);
 	fflush(s->rx_out);
 	s->rx++;
+	if (m->subject) {
+		/* /reply answers the last thread shown. */
+		snprintf(s->thread, sizeof(s->thread), "%s", m->thread);
+		snprintf(s->thread_subject, sizeof(s->thread_subject), "%s",
+			 m->subject);
+	}
 	if (s->mark_read &&
-	    bv_client_mark_read(c, conversation, sender, &message_id, 1) < 0)
+	    bv_client_mark_read(c, m->conversation, m->sender, &mid, 1) < 0)
 		fprintf(stderr, "bvchat: could not send a read receipt\n");
 }
 
@@ -589,8 +630,10 @@ print_message(void *arg, const struct bv_client_message *m)
 		      stdout);
 	else if (m->unsupported)
 		fputs("(a kind of message this version cannot show)", stdout);
-	else
+	else {
+		put_email(stdout, m);
 		put_sanitised(stdout, m->text, m->text_len);
+	}
 	putchar('\n');
 	return 0;
 }
@@ -669,7 +712,19 @@ chat_pump(struct cli *s)
 		if (!s->q_head)
 			s->q_tail = NULL;
 		s->q_len--;
-		rc = bv_client_send_text(s->c, s->conversation, l->text, mid);
+		if (l->subject[0])
+			rc = bv_client_send_email(s->c, s->conversation,
+						  l->subject, l->text,
+						  l->thread, 0, mid);
+		else
+			rc = bv_client_send_text(s->c, s->conversation, l->text,
+						 mid);
+		if (rc == 0 && l->subject[0] && !l->thread[0]) {
+			/* Our new thread is the one /reply answers. */
+			memcpy(s->thread, mid, sizeof(s->thread));
+			snprintf(s->thread_subject, sizeof(s->thread_subject),
+				 "%s", l->subject);
+		}
 		free(l);
 		if (rc < 0)
 			fprintf(stderr, "bvchat: not sent: %s\n",
@@ -715,10 +770,77 @@ on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	*buf = uv_buf_init(space, sizeof(space));
 }
 
+/*
+ * The chat's commands. Sets what the typed line sends: text, and subject
+ * ("" for a chat text) and thread ("" for a new one) of an e-post.
+ * Returns 0 to send, 1 when nothing is to be sent (a command done or
+ * refused, said on standard error).
+ */
+static int
+chat_command(struct cli *s, const char **text, const char **subject,
+	     const char **thread)
+{
+	static char reply_subject[BV_CLIENT_SUBJECT_MAX + 1];
+	const char *l = s->line;
+
+	*text = l;
+	*subject = "";
+	*thread = "";
+	if (s->want_body) {
+		/* The body of the e-post /epost announced. */
+		s->want_body = 0;
+		*subject = s->subject;
+		return 0;
+	}
+	if (l[0] != '/')
+		return 0;
+	if (l[1] == '/') {
+		*text = l + 1;
+		return 0;
+	}
+	if (!strncmp(l, "/epost ", 7) && l[7]) {
+		if (strlen(l + 7) > BV_CLIENT_SUBJECT_MAX) {
+			fprintf(stderr, "bvchat: subject over %d bytes\n",
+				BV_CLIENT_SUBJECT_MAX);
+			return 1;
+		}
+		snprintf(s->subject, sizeof(s->subject), "%s", l + 7);
+		s->want_body = 1;
+		fprintf(stderr,
+			"bvchat: e-post \"%s\": type its text on "
+			"one line\n",
+			s->subject);
+		return 1;
+	}
+	if (!strncmp(l, "/reply ", 7) && l[7]) {
+		if (!s->thread[0]) {
+			fprintf(stderr, "bvchat: no e-post thread to reply "
+					"to yet\n");
+			return 1;
+		}
+		if (!strncmp(s->thread_subject, "Sv: ", 4))
+			snprintf(reply_subject, sizeof(reply_subject), "%s",
+				 s->thread_subject);
+		else
+			snprintf(reply_subject, sizeof(reply_subject),
+				 "Sv: %.*s", BV_CLIENT_SUBJECT_MAX - 4,
+				 s->thread_subject);
+		*text = l + 7;
+		*subject = reply_subject;
+		*thread = s->thread;
+		return 0;
+	}
+	fprintf(stderr, "bvchat: commands: /epost SUBJECT, /reply TEXT, "
+			"//TEXT for a line starting with /\n");
+	return 1;
+}
+
 static void
 chat_send_line(struct cli *s)
 {
+	const char *text, *subject, *thread;
 	struct chat_line *l;
+	size_t len;
 
 	if (s->line_long) {
 		fprintf(stderr, "bvchat: line over %d bytes, not sent\n",
@@ -736,13 +858,18 @@ chat_send_line(struct cli *s)
 			s->q_len);
 		return;
 	}
-	l = malloc(sizeof(*l) + s->line_len + 1);
+	s->line[s->line_len] = '\0';
+	if (chat_command(s, &text, &subject, &thread) != 0)
+		return;
+	len = strlen(text);
+	l = malloc(sizeof(*l) + len + 1);
 	if (!l) {
 		fprintf(stderr, "bvchat: out of memory; line not sent\n");
 		return;
 	}
-	memcpy(l->text, s->line, s->line_len);
-	l->text[s->line_len] = '\0';
+	memcpy(l->text, text, len + 1);
+	snprintf(l->subject, sizeof(l->subject), "%s", subject);
+	snprintf(l->thread, sizeof(l->thread), "%s", thread);
 	l->next = NULL;
 	if (s->q_tail)
 		s->q_tail->next = l;
@@ -849,6 +976,7 @@ main(int argc, char **argv)
 	char ticket[INVITE_TICKET_CAP] = "", why[160];
 	const char *conversation = NULL, *text = NULL, *peer = NULL;
 	const char *case_id = NULL, *kind = "team";
+	const char *subject = NULL, *thread = NULL;
 	const char *members[MAX_MEMBERS];
 	size_t nmembers = 0;
 	struct only only;
@@ -900,6 +1028,10 @@ main(int argc, char **argv)
 			}
 		} else if (!strcmp(a, "--conversation") && has) {
 			conversation = argv[++i];
+		} else if (!strcmp(a, "--subject") && has) {
+			subject = argv[++i];
+		} else if (!strcmp(a, "--thread") && has) {
+			thread = argv[++i];
 		} else if (!strcmp(a, "--peer") && has) {
 			peer = argv[++i];
 		} else if ((!strcmp(a, "--device") ||
@@ -1004,7 +1136,7 @@ main(int argc, char **argv)
 	o.relay_port = port;
 	o.loop = &s.loop;
 	o.on_status = on_status;
-	o.on_message = on_message;
+	o.on_message_ex = on_message;
 	o.on_receipt = on_receipt;
 	o.on_key_changed = on_key_changed;
 	o.on_error = on_error;
@@ -1163,7 +1295,9 @@ main(int argc, char **argv)
 							   : BV_EUNAVAILABLE));
 			goto out;
 		}
-		r = bv_client_send_text(s.c, conversation, text, mid);
+		r = subject ? bv_client_send_email(s.c, conversation, subject,
+						   text, thread, 0, mid)
+			    : bv_client_send_text(s.c, conversation, text, mid);
 		if (r < 0) {
 			fprintf(stderr, "bvchat: send: %s\n",
 				bv_client_strerror(r));

@@ -35,11 +35,31 @@ check_content(const struct bv_content *c)
 	CHECK(c->conversation[0] == '\0' || bv_uuid_valid(c->conversation));
 	switch (c->kind) {
 	case BV_CONTENT_TEXT:
+	case BV_CONTENT_EMAIL:
 		CHECK(c->conversation[0] != '\0');
-		CHECK(c->text && c->text_len >= 1 &&
-		      c->text_len <= BV_CONTENT_TEXT_MAX);
+		CHECK(c->text && c->text_len <= BV_CONTENT_TEXT_MAX);
+		CHECK(c->text_len >= 1 ||
+		      (c->kind == BV_CONTENT_TEXT && c->n_att >= 1));
 		CHECK(strlen(c->text) == c->text_len);
 		CHECK(!c->ids);
+		CHECK(c->n_att <= BV_CONTENT_ATTACHMENTS_MAX);
+		CHECK(c->kind == BV_CONTENT_EMAIL ||
+		      (!c->subject[0] && !c->thread[0] && !c->answer_by_ms));
+		CHECK(c->kind == BV_CONTENT_TEXT ||
+		      (strlen(c->subject) >= 1 &&
+		       strlen(c->subject) <= BV_CONTENT_SUBJECT_MAX));
+		for (i = 0; i < c->n_att; i++) {
+			const struct bv_content_attachment *a = &c->att[i];
+
+			CHECK(bv_uuid_valid(a->blob));
+			CHECK(strlen(a->download) == BV_CONTENT_CAP_LEN);
+			CHECK(strlen(a->sha256) == 64);
+			CHECK(a->size >= 0 &&
+			      a->size <= BV_CONTENT_BLOB_SIZE_MAX);
+			CHECK(bv_content_type_allowed(a->type));
+			CHECK(bv_content_name_valid(a->name, strlen(a->name)));
+			CHECK(!strchr(a->name, '/') && !strchr(a->name, '\\'));
+		}
 		break;
 	case BV_CONTENT_RECEIPT:
 	case BV_CONTENT_RESEND_REQUEST:
@@ -76,6 +96,11 @@ check_round_trip(const struct bv_content *c)
 	CHECK(strcmp(d->message_id, c->message_id) == 0);
 	CHECK(strcmp(d->conversation, c->conversation) == 0);
 	CHECK(d->text_len == c->text_len && d->n_ids == c->n_ids);
+	CHECK(d->n_att == c->n_att && strcmp(d->subject, c->subject) == 0 &&
+	      strcmp(d->thread, c->thread) == 0 &&
+	      d->answer_by_ms == c->answer_by_ms);
+	if (c->n_att)
+		CHECK(memcmp(d->att, c->att, c->n_att * sizeof(*c->att)) == 0);
 	if (c->text)
 		CHECK(memcmp(d->text, c->text, c->text_len) == 0);
 	if (c->ids)

@@ -124,6 +124,27 @@ t_elisa_case(void **state)
 				env.tenant.id, NULL),
 			31);
 		assert_int_equal(audit_count("tenant.update"), 1);
+		/* The e-post answer time (migration 0010): 5 working days
+		 * unless set; 1 … 60. */
+		{
+			const char *days[] = {
+				"tenant-set",  "--tenant",
+				env.tenant.id, "--email-answer-days",
+				"7",	       NULL};
+			const char *bad[] = {
+				"tenant-set",  "--tenant",
+				env.tenant.id, "--email-answer-days",
+				"0",	       NULL};
+			const char *sql = "SELECT email_answer_days FROM "
+					  "tenants WHERE id = $1::uuid";
+
+			assert_int_equal(sql_int(sql, env.tenant.id, NULL), 5);
+			assert_int_equal(admin(NULL, 0, days), 0);
+			assert_int_equal(sql_int(sql, env.tenant.id, NULL), 7);
+			assert_int_equal(admin(NULL, 0, bad), 1);
+			assert_int_equal(sql_int(sql, env.tenant.id, NULL), 7);
+			assert_int_equal(audit_count("tenant.update"), 3);
+		}
 		/* Open: Monday 2026-11-23 10:00 in Oslo (09:00 UTC, winter
 		 * time); 30 March 2026, 09:30 in Oslo is 07:30 UTC (summer
 		 * time). Closed: 16:00, a Saturday, 07:59. */

@@ -55,6 +55,8 @@ people_cb(void *arg, const struct bv_client_case *cs)
 	struct people_find *f = arg;
 	size_t i;
 
+	/* The municipality's e-post answer time, default 5 (0010). */
+	assert_int_equal(cs->answer_days, 5);
 	for (i = 0; i < cs->n_people; i++)
 		if (!strcmp(cs->people[i].account, f->account)) {
 			f->found++;

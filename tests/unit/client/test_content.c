@@ -476,15 +476,11 @@ test_unknown_kind_and_version(void **state)
 	assert_string_equal(c->kind_name, "poll");
 	assert_string_equal(c->conversation, CONV);
 	bv_content_free(c);
-	/* Reserved kinds are unknown until their issue lands. */
-	assert_int_equal(
-		decode_str("{\"v\":1,\"kind\":\"email\",\"message_id\":"
-			   "\"m\",\"sent\":5}",
-			   &c),
-		0);
-	assert_int_equal(c->kind, BV_CONTENT_UNKNOWN);
-	assert_string_equal(c->kind_name, "email");
-	bv_content_free(c);
+	/* "email" is known now (issue 7): its members are checked. */
+	expect_decode_err("{\"v\":1,\"kind\":\"email\",\"message_id\":"
+			  "\"m\",\"sent\":5}",
+			  BV_EFIELD);
+	/* "attachment" stays reserved: unknown. */
 	assert_int_equal(decode_str("{\"v\":1,\"kind\":\"attachment\","
 				    "\"message_id\":\"m\",\"sent\":5}",
 				    &c),
@@ -837,6 +833,360 @@ test_alloc_failures(void **state)
 	bv_content_free(c);
 }
 
+#define E(body) "{\"v\":1,\"kind\":\"email\"," body "}"
+#define BLOB	"5b1e0c2a-9d4f-4e8a-b1c3-2f6d7e8a9b0c"
+#define DLCAP	"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+#define KEYB64	"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+#define SHAHEX                                                                 \
+	"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+/* An attachment object with one member replaced by `over`. */
+#define ATT(over)                                                              \
+	"{\"blob\":\"" BLOB "\",\"download\":\"" DLCAP "\",\"key\":\"" KEYB64  \
+	"\",\"sha256\":\"" SHAHEX "\",\"size\":5,\"type\":\"image/png\","      \
+	"\"name\":\"a.png\"" over "}"
+
+static void
+fill_att(struct bv_content_attachment *a, const char *name)
+{
+	size_t i;
+
+	memset(a, 0, sizeof(*a));
+	strcpy(a->blob, BLOB);
+	strcpy(a->download, DLCAP);
+	for (i = 0; i < sizeof(a->key); i++)
+		a->key[i] = (uint8_t)i;
+	strcpy(a->sha256, SHAHEX);
+	a->size = 65537;
+	strcpy(a->type, "application/pdf");
+	strcpy(a->name, name);
+}
+
+static void
+test_email_round_trip(void **state)
+{
+	struct bv_content_attachment att[2];
+	struct bv_content_msg m;
+	struct bv_content *c = NULL, *d;
+
+	(void)state;
+	fill_att(&att[0], "brev.pdf");
+	fill_att(&att[1], "Bilde av rommet mitt.pdf");
+	memset(&m, 0, sizeof(m));
+	m.text = "Jeg vil klage på vedtaket.";
+	m.text_len = strlen(m.text);
+	m.subject = "Klage";
+	m.subject_len = 5;
+	m.thread = "first-epost";
+	m.answer_by_ms = SENT + 5 * 86400000LL;
+	m.att = att;
+	m.n_att = 2;
+	assert_int_equal(bv_content_message_new(CONV, "m1", SENT, &m, &c), 0);
+	assert_int_equal(c->kind, BV_CONTENT_EMAIL);
+	d = round_trip(c);
+	assert_int_equal(d->kind, BV_CONTENT_EMAIL);
+	assert_string_equal(d->subject, "Klage");
+	assert_string_equal(d->thread, "first-epost");
+	assert_int_equal(d->answer_by_ms, SENT + 5 * 86400000LL);
+	assert_string_equal(d->text, m.text);
+	assert_int_equal(d->n_att, 2);
+	assert_memory_equal(d->att, att, sizeof(att));
+	bv_content_free(d);
+	bv_content_free(c);
+	/* A new thread: no thread, no answer_by. */
+	m.thread = NULL;
+	m.answer_by_ms = 0;
+	m.n_att = 0;
+	assert_int_equal(bv_content_message_new(CONV, "m2", SENT, &m, &c), 0);
+	d = round_trip(c);
+	assert_string_equal(d->thread, "");
+	assert_int_equal(d->answer_by_ms, 0);
+	assert_null(d->att);
+	bv_content_free(d);
+	bv_content_free(c);
+	/* A text with attachments only. */
+	memset(&m, 0, sizeof(m));
+	m.text = "";
+	m.att = att;
+	m.n_att = 1;
+	assert_int_equal(bv_content_message_new(CONV, "m3", SENT, &m, &c), 0);
+	assert_int_equal(c->kind, BV_CONTENT_TEXT);
+	d = round_trip(c);
+	assert_int_equal(d->kind, BV_CONTENT_TEXT);
+	assert_int_equal(d->text_len, 0);
+	assert_int_equal(d->n_att, 1);
+	assert_string_equal(d->att[0].name, "brev.pdf");
+	bv_content_free(d);
+	bv_content_free(c);
+}
+
+static void
+test_email_limits(void **state)
+{
+	struct bv_content_attachment att[BV_CONTENT_ATTACHMENTS_MAX + 1];
+	char subject[BV_CONTENT_SUBJECT_MAX + 2];
+	struct bv_content_msg m;
+	struct bv_content *c = NULL, *d;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < BV_CONTENT_ATTACHMENTS_MAX + 1; i++)
+		fill_att(&att[i], "x.pdf");
+	memset(subject, 's', sizeof(subject));
+	subject[sizeof(subject) - 1] = '\0';
+	memset(&m, 0, sizeof(m));
+	m.text = "b";
+	m.text_len = 1;
+	m.subject = subject;
+	m.subject_len = BV_CONTENT_SUBJECT_MAX;
+	m.att = att;
+	m.n_att = BV_CONTENT_ATTACHMENTS_MAX;
+	/* The largest e-post encodes and decodes. */
+	for (i = 0; i < m.n_att; i++) {
+		memset(att[i].name, '"', BV_CONTENT_NAME_MAX);
+		att[i].name[BV_CONTENT_NAME_MAX] = '\0';
+	}
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c), 0);
+	d = round_trip(c);
+	assert_int_equal(d->n_att, BV_CONTENT_ATTACHMENTS_MAX);
+	bv_content_free(d);
+	bv_content_free(c);
+	c = NULL;
+	m.n_att++;
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_ETOOMANY);
+	m.n_att = 1;
+	m.subject_len = BV_CONTENT_SUBJECT_MAX + 1;
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_EFIELD);
+	m.subject_len = 0;
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_EFIELD);
+	m.subject = "a\nb";
+	m.subject_len = 3;
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_EFIELD);
+	m.subject = "ok";
+	m.subject_len = 2;
+	m.text_len = 0; /* an e-post has a body */
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_EFIELD);
+	m.text_len = 1;
+	m.thread = "not a message id";
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_EFIELD);
+	m.thread = NULL;
+	m.answer_by_ms = -1;
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_EFIELD);
+	m.answer_by_ms = 0;
+	/* Bad attachments. */
+	strcpy(att[0].name, "../etc/passwd");
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_EFIELD);
+	strcpy(att[0].name, "a\\b");
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_EFIELD);
+	strcpy(att[0].name, "a\033[2Jb");
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_EFIELD);
+	strcpy(att[0].name, "..");
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_EFIELD);
+	fill_att(&att[0], "ok.pdf");
+	strcpy(att[0].type, "text/html");
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_EFIELD);
+	fill_att(&att[0], "ok.pdf");
+	att[0].size = -1;
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_EFIELD);
+	fill_att(&att[0], "ok.pdf");
+	att[0].sha256[0] = 'A';
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_EFIELD);
+	fill_att(&att[0], "ok.pdf");
+	att[0].download[5] = '+';
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_EFIELD);
+	fill_att(&att[0], "ok.pdf");
+	/* thread and answer_by belong to e-posts. */
+	m.subject = NULL;
+	m.subject_len = 0;
+	m.answer_by_ms = SENT;
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_EFIELD);
+	m.answer_by_ms = 0;
+	m.n_att = 0;
+	m.text_len = 0; /* a text says something or carries something */
+	assert_int_equal(bv_content_message_new(CONV, "m", SENT, &m, &c),
+			 BV_EFIELD);
+	assert_null(c);
+}
+
+static void
+test_email_decode_errors(void **state)
+{
+	struct bv_content *c = NULL;
+
+	(void)state;
+	/* The minimal valid ones. */
+	assert_int_equal(decode_str(E(COMMON ",\"subject\":\"S\","
+					     "\"text\":\"b\""),
+				    &c),
+			 0);
+	assert_int_equal(c->kind, BV_CONTENT_EMAIL);
+	bv_content_free(c);
+	assert_int_equal(decode_str(T(COMMON ",\"text\":\"\","
+					     "\"attachments\":[" ATT("") "]"),
+				    &c),
+			 0);
+	assert_int_equal(c->n_att, 1);
+	assert_int_equal(c->att[0].size, 5);
+	assert_int_equal(c->att[0].key[31], 31);
+	bv_content_free(c);
+	/* e-post members. */
+	expect_decode_err(E(COMMON ",\"text\":\"b\""), BV_EFIELD);
+	expect_decode_err(E(COMMON ",\"subject\":\"\",\"text\":\"b\""),
+			  BV_EFIELD);
+	expect_decode_err(E(COMMON ",\"subject\":\"S\",\"text\":\"\""),
+			  BV_EFIELD);
+	expect_decode_err(E(COMMON ",\"subject\":\"a\\u001bb\",\"text\":\"b\""),
+			  BV_EFIELD);
+	expect_decode_err(E(COMMON ",\"subject\":5,\"text\":\"b\""), BV_EFIELD);
+	expect_decode_err(E(COMMON ",\"subject\":\"S\",\"text\":\"b\","
+				   "\"thread\":\"a b\""),
+			  BV_EFIELD);
+	expect_decode_err(E(COMMON ",\"subject\":\"S\",\"text\":\"b\","
+				   "\"thread\":null"),
+			  BV_EFIELD);
+	expect_decode_err(E(COMMON ",\"subject\":\"S\",\"text\":\"b\","
+				   "\"answer_by\":0"),
+			  BV_EFIELD);
+	expect_decode_err(E(COMMON ",\"subject\":\"S\",\"text\":\"b\","
+				   "\"answer_by\":\"tomorrow\""),
+			  BV_EFIELD);
+	expect_decode_err(E(COMMON ",\"subject\":\"S\",\"text\":\"b\","
+				   "\"answer_by\":253402300800000"),
+			  BV_EFIELD);
+	/* A text needs text or attachments. */
+	expect_decode_err(T(COMMON ",\"text\":\"\""), BV_EFIELD);
+	expect_decode_err(T(COMMON ",\"text\":\"\",\"attachments\":[]"),
+			  BV_EFIELD);
+	expect_decode_err(T(COMMON ",\"text\":\"x\",\"attachments\":{}"),
+			  BV_EFIELD);
+	/* Attachment members. */
+	expect_decode_err(T(COMMON ",\"text\":\"x\",\"attachments\":[5]"),
+			  BV_EFIELD);
+	expect_decode_err(T(COMMON ",\"text\":\"x\",\"attachments\":[{"
+				   "\"blob\":\"" BLOB "\"}]"),
+			  BV_EFIELD);
+	expect_decode_err(
+		T(COMMON
+		  ",\"text\":\"x\",\"attachments\":["
+		  "{\"blob\":\"" BLOB "\",\"download\":\"" DLCAP
+		  "\",\"key\":\"AAEC\",\"sha256\":\"" SHAHEX
+		  "\",\"size\":5,\"type\":\"image/png\",\"name\":\"a\"}]"),
+		BV_EFIELD);
+	expect_decode_err(
+		T(COMMON
+		  ",\"text\":\"x\",\"attachments\":["
+		  "{\"blob\":\"" BLOB "\",\"download\":\"" DLCAP
+		  "\",\"key\":\"" KEYB64 "\",\"sha256\":\"" SHAHEX
+		  "\",\"size\":-1,\"type\":\"image/png\",\"name\":\"a\"}]"),
+		BV_EFIELD);
+	expect_decode_err(T(COMMON
+			    ",\"text\":\"x\",\"attachments\":["
+			    "{\"blob\":\"" BLOB "\",\"download\":\"" DLCAP
+			    "\",\"key\":\"" KEYB64 "\",\"sha256\":\"" SHAHEX
+			    "\",\"size\":5,\"type\":\"image/svg+xml\","
+			    "\"name\":\"a\"}]"),
+			  BV_EFIELD);
+	expect_decode_err(T(COMMON
+			    ",\"text\":\"x\",\"attachments\":["
+			    "{\"blob\":\"" BLOB "\",\"download\":\"" DLCAP
+			    "\",\"key\":\"" KEYB64 "\",\"sha256\":\"" SHAHEX
+			    "\",\"size\":5,\"type\":\"image/png\","
+			    "\"name\":\"a/b\"}]"),
+			  BV_EFIELD);
+	expect_decode_err(T(COMMON
+			    ",\"text\":\"x\",\"attachments\":["
+			    "{\"blob\":\"" BLOB "\",\"download\":\"" DLCAP
+			    "\",\"key\":\"" KEYB64 "\",\"sha256\":\"" SHAHEX
+			    "\",\"size\":5,\"type\":\"image/png\","
+			    "\"name\":\"a\\u0007\"}]"),
+			  BV_EFIELD);
+	expect_decode_err(T(COMMON
+			    ",\"text\":\"x\",\"attachments\":["
+			    "{\"blob\":\"" BLOB "\",\"download\":\"short\""
+			    ",\"key\":\"" KEYB64 "\",\"sha256\":\"" SHAHEX
+			    "\",\"size\":5,\"type\":\"image/png\","
+			    "\"name\":\"a\"}]"),
+			  BV_EFIELD);
+	expect_decode_err(T(COMMON
+			    ",\"text\":\"x\",\"attachments\":["
+			    "{\"blob\":\"not-a-uuid\",\"download\":\"" DLCAP
+			    "\",\"key\":\"" KEYB64 "\",\"sha256\":\"" SHAHEX
+			    "\",\"size\":5,\"type\":\"image/png\","
+			    "\"name\":\"a\"}]"),
+			  BV_EFIELD);
+	expect_decode_err(
+		T(COMMON
+		  ",\"text\":\"x\",\"attachments\":[" ATT("") "," ATT("") "," ATT("") "," ATT("") "," ATT(
+			  "") "," ATT("") "," ATT("") "," ATT("") "," ATT("") "," ATT("") "," ATT("") "]"),
+		BV_ETOOMANY);
+}
+
+static void
+test_email_alloc_failures(void **state)
+{
+	struct bv_content_attachment att;
+	struct bv_content_msg m;
+	struct bv_content *c = NULL, *d = NULL;
+	uint8_t *buf = NULL;
+	size_t len;
+	long n;
+	int rc;
+
+	(void)state;
+	fill_att(&att, "a.pdf");
+	memset(&m, 0, sizeof(m));
+	m.text = "b";
+	m.text_len = 1;
+	m.subject = "S";
+	m.subject_len = 1;
+	m.att = &att;
+	m.n_att = 1;
+	for (n = 1;; n++) {
+		bv_alloc_fail_at(n);
+		rc = bv_content_message_new(CONV, "m", SENT, &m, &c);
+		bv_alloc_fail_at(0);
+		if (rc == 0)
+			break;
+		assert_int_equal(rc, BV_ENOMEM);
+		assert_null(c);
+	}
+	for (n = 1;; n++) {
+		bv_alloc_fail_at(n);
+		rc = bv_content_encode(c, &buf, &len);
+		bv_alloc_fail_at(0);
+		if (rc == 0)
+			break;
+		assert_int_equal(rc, BV_ENOMEM);
+	}
+	for (n = 1;; n++) {
+		bv_alloc_fail_at(n);
+		rc = bv_content_decode(buf, len, &d);
+		bv_alloc_fail_at(0);
+		if (rc == 0)
+			break;
+		assert_int_equal(rc, BV_ENOMEM);
+		assert_null(d);
+	}
+	bv_content_free(d);
+	bv_free(buf);
+	bv_content_free(c);
+}
+
 int
 main(void)
 {
@@ -856,6 +1206,10 @@ main(void)
 		cmocka_unit_test(test_decode_args),
 		cmocka_unit_test(test_constructor_args),
 		cmocka_unit_test(test_alloc_failures),
+		cmocka_unit_test(test_email_round_trip),
+		cmocka_unit_test(test_email_limits),
+		cmocka_unit_test(test_email_decode_errors),
+		cmocka_unit_test(test_email_alloc_failures),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

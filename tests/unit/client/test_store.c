@@ -162,7 +162,7 @@ img_body(const uint8_t *key, const uint8_t *img, size_t len, size_t *blen)
 
 	assert_true(len >= IMG_OVERHEAD);
 	assert_memory_equal(img, "BVSM", 4);
-	assert_int_equal(img[4], 1);
+	assert_int_equal(img[4], 2);
 	crypto_generichash(sum, 32, img, len - 32, NULL, 0);
 	assert_memory_equal(sum, img + len - 32, 32);
 	img_subkey(key, 2, kb);
@@ -748,6 +748,84 @@ test_journaled(void **state)
 	assert_string_equal(c.journal[2], "-");
 }
 
+struct att_rows {
+	int n;
+	int64_t seq[8];
+	int idx[8], state[8];
+	char rec[8][32];
+};
+
+static int
+att_cb(int64_t seq, int idx, int state, const uint8_t *rec, size_t len,
+       void *arg)
+{
+	struct att_rows *r = arg;
+
+	assert_true(r->n < 8 && len < sizeof(r->rec[0]));
+	r->seq[r->n] = seq;
+	r->idx[r->n] = idx;
+	r->state[r->n] = state;
+	memcpy(r->rec[r->n], rec, len);
+	r->rec[r->n][len] = '\0';
+	r->n++;
+	return 0;
+}
+
+/* Attachments (issue 7): by (seq, index), replaced as an upload goes on,
+ * only for entries of the history, surviving a reopen. */
+static void
+test_attachments(void **state)
+{
+	struct fixture *f = *state;
+	struct att_rows r;
+	int64_t s1 = 0, s2 = 0;
+
+	assert_int_equal(bv_store_history_append(
+				 f->s, "conv-a", BV_MSG_OUT, "me", 1, "a-1", 1,
+				 (const uint8_t *)"x", 1, BV_MSG_SENDING, &s1),
+			 0);
+	assert_int_equal(bv_store_history_append(
+				 f->s, "conv-a", BV_MSG_IN, "eve", 1, "a-2", 2,
+				 (const uint8_t *)"y", 1, BV_MSG_RECEIVED, &s2),
+			 0);
+	assert_int_equal(bv_store_attachment_put(f->s, s1, 1, 0,
+						 (const uint8_t *)"b", 1),
+			 0);
+	assert_int_equal(bv_store_attachment_put(f->s, s1, 0, 0,
+						 (const uint8_t *)"a", 1),
+			 0);
+	assert_int_equal(bv_store_attachment_put(f->s, s2, 3, 7, NULL, 0), 0);
+	assert_int_equal(bv_store_attachment_put(f->s, s1, 0, 2,
+						 (const uint8_t *)"a2", 2),
+			 0);
+	/* Not in the history, index or state out of range. */
+	assert_int_equal(bv_store_attachment_put(f->s, s2 + 10, 0, 0, NULL, 0),
+			 BV_EINVAL);
+	assert_int_equal(bv_store_attachment_put(f->s, s1, 10, 0, NULL, 0),
+			 BV_EINVAL);
+	assert_int_equal(bv_store_attachment_put(f->s, s1, 0, -1, NULL, 0),
+			 BV_EINVAL);
+	reopen(f);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(bv_store_attachments(f->s, 0, att_cb, &r), 0);
+	assert_int_equal(r.n, 3);
+	assert_int_equal(r.seq[0], s1);
+	assert_int_equal(r.idx[0], 0);
+	assert_int_equal(r.state[0], 2);
+	assert_string_equal(r.rec[0], "a2");
+	assert_int_equal(r.idx[1], 1);
+	assert_string_equal(r.rec[1], "b");
+	assert_int_equal(r.seq[2], s2);
+	assert_int_equal(r.idx[2], 3);
+	assert_int_equal(r.state[2], 7);
+	assert_string_equal(r.rec[2], "");
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(bv_store_attachments(f->s, s2, att_cb, &r), 0);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.idx[0], 3);
+	assert_int_equal(bv_store_attachments(f->s, 0, NULL, &r), BV_EINVAL);
+}
+
 /* Lists conversations into a struct collect: id, last seq, count in
  * state, last timestamp in body. */
 static int
@@ -1046,6 +1124,7 @@ test_migrate_v2(void **state)
 	assert_int_equal(sqlite3_exec(db,
 				      "DROP TABLE cases;"
 				      "DROP TABLE journaled;"
+				      "DROP TABLE attachments;"
 				      "PRAGMA user_version = 2;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
@@ -1068,7 +1147,7 @@ test_migrate_v2(void **state)
 						    -1, &st, NULL),
 				 SQLITE_OK);
 		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-		assert_int_equal(sqlite3_column_int(st, 0), 4);
+		assert_int_equal(sqlite3_column_int(st, 0), 5);
 		sqlite3_finalize(st);
 	}
 	sqlite3_close(db);
@@ -1569,7 +1648,7 @@ test_mem_damaged_image(void **state)
 	memcpy(bad, img, len);
 	bad[len] = 0;
 	expect_eio(f, bad, len + 1); /* a byte too many */
-	bad[4] = 2;
+	bad[4] = 3;
 	img_fix_sum(bad, len);
 	expect_eio(f, bad, len); /* a version we do not know */
 	memcpy(bad, img, len);
@@ -1822,8 +1901,11 @@ test_mem_hostile_body(void **state)
 	body_variant(&t, V_OK);
 	assert_int_equal(open_body(f, t.b, t.n), 0);
 	body = store_body(f, &blen);
-	assert_int_equal(blen, t.n);
+	/* body_variant() writes version 1 (no attachments table); it comes
+	 * back as version 2, the same with an empty attachments table. */
+	assert_int_equal(blen, t.n + 4);
 	assert_memory_equal(body, t.b, t.n);
+	assert_memory_equal(body + t.n, "\0\0\0\0", 4);
 	free(body);
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(bv_store_history_list(f->s, "c", 0, collect_cb, &c),
@@ -2274,6 +2356,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_crash_keeps_committed,
 						setup, teardown),
 #endif
+		cmocka_unit_test_setup_teardown(test_attachments, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_journaled, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_case_view, setup,
