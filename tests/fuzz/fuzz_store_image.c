@@ -3,12 +3,15 @@
  * fuzz_store_image.c: libFuzzer driver for the image parser of the memory
  * store (client-lib/src/store_mem.c). The input is the body of an image: it
  * is sealed here as store_mem.c seals (so that mutations reach the parser,
- * not just the MAC), preloaded and opened.
+ * not just the MAC), preloaded and opened: once as a version 1 image (no
+ * attachments table; what older widgets saved) and once as version 2.
  *
  * Beyond "no crash, no leak" it aborts when an open fails with anything but
  * BV_EIO, when an accepted body does not come back byte for byte from
- * bv_store_mem_image() (the format has one way to say each store), or when
- * the loaded store does not work: every table is walked and written once.
+ * bv_store_mem_image() (the format has one way to say each store; a
+ * version 1 body comes back as version 2 with an empty attachments table),
+ * or when the loaded store does not work: every table is walked and written
+ * once.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -41,7 +44,7 @@ static const uint8_t key[BV_STORE_KEY_LEN] = {
 };
 
 static uint8_t *
-seal(const uint8_t *body, size_t blen, size_t *len)
+seal(const uint8_t *body, size_t blen, int version, size_t *len)
 {
 	uint8_t kc[32], kb[32], *img;
 
@@ -51,7 +54,7 @@ seal(const uint8_t *body, size_t blen, size_t *len)
 	crypto_kdf_derive_from_key(kc, sizeof(kc), 1, "bvstmem1", key);
 	crypto_kdf_derive_from_key(kb, sizeof(kb), 2, "bvstmem1", key);
 	memcpy(img, "BVSM", 4);
-	img[4] = 1;
+	img[4] = (uint8_t)version;
 	randombytes_buf(img + IMG_NONCE_AT, crypto_secretbox_NONCEBYTES);
 	crypto_generichash(img + IMG_CHECK_AT, 32, img, IMG_CHECK_AT, kc,
 			   sizeof(kc));
@@ -94,6 +97,16 @@ history_cb(const struct bv_history_entry *e, void *arg)
 }
 
 static int
+attachment_cb(int64_t seq, int idx, int state, const uint8_t *rec, size_t len,
+	      void *arg)
+{
+	(void)arg;
+	CHECK(seq >= 1 && idx >= 0 && idx < BV_STORE_ATTACHMENTS_MAX);
+	CHECK(state >= 0 && (rec || len == 0));
+	return 0;
+}
+
+static int
 conversation_cb(const struct bv_conversation_entry *e, void *arg)
 {
 	CHECK(e->n_messages >= 1 && e->last_seq >= 1);
@@ -130,34 +143,55 @@ exercise(struct bv_store *s)
 	CHECK(bv_store_history_unsent(s, history_cb, NULL) == 0);
 	CHECK(bv_store_history_find(s, "m-1", history_cb, NULL) == 0);
 	CHECK(bv_store_cases(s, case_cb, NULL) == 0);
+	CHECK(bv_store_attachments(s, 0, attachment_cb, NULL) == 0);
 	CHECK(bv_store_prekey_remove_below(s, 0, 3) == 0);
 	CHECK(bv_store_session_delete_all(s, "alice", NULL) == 0);
 	CHECK(bv_store_history_append(s, "c", BV_MSG_OUT, "me", 1, "m-1", 1,
 				      NULL, 0, BV_MSG_SENDING, &seq) == 0);
 	CHECK(bv_store_history_list(s, "c", 0, history_cb, NULL) == 0);
+	CHECK(bv_store_attachment_put(s, seq, 0, 1, NULL, 0) == 0);
+}
+
+/* Opens body sealed as version; accepted, it must come back as written
+ * (expect: the version 2 body it stands for) and work. */
+static void
+try_version(const char *path, const uint8_t *body, size_t size, int version,
+	    const uint8_t *expect, size_t expect_len)
+{
+	struct bv_store *s = NULL;
+	uint8_t *img;
+	size_t len;
+	int rc;
+
+	img = seal(body, size, version, &len);
+	CHECK(bv_store_mem_preload(path, img, len) == 0);
+	free(img);
+	rc = bv_store_open(path, key, &s);
+	CHECK(rc == 0 || rc == BV_EIO);
+	if (rc == 0) {
+		check_written_back(path, expect, expect_len);
+		exercise(s);
+		bv_store_close(s);
+	}
+	CHECK(bv_store_mem_preload(path, NULL, 0) == 0);
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char path[] = "fuzz-store";
-	struct bv_store *s = NULL;
-	uint8_t *img;
-	size_t len;
-	int rc;
+	uint8_t *v2;
 
 	if (size > 1024 * 1024 || sodium_init() < 0)
 		return 0;
-	img = seal(data, size, &len);
-	CHECK(bv_store_mem_preload(path, img, len) == 0);
-	free(img);
-	rc = bv_store_open(path, key, &s);
-	CHECK(rc == 0 || rc == BV_EIO);
-	if (rc == 0) {
-		check_written_back(path, data, size);
-		exercise(s);
-		bv_store_close(s);
-	}
-	CHECK(bv_store_mem_preload(path, NULL, 0) == 0);
+	/* Version 1: the same body and an attachments table of no rows. */
+	v2 = malloc(size + 4);
+	CHECK(v2);
+	if (size)
+		memcpy(v2, data, size);
+	memset(v2 + size, 0, 4);
+	try_version(path, data, size, 1, v2, size + 4);
+	free(v2);
+	try_version(path, data, size, 2, data, size);
 	return 0;
 }
