@@ -1033,10 +1033,11 @@ test_blobs(void **state)
 	assert_int_equal(bv_wire_build_blob_create(7, CONV, 123456, sha, &s),
 			 0);
 	assert_string_equal(
-		s, "{\"id\":7,\"op\":\"blob_create\",\"conversation\":\"" CONV
-		   "\",\"size\":123456,\"sha256\":"
-		   "\"0009121b242d363f48515a636c757e879099a2abb4bdc6cfd8e1eaf3fc"
-		   "050e17\"}");
+		s,
+		"{\"id\":7,\"op\":\"blob_create\",\"conversation\":\"" CONV
+		"\",\"size\":123456,\"sha256\":"
+		"\"0009121b242d363f48515a636c757e879099a2abb4bdc6cfd8e1eaf3fc"
+		"050e17\"}");
 	bv_free(s);
 	s = NULL;
 	assert_int_equal(bv_wire_build_blob_create(7, CONV, 0, sha, &s),
