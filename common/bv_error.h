@@ -43,9 +43,13 @@
 	XX(ERATE, -34, 1, "rate limit exceeded")                               \
 	XX(ENOKEYS, -35, 0, "device has no signed prekey")                     \
 	XX(EPREKEY_LIMIT, -36, 0, "one-time prekey stock would exceed limit")  \
+	XX(EBLOB_SIZE, -37, 0, "attachment larger than the relay takes")       \
+	XX(EQUOTA, -38, 0, "the municipality's attachment storage is full")    \
+	XX(EBLOB, -39, 0, "upload does not match what was announced")          \
 	XX(EUNAVAILABLE, -40, 1, "database unavailable")                       \
 	XX(ESHUTDOWN, -41, 1, "relay is shutting down")                        \
 	XX(EBUSY, -42, 1, "too many requests in flight")                       \
+	XX(ENOBLOB, -43, 0, "no such attachment, or not yours to fetch")       \
 	XX(EUNTRUSTED, -50, 0,                                                 \
 	   "a recipient's identity key changed and is not accepted yet")       \
 	XX(EUNDECRYPTABLE, -51, 0,                                             \

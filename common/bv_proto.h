@@ -45,10 +45,13 @@ enum bv_op {
 	BV_OP_PING,
 	BV_OP_CASES,
 	BV_OP_CONVERSATION_CREATE,
+	BV_OP_BLOB_CREATE,
+	BV_OP_BLOBS_JOURNALED,
 	BV_OP__COUNT, /* not an op: the number of them */
 };
 
 #define BV_CONVERSATION_MEMBERS_MAX 20 /* citizens in one conversation_create */
+#define BV_BLOBS_JOURNALED_MAX	    100 /* blob ids in one blobs_journaled */
 
 struct bv_prekey {
 	uint32_t id;
@@ -112,6 +115,15 @@ struct bv_request {
 			size_t n_members;
 			char members[BV_CONVERSATION_MEMBERS_MAX][37];
 		} conversation_create;
+		struct {
+			char conversation[37];
+			int64_t size; /* as sent; the relay checks the range */
+			uint8_t sha256[32];
+		} blob_create;
+		struct {
+			size_t n;
+			char (*blobs)[37]; /* owned by the request */
+		} blobs_journaled;
 	} u;
 };
 

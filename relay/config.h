@@ -40,6 +40,10 @@ struct relay_config {
 	unsigned invite_max_ttl_s;
 	unsigned invite_failures_per_hour; /* per client address */
 	char *client_ip_header;		   /* "" = the TCP peer's address */
+	unsigned max_blob_bytes;	   /* largest attachment (blob.c) */
+	unsigned blob_upload_ttl_s;	   /* an upload's deadline */
+	unsigned blob_sweep_interval_s;
+	unsigned blob_stall_timeout_s; /* an upload's relay presumed dead */
 };
 
 /* Sets every field to its documented default (strings are allocated). */
