@@ -506,6 +506,17 @@ up_step(struct blob_http *h)
 			h->deleted = 1; /* left to the sweep */
 			upload_unlist(h);
 		}
+		/*
+		 * A body of an acceptable length is read (and dropped) to its
+		 * end before the answer: closing on unread bytes makes the
+		 * kernel reset the connection, and the client may lose the
+		 * answer with it.
+		 */
+		if (h->wsi && !h->answered && !h->body_done && h->has_length &&
+		    !h->chunked && h->length <= h->r->cfg->max_blob_bytes) {
+			resume_rx(h);
+			return;
+		}
 		if (!h->answered) {
 			h->r->bs.uploads_failed++;
 			if (h->fail_code == BV_EBLOB && h->fail_status == 400)
