@@ -656,6 +656,9 @@ put_begin(struct blob_http *h)
 			 WSI_TOKEN_HTTP_CONTENT_LENGTH);
 	if (n > 0 && blob_length(num, &h->length) == 0)
 		h->has_length = 1;
+	/* lws announces no completion of a body that has no bytes. */
+	if (h->has_length && h->length == 0)
+		h->body_done = 1;
 	h->md = EVP_MD_CTX_new();
 	h->chunk = bv_malloc(BLOB_CHUNK_BYTES);
 	if (!h->md || !h->chunk ||

@@ -440,6 +440,13 @@ t_round_trip(void **state)
 	       "upload %d sends, mean %.1f ms, max %lld ms\n",
 	       idle_sum / 9.0, (long long)idle_max, n_busy,
 	       n_busy ? (double)busy_sum / n_busy : 0.0, (long long)busy_max);
+	/* Gone again, so that the final pg_dump stays small. */
+	assert_int_equal(rows("WITH d AS (DELETE FROM blobs WHERE id = "
+			      "$1::uuid RETURNING 1) SELECT count(*) - 1 "
+			      "FROM d",
+			      b.id),
+			 0);
+	assert_int_equal(blob_rows(b.id), 0);
 	free(buf);
 }
 
@@ -551,6 +558,12 @@ t_bad_uploads(void **state)
 				   0, -1, 0, &a),
 			 413);
 	assert_string_equal(code_of(&a), "BV_EBLOB_SIZE");
+	answer_free(&a);
+	assert_int_equal(blob_rows(b.id), 0);
+
+	/* An empty body: 413 at once, nothing left. */
+	create(ac, body, 1000, NULL, &b);
+	assert_int_equal(put(env.relay.port, b.id, b.up, body, 0, &a), 413);
 	answer_free(&a);
 	assert_int_equal(blob_rows(b.id), 0);
 
