@@ -16,6 +16,7 @@
 #include "audit.h"
 #include "bv_error.h"
 #include "bv_util.h"
+#include "blob.h"
 #include "fagapi.h"
 #include "invite.h"
 #include "migrate.h"
@@ -168,6 +169,8 @@ run_relay(struct relay_config *cfg)
 	if (rc == 0)
 		rc = notifyset_prepare(&r);
 	if (rc == 0)
+		rc = blob_start(&r);
+	if (rc == 0)
 		rc = invites_start(&r);
 	if (rc == 0)
 		rc = server_start(&r);
@@ -181,6 +184,7 @@ run_relay(struct relay_config *cfg)
 	bv_log(BV_LOG_NOTICE, "stopped");
 out:
 	server_destroy(&r);
+	blob_stop(&r);
 	db_free(r.dbw);
 	db_free(r.dbr);
 	devcache_clear(&r);
@@ -194,6 +198,7 @@ out:
 	uv_run(&loop, UV_RUN_DEFAULT);
 	server_finish(&r);
 	uv_run(&loop, UV_RUN_DEFAULT);
+	blob_free(&r);
 	uv_loop_close(&loop);
 	return rc < 0 ? 1 : 0;
 }

@@ -12,6 +12,7 @@
 
 #include "bv_error.h"
 #include "bv_token.h"
+#include "blob.h"
 #include "bv_util.h"
 #include "devset.h"
 #include "invite.h"
@@ -1831,6 +1832,12 @@ ops_frame(struct conn *c, const char *buf, size_t len)
 		break;
 	case BV_OP_NOTIFY_SET:
 		op_notify_set(c, req);
+		break;
+	case BV_OP_BLOB_CREATE:
+		op_blob_create(c, req);
+		break;
+	case BV_OP_BLOBS_JOURNALED:
+		op_blobs_journaled(c, req);
 		break;
 	default:
 		ops_reply_error(c, req->id, BV_EOP, NULL);

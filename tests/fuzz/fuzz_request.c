@@ -97,6 +97,15 @@ check_request(const struct bv_request *r, const struct bv_limits *lim)
 		CHECK(r->u.conversation_create.n_members <=
 		      BV_CONVERSATION_MEMBERS_MAX);
 		break;
+	case BV_OP_BLOB_CREATE:
+		CHECK(bv_uuid_valid(r->u.blob_create.conversation));
+		break;
+	case BV_OP_BLOBS_JOURNALED:
+		CHECK(r->u.blobs_journaled.n >= 1 &&
+		      r->u.blobs_journaled.n <= BV_BLOBS_JOURNALED_MAX);
+		for (len = 0; len < r->u.blobs_journaled.n; len++)
+			CHECK(bv_uuid_valid(r->u.blobs_journaled.blobs[len]));
+		break;
 	case BV_OP_KEYS_COUNT:
 	case BV_OP_PING:
 		break;

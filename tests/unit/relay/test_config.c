@@ -68,6 +68,10 @@ static const struct {
 	{"smtp_url", ""},
 	{"smtp_from", ""},
 	{"smtp_credentials_file", ""},
+	{"max_blob_bytes", "26214400"},
+	{"blob_upload_ttl_s", "3600"},
+	{"blob_sweep_interval_s", "60"},
+	{"blob_stall_timeout_s", "30"},
 };
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
 
@@ -530,7 +534,7 @@ test_protocol_limits(void **state)
 		}
 	}
 	fclose(f);
-	assert_int_equal(rows, 15);
+	assert_int_equal(rows, 17);
 }
 
 static void
