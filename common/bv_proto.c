@@ -651,319 +651,317 @@ parse_notify_set(struct parse *p, json_t *root, struct bv_request *r)
 	}
 	if (!any)
 		return fail(p, BV_EFIELD, "channel");
-	/* A digit or a lower-case hex letter's value, or -1. */
-	static int hex_value(char c)
-	{
-		if (c >= '0' && c <= '9')
-			return c - '0';
-		if (c >= 'a' && c <= 'f')
-			return c - 'a' + 10;
-		return -1;
-	}
+	return 0;
+}
 
-	static int parse_blob_create(struct parse * p, json_t * root,
-				     struct bv_request * r)
-	{
-		json_int_t size;
-		const char *hex;
-		size_t i, len;
-		int rc;
+/* A digit or a lower-case hex letter's value, or -1. */
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
 
-		rc = get_uuid(p, root, "", "conversation",
-			      r->u.blob_create.conversation);
-		if (rc < 0)
-			return rc;
-		/* Any integer: the relay answers BV_EBLOB_SIZE outside 1 … max. */
-		rc = get_int(p, root, "", "size", INT64_MIN, INT64_MAX, 0,
-			     &size);
-		if (rc < 0)
-			return rc;
-		r->u.blob_create.size = size;
-		rc = get_str(p, root, "", "sha256", 64, &hex, &len);
-		if (rc < 0)
-			return rc;
-		if (len != 64)
+static int
+parse_blob_create(struct parse *p, json_t *root, struct bv_request *r)
+{
+	json_int_t size;
+	const char *hex;
+	size_t i, len;
+	int rc;
+
+	rc = get_uuid(p, root, "", "conversation",
+		      r->u.blob_create.conversation);
+	if (rc < 0)
+		return rc;
+	/* Any integer: the relay answers BV_EBLOB_SIZE outside 1 … max. */
+	rc = get_int(p, root, "", "size", INT64_MIN, INT64_MAX, 0, &size);
+	if (rc < 0)
+		return rc;
+	r->u.blob_create.size = size;
+	rc = get_str(p, root, "", "sha256", 64, &hex, &len);
+	if (rc < 0)
+		return rc;
+	if (len != 64)
+		return fail(p, BV_EFIELD, "sha256");
+	for (i = 0; i < 32; i++) {
+		int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
 			return fail(p, BV_EFIELD, "sha256");
-		for (i = 0; i < 32; i++) {
-			int hi = hex_value(hex[2 * i]),
-			    lo = hex_value(hex[2 * i + 1]);
-
-			if (hi < 0 || lo < 0)
-				return fail(p, BV_EFIELD, "sha256");
-			r->u.blob_create.sha256[i] = (uint8_t)(hi << 4 | lo);
-		}
-		return 0;
+		r->u.blob_create.sha256[i] = (uint8_t)(hi << 4 | lo);
 	}
+	return 0;
+}
 
-	static int parse_blobs_journaled(struct parse * p, json_t * root,
-					 struct bv_request * r)
+static int
+parse_blobs_journaled(struct parse *p, json_t *root, struct bv_request *r)
+{
+	json_t *arr = json_object_get(root, "blobs"), *b;
+	size_t i, n;
+
+	if (!json_is_array(arr) || json_array_size(arr) == 0)
+		return fail(p, BV_EFIELD, "blobs");
+	n = json_array_size(arr);
+	if (n > BV_BLOBS_JOURNALED_MAX)
+		return fail(p, BV_ETOOMANY, "blobs");
+	r->u.blobs_journaled.blobs =
+		bv_calloc(n, sizeof(*r->u.blobs_journaled.blobs));
+	if (!r->u.blobs_journaled.blobs)
+		return fail(p, BV_ENOMEM, NULL);
+	json_array_foreach(arr, i, b)
 	{
-		json_t *arr = json_object_get(root, "blobs"), *b;
-		size_t i, n;
-
-		if (!json_is_array(arr) || json_array_size(arr) == 0)
-			return fail(p, BV_EFIELD, "blobs");
-		n = json_array_size(arr);
-		if (n > BV_BLOBS_JOURNALED_MAX)
-			return fail(p, BV_ETOOMANY, "blobs");
-		r->u.blobs_journaled.blobs =
-			bv_calloc(n, sizeof(*r->u.blobs_journaled.blobs));
-		if (!r->u.blobs_journaled.blobs)
-			return fail(p, BV_ENOMEM, NULL);
-		json_array_foreach(arr, i, b)
-		{
-			if (!json_is_string(b) ||
-			    json_string_length(b) != BV_UUID_LEN ||
-			    !bv_uuid_valid(json_string_value(b)))
-				return fail(p, BV_EFIELD, "blobs[%zu]", i);
-			memcpy(r->u.blobs_journaled.blobs[i],
-			       json_string_value(b), BV_UUID_LEN + 1);
-		}
-		r->u.blobs_journaled.n = n;
-		return 0;
+		if (!json_is_string(b) ||
+		    json_string_length(b) != BV_UUID_LEN ||
+		    !bv_uuid_valid(json_string_value(b)))
+			return fail(p, BV_EFIELD, "blobs[%zu]", i);
+		memcpy(r->u.blobs_journaled.blobs[i], json_string_value(b),
+		       BV_UUID_LEN + 1);
 	}
+	r->u.blobs_journaled.n = n;
+	return 0;
+}
 
-	static int parse_response(struct parse * p, json_t * root,
-				  struct bv_request * r)
-	{
-		json_t *ok = json_object_get(root, "ok");
-		json_t *error = json_object_get(root, "error");
+static int
+parse_response(struct parse *p, json_t *root, struct bv_request *r)
+{
+	json_t *ok = json_object_get(root, "ok");
+	json_t *error = json_object_get(root, "error");
 
-		if (ok && error)
-			return fail(p, BV_EFIELD, "error");
-		if (ok && !json_is_object(ok))
-			return fail(p, BV_EFIELD, "ok");
-		if (error && !json_is_object(error))
-			return fail(p, BV_EFIELD, "error");
-		r->op = BV_OP_RESPONSE;
-		r->u.response.is_error = error != NULL;
-		return 0;
-	}
+	if (ok && error)
+		return fail(p, BV_EFIELD, "error");
+	if (ok && !json_is_object(ok))
+		return fail(p, BV_EFIELD, "ok");
+	if (error && !json_is_object(error))
+		return fail(p, BV_EFIELD, "error");
+	r->op = BV_OP_RESPONSE;
+	r->u.response.is_error = error != NULL;
+	return 0;
+}
 
-	/*
+/*
  * jansson sets no error text when an allocation fails in most of its
  * parser (and reports a few as syntax errors, which we cannot tell apart);
  * every syntax error sets one.
  */
-	static int json_oom(const json_error_t *jerr)
-	{
-		return jerr->text[0] == '\0' ||
-		       json_error_code(jerr) == json_error_out_of_memory;
-	}
+static int
+json_oom(const json_error_t *jerr)
+{
+	return jerr->text[0] == '\0' ||
+	       json_error_code(jerr) == json_error_out_of_memory;
+}
 
-	static const struct {
-		const char *name;
-		enum bv_op op;
-		int (*parse)(struct parse *p, json_t *root,
-			     struct bv_request *r);
-	} ops[] = {
-		{"auth", BV_OP_AUTH, parse_auth},
-		{"enroll", BV_OP_ENROLL, parse_enroll},
-		{"keys_put", BV_OP_KEYS_PUT, parse_keys_put},
-		{"keys_get", BV_OP_KEYS_GET, parse_keys_get},
-		{"keys_count", BV_OP_KEYS_COUNT, NULL},
-		{"send", BV_OP_SEND, parse_send},
-		{"ping", BV_OP_PING, NULL},
-		{"cases", BV_OP_CASES, parse_cases},
-		{"conversation_create", BV_OP_CONVERSATION_CREATE,
-		 parse_conversation_create},
-		{"notify_set", BV_OP_NOTIFY_SET, parse_notify_set},
-		{"blob_create", BV_OP_BLOB_CREATE, parse_blob_create},
-		{"blobs_journaled", BV_OP_BLOBS_JOURNALED,
-		 parse_blobs_journaled},
-	};
+static const struct {
+	const char *name;
+	enum bv_op op;
+	int (*parse)(struct parse *p, json_t *root, struct bv_request *r);
+} ops[] = {
+	{"auth", BV_OP_AUTH, parse_auth},
+	{"enroll", BV_OP_ENROLL, parse_enroll},
+	{"keys_put", BV_OP_KEYS_PUT, parse_keys_put},
+	{"keys_get", BV_OP_KEYS_GET, parse_keys_get},
+	{"keys_count", BV_OP_KEYS_COUNT, NULL},
+	{"send", BV_OP_SEND, parse_send},
+	{"ping", BV_OP_PING, NULL},
+	{"cases", BV_OP_CASES, parse_cases},
+	{"conversation_create", BV_OP_CONVERSATION_CREATE,
+	 parse_conversation_create},
+	{"notify_set", BV_OP_NOTIFY_SET, parse_notify_set},
+	{"blob_create", BV_OP_BLOB_CREATE, parse_blob_create},
+	{"blobs_journaled", BV_OP_BLOBS_JOURNALED, parse_blobs_journaled},
+};
 
-	static int parse_root(struct parse * p, json_t * root,
-			      struct bv_request * r)
-	{
-		json_int_t id;
-		json_t *op;
-		size_t i;
-		int rc;
+static int
+parse_root(struct parse *p, json_t *root, struct bv_request *r)
+{
+	json_int_t id;
+	json_t *op;
+	size_t i;
+	int rc;
 
-		rc = get_int(p, root, "", "id", 1, BV_ID_MAX, 0, &id);
-		if (rc < 0)
-			return rc;
-		r->id = id;
-		p->err->id = id;
-
-		if (json_object_get(root, "ok") ||
-		    json_object_get(root, "error"))
-			return parse_response(p, root, r);
-
-		op = json_object_get(root, "op");
-		if (!json_is_string(op))
-			return fail(p, BV_EFIELD, "op");
-		for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-			if (strcmp(json_string_value(op), ops[i].name) != 0)
-				continue;
-			r->op = ops[i].op;
-			return ops[i].parse ? ops[i].parse(p, root, r) : 0;
-		}
-		return fail(p, BV_EOP, "op");
-	}
-
-	int bv_request_parse(
-		const char *buf, size_t len, const struct bv_limits *lim,
-		struct bv_request **out, struct bv_parse_error *err)
-	{
-		struct bv_parse_error local;
-		struct bv_limits defaults;
-		struct bv_request *r = NULL;
-		struct parse p;
-		json_error_t jerr;
-		json_t *root = NULL;
-		int rc;
-
-		if (!err)
-			err = &local;
-		err->code = 0;
-		err->id = -1;
-		err->field[0] = '\0';
-		if (!lim) {
-			bv_limits_default(&defaults);
-			lim = &defaults;
-		}
-		p.lim = lim;
-		p.err = err;
-
-		if (!buf || !out) {
-			rc = fail(&p, BV_EINVAL, NULL);
-			goto out;
-		}
-		/* Before parsing, so an oversized frame costs nothing. */
-		if (len > lim->max_frame_bytes) {
-			rc = fail(&p, BV_EFRAME, NULL);
-			goto out;
-		}
-		root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-		if (!root) {
-			rc = fail(&p, json_oom(&jerr) ? BV_ENOMEM : BV_EJSON,
-				  NULL);
-			goto out;
-		}
-		if (!json_is_object(root)) {
-			rc = fail(&p, BV_EJSON, NULL);
-			goto out;
-		}
-		r = bv_calloc(1, sizeof(*r));
-		if (!r) {
-			rc = fail(&p, BV_ENOMEM, NULL);
-			goto out;
-		}
-		rc = parse_root(&p, root, r);
-		if (rc < 0)
-			goto out;
-		*out = r;
-		r = NULL;
-	out:
-		bv_request_free(r);
-		json_decref(root);
+	rc = get_int(p, root, "", "id", 1, BV_ID_MAX, 0, &id);
+	if (rc < 0)
 		return rc;
+	r->id = id;
+	p->err->id = id;
+
+	if (json_object_get(root, "ok") || json_object_get(root, "error"))
+		return parse_response(p, root, r);
+
+	op = json_object_get(root, "op");
+	if (!json_is_string(op))
+		return fail(p, BV_EFIELD, "op");
+	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		if (strcmp(json_string_value(op), ops[i].name) != 0)
+			continue;
+		r->op = ops[i].op;
+		return ops[i].parse ? ops[i].parse(p, root, r) : 0;
 	}
+	return fail(p, BV_EOP, "op");
+}
 
-	void bv_request_free(struct bv_request * r)
-	{
-		size_t i;
+int
+bv_request_parse(const char *buf, size_t len, const struct bv_limits *lim,
+		 struct bv_request **out, struct bv_parse_error *err)
+{
+	struct bv_parse_error local;
+	struct bv_limits defaults;
+	struct bv_request *r = NULL;
+	struct parse p;
+	json_error_t jerr;
+	json_t *root = NULL;
+	int rc;
 
-		if (!r)
-			return;
-		switch (r->op) {
-		case BV_OP_ENROLL:
-			if (r->u.enroll.token) {
-				bv_wipe(r->u.enroll.token,
-					strlen(r->u.enroll.token));
-				bv_free(r->u.enroll.token);
-			}
-			break;
-		case BV_OP_KEYS_PUT:
-			bv_free(r->u.keys_put.one_time);
-			break;
-		case BV_OP_BLOBS_JOURNALED:
-			bv_free(r->u.blobs_journaled.blobs);
-			break;
-		case BV_OP_SEND:
-			for (i = 0; i < r->u.send.n_envelopes; i++)
-				bv_free(r->u.send.envelopes[i].body);
-			bv_free(r->u.send.envelopes);
-			break;
-		default:
-			break;
+	if (!err)
+		err = &local;
+	err->code = 0;
+	err->id = -1;
+	err->field[0] = '\0';
+	if (!lim) {
+		bv_limits_default(&defaults);
+		lim = &defaults;
+	}
+	p.lim = lim;
+	p.err = err;
+
+	if (!buf || !out) {
+		rc = fail(&p, BV_EINVAL, NULL);
+		goto out;
+	}
+	/* Before parsing, so an oversized frame costs nothing. */
+	if (len > lim->max_frame_bytes) {
+		rc = fail(&p, BV_EFRAME, NULL);
+		goto out;
+	}
+	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		rc = fail(&p, json_oom(&jerr) ? BV_ENOMEM : BV_EJSON, NULL);
+		goto out;
+	}
+	if (!json_is_object(root)) {
+		rc = fail(&p, BV_EJSON, NULL);
+		goto out;
+	}
+	r = bv_calloc(1, sizeof(*r));
+	if (!r) {
+		rc = fail(&p, BV_ENOMEM, NULL);
+		goto out;
+	}
+	rc = parse_root(&p, root, r);
+	if (rc < 0)
+		goto out;
+	*out = r;
+	r = NULL;
+out:
+	bv_request_free(r);
+	json_decref(root);
+	return rc;
+}
+
+void
+bv_request_free(struct bv_request *r)
+{
+	size_t i;
+
+	if (!r)
+		return;
+	switch (r->op) {
+	case BV_OP_ENROLL:
+		if (r->u.enroll.token) {
+			bv_wipe(r->u.enroll.token, strlen(r->u.enroll.token));
+			bv_free(r->u.enroll.token);
 		}
-		bv_free(r);
+		break;
+	case BV_OP_KEYS_PUT:
+		bv_free(r->u.keys_put.one_time);
+		break;
+	case BV_OP_BLOBS_JOURNALED:
+		bv_free(r->u.blobs_journaled.blobs);
+		break;
+	case BV_OP_SEND:
+		for (i = 0; i < r->u.send.n_envelopes; i++)
+			bv_free(r->u.send.envelopes[i].body);
+		bv_free(r->u.send.envelopes);
+		break;
+	default:
+		break;
 	}
+	bv_free(r);
+}
 
-	/* Joins "bvchat.v1 <what>" and the lines with single newlines. */
-	static char *join_lines(const char *what, const char *a, const char *b,
-				const char *c)
-	{
-		size_t n;
-		char *s;
+/* Joins "bvchat.v1 <what>" and the lines with single newlines. */
+static char *
+join_lines(const char *what, const char *a, const char *b, const char *c)
+{
+	size_t n;
+	char *s;
 
-		n = strlen("bvchat.v1 ") + strlen(what) + 1 + strlen(a) + 1 +
-		    strlen(b) + (c ? 1 + strlen(c) : 0) + 1;
-		s = bv_malloc(n);
-		if (!s)
-			return NULL;
-		if (c)
-			snprintf(s, n, "bvchat.v1 %s\n%s\n%s\n%s", what, a, b,
-				 c);
-		else
-			snprintf(s, n, "bvchat.v1 %s\n%s\n%s", what, a, b);
-		return s;
-	}
+	n = strlen("bvchat.v1 ") + strlen(what) + 1 + strlen(a) + 1 +
+	    strlen(b) + (c ? 1 + strlen(c) : 0) + 1;
+	s = bv_malloc(n);
+	if (!s)
+		return NULL;
+	if (c)
+		snprintf(s, n, "bvchat.v1 %s\n%s\n%s\n%s", what, a, b, c);
+	else
+		snprintf(s, n, "bvchat.v1 %s\n%s\n%s", what, a, b);
+	return s;
+}
 
-	char *bv_auth_message(const char *nonce_b64, const char *account,
-			      uint32_t device)
-	{
-		char dev[16];
+char *
+bv_auth_message(const char *nonce_b64, const char *account, uint32_t device)
+{
+	char dev[16];
 
-		if (!nonce_b64 || !account)
-			return NULL;
-		snprintf(dev, sizeof(dev), "%u", (unsigned)device);
-		return join_lines("auth", nonce_b64, account, dev);
-	}
+	if (!nonce_b64 || !account)
+		return NULL;
+	snprintf(dev, sizeof(dev), "%u", (unsigned)device);
+	return join_lines("auth", nonce_b64, account, dev);
+}
 
-	char *bv_enroll_message(const char *nonce_b64, const char *token)
-	{
-		if (!nonce_b64 || !token)
-			return NULL;
-		return join_lines("enroll", nonce_b64, token, NULL);
-	}
+char *
+bv_enroll_message(const char *nonce_b64, const char *token)
+{
+	if (!nonce_b64 || !token)
+		return NULL;
+	return join_lines("enroll", nonce_b64, token, NULL);
+}
 
-	char *bv_error_frame(int64_t id, int code, void *details)
-	{
-		json_t *root = NULL, *error = NULL, *det = details;
-		char *dump = NULL, *s = NULL;
-		void (*jfree)(void *) = NULL;
+char *
+bv_error_frame(int64_t id, int code, void *details)
+{
+	json_t *root = NULL, *error = NULL, *det = details;
+	char *dump = NULL, *s = NULL;
+	void (*jfree)(void *) = NULL;
 
-		if (det && !json_is_object(det))
-			goto out;
-		error = json_pack("{s:s, s:i, s:b, s:s}", "code",
-				  bv_errname(code), "errno", code, "retryable",
-				  bv_err_retryable(code), "message",
-				  bv_strerror(code));
-		if (!error)
-			goto out;
-		/* Details add members; they can never overwrite code or errno. */
-		if (det && json_object_update_missing(error, det) < 0)
-			goto out;
-		root = json_object();
-		if (!root ||
-		    json_object_set_new(root, "id",
-					id < 0 ? json_null()
-					       : json_integer(id)) < 0 ||
-		    json_object_set(root, "error", error) < 0)
-			goto out;
-		dump = json_dumps(root, JSON_COMPACT);
-		if (!dump)
-			goto out;
-		/* A copy from our allocator, whatever jansson was told to use. */
-		s = bv_strdup(dump);
-		json_get_alloc_funcs(NULL, &jfree);
-		jfree(dump);
-	out:
-		json_decref(error);
-		json_decref(root);
-		return s;
-	}
+	if (det && !json_is_object(det))
+		goto out;
+	error = json_pack("{s:s, s:i, s:b, s:s}", "code", bv_errname(code),
+			  "errno", code, "retryable", bv_err_retryable(code),
+			  "message", bv_strerror(code));
+	if (!error)
+		goto out;
+	/* Details add members; they can never overwrite code or errno. */
+	if (det && json_object_update_missing(error, det) < 0)
+		goto out;
+	root = json_object();
+	if (!root ||
+	    json_object_set_new(root, "id",
+				id < 0 ? json_null() : json_integer(id)) < 0 ||
+	    json_object_set(root, "error", error) < 0)
+		goto out;
+	dump = json_dumps(root, JSON_COMPACT);
+	if (!dump)
+		goto out;
+	/* A copy from our allocator, whatever jansson was told to use. */
+	s = bv_strdup(dump);
+	json_get_alloc_funcs(NULL, &jfree);
+	jfree(dump);
+out:
+	json_decref(error);
+	json_decref(root);
+	return s;
+}

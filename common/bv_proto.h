@@ -128,17 +128,17 @@ struct bv_request {
 			uint8_t p256dh[BV_WEBPUSH_P256DH_LEN];
 			uint8_t auth[BV_WEBPUSH_AUTH_LEN];
 		} notify_set;
-		char conversation[37];
-		int64_t size; /* as sent; the relay checks the range */
-		uint8_t sha256[32];
-	} blob_create;
-	struct {
-		size_t n;
-		char (*blobs)[37]; /* owned by the request */
-	} blobs_journaled;
-} u;
-}
-;
+		struct {
+			char conversation[37];
+			int64_t size; /* as sent; the relay checks the range */
+			uint8_t sha256[32];
+		} blob_create;
+		struct {
+			size_t n;
+			char (*blobs)[37]; /* owned by the request */
+		} blobs_journaled;
+	} u;
+};
 
 /* Why a frame was refused: the code, the request id if one could be read
  * (else -1), and the offending field's name ("" if none). */

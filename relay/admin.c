@@ -888,13 +888,10 @@ static const struct sql_cmd sql_cmds[] = {
 static const char usage_cases[] =
 	"usage: bvchat-relay admin tenant-set --tenant UUID [--org-number N]\n"
 	"           [--office-days mon-fri] [--open HH:MM] [--close HH:MM]\n"
-	"           [--out-of-hours-phone NUMBER] [--email-answer-days N]
-	"
+	"           [--out-of-hours-phone NUMBER] [--email-answer-days N]\n"
 	"       bvchat-relay admin tenant-blobs --tenant UUID "
-	"[--quota-bytes N]
-	"
-	"           [--retention-days N]
-	"
+	"[--quota-bytes N]\n"
+	"           [--retention-days N]\n"
 	"       bvchat-relay admin case-create --tenant UUID --case-number N\n"
 	"       bvchat-relay admin archive-set --tenant UUID --account UUID\n"
 	"       bvchat-relay admin roster-add --case UUID --account UUID "
