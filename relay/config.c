@@ -138,6 +138,12 @@ static const struct directive directives[] = {
 	 "notifier: the e-mails' From"},
 	{"smtp_credentials_file", STR(smtp_credentials_file), "", 0, 4096, "",
 	 "notifier: file with user:password"},
+	{"webpush_vapid_key", STR(webpush_vapid_key), "", 0, 4096, "",
+	 "notifier: VAPID key; \"\" = no push"},
+	{"webpush_subject", STR(webpush_subject), "", 0, 256, "",
+	 "notifier: VAPID mailto: or https:"},
+	{"webpush_vapid_public", STR(webpush_vapid_public), "", 0, 87, "",
+	 "relay: VAPID public key for clients"},
 };
 
 #define N_DIRECTIVES (sizeof(directives) / sizeof(directives[0]))

@@ -56,6 +56,9 @@ struct relay_config {
 	char *smtp_url;		       /* "" = no e-mail channel */
 	char *smtp_from;
 	char *smtp_credentials_file; /* "user:password", or "" */
+	char *webpush_vapid_key;     /* notifier: PEM file; "" = no push */
+	char *webpush_subject;	     /* notifier: mailto: or https: */
+	char *webpush_vapid_public;  /* relay: b64url point, in challenge */
 };
 
 /* Sets every field to its documented default (strings are allocated). */

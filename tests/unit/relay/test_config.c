@@ -68,6 +68,9 @@ static const struct {
 	{"smtp_url", ""},
 	{"smtp_from", ""},
 	{"smtp_credentials_file", ""},
+	{"webpush_vapid_key", ""},
+	{"webpush_subject", ""},
+	{"webpush_vapid_public", ""},
 };
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
 
