@@ -146,6 +146,12 @@ static const struct directive directives[] = {
 	 "s", "how often expired attachments go"},
 	{"blob_stall_timeout_s", UINT(blob_stall_timeout_s), "30", 3, 3600, "s",
 	 "silent upload presumed dead"},
+	{"webpush_vapid_key", STR(webpush_vapid_key), "", 0, 4096, "",
+	 "notifier: VAPID key; \"\" = no push"},
+	{"webpush_subject", STR(webpush_subject), "", 0, 256, "",
+	 "notifier: VAPID mailto: or https:"},
+	{"webpush_vapid_public", STR(webpush_vapid_public), "", 0, 87, "",
+	 "relay: VAPID public key for clients"},
 };
 
 #define N_DIRECTIVES (sizeof(directives) / sizeof(directives[0]))

@@ -60,6 +60,9 @@ struct relay_config {
 	unsigned blob_upload_ttl_s;  /* an upload's deadline */
 	unsigned blob_sweep_interval_s;
 	unsigned blob_stall_timeout_s; /* an upload's relay presumed dead */
+	char *webpush_vapid_key;       /* notifier: PEM file; "" = no push */
+	char *webpush_subject;	       /* notifier: mailto: or https: */
+	char *webpush_vapid_public;    /* relay: b64url point, in challenge */
 };
 
 /* Sets every field to its documented default (strings are allocated). */

@@ -119,6 +119,32 @@ invites_start(struct relay *r)
 	return 0;
 }
 
+/*
+ * The VAPID public key the relay hands to clients in the challenge (the
+ * widget's applicationServerKey): only the public half, so the relay never
+ * holds the notifier's signing key. Returns 0, or BV_ECONFIG after logging
+ * why when it is not the base64url of an uncompressed P-256 point.
+ */
+static int
+vapid_public_check(const struct relay *r)
+{
+	const char *k = r->cfg->webpush_vapid_public;
+	uint8_t point[66];
+	size_t n = 0;
+
+	if (!k || !*k) {
+		bv_log(BV_LOG_NOTICE, "web push: no webpush_vapid_public");
+		return 0;
+	}
+	if (bv_b64url_decode(k, strlen(k), point, sizeof(point), &n) < 0 ||
+	    n != 65 || point[0] != 0x04) {
+		bv_log(BV_LOG_ERR, "webpush_vapid_public: not the base64url "
+				   "of a 65-byte uncompressed P-256 point");
+		return BV_ECONFIG;
+	}
+	return 0;
+}
+
 static int
 run_relay(struct relay_config *cfg)
 {
@@ -172,6 +198,8 @@ run_relay(struct relay_config *cfg)
 		rc = blob_start(&r);
 	if (rc == 0)
 		rc = invites_start(&r);
+	if (rc == 0)
+		rc = vapid_public_check(&r);
 	if (rc == 0)
 		rc = server_start(&r);
 	if (rc < 0)

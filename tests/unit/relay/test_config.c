@@ -72,6 +72,9 @@ static const struct {
 	{"blob_upload_ttl_s", "3600"},
 	{"blob_sweep_interval_s", "60"},
 	{"blob_stall_timeout_s", "30"},
+	{"webpush_vapid_key", ""},
+	{"webpush_subject", ""},
+	{"webpush_vapid_public", ""},
 };
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
 
