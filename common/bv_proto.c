@@ -654,6 +654,77 @@ parse_notify_set(struct parse *p, json_t *root, struct bv_request *r)
 	return 0;
 }
 
+/* A digit or a lower-case hex letter's value, or -1. */
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+static int
+parse_blob_create(struct parse *p, json_t *root, struct bv_request *r)
+{
+	json_int_t size;
+	const char *hex;
+	size_t i, len;
+	int rc;
+
+	rc = get_uuid(p, root, "", "conversation",
+		      r->u.blob_create.conversation);
+	if (rc < 0)
+		return rc;
+	/* Any integer: the relay answers BV_EBLOB_SIZE outside 1 … max. */
+	rc = get_int(p, root, "", "size", INT64_MIN, INT64_MAX, 0, &size);
+	if (rc < 0)
+		return rc;
+	r->u.blob_create.size = size;
+	rc = get_str(p, root, "", "sha256", 64, &hex, &len);
+	if (rc < 0)
+		return rc;
+	if (len != 64)
+		return fail(p, BV_EFIELD, "sha256");
+	for (i = 0; i < 32; i++) {
+		int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return fail(p, BV_EFIELD, "sha256");
+		r->u.blob_create.sha256[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+static int
+parse_blobs_journaled(struct parse *p, json_t *root, struct bv_request *r)
+{
+	json_t *arr = json_object_get(root, "blobs"), *b;
+	size_t i, n;
+
+	if (!json_is_array(arr) || json_array_size(arr) == 0)
+		return fail(p, BV_EFIELD, "blobs");
+	n = json_array_size(arr);
+	if (n > BV_BLOBS_JOURNALED_MAX)
+		return fail(p, BV_ETOOMANY, "blobs");
+	r->u.blobs_journaled.blobs =
+		bv_calloc(n, sizeof(*r->u.blobs_journaled.blobs));
+	if (!r->u.blobs_journaled.blobs)
+		return fail(p, BV_ENOMEM, NULL);
+	json_array_foreach(arr, i, b)
+	{
+		if (!json_is_string(b) ||
+		    json_string_length(b) != BV_UUID_LEN ||
+		    !bv_uuid_valid(json_string_value(b)))
+			return fail(p, BV_EFIELD, "blobs[%zu]", i);
+		memcpy(r->u.blobs_journaled.blobs[i], json_string_value(b),
+		       BV_UUID_LEN + 1);
+	}
+	r->u.blobs_journaled.n = n;
+	return 0;
+}
+
 static int
 parse_response(struct parse *p, json_t *root, struct bv_request *r)
 {
@@ -699,6 +770,8 @@ static const struct {
 	{"conversation_create", BV_OP_CONVERSATION_CREATE,
 	 parse_conversation_create},
 	{"notify_set", BV_OP_NOTIFY_SET, parse_notify_set},
+	{"blob_create", BV_OP_BLOB_CREATE, parse_blob_create},
+	{"blobs_journaled", BV_OP_BLOBS_JOURNALED, parse_blobs_journaled},
 };
 
 static int
@@ -804,6 +877,9 @@ bv_request_free(struct bv_request *r)
 		break;
 	case BV_OP_KEYS_PUT:
 		bv_free(r->u.keys_put.one_time);
+		break;
+	case BV_OP_BLOBS_JOURNALED:
+		bv_free(r->u.blobs_journaled.blobs);
 		break;
 	case BV_OP_SEND:
 		for (i = 0; i < r->u.send.n_envelopes; i++)

@@ -46,6 +46,8 @@ enum bv_op {
 	BV_OP_CASES,
 	BV_OP_CONVERSATION_CREATE,
 	BV_OP_NOTIFY_SET,
+	BV_OP_BLOB_CREATE,
+	BV_OP_BLOBS_JOURNALED,
 	BV_OP__COUNT, /* not an op: the number of them */
 };
 
@@ -53,6 +55,7 @@ enum bv_op {
 #define BV_WEBPUSH_ENDPOINT_MAX	    1024 /* bytes of a push subscription URL */
 #define BV_WEBPUSH_P256DH_LEN	    65	 /* uncompressed P-256 point */
 #define BV_WEBPUSH_AUTH_LEN	    16
+#define BV_BLOBS_JOURNALED_MAX	    100 /* blob ids in one blobs_journaled */
 
 struct bv_prekey {
 	uint32_t id;
@@ -125,6 +128,15 @@ struct bv_request {
 			uint8_t p256dh[BV_WEBPUSH_P256DH_LEN];
 			uint8_t auth[BV_WEBPUSH_AUTH_LEN];
 		} notify_set;
+		struct {
+			char conversation[37];
+			int64_t size; /* as sent; the relay checks the range */
+			uint8_t sha256[32];
+		} blob_create;
+		struct {
+			size_t n;
+			char (*blobs)[37]; /* owned by the request */
+		} blobs_journaled;
 	} u;
 };
 

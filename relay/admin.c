@@ -835,6 +835,10 @@ static const struct sql_cmd sql_cmds[] = {
 	 {"--tenant", "--org-number", "--office-days", "--open", "--close",
 	  "--out-of-hours-phone", "--email-answer-days"},
 	 0x1},
+	{"tenant-blobs",
+	 "SELECT bv_tenant_blobs_set($1::uuid, $2::bigint, $3::int)",
+	 {"--tenant", "--quota-bytes", "--retention-days"},
+	 0x1},
 	{"case-create",
 	 "SELECT bv_case_create($1::uuid, $2)",
 	 {"--tenant", "--case-number"},
@@ -885,6 +889,9 @@ static const char usage_cases[] =
 	"usage: bvchat-relay admin tenant-set --tenant UUID [--org-number N]\n"
 	"           [--office-days mon-fri] [--open HH:MM] [--close HH:MM]\n"
 	"           [--out-of-hours-phone NUMBER] [--email-answer-days N]\n"
+	"       bvchat-relay admin tenant-blobs --tenant UUID "
+	"[--quota-bytes N]\n"
+	"           [--retention-days N]\n"
 	"       bvchat-relay admin case-create --tenant UUID --case-number N\n"
 	"       bvchat-relay admin archive-set --tenant UUID --account UUID\n"
 	"       bvchat-relay admin roster-add --case UUID --account UUID "
@@ -904,6 +911,8 @@ static const char usage_cases[] =
 	"team_lead, service_leader (the case team). --office-days takes days\n"
 	"and ranges (mon,wed-fri). protect: PERSON is never revealed to FROM.\n"
 	"conversation-create applies the contact rules as if BY asked.\n"
+	"tenant-blobs: bytes of attachments the tenant may hold (20 GiB\n"
+	"by default) and days a journaled one is kept (30).\n"
 	"case-create and conversation-create print the new UUID. case-show\n"
 	"prints the case's roster, protections and conversations as text;\n"
 	"case-export prints the same as one line of JSON, as the fagsystem\n"
@@ -1281,6 +1290,8 @@ static const struct admin_cmd admin_cmds[] = {
 	 usage_stats, cmd_stats},
 	{"tenant-set", "set office hours, out-of-hours number, org number",
 	 usage_cases, cmd_sql},
+	{"tenant-blobs", "set attachment quota and retention", usage_cases,
+	 cmd_sql},
 	{"case-create", "create a case (prints its UUID)", usage_cases,
 	 cmd_sql},
 	{"archive-set", "make an account the tenant's archive", usage_cases,

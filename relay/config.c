@@ -138,6 +138,20 @@ static const struct directive directives[] = {
 	 "notifier: the e-mails' From"},
 	{"smtp_credentials_file", STR(smtp_credentials_file), "", 0, 4096, "",
 	 "notifier: file with user:password"},
+	{"max_blob_bytes", UINT(max_blob_bytes), "26214400", 1, 1073741824,
+	 "bytes", "largest attachment (ciphertext)"},
+	{"blob_upload_ttl_s", UINT(blob_upload_ttl_s), "3600", 10, 86400, "s",
+	 "time to upload an attachment"},
+	{"blob_sweep_interval_s", UINT(blob_sweep_interval_s), "60", 1, 3600,
+	 "s", "how often expired attachments go"},
+	{"blob_stall_timeout_s", UINT(blob_stall_timeout_s), "30", 3, 3600, "s",
+	 "silent upload presumed dead"},
+	{"webpush_vapid_key", STR(webpush_vapid_key), "", 0, 4096, "",
+	 "notifier: VAPID key; \"\" = no push"},
+	{"webpush_subject", STR(webpush_subject), "", 0, 256, "",
+	 "notifier: VAPID mailto: or https:"},
+	{"webpush_vapid_public", STR(webpush_vapid_public), "", 0, 87, "",
+	 "relay: VAPID public key for clients"},
 };
 
 #define N_DIRECTIVES (sizeof(directives) / sizeof(directives[0]))

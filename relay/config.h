@@ -56,6 +56,13 @@ struct relay_config {
 	char *smtp_url;		       /* "" = no e-mail channel */
 	char *smtp_from;
 	char *smtp_credentials_file; /* "user:password", or "" */
+	unsigned max_blob_bytes;     /* largest attachment (blob.c) */
+	unsigned blob_upload_ttl_s;  /* an upload's deadline */
+	unsigned blob_sweep_interval_s;
+	unsigned blob_stall_timeout_s; /* an upload's relay presumed dead */
+	char *webpush_vapid_key;       /* notifier: PEM file; "" = no push */
+	char *webpush_subject;	       /* notifier: mailto: or https: */
+	char *webpush_vapid_public;    /* relay: b64url point, in challenge */
 };
 
 /* Sets every field to its documented default (strings are allocated). */

@@ -16,6 +16,7 @@
 #include "audit.h"
 #include "bv_error.h"
 #include "bv_util.h"
+#include "blob.h"
 #include "fagapi.h"
 #include "invite.h"
 #include "migrate.h"
@@ -118,6 +119,32 @@ invites_start(struct relay *r)
 	return 0;
 }
 
+/*
+ * The VAPID public key the relay hands to clients in the challenge (the
+ * widget's applicationServerKey): only the public half, so the relay never
+ * holds the notifier's signing key. Returns 0, or BV_ECONFIG after logging
+ * why when it is not the base64url of an uncompressed P-256 point.
+ */
+static int
+vapid_public_check(const struct relay *r)
+{
+	const char *k = r->cfg->webpush_vapid_public;
+	uint8_t point[66];
+	size_t n = 0;
+
+	if (!k || !*k) {
+		bv_log(BV_LOG_NOTICE, "web push: no webpush_vapid_public");
+		return 0;
+	}
+	if (bv_b64url_decode(k, strlen(k), point, sizeof(point), &n) < 0 ||
+	    n != 65 || point[0] != 0x04) {
+		bv_log(BV_LOG_ERR, "webpush_vapid_public: not the base64url "
+				   "of a 65-byte uncompressed P-256 point");
+		return BV_ECONFIG;
+	}
+	return 0;
+}
+
 static int
 run_relay(struct relay_config *cfg)
 {
@@ -168,7 +195,11 @@ run_relay(struct relay_config *cfg)
 	if (rc == 0)
 		rc = notifyset_prepare(&r);
 	if (rc == 0)
+		rc = blob_start(&r);
+	if (rc == 0)
 		rc = invites_start(&r);
+	if (rc == 0)
+		rc = vapid_public_check(&r);
 	if (rc == 0)
 		rc = server_start(&r);
 	if (rc < 0)
@@ -181,6 +212,7 @@ run_relay(struct relay_config *cfg)
 	bv_log(BV_LOG_NOTICE, "stopped");
 out:
 	server_destroy(&r);
+	blob_stop(&r);
 	db_free(r.dbw);
 	db_free(r.dbr);
 	devcache_clear(&r);
@@ -194,6 +226,7 @@ out:
 	uv_run(&loop, UV_RUN_DEFAULT);
 	server_finish(&r);
 	uv_run(&loop, UV_RUN_DEFAULT);
+	blob_free(&r);
 	uv_loop_close(&loop);
 	return rc < 0 ? 1 : 0;
 }

@@ -61,12 +61,14 @@ metric(struct buf *b, const char *name, const char *type, const char *help,
 char *
 metrics_render(struct relay *r)
 {
-	static const char *const ops[] = {"response",  "auth",
-					  "enroll",    "keys_put",
-					  "keys_get",  "keys_count",
-					  "send",      "ping",
-					  "cases",     "conversation_create",
-					  "notify_set"};
+	static const char *const ops[] = {
+		"response",	  "auth",
+		"enroll",	  "keys_put",
+		"keys_get",	  "keys_count",
+		"send",		  "ping",
+		"cases",	  "conversation_create",
+		"notify_set",	  "blob_create",
+		"blobs_journaled"};
 	struct buf b = {bv_malloc(4096), 0, 4096, 0};
 	const struct relay_metrics *m = &r->m;
 	struct db_stats w, rd;
@@ -122,6 +124,30 @@ metrics_render(struct relay *r)
 	    "bvchat_invite_redeems_total{result=\"refused\"} %llu\n"
 	    "bvchat_invite_redeems_total{result=\"limited\"} %llu\n",
 	    m->invite_redeemed, m->invite_refused, m->invite_limited);
+	metric(&b, "blobs", "gauge",
+	       "Attachments stored, pending ones included (last sweep).",
+	       r->bs.count);
+	metric(&b, "blob_bytes", "gauge",
+	       "Bytes of attachments stored, pending included (last sweep).",
+	       r->bs.bytes);
+	metric(&b, "blobs_unjournaled", "gauge",
+	       "Uploaded attachments not yet journaled (last sweep).",
+	       r->bs.unjournaled);
+	metric(&b, "blob_unjournaled_oldest_seconds", "gauge",
+	       "Age of the oldest attachment not yet journaled (last sweep).",
+	       r->bs.oldest_unjournaled_s);
+	put(&b,
+	    "# HELP bvchat_blob_uploads_total Attachment uploads by result.\n"
+	    "# TYPE bvchat_blob_uploads_total counter\n"
+	    "bvchat_blob_uploads_total{result=\"ok\"} %llu\n"
+	    "bvchat_blob_uploads_total{result=\"failed\"} %llu\n",
+	    r->bs.uploads_ok, r->bs.uploads_failed);
+	metric(&b, "blob_downloads_total", "counter",
+	       "Attachment downloads started.", r->bs.downloads);
+	metric(&b, "blob_swept_total", "counter",
+	       "Attachments deleted by this relay's sweeps.", r->bs.swept);
+	metric(&b, "blob_transfers", "gauge",
+	       "Attachment uploads and downloads running.", r->bs.transfers);
 	metric(&b, "db_up", "gauge", "1 when both database connections work.",
 	       (unsigned long long)(db_is_up(r->dbw) && db_is_up(r->dbr)));
 	metric(&b, "db_commit_rounds_total", "counter",

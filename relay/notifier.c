@@ -9,7 +9,8 @@
  * LOCKED, so several may run), finds in the queue what is really still
  * undelivered, applies wait, window and quiet hours (notify_sched.c),
  * renders the tenant's text in the person's language, sends outside any
- * transaction and records the outcome, retrying with backoff.
+ * transaction and records the outcome, retrying with backoff. A web push
+ * subscription the push service says is gone is deleted.
  *
  * It never logs a phone number, an address, a text or a token. Blocking
  * libpq and libcurl are fine here: this process serves no connections.
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "bv_error.h"
@@ -32,6 +34,7 @@
 #include "fiks_io.h"
 #include "migrate.h"
 #include "notify_sched.h"
+#include "webpush.h"
 
 #define EMAIL_MAX 254
 #define TEXT_MAX  1000 /* notify_templates.body */
@@ -72,10 +75,18 @@ struct notifier {
 	int64_t last_clock;
 	struct fiks_client *fiks; /* NULL: no SMS */
 	char *smtp_user, *smtp_pass;
+	struct webpush_vapid_key *vapid; /* NULL: no web push */
+	/* Set by a send: the failure is final (no retry), and the earliest
+	 * retry the far end asked for (Retry-After), in ms. */
+	int final;
+	int64_t retry_after_ms;
 	volatile sig_atomic_t stop;
 };
 
 static struct notifier *the_notifier;
+
+static int exec_ok(struct notifier *n, const char *what, const char *sql,
+		   int np, const char *const *v);
 
 /* -------------------------------------------------------------- clock */
 
@@ -321,24 +332,85 @@ out:
 
 /* ------------------------------------------------------------ web push */
 
-/*
- * The web push channel plugs in here: webpush.c (RFC 8291 encryption, RFC
- * 8292 VAPID) gives webpush_encrypt() and webpush_vapid(); its send POSTs
- * the encrypted body to t->endpoint with TTL and Urgency headers, using
- * t->p256dh and t->auth. Until it is built, people who chose web push are
- * recorded as "channel not available" and not retried.
- */
 static int
 webpush_ready(struct notifier *n)
 {
-	(void)n;
-	return 0;
+	return n->vapid != NULL;
+}
+
+/* The subscription is gone (404/410) or names an inside address: it is
+ * deleted, unless the widget has meanwhile stored another one; the person
+ * gets no push until the widget subscribes again (notify_set). */
+static void
+webpush_forget(struct notifier *n, const struct target *t)
+{
+	const char *v[2] = {t->account, t->endpoint};
+
+	exec_ok(n, "forget subscription",
+		"UPDATE notify_settings SET webpush_endpoint = NULL, "
+		"webpush_p256dh = NULL, webpush_auth = NULL, updated_at = "
+		"now() "
+		"WHERE account_id = $1::uuid AND webpush_endpoint = $2",
+		2, v);
+}
+
+/*
+ * The push's payload is JSON {"title": subject, "body": text}
+ * (docs/protocol.md "Web push"), which the widget's service worker shows
+ * as it is. Retry-After is honoured through n->retry_after_ms; gone,
+ * refused and malformed subscriptions are final, not retried.
+ */
+static int
+webpush_deliver(struct notifier *n, const struct target *t, char *err,
+		size_t errcap)
+{
+	struct webpush_send_opts opts = {0};
+	struct webpush_subscription sub;
+	struct webpush_result res = {0};
+	json_t *j;
+	char *payload;
+	int rc;
+
+	if (!t->endpoint) {
+		snprintf(err, errcap, "no push subscription");
+		return BV_EINVAL;
+	}
+	j = json_pack("{ss ss}", "title",
+		      t->subject && *t->subject ? t->subject : "-", "body",
+		      t->body);
+	payload = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!payload) {
+		snprintf(err, errcap, "out of memory");
+		return BV_ENOMEM;
+	}
+	sub.endpoint = t->endpoint;
+	memcpy(sub.p256dh, t->p256dh, sizeof(sub.p256dh));
+	memcpy(sub.auth, t->auth, sizeof(sub.auth));
+	opts.timeout_ms = (long)n->cfg.notify_timeout_ms;
+	opts.allow_http = n->cfg.webpush_allow_loopback_http != 0;
+	rc = webpush_send(n->vapid, n->cfg.webpush_subject, &sub,
+			  (const uint8_t *)payload, strlen(payload), &opts,
+			  clock_now(n) / 1000, &res);
+	free(payload);
+	if (rc == 0)
+		return 0;
+	snprintf(err, errcap, "webpush: %s (%ld)", webpush_errname(rc),
+		 res.status);
+	if (rc == WEBPUSH_EGONE || rc == WEBPUSH_EENDPOINT ||
+	    rc == WEBPUSH_EKEY)
+		webpush_forget(n, t);
+	if (webpush_retryable(rc))
+		n->retry_after_ms = res.retry_after_s * 1000;
+	else
+		n->final = 1;
+	return rc;
 }
 
 static const struct channel channels[] = {
 	{"sms", sms_ready, sms_send},
 	{"email", email_ready, email_send},
-	{"webpush", webpush_ready, NULL},
+	{"webpush", webpush_ready, webpush_deliver},
 };
 
 static const struct channel *
@@ -669,7 +741,9 @@ record(struct notifier *n, const struct target *t, int rc, const char *err,
 	char cov[24], at[24], next[24];
 	const char *v[5];
 	int give_up =
-		rc < 0 && (unsigned)t->attempts >= n->cfg.notify_max_attempts;
+		rc < 0 && (n->final ||
+			   (unsigned)t->attempts >= n->cfg.notify_max_attempts);
+	int64_t wait;
 
 	snprintf(cov, sizeof(cov), "%lld", (long long)t->covered_ms);
 	snprintf(at, sizeof(at), "%lld", (long long)now);
@@ -728,15 +802,17 @@ record(struct notifier *n, const struct target *t, int rc, const char *err,
 			    5, v) < 0)
 			goto fail;
 	} else {
-		snprintf(
-			next, sizeof(next), "%lld",
-			(long long)(now +
-				    notify_backoff_ms(
-					    (unsigned)t->attempts,
-					    (int64_t)n->cfg.notify_backoff_s *
-						    1000,
-					    (int64_t)n->cfg.notify_backoff_max_s *
-						    1000)));
+		wait = notify_backoff_ms(
+			(unsigned)t->attempts,
+			(int64_t)n->cfg.notify_backoff_s * 1000,
+			(int64_t)n->cfg.notify_backoff_max_s * 1000);
+		/* Never sooner than the far end asked (Retry-After), nor
+		 * later than the longest backoff. */
+		if (n->retry_after_ms > wait)
+			wait = n->retry_after_ms;
+		if (wait > (int64_t)n->cfg.notify_backoff_max_s * 1000)
+			wait = (int64_t)n->cfg.notify_backoff_max_s * 1000;
+		snprintf(next, sizeof(next), "%lld", (long long)(now + wait));
 		if (exec_ok(n, "record",
 			    "UPDATE notify_pending SET last_error = $2, "
 			    "not_before = to_timestamp($3::double precision / "
@@ -807,6 +883,8 @@ round_once(struct notifier *n)
 		const struct channel *c = channel_find(ts[i].channel);
 
 		err[0] = '\0';
+		n->final = 0;
+		n->retry_after_ms = 0;
 		rc = c->send(n, &ts[i], err, sizeof(err));
 		if (rc == 0)
 			bv_log(BV_LOG_INFO, "notifier: account %s told by %s",
@@ -884,6 +962,40 @@ smtp_credentials(struct notifier *n)
 	return n->smtp_user && n->smtp_pass ? 0 : BV_ENOMEM;
 }
 
+/*
+ * The VAPID key and subject. When the relay's webpush_vapid_public is set
+ * too (the same file serves both), it must be this key's public half:
+ * browsers would otherwise subscribe with a key whose pushes the push
+ * services refuse.
+ */
+static int
+webpush_vapid_open(struct notifier *n)
+{
+	const char *pub;
+	int rc;
+
+	rc = webpush_vapid_key_load(n->cfg.webpush_vapid_key, &n->vapid);
+	if (rc < 0) {
+		fprintf(stderr, "%s: %s\n", n->cfg.webpush_vapid_key,
+			webpush_strerror(rc));
+		return BV_ECONFIG;
+	}
+	if (strncmp(n->cfg.webpush_subject, "mailto:", 7) &&
+	    strncmp(n->cfg.webpush_subject, "https:", 6)) {
+		fprintf(stderr, "webpush_subject: %s\n",
+			webpush_strerror(WEBPUSH_ESUBJECT));
+		return BV_ECONFIG;
+	}
+	pub = webpush_vapid_key_public(n->vapid);
+	if (n->cfg.webpush_vapid_public[0] &&
+	    strcmp(n->cfg.webpush_vapid_public, pub)) {
+		fprintf(stderr, "webpush_vapid_public is not the public key of "
+				"webpush_vapid_key\n");
+		return BV_ECONFIG;
+	}
+	return 0;
+}
+
 static int
 channels_open(struct notifier *n)
 {
@@ -913,6 +1025,11 @@ channels_open(struct notifier *n)
 			return BV_ECONFIG;
 		}
 	}
+	if (n->cfg.webpush_vapid_key[0]) {
+		rc = webpush_vapid_open(n);
+		if (rc < 0)
+			return rc;
+	}
 	if (n->cfg.smtp_url[0]) {
 		if (strncmp(n->cfg.smtp_url, "smtp://", 7) &&
 		    strncmp(n->cfg.smtp_url, "smtps://", 8)) {
@@ -935,13 +1052,15 @@ static void
 usage(FILE *f)
 {
 	fputs("usage: bvchat-notifier [-c FILE] [--database CONNINFO]\n"
-	      "           [--clock-file PATH] [--once]\n"
+	      "           [--clock-file PATH] [--once] [--print-vapid-public]\n"
 	      "Reads the relay's config file (notify_*, varsling_*, smtp_*\n"
 	      "directives; docs/operations.md \"Notifications\") and "
 	      "database.\n"
 	      "  --clock-file PATH  tests only: now is the number of ms in "
 	      "PATH\n"
-	      "  --once             one round, then exit\n",
+	      "  --once             one round, then exit\n"
+	      "  --print-vapid-public  print the relay's webpush_vapid_public\n"
+	      "                     line for webpush_vapid_key, then exit\n",
 	      f);
 }
 
@@ -951,7 +1070,7 @@ main(int argc, char **argv)
 	struct notifier n;
 	struct sigaction sa;
 	const char *conf = NULL, *database = NULL;
-	int i, once = 0, rc, status = 1;
+	int i, once = 0, print_public = 0, rc, status = 1;
 
 	memset(&n, 0, sizeof(n));
 	for (i = 1; i < argc; i++) {
@@ -959,6 +1078,8 @@ main(int argc, char **argv)
 
 		if (!strcmp(a, "--once")) {
 			once = 1;
+		} else if (!strcmp(a, "--print-vapid-public")) {
+			print_public = 1;
 		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			usage(stdout);
 			return 0;
@@ -994,6 +1115,17 @@ main(int argc, char **argv)
 		goto out;
 	if (channels_open(&n) < 0)
 		goto out;
+	if (print_public) {
+		/* For webpush_vapid_public: the line the relay needs. */
+		if (!n.vapid) {
+			fprintf(stderr, "no webpush_vapid_key\n");
+			goto out;
+		}
+		printf("webpush_vapid_public %s\n",
+		       webpush_vapid_key_public(n.vapid));
+		status = 0;
+		goto out;
+	}
 	the_notifier = &n;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -1039,6 +1171,7 @@ main(int argc, char **argv)
 out:
 	PQfinish(n.db);
 	fiks_client_free(n.fiks);
+	webpush_vapid_key_free(n.vapid);
 	if (n.smtp_pass)
 		bv_wipe(n.smtp_pass, strlen(n.smtp_pass));
 	bv_free(n.smtp_user);

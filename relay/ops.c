@@ -12,6 +12,7 @@
 
 #include "bv_error.h"
 #include "bv_token.h"
+#include "blob.h"
 #include "bv_util.h"
 #include "devset.h"
 #include "invite.h"
@@ -1732,6 +1733,7 @@ ops_on_connect(struct conn *c)
 {
 	const struct relay_config *cfg = c->r->cfg;
 	uint8_t nonce[BV_NONCE_LEN];
+	json_t *ev;
 	char *b64;
 
 	randombytes_buf(nonce, sizeof(nonce));
@@ -1742,20 +1744,25 @@ ops_on_connect(struct conn *c)
 	}
 	snprintf(c->nonce_b64, sizeof(c->nonce_b64), "%s", b64);
 	bv_free(b64);
-	send_event(c, json_pack("{ss ss ss s{sI sI si si si si si}}", "op",
-				"challenge", "nonce", c->nonce_b64, "relay",
-				RELAY_VERSION, "limits", "max_frame_bytes",
-				(json_int_t)cfg->limits.max_frame_bytes,
-				"max_envelope_bytes",
-				(json_int_t)cfg->limits.max_envelope_bytes,
-				"max_envelopes_per_send",
-				(int)cfg->limits.max_envelopes_per_send,
-				"max_prekeys_per_upload",
-				(int)cfg->limits.max_prekeys_per_upload,
-				"max_devices_per_account",
-				(int)cfg->max_devices_per_account,
-				"sends_per_minute", (int)cfg->sends_per_minute,
-				"deliver_window", (int)cfg->deliver_window));
+	ev = json_pack(
+		"{ss ss ss s{sI sI si si si si si}}", "op", "challenge",
+		"nonce", c->nonce_b64, "relay", RELAY_VERSION, "limits",
+		"max_frame_bytes", (json_int_t)cfg->limits.max_frame_bytes,
+		"max_envelope_bytes",
+		(json_int_t)cfg->limits.max_envelope_bytes,
+		"max_envelopes_per_send",
+		(int)cfg->limits.max_envelopes_per_send,
+		"max_prekeys_per_upload",
+		(int)cfg->limits.max_prekeys_per_upload,
+		"max_devices_per_account", (int)cfg->max_devices_per_account,
+		"sends_per_minute", (int)cfg->sends_per_minute,
+		"deliver_window", (int)cfg->deliver_window);
+	/* The widget subscribes to web push with this key (checked at
+	 * start); without it there is no web push to subscribe to. */
+	if (ev && cfg->webpush_vapid_public && *cfg->webpush_vapid_public)
+		json_object_set_new(ev, "webpush_key",
+				    json_string(cfg->webpush_vapid_public));
+	send_event(c, ev);
 }
 
 void
@@ -1831,6 +1838,12 @@ ops_frame(struct conn *c, const char *buf, size_t len)
 		break;
 	case BV_OP_NOTIFY_SET:
 		op_notify_set(c, req);
+		break;
+	case BV_OP_BLOB_CREATE:
+		op_blob_create(c, req);
+		break;
+	case BV_OP_BLOBS_JOURNALED:
+		op_blobs_journaled(c, req);
 		break;
 	default:
 		ops_reply_error(c, req->id, BV_EOP, NULL);

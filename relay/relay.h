@@ -152,8 +152,20 @@ struct relay_metrics {
 	unsigned long long invite_limited;  /* refused by the failure limit */
 };
 
+/* Attachments (blob.c): the last sweep's look at the table, and counters. */
+struct blob_stats {
+	int valid;			 /* a sweep has read the figures */
+	unsigned long long count, bytes; /* blobs stored (pending too) */
+	unsigned long long unjournaled;	 /* complete, not yet journaled */
+	unsigned long long oldest_unjournaled_s;
+	unsigned long long uploads_ok, uploads_failed, downloads;
+	unsigned long long swept; /* blobs deleted by this relay's sweeps */
+	unsigned transfers;	  /* uploads and downloads running here */
+};
+
 struct widget;
 struct invite_limits;
+struct blobs;
 
 struct relay {
 	struct relay_config *cfg;
@@ -165,6 +177,9 @@ struct relay {
 	struct invite_limits *invite_limits; /* failures per address */
 	struct db *dbw;			     /* writes: group commit */
 	struct db *dbr;			     /* reads, LISTEN */
+	struct db *dbb;			     /* attachments' bytes (blob.c) */
+	struct blobs *blobs;
+	struct blob_stats bs;
 	char instance[37];
 	struct conn *conns; /* every open connection */
 	unsigned n_conns, n_authed;
@@ -198,6 +213,12 @@ void conn_send_str(struct conn *c, char *s);
 void conn_send_json(struct conn *c, json_t *j);
 /* Closes after pending frames are written. */
 void conn_close(struct conn *c, int code);
+/*
+ * Writes the head of an HTTP answer with the API's security headers
+ * (no-store, nosniff, …): status, type, Content-Length len. 0 or -1.
+ */
+int server_http_head(struct lws *wsi, unsigned status, const char *ctype,
+		     uint64_t len);
 
 /* ops.c */
 /* A prepared statement of the relay (on both database connections). */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "blob.h"
 #include "bv_error.h"
 #include "bv_util.h"
 #include "fagapi.h"
@@ -35,6 +36,7 @@ struct http_pss {
 	struct fagapi_req *fa; /* a /v1/fagsystem/ request (fagapi.c) */
 	int close_after;       /* hang up once the answer is written */
 	struct widget_tx wtx;  /* a /widget/ file being sent */
+	struct blob_http *bh;  /* a /v1/blobs/ transfer (blob.c) */
 };
 
 void
@@ -356,19 +358,16 @@ static const struct {
 	{"cache-control:", "no-store"},
 };
 
-static int
-http_reply(struct lws *wsi, struct http_pss *pss, unsigned status,
-	   const char *ctype, char *body)
+int
+server_http_head(struct lws *wsi, unsigned status, const char *ctype,
+		 uint64_t len)
 {
 	unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
 					   *end = hdr + sizeof(hdr) - 1;
 	size_t i;
 
-	if (!body)
-		return -1;
-	pss->body = body;
-	pss->len = strlen(body);
-	if (lws_add_http_common_headers(wsi, status, ctype, pss->len, &p, end))
+	if (lws_add_http_common_headers(wsi, status, ctype, (lws_filepos_t)len,
+					&p, end))
 		return -1;
 	for (i = 0; i < sizeof(api_headers) / sizeof(api_headers[0]); i++)
 		if (lws_add_http_header_by_name(
@@ -376,7 +375,18 @@ http_reply(struct lws *wsi, struct http_pss *pss, unsigned status,
 			    (const unsigned char *)api_headers[i].value,
 			    (int)strlen(api_headers[i].value), &p, end))
 			return -1;
-	if (lws_finalize_write_http_header(wsi, start, &p, end))
+	return lws_finalize_write_http_header(wsi, start, &p, end) ? -1 : 0;
+}
+
+static int
+http_reply(struct lws *wsi, struct http_pss *pss, unsigned status,
+	   const char *ctype, char *body)
+{
+	if (!body)
+		return -1;
+	pss->body = body;
+	pss->len = strlen(body);
+	if (server_http_head(wsi, status, ctype, pss->len) < 0)
 		return -1;
 	lws_callback_on_writable(wsi);
 	return 0;
@@ -457,6 +467,8 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (widget_match((const char *)in))
 			return widget_http(r->widget, wsi, (const char *)in,
 					   &pss->wtx);
+		if (blob_match((const char *)in))
+			return blob_begin(r, wsi, (const char *)in, &pss->bh);
 		if (fagapi_match((const char *)in)) {
 			/* Answered later, from the database's callbacks. */
 			if (fagapi_begin(r, wsi, (const char *)in, &pss->fa) <
@@ -482,11 +494,15 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 				  bv_strdup("not found\n"));
 
 	case LWS_CALLBACK_HTTP_BODY:
+		if (pss->bh)
+			return blob_body(pss->bh, in, len);
 		if (pss->fa)
 			return fagapi_body(pss->fa, in, len);
 		return 0;
 
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (pss->bh)
+			return blob_body_done(pss->bh);
 		if (pss->fa) {
 			fagapi_body_done(pss->fa);
 			return 0;
@@ -496,6 +512,8 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (pss->wtx.active)
 			return widget_write(wsi, &pss->wtx);
+		if (pss->bh)
+			return blob_write(&pss->bh);
 		if (!pss->body && pss->fa) {
 			unsigned status;
 			char *body;
@@ -540,6 +558,8 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		pss->body = NULL;
 		fagapi_detach(pss->fa);
 		pss->fa = NULL;
+		blob_detach(pss->bh);
+		pss->bh = NULL;
 		return 0;
 
 	default:

@@ -4,7 +4,9 @@
 # development PostgreSQL in var/pg, creates and migrates database bvchat,
 # seeds the tenant "Demo kommune" once (key: var/demo-tenant.key), runs
 # bvchat-relay in the foreground on 127.0.0.1. Ctrl-C or SIGTERM drains the
-# relay and stops PostgreSQL; var/ is kept for the next run. Not a
+# relay and stops PostgreSQL; var/ is kept for the next run. Also runs
+# bvchat-notifier with a local SMTP sink (var/mail): Elisa is told by
+# e-mail after a minute when a message reaches none of her devices. Not a
 # production setup (docs/operations.md). Environment: BUILD (build),
 # BV_PORT (8480), BV_PG_PORT (5488, names the socket file).
 set -euo pipefail
@@ -25,6 +27,8 @@ pg_started=
 fiks_started=
 archiver_pid=
 peer_pid=
+notifier_pid=
+smtp_pid=
 # Stops a child we started, by PID: TERM, then (after 10 s) KILL.
 stop_child() {
 	local pid=$1 what=$2 i
@@ -43,6 +47,8 @@ cleanup() {
 	# Finish stopping even if Ctrl-C is pressed again.
 	trap - EXIT
 	trap '' INT TERM
+	stop_child "$notifier_pid" "bvchat-notifier"
+	stop_child "$smtp_pid" "the local SMTP sink"
 	stop_child "$archiver_pid" "bvchat-archiver"
 	stop_child "$peer_pid" "the test archive"
 	if [[ -n $fiks_started ]]; then
@@ -279,6 +285,64 @@ start_journaling() {
 if [[ -n $healthy ]] && ! start_journaling; then
 	echo "run: journaling is not running; see above" >&2
 fi
+# Notifications (docs/operations.md "Notifications"): bvchat-notifier
+# sends e-mail to a local SMTP sink that writes each message into
+# var/mail. Elisa's address is registered as the municipality would, and
+# the tenant waits one minute (window one minute, no quiet hours), so a
+# message Camilla writes while Elisa's widget and terminal are closed
+# gives a neutral e-mail a minute later.
+notifier=$build/relay/bvchat-notifier
+smtp_sink=$build/tests/support/bvtest-smtp-sink
+smtp_port=${BV_SMTP_PORT:-2525}
+start_notifier() {
+	[[ -x $notifier && -x $smtp_sink ]] || {
+		echo "run: $notifier or $smtp_sink is missing" >&2
+		return 1
+	}
+	[[ -f $case_env ]] || return 1
+	# shellcheck disable=SC1090
+	source "$case_env"
+	mkdir -p var/mail
+	"$smtp_sink" --port "$smtp_port" --dir var/mail \
+		>>var/mail/sink.log 2>&1 &
+	smtp_pid=$!
+	adm notify-contact --account "$ELISA" --email elisa@demo.invalid \
+		>/dev/null
+	adm notify-tenant --tenant "$tenant" --wait-minutes 1 \
+		--window-minutes 1 --quiet-start 00:00 --quiet-end 00:00 \
+		>/dev/null
+	cat >var/notifier.conf <<-CONF
+		# bvchat-notifier for make run (tools/run-demo.sh writes this)
+		notify_poll_ms 1000
+		smtp_url smtp://127.0.0.1:$smtp_port
+		smtp_from varsel@demo-kommune.invalid
+	CONF
+	"$notifier" -c var/notifier.conf --database "$db" \
+		>>var/notifier.log 2>&1 &
+	notifier_pid=$!
+	sleep 0.3
+	kill -0 "$notifier_pid" 2>/dev/null || {
+		notifier_pid=
+		echo "run: bvchat-notifier exited; see var/notifier.log" >&2
+		return 1
+	}
+	kill -0 "$smtp_pid" 2>/dev/null || {
+		smtp_pid=
+		echo "run: the SMTP sink exited (port $smtp_port in use? set" \
+			"BV_SMTP_PORT); see var/mail/sink.log" >&2
+		return 1
+	}
+}
+notify_says="  Notifications: not running"
+if [[ -n $healthy ]] && start_notifier; then
+	notify_says="  Notifications: bvchat-notifier (var/notifier.log); Elisa is told by e-mail
+                 1 minute after a message none of her devices has picked up
+                 (close her widget and terminal, then let Camilla write):
+                 ls var/mail/   (one .eml file per e-mail, body in base64)"
+else
+	echo "run: notifications are not running; see above" >&2
+fi
+
 # A fresh invite code for Elisa's widget at every start (single use,
 # valid 72 hours): the widget becomes another device of her account.
 widget_says="  Widget:        not built"
@@ -309,6 +373,7 @@ cat <<EOF
                  accounts in $case_env;
                  $relay --database "$db" admin case-show --case CASE
 $widget_says
+$notify_says
   Case file:     a conversation is journaled after ${BV_JOURNAL_QUIET_S:-60} s of quiet;
                  $archive_peer --db var/arkiv-peer/journal.db list
                  $archiver --profile var/arkiv status

@@ -50,6 +50,42 @@ check_send(const struct bv_request *r, const struct bv_limits *lim)
 	}
 }
 
+/* One of the words in list (NULL-terminated). */
+static int
+one_of(const char *s, const char *const *list)
+{
+	for (; *list; list++)
+		if (!strcmp(s, *list))
+			return 1;
+	return 0;
+}
+
+static void
+check_notify_set(const struct bv_request *r)
+{
+	static const char *const channels[] = {"",	"webpush", "sms",
+					       "email", "none",	   NULL};
+	static const char *const languages[] = {"",   "nb", "nn",
+						"en", "se", NULL};
+	const char *ep = r->u.notify_set.endpoint;
+	size_t len = strnlen(ep, sizeof(r->u.notify_set.endpoint));
+
+	CHECK(one_of(r->u.notify_set.channel, channels));
+	CHECK(one_of(r->u.notify_set.language, languages));
+	CHECK(r->u.notify_set.mention_service >= -1 &&
+	      r->u.notify_set.mention_service <= 1);
+	CHECK(r->u.notify_set.webpush >= -1 && r->u.notify_set.webpush <= 1);
+	/* At least one member was given. */
+	CHECK(r->u.notify_set.channel[0] || r->u.notify_set.language[0] ||
+	      r->u.notify_set.mention_service >= 0 ||
+	      r->u.notify_set.webpush != 0);
+	CHECK(len <= BV_WEBPUSH_ENDPOINT_MAX);
+	if (r->u.notify_set.webpush > 0) {
+		CHECK(len > 0);
+		CHECK(r->u.notify_set.p256dh[0] == 0x04);
+	}
+}
+
 static void
 check_request(const struct bv_request *r, const struct bv_limits *lim)
 {
@@ -96,6 +132,18 @@ check_request(const struct bv_request *r, const struct bv_limits *lim)
 		CHECK(bv_uuid_valid(r->u.conversation_create.case_id));
 		CHECK(r->u.conversation_create.n_members <=
 		      BV_CONVERSATION_MEMBERS_MAX);
+		break;
+	case BV_OP_BLOB_CREATE:
+		CHECK(bv_uuid_valid(r->u.blob_create.conversation));
+		break;
+	case BV_OP_BLOBS_JOURNALED:
+		CHECK(r->u.blobs_journaled.n >= 1 &&
+		      r->u.blobs_journaled.n <= BV_BLOBS_JOURNALED_MAX);
+		for (len = 0; len < r->u.blobs_journaled.n; len++)
+			CHECK(bv_uuid_valid(r->u.blobs_journaled.blobs[len]));
+		break;
+	case BV_OP_NOTIFY_SET:
+		check_notify_set(r);
 		break;
 	case BV_OP_KEYS_COUNT:
 	case BV_OP_PING:

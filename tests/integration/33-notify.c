@@ -3,10 +3,12 @@
  * 33-notify: notifications that say nothing, end to end: a real relay, a
  * real bvchat-notifier with a stepped clock (--clock-file), SMS through
  * the development server's Fiks Varsling endpoint, e-mail into a real SMTP
- * sink. Checked: the texts carry no message content, no sender and no
+ * sink, web push into the local push service (tests/support/push_sink.c).
+ * Checked: the texts carry no message content, no sender and no
  * mention of the service; nothing for a message acknowledged in time; one
  * notification per window; quiet hours defer to their end; the template
- * in each language; failures retried with backoff while messages flow.
+ * in each language; failures retried with backoff while messages flow; a
+ * push subscription the push service calls gone (410) is deleted.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -25,9 +27,15 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "bv_util.h"
 #include "bvtest.h"
 #include "bvtest_fiks.h"
 #include "internal.h"
+#include "push_sink.h"
+#include "webpush.h"
 
 #ifndef BV_NOTIFIER_BIN
 #define BV_NOTIFIER_BIN "bvchat-notifier"
@@ -48,6 +56,8 @@ static char dir[64], clock_path[128], mail_dir[128];
 static int fiks_port, smtp_port;
 static pid_t devserver, sink, notifier;
 static struct bvt_fiks fk; /* only its account and port are used */
+static struct push_sink *push;
+static char vapid_path[128], vapid_public[100];
 
 /* ------------------------------------------------------------ processes */
 
@@ -203,8 +213,13 @@ start_notifier(void)
 		 "notify_max_attempts 5\nnotify_timeout_ms 5000\n"
 		 "varsling_fiks_config %s\nvarsling_konto %s\n"
 		 "smtp_url smtp://127.0.0.1:%d\n"
-		 "smtp_from varsel@kommune.example\n",
-		 env.db, fk.acct[0].config, fk.acct[0].konto, smtp_port);
+		 "smtp_from varsel@kommune.example\n"
+		 "webpush_vapid_key %s\nwebpush_subject "
+		 "mailto:drift@kommune.example\n"
+		 "webpush_vapid_public %s\n"
+		 "webpush_allow_loopback_http 1\n",
+		 env.db, fk.acct[0].config, fk.acct[0].konto, smtp_port,
+		 vapid_path, vapid_public);
 	if (write_text(conf, text) < 0)
 		return -1;
 	set_clock(wall_ms());
@@ -212,10 +227,36 @@ start_notifier(void)
 	return notifier > 0 ? 0 : -1;
 }
 
+/* A VAPID key for this run, as operators make theirs; its public half
+ * for the relay's webpush_vapid_public. */
+static int
+make_vapid(void)
+{
+	struct webpush_vapid_key *k = NULL;
+	EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	FILE *f;
+	int ok;
+
+	snprintf(vapid_path, sizeof(vapid_path), "%s/vapid.pem", dir);
+	f = fopen(vapid_path, "w");
+	ok = pkey && f &&
+	     PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL) == 1;
+	if (f)
+		fclose(f);
+	EVP_PKEY_free(pkey);
+	if (!ok || webpush_vapid_key_load(vapid_path, &k) < 0)
+		return -1;
+	snprintf(vapid_public, sizeof(vapid_public), "%s",
+		 webpush_vapid_key_public(k));
+	webpush_vapid_key_free(k);
+	return 0;
+}
+
 static int
 setup(void **state)
 {
-	const char *args[] = {"--webpush_allow_loopback_http", "1", NULL};
+	const char *args[] = {"--webpush_allow_loopback_http", "1",
+			      "--webpush_vapid_public", vapid_public, NULL};
 	char port[16], log[128];
 	char *sargv[] = {BV_SMTP_SINK_BIN, "--port", port,
 			 "--dir",	   mail_dir, NULL};
@@ -227,7 +268,10 @@ setup(void **state)
 	bvt__watchdog("D %s", dir);
 	snprintf(clock_path, sizeof(clock_path), "%s/clock", dir);
 	snprintf(mail_dir, sizeof(mail_dir), "%s/mail", dir);
-	if (mkdir(mail_dir, 0700) < 0)
+	if (mkdir(mail_dir, 0700) < 0 || make_vapid() < 0)
+		return -1;
+	push = push_sink_start();
+	if (!push)
 		return -1;
 	if (bvt_env_init(&env, args) < 0)
 		return -1;
@@ -268,6 +312,7 @@ teardown(void **state)
 	stop(&notifier);
 	stop(&sink);
 	stop(&devserver);
+	push_sink_stop(push);
 	bvt_env_cleanup(&env);
 	return 0;
 }
@@ -951,6 +996,205 @@ t_notify_set_checks(void **state)
 	bvt_conn_free(c);
 }
 
+/* The relay hands the VAPID public key to every client in the
+ * challenge, before authentication: the widget subscribes with it. */
+static void
+t_challenge_webpush_key(void **state)
+{
+	struct bvt_conn *c = bvt_conn_open(env.relay.port);
+
+	(void)state;
+	assert_non_null(c);
+	assert_string_equal(
+		json_string_value(json_object_get(c->challenge, "webpush_key")),
+		vapid_public);
+	bvt_conn_free(c);
+}
+
+/* The person subscribes from their device with ua's keys at /push/id. */
+static void
+subscribe(const struct bvt_dev *d, const struct push_ua *ua, const char *id,
+	  const char *language)
+{
+	char endpoint[160], *p256dh, *auth;
+
+	push_sink_endpoint(push, id, endpoint, sizeof(endpoint));
+	p256dh = bv_b64url_encode(ua->p256dh, sizeof(ua->p256dh));
+	auth = bv_b64url_encode(ua->auth, sizeof(ua->auth));
+	assert_non_null(p256dh);
+	assert_non_null(auth);
+	notify_set(d, json_pack("{ss ss ss s{ss s{ss ss}}}", "op", "notify_set",
+				"channel", "webpush", "language", language,
+				"webpush", "endpoint", endpoint, "keys",
+				"p256dh", p256dh, "auth", auth));
+	bv_free(p256dh);
+	bv_free(auth);
+}
+
+/* Waits (bounded) until the sink has answered n pushes with status. */
+static void
+wait_answered(unsigned status, size_t n)
+{
+	int64_t deadline = bvt_now_ms() + bvt_ms(BVT_TIMEOUT);
+
+	while (push_sink_answered(push, status) < n && bvt_now_ms() < deadline)
+		bvt_sleep_ms(50);
+	if (push_sink_answered(push, status) != n) {
+		print_log("notifier.log");
+		fail_msg("%zu pushes answered %u, want %zu",
+			 push_sink_answered(push, status), status, n);
+	}
+}
+
+static void
+t_webpush(void **state)
+{
+	static const char nn_text[] =
+		"Du har ei ny melding. Logg inn for å lese ho.";
+	struct world w;
+	struct push_ua ua;
+	struct push_msg m;
+	size_t before = push_sink_count(push);
+	uint8_t *pt = NULL;
+	size_t pt_len = 0;
+	char why[200];
+	json_t *j;
+	int64_t t0;
+
+	(void)state;
+	make_world(&w, 1, "00:00", "00:00");
+	/* A phone number too: the choice, web push, decides. */
+	contact(&w, 0, 1, 0);
+	assert_int_equal(push_ua_new(&ua), 0);
+	subscribe(&w.b[0], &ua, "elisa-1", "nn");
+	t0 = wall_ms();
+	set_clock(t0);
+	send_all(&w, CANARY "-push1");
+	send_all(&w, CANARY "-push2");
+	set_clock(t0 + 16 * MIN);
+	if (push_sink_wait(push, before + 1, bvt_ms(BVT_TIMEOUT)) != 0) {
+		push_sink_last_refusal(push, why, sizeof(why));
+		print_log("notifier.log");
+		fail_msg("no push (sink: %s)", why);
+	}
+	assert_int_equal(push_sink_get(push, before, &m), 0);
+	assert_string_equal(m.id, "elisa-1");
+	assert_string_equal(m.k, vapid_public);
+	if (push_ua_decrypt(&ua, m.body, m.len, &pt, &pt_len, why,
+			    sizeof(why)) != 0)
+		fail_msg("the browser cannot read the push: %s", why);
+	assert_false(bvt_mem_contains(pt, pt_len, CANARY, strlen(CANARY)));
+	j = json_loads((const char *)pt, 0, NULL);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "body")),
+			    nn_text);
+	assert_string_equal(json_string_value(json_object_get(j, "title")),
+			    "Ny melding");
+	assert_int_equal(json_object_size(j), 2);
+	says_nothing((const char *)pt);
+	json_decref(j);
+	free(pt);
+	free(m.body);
+	/* Exactly one, and no SMS. */
+	set_clock(t0 + 200 * MIN);
+	settle();
+	assert_int_equal(push_sink_count(push), before + 1);
+	j = sms_for(w.phone[0]);
+	assert_int_equal(json_array_size(j), 0);
+	json_decref(j);
+}
+
+static void
+t_webpush_gone(void **state)
+{
+	struct world w;
+	struct push_ua ua;
+	size_t before = push_sink_count(push),
+	       gone = push_sink_answered(push, 410);
+	int64_t t0;
+	json_t *l;
+
+	(void)state;
+	make_world(&w, 1, "00:00", "00:00");
+	contact(&w, 0, 1, 0);
+	assert_int_equal(push_ua_new(&ua), 0);
+	subscribe(&w.b[0], &ua, "gone-1", "en");
+	push_sink_set_mode(push, 410, 0);
+	t0 = wall_ms();
+	set_clock(t0);
+	send_all(&w, CANARY "-gone1");
+	set_clock(t0 + 16 * MIN);
+	wait_answered(410, gone + 1);
+	/* The subscription is deleted, the failure not retried. */
+	{
+		int64_t deadline = bvt_now_ms() + bvt_ms(BVT_TIMEOUT);
+
+		while (sql_int("SELECT count(*) FROM notify_settings WHERE "
+			       "account_id = $1::uuid AND webpush_endpoint "
+			       "IS NULL AND webpush_p256dh IS NULL AND "
+			       "webpush_auth IS NULL",
+			       w.b[0].account) != 1 &&
+		       bvt_now_ms() < deadline)
+			bvt_sleep_ms(50);
+	}
+	assert_int_equal(sql_int("SELECT count(*) FROM notify_settings WHERE "
+				 "account_id = $1::uuid AND webpush_endpoint "
+				 "IS NULL AND channel = 'webpush'",
+				 w.b[0].account),
+			 1);
+	push_sink_set_mode(push, 201, 0);
+	/* Nothing more through web push until the widget subscribes
+	 * again, and no fallback to SMS: the person chose web push. */
+	set_clock(t0 + 30 * MIN);
+	send_all(&w, CANARY "-gone2");
+	set_clock(t0 + 200 * MIN);
+	settle();
+	set_clock(t0 + 400 * MIN);
+	settle();
+	assert_int_equal(push_sink_answered(push, 410), gone + 1);
+	assert_int_equal(push_sink_count(push), before);
+	l = sms_for(w.phone[0]);
+	assert_int_equal(json_array_size(l), 0);
+	json_decref(l);
+	/* Subscribed again: pushes come again. */
+	subscribe(&w.b[0], &ua, "gone-2", "en");
+	set_clock(t0 + 401 * MIN);
+	send_all(&w, CANARY "-gone3");
+	set_clock(t0 + 420 * MIN);
+	assert_int_equal(push_sink_wait(push, before + 1, bvt_ms(BVT_TIMEOUT)),
+			 0);
+}
+
+static void
+t_webpush_retry_after(void **state)
+{
+	struct world w;
+	struct push_ua ua;
+	size_t before = push_sink_count(push),
+	       busy = push_sink_answered(push, 429);
+	int64_t t0;
+
+	(void)state;
+	make_world(&w, 1, "00:00", "00:00");
+	assert_int_equal(push_ua_new(&ua), 0);
+	subscribe(&w.b[0], &ua, "busy-1", "nb");
+	/* Busy, come back in 5 minutes (the backoff alone says 30 s). */
+	push_sink_set_mode(push, 429, 300);
+	t0 = wall_ms();
+	set_clock(t0);
+	send_all(&w, CANARY "-busy");
+	set_clock(t0 + 16 * MIN);
+	wait_answered(429, busy + 1);
+	push_sink_set_mode(push, 201, 0);
+	set_clock(t0 + 16 * MIN + 60 * 1000);
+	settle();
+	assert_int_equal(push_sink_count(push), before);
+	assert_int_equal(push_sink_answered(push, 429), busy + 1);
+	set_clock(t0 + 16 * MIN + 302 * 1000);
+	assert_int_equal(push_sink_wait(push, before + 1, bvt_ms(BVT_TIMEOUT)),
+			 0);
+}
+
 /* Nothing the notifier or the relay stored or logged holds a canary. */
 static void
 t_no_canary_anywhere(void **state)
@@ -1003,6 +1247,10 @@ main(void)
 		cmocka_unit_test(t_quiet_hours),
 		cmocka_unit_test(t_email_languages),
 		cmocka_unit_test(t_failures_retried),
+		cmocka_unit_test(t_challenge_webpush_key),
+		cmocka_unit_test(t_webpush),
+		cmocka_unit_test(t_webpush_gone),
+		cmocka_unit_test(t_webpush_retry_after),
 		cmocka_unit_test(t_no_canary_anywhere),
 	};
 	int failures;

@@ -24,6 +24,10 @@
 
 #define ACC1 "3f0c2a4e-1b2c-4d5e-8f90-a1b2c3d4e5f6"
 #define ACC2 "9e1d0000-1111-4222-8333-444455556666"
+/* A digest in lower-case hex: ff ff … ff fe. */
+#define SHA_FF                                                                 \
+	"ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"       \
+	"fe"
 
 static struct bv_limits lim;
 
@@ -744,6 +748,43 @@ test_cases_ops(void **state)
 				      json_string(u));
 	}
 	EXPECT_ERR(f, BV_EFIELD, "members", 8);
+
+	/* Attachments: the size's range is the relay's (BV_EBLOB_SIZE). */
+	r = parse_ok(json_pack("{s:i, s:s, s:s, s:I, s:s}", "id", 9, "op",
+			       "blob_create", "conversation", ACC1, "size",
+			       (json_int_t)-3, "sha256", SHA_FF),
+		     &lim);
+	assert_int_equal(r->op, BV_OP_BLOB_CREATE);
+	assert_true(r->u.blob_create.size == -3);
+	assert_int_equal(r->u.blob_create.sha256[0], 0xff);
+	assert_int_equal(r->u.blob_create.sha256[31], 0xfe);
+	bv_request_free(r);
+	EXPECT_ERR(json_pack("{s:i, s:s, s:s, s:i, s:s}", "id", 9, "op",
+			     "blob_create", "conversation", ACC1, "size", 1,
+			     "sha256", "FF"),
+		   BV_EFIELD, "sha256", 9);
+	EXPECT_ERR(json_pack("{s:i, s:s, s:s, s:s, s:s}", "id", 9, "op",
+			     "blob_create", "conversation", ACC1, "size", "1",
+			     "sha256", SHA_FF),
+		   BV_EFIELD, "size", 9);
+	r = parse_ok(json_pack("{s:i, s:s, s:[s,s]}", "id", 9, "op",
+			       "blobs_journaled", "blobs", ACC1, ACC2),
+		     &lim);
+	assert_int_equal(r->u.blobs_journaled.n, 2);
+	assert_string_equal(r->u.blobs_journaled.blobs[1], ACC2);
+	bv_request_free(r);
+	EXPECT_ERR(json_pack("{s:i, s:s, s:[]}", "id", 9, "op",
+			     "blobs_journaled", "blobs"),
+		   BV_EFIELD, "blobs", 9);
+	EXPECT_ERR(json_pack("{s:i, s:s, s:[s,i]}", "id", 9, "op",
+			     "blobs_journaled", "blobs", ACC1, 4),
+		   BV_EFIELD, "blobs[1]", 9);
+	f = json_pack("{s:i, s:s, s:[]}", "id", 9, "op", "blobs_journaled",
+		      "blobs");
+	for (i = 0; i <= BV_BLOBS_JOURNALED_MAX; i++)
+		json_array_append_new(json_object_get(f, "blobs"),
+				      json_string(ACC1));
+	EXPECT_ERR(f, BV_ETOOMANY, "blobs", 9);
 }
 
 static void

@@ -68,6 +68,13 @@ static const struct {
 	{"smtp_url", ""},
 	{"smtp_from", ""},
 	{"smtp_credentials_file", ""},
+	{"max_blob_bytes", "26214400"},
+	{"blob_upload_ttl_s", "3600"},
+	{"blob_sweep_interval_s", "60"},
+	{"blob_stall_timeout_s", "30"},
+	{"webpush_vapid_key", ""},
+	{"webpush_subject", ""},
+	{"webpush_vapid_public", ""},
 };
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
 
@@ -530,7 +537,7 @@ test_protocol_limits(void **state)
 		}
 	}
 	fclose(f);
-	assert_int_equal(rows, 15);
+	assert_int_equal(rows, 17);
 }
 
 static void
