@@ -200,6 +200,8 @@ void (*client__test_content)(struct bv_content *ct);
 static void op_advance(struct send_op *op);
 static void att_pump(struct bv_client *c);
 struct att_rows;
+static int entry_content(struct bv_client *c, const struct bv_history_entry *e,
+			 struct bv_content **out);
 static size_t att_out(const struct bv_content *ct, int outgoing,
 		      const struct att_rows *r,
 		      struct bv_client_attachment *out);
@@ -1254,7 +1256,8 @@ own_text_cb(const struct bv_history_entry *e, void *arg)
 	    (uint32_t)e->sender_device != t->c->device)
 		return 0;
 	t->seq = e->seq;
-	t->rc = out_body_content(e, &t->content);
+	/* With its files' real blob ids and capabilities. */
+	t->rc = entry_content(t->c, e, &t->content);
 	return 1;
 }
 
