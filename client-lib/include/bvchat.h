@@ -331,6 +331,10 @@ struct bv_client_opts {
 	int64_t signed_prekey_max_age_ms;
 	/* Instead of on_message when set (e-posts: subject, thread). */
 	bv_message_ex_cb on_message_ex;
+	/* Where attachments are uploaded to and fetched from: NULL for
+	 * "http://relay_host:relay_port" (the relay serves them on its
+	 * WebSocket port), or e.g. "https://relay.example" behind TLS. */
+	const char *http_base;
 };
 
 /*
@@ -442,6 +446,97 @@ int bv_client_send_email(struct bv_client *c, const char *conversation,
 			 const char *thread, int64_t answer_by_ms,
 			 char message_id_out[BV_CLIENT_MESSAGE_ID_LEN + 1]);
 
+/* Files on one message, and the largest file the library encrypts (the
+ * relay's own cap, max_blob_bytes, is usually lower: 25 MiB). */
+#define BV_CLIENT_ATTACHMENTS_MAX 10
+#define BV_CLIENT_ATTACHMENT_MAX  (256LL * 1024 * 1024)
+/* Bytes of an attachment's file name (UTF-8, no '/', '\\' or controls). */
+#define BV_CLIENT_FILE_NAME_MAX 255
+
+/* One file to send: from path, or len bytes at data (path NULL). */
+struct bv_client_file {
+	const char *path;
+	const uint8_t *data;
+	size_t len;
+	/* "image/jpeg", "image/png", "image/heic", "image/webp",
+	 * "application/pdf", "audio/mpeg", "audio/mp4", "audio/ogg",
+	 * "audio/webm" or "text/plain". */
+	const char *type;
+	/* The name the recipients see; NULL: path's last component. */
+	const char *name;
+};
+
+/*
+ * Sends n (1 … BV_CLIENT_ATTACHMENTS_MAX) files with a text (subject
+ * NULL; text may be "") or an e-post (subject, thread and answer_by_ms as
+ * bv_client_send_email(); text 1 … BV_CLIENT_TEXT_MAX bytes). Each file is
+ * encrypted here with a fresh key and its ciphertext kept next to the
+ * store (store_path + ".spool/") until the relay has it: announced with
+ * blob_create (every file before any is uploaded, so an oversized file or a
+ * full quota fails the message before anything is uploaded), uploaded over
+ * HTTP (http_base), and then the message with the keys goes out as
+ * bv_client_send_text() sends; a restart resumes where it stopped (an
+ * upload cut short starts again with a new blob_create). The outcome comes
+ * through bv_sent_cb (after bv_error_cb on failure): BV_EBLOB_SIZE (a file
+ * larger than the relay takes), BV_EQUOTA (the municipality's attachment
+ * storage is full), BV_ENOACCOUNT, BV_EBLOB or BV_ENOBLOB (uploads failed
+ * BV_CLIENT_SEND_ATTEMPTS times), BV_EIO (the spool is gone).
+ * Returns 0 when stored locally and on its way (message id written as by
+ * bv_client_send_text()); BV_EINVAL for bad arguments (a type not on the
+ * list, an invalid name, an unreadable path); BV_EBLOB_SIZE for a file over
+ * BV_CLIENT_ATTACHMENT_MAX; BV_ENOAUTH before enrollment; BV_EIO;
+ * BV_ENOMEM. On an error no callback follows and nothing is kept.
+ */
+int
+bv_client_send_attachments(struct bv_client *c, const char *conversation,
+			   const char *text, const char *subject,
+			   const char *thread, int64_t answer_by_ms,
+			   const struct bv_client_file *files, size_t n,
+			   char message_id_out[BV_CLIENT_MESSAGE_ID_LEN + 1]);
+
+/*
+ * The end of a bv_client_attachment_fetch(): rc 0 and the file (written
+ * to path, or len bytes at data when no path was given; data borrowed for
+ * the call and wiped after it), else the BV_E* code and NULLs:
+ * BV_ETAMPERED (the ciphertext failed its digest or authentication: cut
+ * short, changed, extended; nothing was written), BV_ENOBLOB (the relay
+ * has no such blob for this capability: deleted after its retention, or
+ * never uploaded), BV_EIO (no answer, or the file could not be written),
+ * BV_EUNAVAILABLE (this build has no HTTP).
+ */
+typedef void (*bv_attachment_fetched_cb)(struct bv_client *c, void *arg,
+					 const char *message_id, int index,
+					 int rc, const char *path,
+					 const uint8_t *data, size_t len);
+
+/*
+ * Downloads attachment index (0 …) of message message_id in the local
+ * history, checks its SHA-256 and authenticates it while decrypting, and
+ * writes it to dest_path (created mode 0600 through a temporary file in
+ * the same directory and a rename, so a reader never sees part of it; an
+ * existing file is replaced) or hands it to cb in memory (dest_path NULL).
+ * A file written is marked downloaded in the history. cb comes once, never
+ * inside this call.
+ * Returns 0 when started; BV_EINVAL for bad arguments, an unknown message
+ * or index, or one of our own files not uploaded yet; BV_EIO; BV_ENOMEM.
+ */
+int bv_client_attachment_fetch(struct bv_client *c, const char *message_id,
+			       int index, const char *dest_path,
+			       bv_attachment_fetched_cb cb, void *arg);
+
+/*
+ * For the municipality's archive device, once the case file holds the
+ * attachments: tells the relay blobs (n, 1 … 100 blob ids of
+ * bv_client_attachment.blob) are journaled, so they are deleted after the
+ * tenant's retention. The relay ignores it from anyone else. cb (may be
+ * NULL) gets 0 or the BV_E* code, never inside this call.
+ * Returns 0 when asked; BV_EINVAL; BV_EUNAVAILABLE when not connected;
+ * BV_ENOMEM.
+ */
+typedef void (*bv_blobs_journaled_cb)(struct bv_client *c, void *arg, int rc);
+int bv_client_blobs_journaled(struct bv_client *c, const char *const *blobs,
+			      size_t n, bv_blobs_journaled_cb cb, void *arg);
+
 /*
  * Sends a read receipt for n (1 … 100) messages of conversation received
  * from sender_account (their message ids as bv_message_cb gave them), to
@@ -546,6 +641,28 @@ int bv_client_conversation_create(struct bv_client *c, const char *case_id,
 				  size_t n, bv_conversation_created_cb cb,
 				  void *arg);
 
+/* Where one attachment of a message is. */
+enum bv_client_att_state {
+	BV_CLIENT_ATT_UPLOADING = 0, /* ours, not on the relay yet */
+	BV_CLIENT_ATT_AVAILABLE = 1, /* on the relay, not fetched here */
+	BV_CLIENT_ATT_DOWNLOADED =
+		2, /* bv_client_attachment_fetch() wrote it */
+};
+
+/* One attachment of a message; pointers borrowed with the message. */
+struct bv_client_attachment {
+	/* The sender's name for it: UTF-8 without '/', '\\' or control
+	 * characters, but still a peer's words: never use it as a path
+	 * unchecked (no "..", no leading '.'), escape it for display. */
+	const char *name;
+	const char *type; /* from the allow list of bv_client_file.type */
+	int64_t size;	  /* plaintext bytes */
+	enum bv_client_att_state state;
+	/* The relay's id for it (for bv_client_blobs_journaled()); "" while
+	 * ours is uploading. */
+	const char *blob;
+};
+
 /* One message of the history; every pointer borrowed for the call. */
 struct bv_client_message {
 	int64_t seq; /* local order, ascending; for paging */
@@ -578,6 +695,11 @@ struct bv_client_message {
 	/* When the service will have answered (ms since the epoch), as the
 	 * sender set it; 0 when not given. */
 	int64_t answer_by_ms;
+	/* Its files (bv_client_send_attachments()), fetched with
+	 * bv_client_attachment_fetch(message_id, index, …); NULL and 0 when
+	 * none. */
+	const struct bv_client_attachment *attachments;
+	size_t n_attachments;
 };
 
 /* Return 0 to go on, anything else to stop (returned by the call). */

@@ -24,9 +24,14 @@
  * send meets a conversation or a member the view does not know; one
  * request at a time.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 #include <uv.h>
@@ -36,6 +41,7 @@
 #include "conn.h"
 #include "content.h"
 #include "crypto.h"
+#include "http_transport.h"
 #include "session.h"
 #include "store.h"
 #include "wire.h"
@@ -175,6 +181,12 @@ struct bv_client {
 	uint64_t cv_running; /* the number of the one on its way */
 	uint64_t cv_gen;     /* the number of the last one that ended */
 	int cv_rc;	     /* how it ended */
+	/* Attachments: messages whose files are being uploaded, fetches on
+	 * their way, the spool (store_path + ".spool") and the HTTP base. */
+	struct att_up *att_ups;
+	struct att_fetch *att_fetches;
+	char *spool_dir;
+	char *http_base;
 };
 
 /*
@@ -186,6 +198,17 @@ struct bv_client {
 void (*client__test_content)(struct bv_content *ct);
 
 static void op_advance(struct send_op *op);
+static void att_pump(struct bv_client *c);
+struct att_rows;
+static int entry_content(struct bv_client *c, const struct bv_history_entry *e,
+			 struct bv_content **out);
+static size_t att_out(const struct bv_content *ct, int outgoing,
+		      const struct att_rows *r,
+		      struct bv_client_attachment *out);
+static int att_resume(struct bv_client *c, struct bv_content *ct, int64_t seq);
+static int view_is_staff(const struct bv_client *c, const char *conversation,
+			 int *days);
+static int64_t add_working_days(int64_t now_ms, int days);
 static int op_start(struct bv_client *c, struct bv_content *content,
 		    const char *target, int64_t seq, int quiet,
 		    struct send_op **out);
@@ -1233,7 +1256,8 @@ own_text_cb(const struct bv_history_entry *e, void *arg)
 	    (uint32_t)e->sender_device != t->c->device)
 		return 0;
 	t->seq = e->seq;
-	t->rc = out_body_content(e, &t->content);
+	/* With its files' real blob ids and capabilities. */
+	t->rc = entry_content(t->c, e, &t->content);
 	return 1;
 }
 
@@ -1312,6 +1336,7 @@ static void
 deliver_content(struct bv_client *c, const struct bv_wire_msg *m,
 		const struct bv_content *ct)
 {
+	struct bv_client_attachment atts[BV_CONTENT_ATTACHMENTS_MAX];
 	int rc = 0;
 
 	switch (ct->kind) {
@@ -1337,6 +1362,8 @@ deliver_content(struct bv_client *c, const struct bv_wire_msg *m,
 			x.time_ms = m->u.deliver.timestamp;
 			x.state = BV_CLIENT_MSG_RECEIVED;
 			message_fields(ct, &x);
+			x.n_attachments = att_out(ct, 0, NULL, atts);
+			x.attachments = x.n_attachments ? atts : NULL;
 			c->o.on_message_ex(c, c->o.user, &x);
 		} else if (c->o.on_message) {
 			c->o.on_message(
@@ -1985,6 +2012,7 @@ on_kick(uv_timer_t *t)
 {
 	struct bv_client *c = t->data;
 
+	att_pump(c);
 	if (conn__ready(c->conn))
 		run_due(c);
 }
@@ -1996,6 +2024,7 @@ on_tick(uv_timer_t *t)
 	uint64_t now = bv_mono_ms();
 
 	pending_flush(c);
+	att_pump(c);
 	/* Offline sends wait for the connection without using attempts. */
 	if (!conn__ready(c->conn))
 		return;
@@ -2427,6 +2456,1002 @@ bv_client_send_email(struct bv_client *c, const char *conversation,
 	return 0;
 }
 
+/* ---- attachments (docs/protocol.md "Attachments") ---- */
+
+/*
+ * The store's attachments rows (bv_store_attachment_put) of a history
+ * entry: ours are SPOOLED (no rec) until the relay has the file, then
+ * UPLOADED with rec = blob id and download capability (ATT_REC_LEN
+ * bytes); any is DOWNLOADED once bv_client_attachment_fetch() wrote it to
+ * a file (rec kept). Theirs have no row until then. Our outgoing history
+ * body holds the content with a placeholder blob and capability (the key,
+ * digest, size, type and name are real): the real ones come from the rows
+ * when the message goes out and when the history is read.
+ */
+enum { ATT_SPOOLED = 0, ATT_UPLOADED = 1, ATT_DOWNLOADED = 2 };
+#define ATT_REC_LEN	    (BV_UUID_LEN + BV_CONTENT_CAP_LEN)
+#define ATT_PLACEHOLDER_CAP "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+/* One message of ours whose files are on their way to the relay. */
+struct att_up {
+	struct bv_client *c; /* NULL: the client closed, free when idle */
+	struct att_up *next;
+	int64_t seq;
+	char mid[BV_MESSAGE_ID_MAX + 1];
+	struct bv_content *ct; /* owned; blob/download set when uploaded */
+	int uploaded[BV_CONTENT_ATTACHMENTS_MAX];
+	int created[BV_CONTENT_ATTACHMENTS_MAX]; /* upload[i] is good */
+	char upload[BV_CONTENT_ATTACHMENTS_MAX][BV_CONTENT_CAP_LEN + 1];
+	int busy; /* a blob_create or a PUT on its way */
+	int cur;  /* its index */
+	struct bv_http *http;
+	unsigned attempts; /* failed uploads or retryable refusals */
+	uint64_t retry_at; /* mono ms */
+};
+
+/* One bv_client_attachment_fetch(). */
+struct att_fetch {
+	struct bv_client *c; /* NULL: the client closed */
+	struct att_fetch *next;
+	struct bv_http *http;
+	int64_t seq;
+	int idx;
+	int outgoing;
+	char mid[BV_MESSAGE_ID_MAX + 1];
+	struct bv_content_attachment a;
+	char *dest;
+	bv_attachment_fetched_cb cb;
+	void *arg;
+};
+
+static void att_pump(struct bv_client *c);
+
+static void
+spool_path(const struct bv_client *c, const char *mid, int i, char *out,
+	   size_t cap)
+{
+	snprintf(out, cap, "%s/%s.%d", c->spool_dir, mid, i);
+}
+
+static void
+spool_remove(const struct bv_client *c, const char *mid, size_t n)
+{
+	char p[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		spool_path(c, mid, (int)i, p, sizeof(p));
+		unlink(p);
+	}
+}
+
+/* Writes len bytes to path through path.tmp, fsync and rename (mode
+ * 0600): a reader sees the whole file or none. */
+static int
+file_write_atomic(const char *path, const uint8_t *buf, size_t len)
+{
+	char tmp[PATH_MAX];
+	size_t off = 0;
+	ssize_t w;
+	int fd, rc = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.bvpart", path) >= (int)sizeof(tmp))
+		return BV_EINVAL;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return BV_EIO;
+	while (off < len) {
+		w = write(fd, buf + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			rc = BV_EIO;
+			break;
+		}
+		off += (size_t)w;
+	}
+	if (rc == 0 && fsync(fd) < 0)
+		rc = BV_EIO;
+	if (close(fd) < 0)
+		rc = BV_EIO;
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = BV_EIO;
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
+/* Reads a whole regular file of at most max bytes. */
+static int
+file_read(const char *path, uint64_t max, uint8_t **out, size_t *len)
+{
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t off = 0, n;
+	ssize_t r;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return BV_EINVAL;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return BV_EINVAL;
+	}
+	if ((uint64_t)st.st_size > max) {
+		close(fd);
+		return BV_EBLOB_SIZE;
+	}
+	n = (size_t)st.st_size;
+	buf = bv_malloc(n ? n : 1);
+	if (!buf) {
+		close(fd);
+		return BV_ENOMEM;
+	}
+	while (off < n) {
+		r = read(fd, buf + off, n - off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			rc = BV_EIO;
+			break;
+		}
+		off += (size_t)r;
+	}
+	close(fd);
+	if (rc < 0) {
+		bv_wipe(buf, n);
+		bv_free(buf);
+		return rc;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static void
+hex_encode(const uint8_t *in, size_t n, char *out)
+{
+	static const char d[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = d[in[i] >> 4];
+		out[2 * i + 1] = d[in[i] & 15];
+	}
+	out[2 * n] = 0;
+}
+
+static int
+hex_decode32(const char *hex, uint8_t out[32])
+{
+	size_t i;
+	int hi, lo;
+
+	for (i = 0; i < 32; i++) {
+		hi = hex[2 * i];
+		lo = hex[2 * i + 1];
+		hi = hi >= '0' && hi <= '9'   ? hi - '0'
+		     : hi >= 'a' && hi <= 'f' ? hi - 'a' + 10
+					      : -1;
+		lo = lo >= '0' && lo <= '9'   ? lo - '0'
+		     : lo >= 'a' && lo <= 'f' ? lo - 'a' + 10
+					      : -1;
+		if (hi < 0 || lo < 0)
+			return BV_EFIELD;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+/* The rows of one entry, gathered. */
+struct att_rows {
+	int have[BV_CONTENT_ATTACHMENTS_MAX];
+	int state[BV_CONTENT_ATTACHMENTS_MAX];
+	char blob[BV_CONTENT_ATTACHMENTS_MAX][BV_UUID_LEN + 1];
+	char download[BV_CONTENT_ATTACHMENTS_MAX][BV_CONTENT_CAP_LEN + 1];
+};
+
+static int
+att_rows_cb(int64_t seq, int idx, int state, const uint8_t *rec, size_t len,
+	    void *arg)
+{
+	struct att_rows *r = arg;
+
+	(void)seq;
+	if (idx < 0 || idx >= BV_CONTENT_ATTACHMENTS_MAX)
+		return 0;
+	r->have[idx] = 1;
+	r->state[idx] = state;
+	if (len == ATT_REC_LEN) {
+		memcpy(r->blob[idx], rec, BV_UUID_LEN);
+		r->blob[idx][BV_UUID_LEN] = 0;
+		memcpy(r->download[idx], rec + BV_UUID_LEN, BV_CONTENT_CAP_LEN);
+		r->download[idx][BV_CONTENT_CAP_LEN] = 0;
+	}
+	return 0;
+}
+
+static int
+att_rows_load(struct bv_client *c, int64_t seq, struct att_rows *r)
+{
+	memset(r, 0, sizeof(*r));
+	return seq > 0 ? bv_store_attachments(c->store, seq, att_rows_cb, r)
+		       : 0;
+}
+
+/* Our own entry's attachments: the real blob and capability where the
+ * rows have them; uploaded[i] says which. */
+static void
+att_patch(struct bv_content *ct, const struct att_rows *r, int *uploaded)
+{
+	size_t i;
+
+	for (i = 0; i < ct->n_att && i < BV_CONTENT_ATTACHMENTS_MAX; i++) {
+		int up = r->have[i] && r->state[i] != ATT_SPOOLED &&
+			 r->blob[i][0];
+
+		if (up) {
+			memcpy(ct->att[i].blob, r->blob[i], BV_UUID_LEN + 1);
+			memcpy(ct->att[i].download, r->download[i],
+			       BV_CONTENT_CAP_LEN + 1);
+		}
+		if (uploaded)
+			uploaded[i] = up;
+	}
+}
+
+/* The content of any history entry (ours patched from its rows). */
+static int
+entry_content(struct bv_client *c, const struct bv_history_entry *e,
+	      struct bv_content **out)
+{
+	struct att_rows r;
+	uint8_t *padded = NULL;
+	size_t plen = 0;
+	int rc;
+
+	if (e->direction == BV_MSG_OUT) {
+		rc = out_body_content(e, out);
+		if (rc == 0 && (*out)->n_att) {
+			rc = att_rows_load(c, e->seq, &r);
+			if (rc == 0)
+				att_patch(*out, &r, NULL);
+			if (rc < 0) {
+				bv_content_free(*out);
+				*out = NULL;
+			}
+		}
+		return rc;
+	}
+	if (!strcmp(e->sender, NOTICE_SENDER) || !e->body_len)
+		return BV_EINVAL;
+	rc = bv_content_pad(e->body, e->body_len, &padded, &plen);
+	if (rc == 0)
+		rc = bv_content_decode(padded, plen, out);
+	if (padded) {
+		bv_wipe(padded, plen);
+		bv_free(padded);
+	}
+	return rc;
+}
+
+/* The API's view of ct's attachments into out (pointers into ct). */
+static size_t
+att_out(const struct bv_content *ct, int outgoing, const struct att_rows *r,
+	struct bv_client_attachment *out)
+{
+	size_t i;
+
+	for (i = 0; i < ct->n_att && i < BV_CONTENT_ATTACHMENTS_MAX; i++) {
+		int up = !outgoing ||
+			 (r && r->have[i] && r->state[i] != ATT_SPOOLED);
+
+		out[i].name = ct->att[i].name;
+		out[i].type = ct->att[i].type;
+		out[i].size = ct->att[i].size;
+		out[i].blob = up ? ct->att[i].blob : "";
+		out[i].state =
+			!up ? BV_CLIENT_ATT_UPLOADING
+			: (r && r->have[i] && r->state[i] == ATT_DOWNLOADED)
+				? BV_CLIENT_ATT_DOWNLOADED
+				: BV_CLIENT_ATT_AVAILABLE;
+	}
+	return i;
+}
+
+static void
+att_up_free(struct att_up *u)
+{
+	if (!u)
+		return;
+	bv_wipe(u->upload, sizeof(u->upload));
+	bv_content_free(u->ct);
+	bv_free(u);
+}
+
+static void
+att_up_unlink(struct bv_client *c, struct att_up *u)
+{
+	struct att_up **pp;
+
+	for (pp = &c->att_ups; *pp; pp = &(*pp)->next)
+		if (*pp == u) {
+			*pp = u->next;
+			break;
+		}
+}
+
+/* The message is given up: FAILED in the history, the spool removed, the
+ * app told (no blob stays reserved longer than its upload window). */
+static void
+att_up_fail(struct att_up *u, int rc, const char *what)
+{
+	struct bv_client *c = u->c;
+	char mid[BV_MESSAGE_ID_MAX + 1];
+
+	memcpy(mid, u->mid, sizeof(mid));
+	att_up_unlink(c, u);
+	bv_store_history_set_state(c->store, u->seq, BV_MSG_FAILED);
+	spool_remove(c, u->mid, u->ct->n_att);
+	att_up_free(u);
+	report(c, rc, mid, what);
+	if (c->o.on_sent)
+		c->o.on_sent(c, c->o.user, mid, rc);
+}
+
+/* Every file is on the relay: the message goes out as any other. */
+static void
+att_up_done(struct att_up *u)
+{
+	struct bv_client *c = u->c;
+	struct bv_content *ct = u->ct;
+	size_t n = ct->n_att;
+	int rc;
+
+	att_up_unlink(c, u);
+	u->ct = NULL;
+	rc = op_start(c, ct, NULL, u->seq, 0, NULL);
+	if (rc < 0) {
+		bv_store_history_set_state(c->store, u->seq, BV_MSG_FAILED);
+		report(c, rc, u->mid, "cannot send a message");
+		if (c->o.on_sent)
+			c->o.on_sent(c, c->o.user, u->mid, rc);
+	}
+	spool_remove(c, u->mid, n);
+	att_up_free(u);
+}
+
+/* A refusal that may pass: try again later, within the attempts. */
+static void
+att_up_retry(struct att_up *u, int rc, const char *what)
+{
+	if (++u->attempts >= BV_CLIENT_SEND_ATTEMPTS) {
+		att_up_fail(u, rc, what);
+		return;
+	}
+	u->retry_at = bv_mono_ms() + (uint64_t)RETRY_MS * u->attempts;
+}
+
+static void
+on_blob_created(void *arg, int rc, const struct bv_wire_msg *m)
+{
+	struct att_up *u = arg;
+	struct bv_client *c = u->c;
+	int i = u->cur;
+
+	u->busy = 0;
+	if (!c || c->closed) {
+		if (!c)
+			att_up_free(u);
+		return;
+	}
+	if (rc == 0 && !(m->u.ok.fields & BV_WIRE_OK_BLOB))
+		rc = BV_EFIELD;
+	if (rc == 0) {
+		memcpy(u->ct->att[i].blob, m->u.ok.blob, BV_UUID_LEN + 1);
+		memcpy(u->ct->att[i].download, m->u.ok.download,
+		       BV_CONTENT_CAP_LEN + 1);
+		memcpy(u->upload[i], m->u.ok.upload, BV_CONTENT_CAP_LEN + 1);
+		u->created[i] = 1;
+	} else if (rc == BV_EUNAVAILABLE) {
+		/* The connection dropped: no attempt used. */
+		u->retry_at = bv_mono_ms() + RETRY_MS;
+	} else if (bv_err_retryable(rc)) {
+		att_up_retry(u, rc, "attachment not accepted by the relay");
+		return;
+	} else {
+		/* EBLOB_SIZE, EQUOTA, ENOACCOUNT…: nothing was uploaded. */
+		att_up_fail(u, rc, "attachment not accepted by the relay");
+		return;
+	}
+	att_pump(c);
+}
+
+/* The BV_E* code of a blob answer that is not a success. */
+static int
+http_error_code(long status, const uint8_t *body, size_t len)
+{
+	const char *p, *q;
+	long v;
+
+	/* {"error":{"code":"BV_E…","errno":-n,…}}: the errno, if sane. */
+	p = body && len ? strstr((const char *)body, "\"errno\":") : NULL;
+	if (p) {
+		v = strtol(p + 8, (char **)&q, 10);
+		if (q != p + 8 && v < 0 && v > -100)
+			return (int)v;
+	}
+	switch (status) {
+	case 404:
+		return BV_ENOBLOB;
+	case 411:
+	case 413:
+		return BV_EBLOB_SIZE;
+	case 400:
+	case 422:
+		return BV_EBLOB;
+	case 503:
+		return BV_EUNAVAILABLE;
+	default:
+		return BV_EIO;
+	}
+}
+
+static void
+on_put(void *arg, int rc, long status, uint8_t *body, size_t len)
+{
+	struct att_up *u = arg;
+	struct bv_client *c = u->c;
+	uint8_t rec[ATT_REC_LEN];
+	int i = u->cur;
+
+	u->busy = 0;
+	u->http = NULL;
+	if (rc == 0 && status != 201)
+		rc = http_error_code(status, body, len);
+	if (body) {
+		bv_wipe(body, len);
+		bv_free(body);
+	}
+	if (!c) {
+		att_up_free(u);
+		return;
+	}
+	if (c->closed)
+		return;
+	/* The capability is used up whatever happened. */
+	u->created[i] = 0;
+	bv_wipe(u->upload[i], sizeof(u->upload[i]));
+	if (rc == 0) {
+		memcpy(rec, u->ct->att[i].blob, BV_UUID_LEN);
+		memcpy(rec + BV_UUID_LEN, u->ct->att[i].download,
+		       BV_CONTENT_CAP_LEN);
+		rc = bv_store_attachment_put(c->store, u->seq, i, ATT_UPLOADED,
+					     rec, sizeof(rec));
+		if (rc < 0) {
+			att_up_fail(u, rc, "cannot record an upload");
+			return;
+		}
+		u->uploaded[i] = 1;
+	} else if (rc == BV_EBLOB_SIZE) {
+		att_up_fail(u, rc, "attachment upload refused");
+		return;
+	} else {
+		/* Cut short, busy, expired: a new blob_create. */
+		att_up_retry(u, rc, "attachment upload failed");
+		return;
+	}
+	att_pump(c);
+}
+
+static void
+att_up_step(struct att_up *u)
+{
+	struct bv_client *c = u->c;
+	struct bv_http_req r;
+	char url[512], path[PATH_MAX], *frame = NULL;
+	uint8_t sha[32];
+	int64_t id;
+	size_t i, n = u->ct->n_att;
+	int rc;
+
+	/* Every file announced before any is uploaded. */
+	for (i = 0; i < n; i++)
+		if (!u->uploaded[i] && !u->created[i])
+			break;
+	if (i < n) {
+		if (!conn__ready(c->conn))
+			return;
+		if (hex_decode32(u->ct->att[i].sha256, sha) < 0) {
+			att_up_fail(u, BV_EINTERNAL, "attachment digest");
+			return;
+		}
+		id = conn__next_id(c->conn);
+		rc = bv_wire_build_blob_create(
+			id, u->ct->conversation,
+			bv_blob_sealed_size((uint64_t)u->ct->att[i].size), sha,
+			&frame);
+		if (rc == 0)
+			rc = conn__request(c->conn, id, frame, on_blob_created,
+					   u);
+		bv_free(frame);
+		if (rc == 0) {
+			u->busy = 1;
+			u->cur = (int)i;
+		} else if (rc == BV_EUNAVAILABLE || rc == BV_EBUSY) {
+			u->retry_at = bv_mono_ms() + RETRY_MS;
+		} else {
+			att_up_fail(u, rc, "cannot announce an attachment");
+		}
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if (!u->uploaded[i])
+			break;
+	if (i == n) {
+		att_up_done(u);
+		return;
+	}
+	spool_path(c, u->mid, (int)i, path, sizeof(path));
+	snprintf(url, sizeof(url), "%s/v1/blobs/%s", c->http_base,
+		 u->ct->att[i].blob);
+	memset(&r, 0, sizeof(r));
+	r.method = "PUT";
+	r.url = url;
+	r.bearer = u->upload[i];
+	r.body_path = path;
+	r.body_len = bv_blob_sealed_size((uint64_t)u->ct->att[i].size);
+	r.max_answer = 4096;
+	rc = http__start(c->loop, &r, on_put, u, &u->http);
+	if (rc < 0) {
+		att_up_retry(u, rc, "cannot upload an attachment");
+		return;
+	}
+	u->busy = 1;
+	u->cur = (int)i;
+}
+
+/* Moves every idle upload on by one step. */
+static void
+att_pump(struct bv_client *c)
+{
+	struct att_up *u, *next;
+	uint64_t now = bv_mono_ms();
+
+	if (c->closed)
+		return;
+	for (u = c->att_ups; u; u = next) {
+		next = u->next;
+		if (!u->busy && now >= u->retry_at)
+			att_up_step(u);
+	}
+}
+
+/* Takes ct (ours, with its rows' state) into the upload queue; or sends
+ * it at once when every file is on the relay. */
+static int
+att_up_start(struct bv_client *c, struct bv_content *ct, int64_t seq,
+	     const int *uploaded)
+{
+	struct att_up *u, **pp;
+	size_t i;
+
+	u = bv_calloc(1, sizeof(*u));
+	if (!u) {
+		bv_content_free(ct);
+		return BV_ENOMEM;
+	}
+	u->c = c;
+	u->seq = seq;
+	u->ct = ct;
+	snprintf(u->mid, sizeof(u->mid), "%s", ct->message_id);
+	for (i = 0; i < ct->n_att; i++)
+		u->uploaded[i] = uploaded ? uploaded[i] : 0;
+	for (pp = &c->att_ups; *pp; pp = &(*pp)->next)
+		;
+	*pp = u;
+	if (c->kick_init)
+		uv_timer_start(&c->kick, on_kick, 0, 0);
+	return 0;
+}
+
+/* After a restart: our message with files, as far as its rows say. */
+static int
+att_resume(struct bv_client *c, struct bv_content *ct, int64_t seq)
+{
+	int uploaded[BV_CONTENT_ATTACHMENTS_MAX] = {0};
+	char p[PATH_MAX];
+	struct att_rows r;
+	size_t i;
+	int rc;
+
+	rc = att_rows_load(c, seq, &r);
+	if (rc < 0) {
+		bv_content_free(ct);
+		return rc;
+	}
+	att_patch(ct, &r, uploaded);
+	for (i = 0; i < ct->n_att; i++) {
+		spool_path(c, ct->message_id, (int)i, p, sizeof(p));
+		if (!uploaded[i] && access(p, R_OK) < 0) {
+			bv_content_free(ct);
+			return BV_EIO;
+		}
+	}
+	return att_up_start(c, ct, seq, uploaded);
+}
+
+/* answer_by of an e-post as bv_client_send_email() documents it. */
+static int64_t
+email_answer_by(struct bv_client *c, const char *conversation,
+		int64_t answer_by_ms, int64_t now)
+{
+	int days = 0;
+
+	if (answer_by_ms == 0) {
+		/* A citizen's promise is the municipality's, not the app's. */
+		if (!view_is_staff(c, conversation, &days))
+			return add_working_days(
+				now, days ? days : BV_CLIENT_ANSWER_DAYS);
+		return 0;
+	}
+	return answer_by_ms == -1 ? 0 : answer_by_ms;
+}
+
+static const char *
+base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+int
+bv_client_send_attachments(struct bv_client *c, const char *conversation,
+			   const char *text, const char *subject,
+			   const char *thread, int64_t answer_by_ms,
+			   const struct bv_client_file *files, size_t n,
+			   char message_id_out[BV_CLIENT_MESSAGE_ID_LEN + 1])
+{
+	struct bv_content_attachment att[BV_CONTENT_ATTACHMENTS_MAX];
+	struct bv_content_msg msg;
+	struct bv_content *ct = NULL;
+	char mid[BV_UUID_LEN + 1], p[PATH_MAX];
+	uint8_t *data = NULL, *sealed = NULL, sha[32], *body = NULL;
+	size_t i, len = 0, sealed_len = 0, body_len = 0, spooled = 0;
+	const char *name;
+	int64_t seq = 0, now;
+	int rc = 0;
+
+	if (!c || !conversation || !bv_uuid_valid(conversation) || !text ||
+	    !files || n == 0 || n > BV_CONTENT_ATTACHMENTS_MAX ||
+	    !message_id_out || answer_by_ms < -1 || c->closed)
+		return BV_EINVAL;
+	if (!c->enrolled || !c->session)
+		return BV_ENOAUTH;
+	memset(att, 0, sizeof(att));
+	for (i = 0; i < n; i++) {
+		name = files[i].name   ? files[i].name
+		       : files[i].path ? base_name(files[i].path)
+				       : NULL;
+		if (!name || !files[i].type ||
+		    !bv_content_type_allowed(files[i].type) ||
+		    !bv_content_name_valid(name, strlen(name)) ||
+		    (!files[i].path && !files[i].data && files[i].len))
+			return BV_EINVAL;
+		if (!files[i].path &&
+		    (uint64_t)files[i].len > BV_CLIENT_ATTACHMENT_MAX)
+			return BV_EBLOB_SIZE;
+		snprintf(att[i].name, sizeof(att[i].name), "%s", name);
+		snprintf(att[i].type, sizeof(att[i].type), "%s", files[i].type);
+	}
+	if (mkdir(c->spool_dir, 0700) < 0 && errno != EEXIST)
+		return BV_EIO;
+	bv_uuid_generate(mid);
+	now = bv_now_ms();
+	/* Encrypted and spooled, one file at a time. */
+	for (i = 0; i < n && rc == 0; i++) {
+		data = NULL;
+		len = 0;
+		if (files[i].path)
+			rc = file_read(files[i].path,
+				       (uint64_t)BV_CLIENT_ATTACHMENT_MAX,
+				       &data, &len);
+		if (rc < 0)
+			break;
+		rc = bv_blob_seal(files[i].path ? data : files[i].data,
+				  files[i].path ? len : files[i].len,
+				  att[i].key, &sealed, &sealed_len, sha);
+		att[i].size = (int64_t)(files[i].path ? len : files[i].len);
+		if (data) {
+			bv_wipe(data, len);
+			bv_free(data);
+		}
+		if (rc < 0)
+			break;
+		hex_encode(sha, sizeof(sha), att[i].sha256);
+		snprintf(att[i].blob, sizeof(att[i].blob), "%s", NO_ACCOUNT);
+		snprintf(att[i].download, sizeof(att[i].download), "%s",
+			 ATT_PLACEHOLDER_CAP);
+		spool_path(c, mid, (int)i, p, sizeof(p));
+		rc = file_write_atomic(p, sealed, sealed_len);
+		bv_free(sealed);
+		sealed = NULL;
+		if (rc == 0)
+			spooled = i + 1;
+	}
+	if (rc == 0) {
+		memset(&msg, 0, sizeof(msg));
+		msg.text = text;
+		msg.text_len = strlen(text);
+		if (subject) {
+			msg.subject = subject;
+			msg.subject_len = strlen(subject);
+			msg.thread = thread && *thread ? thread : NULL;
+			msg.answer_by_ms = email_answer_by(c, conversation,
+							   answer_by_ms, now);
+		}
+		msg.att = att;
+		msg.n_att = n;
+		rc = bv_content_message_new(conversation, mid, now, &msg, &ct);
+		if (rc < 0 && rc != BV_ENOMEM)
+			rc = BV_EINVAL;
+	}
+	if (rc == 0)
+		rc = out_body_dump(ct, &body, &body_len);
+	/* The message and its rows in one transaction: a restart finds
+	 * both or neither. */
+	if (rc == 0)
+		rc = bv_store_begin(c->store);
+	if (rc == 0) {
+		rc = bv_store_history_append(c->store, conversation, BV_MSG_OUT,
+					     c->account, (int32_t)c->device,
+					     mid, now, body, body_len,
+					     BV_MSG_SENDING, &seq);
+		for (i = 0; i < n && rc == 0; i++)
+			rc = bv_store_attachment_put(c->store, seq, (int)i,
+						     ATT_SPOOLED, NULL, 0);
+		if (rc == 0)
+			rc = bv_store_commit(c->store);
+		else
+			bv_store_rollback(c->store);
+	}
+	if (body) {
+		bv_wipe(body, body_len);
+		bv_free(body);
+	}
+	sodium_memzero(att, sizeof(att));
+	if (rc == 0) {
+		rc = att_up_start(c, ct, seq, NULL);
+		ct = NULL;
+		if (rc < 0)
+			bv_store_history_set_state(c->store, seq,
+						   BV_MSG_FAILED);
+	}
+	if (rc < 0) {
+		bv_content_free(ct);
+		spool_remove(c, mid, spooled);
+		return rc;
+	}
+	memcpy(message_id_out, mid, BV_CLIENT_MESSAGE_ID_LEN + 1);
+	return 0;
+}
+
+/* ---- fetching ---- */
+
+struct att_find {
+	struct bv_client *c;
+	int idx;
+	struct att_fetch *f;
+	int rc;
+};
+
+static int
+att_find_cb(const struct bv_history_entry *e, void *arg)
+{
+	struct att_find *q = arg;
+	struct bv_content *ct = NULL;
+	struct att_rows r;
+	int rc;
+
+	rc = entry_content(q->c, e, &ct);
+	if (rc == BV_ENOMEM) {
+		q->rc = rc;
+		return 1;
+	}
+	if (rc < 0 ||
+	    (ct->kind != BV_CONTENT_TEXT && ct->kind != BV_CONTENT_EMAIL) ||
+	    (size_t)q->idx >= ct->n_att) {
+		bv_content_free(ct);
+		return 0;
+	}
+	if (e->direction == BV_MSG_OUT) {
+		rc = att_rows_load(q->c, e->seq, &r);
+		if (rc < 0 || !r.have[q->idx] ||
+		    r.state[q->idx] == ATT_SPOOLED) {
+			bv_content_free(ct);
+			q->rc = rc < 0 ? rc : BV_EINVAL;
+			return 1;
+		}
+	}
+	q->f->seq = e->seq;
+	q->f->outgoing = e->direction == BV_MSG_OUT;
+	q->f->a = ct->att[q->idx];
+	bv_content_free(ct);
+	q->rc = 0;
+	return 1;
+}
+
+static void
+att_fetch_free(struct att_fetch *f)
+{
+	sodium_memzero(&f->a, sizeof(f->a));
+	bv_free(f->dest);
+	bv_free(f);
+}
+
+static void
+on_get(void *arg, int rc, long status, uint8_t *body, size_t len)
+{
+	struct att_fetch *f = arg, **pp;
+	struct bv_client *c = f->c;
+	uint8_t sha[32], rec[ATT_REC_LEN], *pt = NULL;
+	size_t size = (size_t)f->a.size;
+
+	f->http = NULL;
+	if (rc == BV_EFRAME)
+		rc = BV_ETAMPERED; /* longer than it can be */
+	else if (rc == 0 && status != 200)
+		rc = http_error_code(status, body, len);
+	if (rc == 0 && hex_decode32(f->a.sha256, sha) < 0)
+		rc = BV_EFIELD;
+	if (rc == 0)
+		rc = bv_blob_open(body, len, f->a.key, sha, (uint64_t)size,
+				  &pt);
+	if (body) {
+		bv_wipe(body, len);
+		bv_free(body);
+	}
+	if (c && !c->closed) {
+		for (pp = &c->att_fetches; *pp; pp = &(*pp)->next)
+			if (*pp == f) {
+				*pp = f->next;
+				break;
+			}
+		if (rc == 0 && f->dest)
+			rc = file_write_atomic(f->dest, pt, size);
+		if (rc == 0 && f->dest) {
+			memcpy(rec, f->a.blob, BV_UUID_LEN);
+			memcpy(rec + BV_UUID_LEN, f->a.download,
+			       BV_CONTENT_CAP_LEN);
+			/* Ours keep their record; theirs get one too. */
+			rc = bv_store_attachment_put(c->store, f->seq, f->idx,
+						     ATT_DOWNLOADED, rec,
+						     sizeof(rec));
+		}
+		if (rc < 0)
+			report(c, rc, f->mid, "attachment not fetched");
+		if (f->cb)
+			f->cb(c, f->arg, f->mid, f->idx, rc,
+			      rc == 0 ? f->dest : NULL,
+			      rc == 0 && !f->dest ? pt : NULL,
+			      rc == 0 && !f->dest ? size : 0);
+	}
+	if (pt) {
+		bv_wipe(pt, size);
+		bv_free(pt);
+	}
+	att_fetch_free(f);
+}
+
+int
+bv_client_attachment_fetch(struct bv_client *c, const char *message_id,
+			   int index, const char *dest_path,
+			   bv_attachment_fetched_cb cb, void *arg)
+{
+	struct att_fetch *f;
+	struct att_find q;
+	struct bv_http_req r;
+	char url[512];
+	int rc;
+
+	if (!c || c->closed || !message_id ||
+	    !bv_message_id_valid(message_id) || index < 0 ||
+	    index >= BV_CONTENT_ATTACHMENTS_MAX || (dest_path && !*dest_path))
+		return BV_EINVAL;
+	f = bv_calloc(1, sizeof(*f));
+	if (!f)
+		return BV_ENOMEM;
+	f->c = c;
+	f->idx = index;
+	f->cb = cb;
+	f->arg = arg;
+	snprintf(f->mid, sizeof(f->mid), "%s", message_id);
+	if (dest_path && !(f->dest = bv_strdup(dest_path))) {
+		att_fetch_free(f);
+		return BV_ENOMEM;
+	}
+	memset(&q, 0, sizeof(q));
+	q.c = c;
+	q.idx = index;
+	q.f = f;
+	q.rc = BV_EINVAL;
+	rc = bv_store_history_find(c->store, message_id, att_find_cb, &q);
+	if (rc >= 0)
+		rc = q.rc;
+	if (rc < 0) {
+		att_fetch_free(f);
+		return rc;
+	}
+	snprintf(url, sizeof(url), "%s/v1/blobs/%s", c->http_base, f->a.blob);
+	memset(&r, 0, sizeof(r));
+	r.method = "GET";
+	r.url = url;
+	r.bearer = f->a.download;
+	/* One byte more than it can be: longer is tampering. */
+	r.max_answer = (size_t)bv_blob_sealed_size((uint64_t)f->a.size);
+	rc = http__start(c->loop, &r, on_get, f, &f->http);
+	if (rc < 0) {
+		att_fetch_free(f);
+		return rc;
+	}
+	f->next = c->att_fetches;
+	c->att_fetches = f;
+	return 0;
+}
+
+struct journaled_req {
+	struct bv_client *c;
+	bv_blobs_journaled_cb cb;
+	void *arg;
+};
+
+static void
+on_blobs_journaled(void *arg, int rc, const struct bv_wire_msg *m)
+{
+	struct journaled_req *q = arg;
+	struct bv_client *c = q->c;
+
+	(void)m;
+	c->inflight--;
+	if (!c->closed && q->cb)
+		q->cb(c, q->arg, rc);
+	bv_free(q);
+}
+
+int
+bv_client_blobs_journaled(struct bv_client *c, const char *const *blobs,
+			  size_t n, bv_blobs_journaled_cb cb, void *arg)
+{
+	struct journaled_req *q;
+	char *frame = NULL;
+	int64_t id;
+	int rc;
+
+	if (!c || c->closed || !blobs || n == 0 || n > 100)
+		return BV_EINVAL;
+	if (!conn__ready(c->conn))
+		return BV_EUNAVAILABLE;
+	q = bv_calloc(1, sizeof(*q));
+	if (!q)
+		return BV_ENOMEM;
+	q->c = c;
+	q->cb = cb;
+	q->arg = arg;
+	id = conn__next_id(c->conn);
+	rc = bv_wire_build_blobs_journaled(id, blobs, n, &frame);
+	if (rc == 0)
+		rc = conn__request(c->conn, id, frame, on_blobs_journaled, q);
+	bv_free(frame);
+	if (rc < 0) {
+		bv_free(q);
+		return rc;
+	}
+	c->inflight++;
+	return 0;
+}
+
 int
 bv_client_mark_read(struct bv_client *c, const char *conversation,
 		    const char *sender_account, const char *const *message_ids,
@@ -2511,7 +3536,9 @@ resume_cb(const struct bv_history_entry *e, void *arg)
 	    (uint32_t)e->sender_device != c->device)
 		return 0;
 	rc = out_body_content(e, &ct);
-	if (rc == 0)
+	if (rc == 0 && ct->n_att)
+		rc = att_resume(c, ct, e->seq); /* uploads first */
+	else if (rc == 0)
 		rc = op_start(c, ct, NULL, e->seq, 0, NULL);
 	if (rc < 0) {
 		/* Logged only: no callback inside bv_client_new(). */
@@ -2556,6 +3583,8 @@ static int
 history_walk_cb(const struct bv_history_entry *e, void *arg)
 {
 	struct history_walk *w = arg;
+	struct bv_client_attachment atts[BV_CONTENT_ATTACHMENTS_MAX];
+	struct att_rows rows;
 	struct bv_client_message m;
 	struct bv_client_notice notice;
 	struct bv_wire_msg *nm = NULL;
@@ -2577,8 +3606,8 @@ history_walk_cb(const struct bv_history_entry *e, void *arg)
 	m.journal = e->journal;
 	m.text = "";
 	if (m.outgoing && e->body_len && e->body[0] == 0) {
-		/* Ours, an e-post: its content. */
-		rc = out_body_content(e, &ct);
+		/* Ours, an e-post or files: its content. */
+		rc = entry_content(w->c, e, &ct);
 		if (rc == BV_ENOMEM)
 			return rc;
 		if (rc < 0)
@@ -2620,6 +3649,17 @@ history_walk_cb(const struct bv_history_entry *e, void *arg)
 		} else {
 			m.unsupported = 1;
 		}
+	}
+	if (ct && ct->n_att && !m.unsupported &&
+	    (ct->kind == BV_CONTENT_TEXT || ct->kind == BV_CONTENT_EMAIL)) {
+		rc = att_rows_load(w->c, e->seq, &rows);
+		if (rc < 0) {
+			bv_content_free(ct);
+			bv_free(padded);
+			return rc;
+		}
+		m.n_attachments = att_out(ct, m.outgoing, &rows, atts);
+		m.attachments = atts;
 	}
 	rc = w->cb(w->arg, &m);
 	if (text) {
@@ -2701,6 +3741,26 @@ bv_client_new(const struct bv_client_opts *opts, struct bv_client **out)
 	c->o.store_path = NULL;
 	c->o.store_key = NULL;
 	c->o.relay_host = NULL;
+	c->o.http_base = NULL;
+	c->spool_dir = bv_malloc(strlen(opts->store_path) + 7);
+	c->http_base =
+		bv_malloc(opts->http_base ? strlen(opts->http_base) + 1
+					  : strlen(opts->relay_host) + 16);
+	if (!c->spool_dir || !c->http_base) {
+		bv_free(c->spool_dir);
+		bv_free(c->http_base);
+		bv_free(c);
+		return BV_ENOMEM;
+	}
+	sprintf(c->spool_dir, "%s.spool", opts->store_path);
+	if (opts->http_base)
+		strcpy(c->http_base, opts->http_base);
+	else
+		sprintf(c->http_base, "http://%s:%d", opts->relay_host,
+			opts->relay_port);
+	/* "https://relay.example/" and "…/" alike. */
+	if (*c->http_base && c->http_base[strlen(c->http_base) - 1] == '/')
+		c->http_base[strlen(c->http_base) - 1] = 0;
 	if (opts->loop) {
 		c->loop = opts->loop;
 	} else {
@@ -2765,9 +3825,29 @@ out:
 void
 bv_client_close(struct bv_client *c)
 {
+	struct att_up *u;
+	struct att_fetch *f;
+
 	if (!c || c->closed)
 		return;
 	c->closed = 1;
+	/* Uploads and fetches under way end on their own (the loop runs
+	 * their last callback, which frees them); idle uploads go now. The
+	 * spool stays: the next start resumes. */
+	while ((u = c->att_ups)) {
+		c->att_ups = u->next;
+		if (u->busy) {
+			u->c = NULL;
+			http__abort(u->http);
+		} else {
+			att_up_free(u);
+		}
+	}
+	while ((f = c->att_fetches)) {
+		c->att_fetches = f->next;
+		f->c = NULL;
+		http__abort(f->http);
+	}
 	if (c->conn)
 		conn__close(c->conn);
 	if (c->tick_init) {
@@ -2821,6 +3901,8 @@ bv_client_free(struct bv_client *c)
 		signal_context_destroy(c->sctx);
 	bv_store_close(c->store);
 	bv_wipe(c->sk, sizeof(c->sk));
+	bv_free(c->spool_dir);
+	bv_free(c->http_base);
 	bv_free(c);
 }
 

@@ -6,6 +6,7 @@
  * The relay is untrusted input like any peer: types, ranges, lengths,
  * base64 and counts are checked before anything reaches the caller.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -585,6 +586,46 @@ parse_bundle(json_t *obj, struct bv_wire_bundle *b)
 	return 0;
 }
 
+/* A capability: exactly BV_WIRE_CAP_LEN characters of base64url. */
+static int
+get_cap(json_t *obj, const char *key, char out[BV_WIRE_CAP_LEN + 1])
+{
+	size_t i;
+	int rc;
+
+	rc = get_str(obj, key, BV_WIRE_CAP_LEN, out);
+	if (rc < 0)
+		return rc;
+	if (strlen(out) != BV_WIRE_CAP_LEN)
+		return BV_EFIELD;
+	for (i = 0; i < BV_WIRE_CAP_LEN; i++)
+		if (!isalnum((unsigned char)out[i]) && out[i] != '-' &&
+		    out[i] != '_')
+			return BV_EFIELD;
+	return 0;
+}
+
+/* blob_create's answer: blob, upload, download and expires, all four. */
+static int
+parse_blob(json_t *ok, struct bv_wire_msg *m)
+{
+	json_int_t n = 0;
+	int rc;
+
+	rc = get_uuid(ok, "blob", m->u.ok.blob);
+	if (rc == 0)
+		rc = get_cap(ok, "upload", m->u.ok.upload);
+	if (rc == 0)
+		rc = get_cap(ok, "download", m->u.ok.download);
+	if (rc == 0)
+		rc = get_int(ok, "expires", 0, TIMESTAMP_MAX, 0, &n);
+	if (rc < 0)
+		return rc;
+	m->u.ok.expires = n;
+	m->u.ok.fields |= BV_WIRE_OK_BLOB;
+	return 0;
+}
+
 static int
 parse_ok(json_t *ok, struct bv_wire_msg *m)
 {
@@ -629,6 +670,11 @@ parse_ok(json_t *ok, struct bv_wire_msg *m)
 		if (rc < 0)
 			return rc;
 		m->u.ok.fields |= BV_WIRE_OK_CONVERSATION;
+	}
+	if (present(ok, "blob")) {
+		rc = parse_blob(ok, m);
+		if (rc < 0)
+			return rc;
 	}
 	if (present(ok, "cases")) {
 		rc = parse_cases(ok, m);
@@ -1299,6 +1345,52 @@ bv_wire_build_conversation_create(int64_t id, const char *case_id,
 	}
 	return finish(root, out);
 oom:
+	json_decref(root);
+	return BV_ENOMEM;
+}
+
+int
+bv_wire_build_blob_create(int64_t id, const char *conversation, uint64_t size,
+			  const uint8_t sha256[32], char **out)
+{
+	char hex[65];
+	size_t i;
+
+	if (!out || !id_valid(id) || !uuid_ok(conversation) || !sha256 ||
+	    size == 0 || size > (uint64_t)INT64_MAX)
+		return BV_EINVAL;
+	for (i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sha256[i]);
+	return finish(json_pack("{s:I, s:s, s:s, s:I, s:s}", "id",
+				(json_int_t)id, "op", "blob_create",
+				"conversation", conversation, "size",
+				(json_int_t)size, "sha256", hex),
+		      out);
+}
+
+int
+bv_wire_build_blobs_journaled(int64_t id, const char *const *blobs, size_t n,
+			      char **out)
+{
+	json_t *root = NULL, *arr = NULL;
+	size_t i;
+
+	if (!out || !id_valid(id) || !blobs || n == 0 || n > 100)
+		return BV_EINVAL;
+	for (i = 0; i < n; i++)
+		if (!uuid_ok(blobs[i]))
+			return BV_EINVAL;
+	root = request_new(id, "blobs_journaled");
+	arr = json_array();
+	if (!root || !arr || json_object_set(root, "blobs", arr) < 0)
+		goto oom;
+	for (i = 0; i < n; i++)
+		if (json_array_append_new(arr, json_string(blobs[i])))
+			goto oom;
+	json_decref(arr);
+	return finish(root, out);
+oom:
+	json_decref(arr);
 	json_decref(root);
 	return BV_ENOMEM;
 }

@@ -115,6 +115,9 @@ struct bv_wire_case {
 #define BV_WIRE_OK_DEVICES	  0x20u
 #define BV_WIRE_OK_CASES	  0x40u /* cases and more */
 #define BV_WIRE_OK_CONVERSATION	  0x80u
+#define BV_WIRE_OK_BLOB		  0x100u /* blob_create: blob, caps, expires */
+/* A capability (docs/protocol.md "Attachments"): 32 bytes, base64url. */
+#define BV_WIRE_CAP_LEN 43
 
 struct bv_wire_msg {
 	enum bv_wire_kind kind;
@@ -176,6 +179,11 @@ struct bv_wire_msg {
 			int more;
 			/* conversation_create */
 			char conversation[BV_UUID_LEN + 1];
+			/* blob_create: all four or none (BV_WIRE_OK_BLOB) */
+			char blob[BV_UUID_LEN + 1];
+			char upload[BV_WIRE_CAP_LEN + 1];
+			char download[BV_WIRE_CAP_LEN + 1];
+			int64_t expires;
 		} ok;
 		struct {
 			int code; /* the errno as sent, e.g. BV_EDEVICES */
@@ -280,6 +288,13 @@ int bv_wire_build_conversation_create(int64_t id, const char *case_id,
 				      const char *kind,
 				      const char *const *members, size_t n,
 				      char **out);
+/* size: ciphertext bytes (>= 1); sha256: its digest (32 bytes). */
+int bv_wire_build_blob_create(int64_t id, const char *conversation,
+			      uint64_t size, const uint8_t sha256[32],
+			      char **out);
+/* blobs: 1 … 100 uuids. */
+int bv_wire_build_blobs_journaled(int64_t id, const char *const *blobs,
+				  size_t n, char **out);
 int bv_wire_build_ping(int64_t id, char **out);
 /* {"id":id,"ok":{}}: acknowledges a deliver once the envelope is stored. */
 int bv_wire_build_ack(int64_t id, char **out);

@@ -1013,6 +1013,73 @@ test_build_cases_create(void **state)
 	assert_null(s);
 }
 
+#define CAP_U "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu-"
+#define CAP_D "ddddddddddddddddddddddddddddddddddddddddd_d"
+
+/* blob_create and blobs_journaled as docs/protocol.md "Attachments" has
+ * them, and blob_create's answer: all four members or a BV_EFIELD. */
+static void
+test_blobs(void **state)
+{
+	const char *blobs[2] = {CASE, CONV};
+	uint8_t sha[32];
+	struct bv_wire_msg *m;
+	char *s = NULL;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 32; i++)
+		sha[i] = (uint8_t)(i * 9);
+	assert_int_equal(bv_wire_build_blob_create(7, CONV, 123456, sha, &s),
+			 0);
+	assert_string_equal(
+		s,
+		"{\"id\":7,\"op\":\"blob_create\",\"conversation\":\"" CONV
+		"\",\"size\":123456,\"sha256\":"
+		"\"0009121b242d363f48515a636c757e879099a2abb4bdc6cfd8e1eaf3fc"
+		"050e17\"}");
+	bv_free(s);
+	s = NULL;
+	assert_int_equal(bv_wire_build_blob_create(7, CONV, 0, sha, &s),
+			 BV_EINVAL);
+	assert_int_equal(bv_wire_build_blob_create(7, "x", 1, sha, &s),
+			 BV_EINVAL);
+	assert_int_equal(bv_wire_build_blobs_journaled(9, blobs, 2, &s), 0);
+	assert_string_equal(s, "{\"id\":9,\"op\":\"blobs_journaled\","
+			       "\"blobs\":[\"" CASE "\",\"" CONV "\"]}");
+	bv_free(s);
+	s = NULL;
+	assert_int_equal(bv_wire_build_blobs_journaled(9, blobs, 0, &s),
+			 BV_EINVAL);
+	assert_int_equal(bv_wire_build_blobs_journaled(9, blobs, 101, &s),
+			 BV_EINVAL);
+	blobs[1] = "nope";
+	assert_int_equal(bv_wire_build_blobs_journaled(9, blobs, 2, &s),
+			 BV_EINVAL);
+	assert_null(s);
+
+	m = parse("{\"id\":7,\"ok\":{\"blob\":\"" CASE "\",\"upload\":\"" CAP_U
+		  "\",\"download\":\"" CAP_D "\",\"expires\":1764003600000}}");
+	assert_true(m->u.ok.fields & BV_WIRE_OK_BLOB);
+	assert_string_equal(m->u.ok.blob, CASE);
+	assert_string_equal(m->u.ok.upload, CAP_U);
+	assert_string_equal(m->u.ok.download, CAP_D);
+	assert_int_equal(m->u.ok.expires, 1764003600000LL);
+	bv_wire_msg_free(m);
+	/* A capability one short, one with '=' or '+', no expires. */
+	refuse("{\"id\":7,\"ok\":{\"blob\":\"" CASE
+	       "\",\"upload\":\"abc\",\"download\":\"" CAP_D
+	       "\",\"expires\":1}}",
+	       BV_EFIELD);
+	refuse("{\"id\":7,\"ok\":{\"blob\":\"" CASE "\",\"upload\":\"" CAP_U
+	       "\",\"download\":\"dddddddddd"
+	       "ddddddddddddddddddddddddddddddd+=\",\"expires\":1}}",
+	       BV_EFIELD);
+	refuse("{\"id\":7,\"ok\":{\"blob\":\"" CASE "\",\"upload\":\"" CAP_U
+	       "\",\"download\":\"" CAP_D "\"}}",
+	       BV_EFIELD);
+}
+
 /* Every allocation failure is reported, never a crash or a leak. */
 static void
 test_alloc_failures(void **state)
@@ -1084,6 +1151,7 @@ main(void)
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_notice_and_event),
 		cmocka_unit_test(test_build_cases_create),
+		cmocka_unit_test(test_blobs),
 		cmocka_unit_test(test_alloc_failures),
 	};
 
