@@ -15,7 +15,9 @@
  * - each fault of the archive: serverfeil and silence are retried with the
  *   same key, duplicate answers change nothing, a message never acked is
  *   dead-lettered by FIKS IO and retried, ugyldigforespoersel stops the
- *   conversation visibly until an operator retries.
+ *   conversation visibly until an operator retries;
+ * - e-post: subject, thread and answer time in the transcript, the
+ *   thread's subject in the journalpost's tittel.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -222,6 +224,42 @@ times_journaled(json_t *jps, const char *mid)
 	return n;
 }
 
+/* The stored transcript that names mid (free()), and its journalpost's
+ * tittel in *tittel (borrowed from jps); NULL when none. */
+static char *
+transcript_of(json_t *jps, const char *mid, const char **tittel)
+{
+	char needle[80], path[600];
+	size_t i, k;
+	json_t *jp, *d;
+
+	snprintf(needle, sizeof(needle), "(melding %s)", mid);
+	json_array_foreach(jps, i, jp)
+	{
+		json_array_foreach(json_object_get(jp, "dokumenter"), k, d)
+		{
+			const char *sha =
+				json_string_value(json_object_get(d, "sha256"));
+			char *text;
+
+			if (!sha || strcmp(json_string_value(json_object_get(
+						   d, "filnavn")),
+					   "samtale.txt"))
+				continue;
+			snprintf(path, sizeof(path), "%s.d/%s", peer_db, sha);
+			text = bvt_file_read(path, NULL);
+			assert_non_null(text);
+			if (strstr(text, needle)) {
+				*tittel = json_string_value(
+					json_object_get(jp, "tittel"));
+				return text;
+			}
+			free(text);
+		}
+	}
+	return NULL;
+}
+
 /* Waits until every id of mids is in the archive; 1 when so. */
 static int
 wait_journaled(const char *const *mids, size_t n, int ms)
@@ -398,6 +436,73 @@ dump_logs(void)
 
 /* ---------------------------------------------------------------- tests */
 
+/* Sends an e-post; its id in mid. */
+static void
+mail(struct peer *from, const char *subject, const char *text,
+     const char *thread, int64_t answer_by, char *mid)
+{
+	unsigned n = from->sent;
+
+	assert_int_equal(bv_client_send_email(from->c, conv, subject, text,
+					      thread, answer_by, mid),
+			 0);
+	if (!run_until(&from->sent, n + 1, BVT_TIMEOUT))
+		fail_msg("%s: no outcome for %s", from->name, mid);
+	assert_int_equal(from->sent_rc, 0);
+}
+
+/* An e-post thread across two batches: subject, thread and answer time
+ * in the transcript, the thread's subject in the tittel. */
+static void
+email_thread(void)
+{
+	const char *subject = "Søknad om samvær i jula";
+	const char *ids[1], *tittel = NULL;
+	MID(e1);
+	MID(e2);
+	json_t *jps;
+	char *text, want[300];
+
+	/* Elisa starts a thread; her client sets the answer time. */
+	mail(&p[ELISA], subject, "Kan jeg være hos mamma på julaften?", NULL, 0,
+	     e1);
+	ids[0] = e1;
+	CHECK(wait_journaled(ids, 1, 60000), "the e-post was not journaled");
+	/* Camilla answers in a later batch: the thread's subject comes from
+	 * the history. */
+	mail(&p[CAMILLA], "Re: samvær", "Ja, fra klokka 12.", e1, -1, e2);
+	ids[0] = e2;
+	CHECK(wait_journaled(ids, 1, 60000), "the reply was not journaled");
+
+	jps = journalposts();
+	assert_non_null(jps);
+	text = transcript_of(jps, e1, &tittel);
+	assert_non_null(text);
+	snprintf(want, sizeof(want),
+		 "    Henvendelse: %s\n    Svarfrist: ", subject);
+	CHECK(strstr(text, want), "no subject and answer time in:\n%s", text);
+	assert_non_null(
+		strstr(text, "    Kan jeg være hos mamma på julaften?"));
+	assert_null(strstr(text, "Svar på"));
+	/* A batch that is one e-post thread is titled by its subject. */
+	assert_non_null(tittel);
+	assert_non_null(strstr(tittel, "E-post i sak 2026/"));
+	CHECK(strstr(tittel, subject), "tittel %s", tittel);
+	free(text);
+
+	text = transcript_of(jps, e2, &tittel);
+	assert_non_null(text);
+	snprintf(want, sizeof(want),
+		 "    Henvendelse: Re: samvær\n    Svar på: %s\n    Ja, fra "
+		 "klokka 12.\n",
+		 subject);
+	CHECK(strstr(text, want), "no thread in:\n%s", text);
+	assert_null(strstr(text, "Svarfrist"));
+	CHECK(strstr(tittel, subject), "tittel %s", tittel);
+	free(text);
+	json_decref(jps);
+}
+
 static void
 t_end_to_end(void **state)
 {
@@ -448,6 +553,8 @@ t_end_to_end(void **state)
 	assert_int_equal(status(&out), 0);
 	assert_null(strstr(out, "failed"));
 	free(out);
+
+	email_thread();
 
 	/* SIGTERM ends it cleanly. */
 	i = stop(&arch_pid, SIGTERM);
