@@ -176,11 +176,88 @@ pending_cb(void *arg, const struct bv_client_message *m)
 	t->undecryptable = m->state == BV_CLIENT_MSG_UNDECRYPTABLE;
 	t->unsupported = m->unsupported;
 	t->notice = m->notice != NULL;
+	t->answer_by_ms = m->answer_by_ms > 0 ? m->answer_by_ms : 0;
 	p->seq[p->n] = m->seq;
 	p->n++;
 	if (!t->message_id || !t->sender)
 		return BV_ENOMEM;
+	if (m->subject) {
+		t->subject = bv_strdup(m->subject);
+		t->thread = bv_strdup(m->thread ? m->thread : m->message_id);
+		if (!t->subject || !t->thread)
+			return BV_ENOMEM;
+	}
 	return 0;
+}
+
+/* The subjects of the threads the batch's replies answer whose first
+ * e-post is in an earlier batch: one pass over the older history. */
+struct thread_find {
+	struct pending *p;
+	size_t n;	    /* of the batch */
+	int64_t before_seq; /* the batch's first */
+	size_t missing;
+};
+
+static int
+thread_find_cb(void *arg, const struct bv_client_message *m)
+{
+	struct thread_find *tf = arg;
+	size_t i;
+
+	if (m->seq >= tf->before_seq)
+		return 1;
+	if (!m->subject)
+		return 0;
+	for (i = 0; i < tf->n; i++) {
+		struct tmsg *t = &tf->p->m[i];
+
+		if (t->subject && !t->thread_subject &&
+		    !strcmp(t->thread, m->message_id)) {
+			t->thread_subject = bv_strdup(m->subject);
+			if (!t->thread_subject)
+				return BV_ENOMEM;
+			tf->missing--;
+		}
+	}
+	return tf->missing == 0;
+}
+
+/*
+ * Sets thread_subject of each reply among the first n pending messages:
+ * from the batch when the thread starts in it, else from the history.
+ * One that is nowhere (the first e-post could not be read) keeps NULL and
+ * the transcript names its thread by id. Returns 0 or a code.
+ */
+static int
+thread_subjects(struct arch *a, const char *conversation, struct pending *p,
+		size_t n)
+{
+	struct thread_find tf = {p, n, p->seq[0], 0};
+	size_t i, j;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		struct tmsg *t = &p->m[i];
+
+		if (!t->subject || !strcmp(t->thread, t->message_id))
+			continue;
+		for (j = 0; j < n; j++)
+			if (p->m[j].subject &&
+			    !strcmp(p->m[j].message_id, t->thread))
+				break;
+		if (j < n) {
+			t->thread_subject = bv_strdup(p->m[j].subject);
+			if (!t->thread_subject)
+				return BV_ENOMEM;
+		} else {
+			tf.missing++;
+		}
+	}
+	if (tf.missing == 0)
+		return 0;
+	rc = bv_client_history(a->c, conversation, 0, thread_find_cb, &tf);
+	return rc < 0 ? rc : 0;
 }
 
 static void
@@ -191,6 +268,9 @@ pending_free(struct pending *p)
 	for (i = 0; i < p->n; i++) {
 		bv_free((void *)p->m[i].message_id);
 		bv_free((void *)p->m[i].sender);
+		bv_free((void *)p->m[i].subject);
+		bv_free((void *)p->m[i].thread);
+		bv_free((void *)p->m[i].thread_subject);
 		if (p->m[i].text)
 			bv_wipe((void *)p->m[i].text, p->m[i].text_len);
 		bv_free((void *)p->m[i].text);
@@ -263,7 +343,10 @@ cut_batch(struct arch *a, const char *conversation, struct pending *p, size_t n)
 	struct tinfo info;
 	struct jbatch b;
 	const char *ids[BATCH_MAX];
-	char *text = NULL, *xml = NULL, title[160], date[16], err[256];
+	char *text = NULL, *xml = NULL, title[512], date[16], err[256];
+	char subject[TRANSCRIPT_SUBJECT_MAX + 4], public_title[160];
+	const char *thread;
+	int all_email;
 	char names[64][80];
 	size_t text_len = 0, xml_len = 0, i, j, n_parts = 0;
 	int rc;
@@ -293,6 +376,9 @@ cut_batch(struct arch *a, const char *conversation, struct pending *p, size_t n)
 	info.conversation = conversation;
 	info.kind = k.kind;
 	info.batch_id = b.id;
+	rc = thread_subjects(a, conversation, p, n);
+	if (rc < 0)
+		goto out;
 	rc = transcript_render(&info, k.people, k.n_people, p->m, n, &text,
 			       &text_len);
 	if (rc < 0)
@@ -327,10 +413,49 @@ cut_batch(struct arch *a, const char *conversation, struct pending *p, size_t n)
 		n_parts++;
 	}
 	iso_date(p->m[0].time_ms, date, sizeof(date));
-	snprintf(title, sizeof(title), "Chat i sak %s, %s",
+	/* A batch that is one e-post thread (notices aside) is titled by the
+	 * thread's subject, so the case file lists the request by what it is
+	 * about; the public title (offentligTittel, what a postjournal may
+	 * show) leaves the citizen's words out. Anything else is a chat of
+	 * that day, a title without names. */
+	thread = NULL;
+	all_email = 0;
+	for (i = 0; i < n; i++) {
+		if (p->m[i].notice)
+			continue;
+		if (!p->m[i].subject) {
+			all_email = 0;
+			thread = NULL;
+			break;
+		}
+		if (all_email && thread && strcmp(thread, p->m[i].thread))
+			thread = NULL; /* several threads */
+		else if (!all_email)
+			thread = p->m[i].thread;
+		all_email = 1;
+	}
+	subject[0] = '\0';
+	for (i = 0; thread && i < n && !subject[0]; i++) {
+		const char *s = NULL;
+
+		if (!p->m[i].subject)
+			continue;
+		s = !strcmp(thread, p->m[i].message_id)
+			    ? p->m[i].subject
+			    : p->m[i].thread_subject;
+		if (s)
+			transcript_line(s, strlen(s), TRANSCRIPT_SUBJECT_MAX,
+					subject, sizeof(subject));
+	}
+	snprintf(public_title, sizeof(public_title), "%s i sak %s, %s",
+		 all_email ? "E-post" : "Chat",
 		 k.case_number[0] ? k.case_number : k.case_id, date);
+	if (subject[0])
+		snprintf(title, sizeof(title), "%s: %s", public_title, subject);
+	else
+		snprintf(title, sizeof(title), "%s", public_title);
 	memset(&doc, 0, sizeof(doc));
-	doc.tittel = title;
+	doc.tittel = public_title;
 	doc.filnavn = "samtale.txt";
 	doc.format = "TXT";
 	doc.mime = "text/plain";
@@ -341,6 +466,8 @@ cut_batch(struct arch *a, const char *conversation, struct pending *p, size_t n)
 	jp.mappe_noekkel = k.case_id;
 	jp.noekkel = b.id;
 	jp.tittel = title;
+	if (strcmp(title, public_title))
+		jp.offentlig_tittel = public_title;
 	/* Compiled by the municipality from both sides of a conversation:
 	 * an internal document, not a letter in or out. */
 	jp.journalposttype = "X";

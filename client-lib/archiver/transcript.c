@@ -45,24 +45,156 @@ transcript_time(int64_t ms, char *buf, size_t cap)
 		snprintf(buf, cap, "%lld ms", (long long)ms);
 }
 
+/*
+ * The UTF-8 character at s (left bytes): its length and code point, or 0
+ * when the bytes are not UTF-8 (overlong, surrogate, cut short, too big).
+ */
+static size_t
+utf8_next(const unsigned char *s, size_t left, uint32_t *cp)
+{
+	size_t n, i;
+	uint32_t c;
+
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	if ((s[0] & 0xe0) == 0xc0) {
+		n = 2;
+		c = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		n = 3;
+		c = s[0] & 0x0f;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		n = 4;
+		c = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (left < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) ||
+	    (n == 4 && c < 0x10000) || c > 0x10ffff ||
+	    (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+/* C0, DEL and C1: nothing a reader of the archive should be shown. */
+static int
+is_control(uint32_t cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+#define REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
+
+size_t
+transcript_line(const char *s, size_t len, size_t max, char *out, size_t cap)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, o = 0, n;
+	uint32_t cp;
+
+	if (!out || cap == 0)
+		return 0;
+	if (cap < max + 4)
+		max = cap >= 4 ? cap - 4 : 0;
+	while (s && i < len) {
+		const char *piece;
+		size_t plen;
+
+		n = utf8_next(p + i, len - i, &cp);
+		if (n == 0 || is_control(cp)) {
+			piece = REPLACEMENT;
+			plen = 3;
+			i += n ? n : 1;
+		} else {
+			piece = s + i;
+			plen = n;
+			i += n;
+		}
+		if (o + plen > max) {
+			memcpy(out + o, "\xe2\x80\xa6", 3); /* … */
+			o += 3;
+			break;
+		}
+		memcpy(out + o, piece, plen);
+		o += plen;
+	}
+	out[o] = '\0';
+	return o;
+}
+
 /* open_memstream grows the text; every write is checked once at the end. */
 static void
 put_text(FILE *f, const char *s, size_t len)
 {
-	size_t i;
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, n;
+	uint32_t cp;
 
 	fputs("    ", f);
-	for (i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch == '\n')
+	while (i < len) {
+		n = utf8_next(p + i, len - i, &cp);
+		if (n == 1 && cp == '\n') {
 			fputs("\n    ", f);
-		else if (ch < 0x20 || ch == 0x7f)
-			fputs("\xef\xbf\xbd", f); /* U+FFFD */
-		else
-			fputc(ch, f);
+		} else if (n == 0 || is_control(cp)) {
+			fputs(REPLACEMENT, f);
+			n = n ? n : 1;
+		} else {
+			fwrite(p + i, 1, n, f);
+		}
+		i += n;
 	}
 	fputc('\n', f);
+}
+
+/* "    Label: value" on one line, value cleaned and bounded. */
+static void
+put_field(FILE *f, const char *label, const char *value)
+{
+	char line[TRANSCRIPT_SUBJECT_MAX + 4];
+
+	transcript_line(value, strlen(value), TRANSCRIPT_SUBJECT_MAX, line,
+			sizeof(line));
+	fprintf(f, "    %s: %s\n", label, line);
+}
+
+static void
+transcript_date(int64_t ms, char *buf, size_t cap)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (!localtime_r(&t, &tm) || strftime(buf, cap, "%d.%m.%Y", &tm) == 0)
+		snprintf(buf, cap, "%lld ms", (long long)ms);
+}
+
+/* An e-post's head: its subject, the thread it answers, its answer time. */
+static void
+put_email_head(FILE *f, const struct tmsg *m)
+{
+	char when[40];
+
+	put_field(f, "Henvendelse", m->subject);
+	if (m->thread && m->thread[0] && strcmp(m->thread, m->message_id)) {
+		if (m->thread_subject)
+			put_field(f, "Svar på", m->thread_subject);
+		else
+			fprintf(f, "    Svar på: henvendelsen i melding %s\n",
+				m->thread);
+	}
+	if (m->answer_by_ms > 0) {
+		transcript_date(m->answer_by_ms, when, sizeof(when));
+		fprintf(f, "    Svarfrist: %s\n", when);
+	}
 }
 
 static void
@@ -163,8 +295,11 @@ transcript_render(const struct tinfo *info, const struct tperson *people,
 				   "åpner igjen; innbyggeren ble vist "
 				   "barnevernvaktens nummer og Alarmtelefonen "
 				   "for barn og unge, 116 111.");
-		else
+		else {
+			if (msgs[i].subject)
+				put_email_head(f, &msgs[i]);
 			put_text(f, msgs[i].text, msgs[i].text_len);
+		}
 		fprintf(f, "    (melding %s)\n\n", msgs[i].message_id);
 	}
 	bad = ferror(f);

@@ -31,6 +31,15 @@ struct tmsg {
 	int undecryptable; /* a placeholder: could not be read (yet) */
 	int unsupported;   /* a kind this version cannot show */
 	int notice;	   /* from the service: out-of-hours notice */
+	/* A secure e-post: its subject, else NULL (a chat text). */
+	const char *subject;
+	/* An e-post's thread: the message id of the thread's first e-post
+	 * (its own id when it starts the thread). */
+	const char *thread;
+	/* The subject of that first e-post when known, else NULL (then the
+	 * thread is named by its id). */
+	const char *thread_subject;
+	int64_t answer_by_ms; /* when the service will have answered; 0 */
 };
 
 struct tinfo {
@@ -44,14 +53,32 @@ struct tinfo {
 /* The role in bokmål as the case file writes it ("saksbehandler"). */
 const char *transcript_role(const char *role);
 
+/* Bytes of a subject shown (libbvchat's BV_CLIENT_SUBJECT_MAX): a longer
+ * one (only a hostile or newer client) is cut, with "…". */
+#define TRANSCRIPT_SUBJECT_MAX 200
+
+/*
+ * s (len bytes of a peer's words) as one clean line for a label or a
+ * title, NUL-terminated in out: control characters (C0 with newline and
+ * tab, DEL, C1) and bytes that are not UTF-8 become U+FFFD, and after max
+ * bytes of output it is cut at a character boundary and ends in "…".
+ * cap must be at least max + 4. Returns the length written.
+ */
+size_t transcript_line(const char *s, size_t len, size_t max, char *out,
+		       size_t cap);
+
 /* "23.11.2026 09:12:03" in the process's time zone (TZ). */
 void transcript_time(int64_t ms, char *buf, size_t cap);
 
 /*
  * Renders the transcript into *out (free()), *len bytes, NUL-terminated.
  * A sender not among people is named by account. Control characters of a
- * text other than newline are shown as U+FFFD; continuation lines are
- * indented. Returns 0; BV_EINVAL; BV_ENOMEM.
+ * text other than newline, and bytes that are not UTF-8, are shown as
+ * U+FFFD; continuation lines are indented. An e-post shows its subject
+ * ("Henvendelse: …"), the thread it answers ("Svar på: …", the first
+ * e-post's subject or the thread's id) and its answer time ("Svarfrist:
+ * …") before its body, each line cleaned by transcript_line().
+ * Returns 0; BV_EINVAL; BV_ENOMEM.
  */
 int transcript_render(const struct tinfo *info, const struct tperson *people,
 		      size_t n_people, const struct tmsg *msgs, size_t n,

@@ -15,7 +15,11 @@
  * - each fault of the archive: serverfeil and silence are retried with the
  *   same key, duplicate answers change nothing, a message never acked is
  *   dead-lettered by FIKS IO and retried, ugyldigforespoersel stops the
- *   conversation visibly until an operator retries.
+ *   conversation visibly until an operator retries;
+ * - e-post: subject, thread and answer time in the transcript, the
+ *   thread's subject in the journalpost's tittel;
+ * - the relay refuses a send that leaves out the running archiver's
+ *   device (a raw client), and journals it once the device is in.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -222,6 +226,42 @@ times_journaled(json_t *jps, const char *mid)
 	return n;
 }
 
+/* The stored transcript that names mid (free()), and its journalpost's
+ * tittel in *tittel (borrowed from jps); NULL when none. */
+static char *
+transcript_of(json_t *jps, const char *mid, const char **tittel)
+{
+	char needle[80], path[600];
+	size_t i, k;
+	json_t *jp, *d;
+
+	snprintf(needle, sizeof(needle), "(melding %s)", mid);
+	json_array_foreach(jps, i, jp)
+	{
+		json_array_foreach(json_object_get(jp, "dokumenter"), k, d)
+		{
+			const char *sha =
+				json_string_value(json_object_get(d, "sha256"));
+			char *text;
+
+			if (!sha || strcmp(json_string_value(json_object_get(
+						   d, "filnavn")),
+					   "samtale.txt"))
+				continue;
+			snprintf(path, sizeof(path), "%s.d/%s", peer_db, sha);
+			text = bvt_file_read(path, NULL);
+			assert_non_null(text);
+			if (strstr(text, needle)) {
+				*tittel = json_string_value(
+					json_object_get(jp, "tittel"));
+				return text;
+			}
+			free(text);
+		}
+	}
+	return NULL;
+}
+
 /* Waits until every id of mids is in the archive; 1 when so. */
 static int
 wait_journaled(const char *const *mids, size_t n, int ms)
@@ -398,6 +438,73 @@ dump_logs(void)
 
 /* ---------------------------------------------------------------- tests */
 
+/* Sends an e-post; its id in mid. */
+static void
+mail(struct peer *from, const char *subject, const char *text,
+     const char *thread, int64_t answer_by, char *mid)
+{
+	unsigned n = from->sent;
+
+	assert_int_equal(bv_client_send_email(from->c, conv, subject, text,
+					      thread, answer_by, mid),
+			 0);
+	if (!run_until(&from->sent, n + 1, BVT_TIMEOUT))
+		fail_msg("%s: no outcome for %s", from->name, mid);
+	assert_int_equal(from->sent_rc, 0);
+}
+
+/* An e-post thread across two batches: subject, thread and answer time
+ * in the transcript, the thread's subject in the tittel. */
+static void
+email_thread(void)
+{
+	const char *subject = "Søknad om samvær i jula";
+	const char *ids[1], *tittel = NULL;
+	MID(e1);
+	MID(e2);
+	json_t *jps;
+	char *text, want[300];
+
+	/* Elisa starts a thread; her client sets the answer time. */
+	mail(&p[ELISA], subject, "Kan jeg være hos mamma på julaften?", NULL, 0,
+	     e1);
+	ids[0] = e1;
+	CHECK(wait_journaled(ids, 1, 60000), "the e-post was not journaled");
+	/* Camilla answers in a later batch: the thread's subject comes from
+	 * the history. */
+	mail(&p[CAMILLA], "Re: samvær", "Ja, fra klokka 12.", e1, -1, e2);
+	ids[0] = e2;
+	CHECK(wait_journaled(ids, 1, 60000), "the reply was not journaled");
+
+	jps = journalposts();
+	assert_non_null(jps);
+	text = transcript_of(jps, e1, &tittel);
+	assert_non_null(text);
+	snprintf(want, sizeof(want),
+		 "    Henvendelse: %s\n    Svarfrist: ", subject);
+	CHECK(strstr(text, want), "no subject and answer time in:\n%s", text);
+	assert_non_null(
+		strstr(text, "    Kan jeg være hos mamma på julaften?"));
+	assert_null(strstr(text, "Svar på"));
+	/* A batch that is one e-post thread is titled by its subject. */
+	assert_non_null(tittel);
+	assert_non_null(strstr(tittel, "E-post i sak 2026/"));
+	CHECK(strstr(tittel, subject), "tittel %s", tittel);
+	free(text);
+
+	text = transcript_of(jps, e2, &tittel);
+	assert_non_null(text);
+	snprintf(want, sizeof(want),
+		 "    Henvendelse: Re: samvær\n    Svar på: %s\n    Ja, fra "
+		 "klokka 12.\n",
+		 subject);
+	CHECK(strstr(text, want), "no thread in:\n%s", text);
+	assert_null(strstr(text, "Svarfrist"));
+	CHECK(strstr(tittel, subject), "tittel %s", tittel);
+	free(text);
+	json_decref(jps);
+}
+
 static void
 t_end_to_end(void **state)
 {
@@ -448,6 +555,8 @@ t_end_to_end(void **state)
 	assert_int_equal(status(&out), 0);
 	assert_null(strstr(out, "failed"));
 	free(out);
+
+	email_thread();
 
 	/* SIGTERM ends it cleanly. */
 	i = stop(&arch_pid, SIGTERM);
@@ -588,6 +697,105 @@ t_faults(void **state)
 	free(out);
 }
 
+/* d's registration id as keys_get tells it (envelopes carry it). */
+static void
+regid_of(struct bvt_conn *c, struct bvt_dev *d)
+{
+	json_t *r = bvt_keys_get(c, d->account, d->device), *dv;
+	size_t i;
+
+	bvt_assert_ok(r);
+	json_array_foreach(
+		json_object_get(bvt_ok(r), "devices"), i,
+		dv) if (json_integer_value(json_object_get(dv, "device")) ==
+			(json_int_t)d->device) d->regid =
+		(uint32_t)json_integer_value(
+			json_object_get(dv, "registration_id"));
+	json_decref(r);
+	assert_true(d->regid > 0);
+}
+
+/*
+ * Issue 5's rule with the real archive device: a raw client on the case
+ * team (tests/support, no libbvchat: it chooses its envelopes itself)
+ * leaves the running archiver's device out and is refused with exactly
+ * that device missing; with it the send is accepted and the archiver
+ * journals the message — as unreadable, since the raw client speaks no
+ * Signal, but under its id, so nothing the relay took escapes the file.
+ */
+static void
+t_archive_required(void **state)
+{
+	const char *roster[] = {
+		"roster-add", "--case",	    case_id,  "--account",  NULL,
+		"--role",     "caseworker", "--name", "Kari Vikar", NULL};
+	struct bvt_dev raw, to[3];
+	const struct bvt_dev *set[3];
+	struct bvt_conn *c;
+	json_t *r, *miss, *envs, *devs;
+	const char *ids[1];
+	const char *mid = "raw-archive-1";
+	char *text;
+	const char *tittel;
+	size_t i;
+
+	(void)state;
+	memset(&raw, 0, sizeof(raw));
+	memset(to, 0, sizeof(to));
+	assert_int_equal(bvt_new_account(env.relay.port, &env.tenant, &raw), 0);
+	roster[4] = raw.account;
+	assert_int_equal(admin(NULL, 0, roster), 0);
+	c = bvt_online(env.relay.port, &raw);
+	assert_non_null(c);
+	BVT_OK(bvt_keys_put(c, 1, 1, 5));
+	for (i = 0; i < 2; i++) {
+		snprintf(to[i].account, sizeof(to[i].account), "%s",
+			 bv_client_account(p[i].c));
+		to[i].device = bv_client_device(p[i].c);
+		regid_of(c, &to[i]);
+		set[i] = &to[i];
+	}
+
+	/* Everyone but the case file. */
+	envs = bvt_envelopes_to(set, 2, mid);
+	r = bvt_request(c, json_pack("{s:s, s:s, s:s, s:o}", "op", "send",
+				     "conversation", conv, "message_id", mid,
+				     "envelopes", envs));
+	bvt_assert_err(r, "BV_EDEVICES");
+	miss = json_object_get(bvt_err(r), "missing");
+	CHECK(json_array_size(miss) == 1, "missing: %s", bvt_js(miss));
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(miss, 0), "account")),
+			    archive_account);
+	devs = json_object_get(json_array_get(miss, 0), "devices");
+	assert_int_equal(json_array_size(devs), 1);
+	snprintf(to[2].account, sizeof(to[2].account), "%s", archive_account);
+	to[2].device = (uint32_t)json_integer_value(json_array_get(devs, 0));
+	assert_true(to[2].device > 0);
+	regid_of(c, &to[2]);
+	/* Nothing extra: only the case file is left out. */
+	assert_int_equal(json_array_size(json_object_get(bvt_err(r), "extra")),
+			 0);
+	json_decref(r);
+
+	/* With the archive device: accepted, and in the case file. */
+	set[2] = &to[2];
+	envs = bvt_envelopes_to(set, 3, mid);
+	BVT_OK(bvt_request(c, json_pack("{s:s, s:s, s:s, s:o}", "op", "send",
+					"conversation", conv, "message_id", mid,
+					"envelopes", envs)));
+	ids[0] = mid;
+	CHECK(wait_journaled(ids, 1, 60000),
+	      "the archiver did not journal the raw client's message");
+	r = journalposts();
+	text = transcript_of(r, mid, &tittel);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "kunne ikke leses"));
+	free(text);
+	json_decref(r);
+	bvt_conn_free(c);
+}
+
 static int
 group_setup(void **state)
 {
@@ -604,6 +812,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(t_kill_mid_batch, setup_all,
 						teardown_all),
 		cmocka_unit_test_setup_teardown(t_faults, setup_all,
+						teardown_all),
+		cmocka_unit_test_setup_teardown(t_archive_required, setup_all,
 						teardown_all),
 	};
 

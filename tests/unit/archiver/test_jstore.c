@@ -206,10 +206,12 @@ test_transcript(void **state)
 	const char evil[] = "Hei\nFalsk linje\x1b[2J\r\x07slutt";
 	const struct tmsg msgs[] = {
 		{"m1", "a-elisa", 1795431296123, evil, sizeof(evil) - 1, 0, 0,
-		 0},
-		{"m2", "a-camilla", 1795431396123, "Vi ses ✓", 10, 0, 0, 0},
-		{"m3", "a-ghost", 1795431496123, "", 0, 1, 0, 0},
-		{"m4", "", 1795431596123, "", 0, 0, 0, 1},
+		 0, NULL, NULL, NULL, 0},
+		{"m2", "a-camilla", 1795431396123, "Vi ses ✓", 10, 0, 0, 0,
+		 NULL, NULL, NULL, 0},
+		{"m3", "a-ghost", 1795431496123, "", 0, 1, 0, 0, NULL, NULL,
+		 NULL, 0},
+		{"m4", "", 1795431596123, "", 0, 0, 0, 1, NULL, NULL, NULL, 0},
 	};
 	const struct tinfo info = {"Testkommune", "2026/0417", CONV, "team",
 				   "b-1"};
@@ -249,6 +251,104 @@ test_transcript(void **state)
 	assert_string_equal(transcript_role("nonsense"), "ukjent rolle");
 }
 
+static void
+test_transcript_email(void **state)
+{
+	const struct tperson people[] = {
+		{"a-elisa", "Elisa (17)", "child"},
+		{"a-camilla", "Camilla Berg", "caseworker"},
+	};
+	/* A hostile subject: a newline that would forge a line, an escape
+	 * code, a C1 control, a byte that is not UTF-8. */
+	const char evil[] = "Klage\nSvarfrist: aldri\x1b[2J\xc2\x85x\xff";
+	char long_subject[400];
+	struct tmsg msgs[4];
+	const struct tinfo info = {"Testkommune", "2026/0417", CONV, "team",
+				   "b-2"};
+	char *out = NULL, line[TRANSCRIPT_SUBJECT_MAX + 4];
+	const char *at;
+	size_t len = 0;
+
+	(void)state;
+	setenv("TZ", "Europe/Oslo", 1);
+	tzset();
+	memset(long_subject, 0, sizeof(long_subject));
+	for (len = 0; len + 2 < 300; len += 2)
+		memcpy(long_subject + len, "æ", 2);
+	memset(msgs, 0, sizeof(msgs));
+	msgs[0] = (struct tmsg){.message_id = "m1",
+				.sender = "a-elisa",
+				.time_ms = 1795431296123,
+				.text = "Brødtekst",
+				.text_len = 10};
+	msgs[0].subject = "Søknad om samvær";
+	msgs[0].thread = "m1";
+	msgs[0].answer_by_ms = 1795949696123; /* 29.11.2026 */
+	msgs[1] = (struct tmsg){.message_id = "m2",
+				.sender = "a-camilla",
+				.time_ms = 1795431396123,
+				.text = "Svar",
+				.text_len = 4};
+	msgs[1].subject = "Re: Søknad om samvær";
+	msgs[1].thread = "m1";
+	msgs[1].thread_subject = "Søknad om samvær";
+	msgs[2] = (struct tmsg){.message_id = "m3",
+				.sender = "a-elisa",
+				.time_ms = 1795431496123,
+				.text = "Hei",
+				.text_len = 3};
+	msgs[2].subject = evil;
+	msgs[2].thread = "m0-older";
+	msgs[3] = (struct tmsg){.message_id = "m4",
+				.sender = "a-elisa",
+				.time_ms = 1795431596123,
+				.text = "Lang",
+				.text_len = 4};
+	msgs[3].subject = long_subject;
+	msgs[3].thread = "m4";
+	assert_int_equal(
+		transcript_render(&info, people, 2, msgs, 4, &out, &len), 0);
+	assert_non_null(strstr(out, "    Henvendelse: Søknad om samvær\n"
+				    "    Svarfrist: 29.11.2026\n"
+				    "    Brødtekst\n"));
+	/* The first e-post of a thread answers nothing. */
+	at = strstr(out, "(melding m1)");
+	assert_non_null(at);
+	assert_null(memmem(out, (size_t)(at - out), "Svar på", 7));
+	assert_non_null(strstr(out, "    Henvendelse: Re: Søknad om samvær\n"
+				    "    Svar på: Søknad om samvær\n"
+				    "    Svar\n"));
+	/* The hostile subject stays on its one line. */
+	assert_non_null(strstr(out,
+			       "    Henvendelse: Klage\xef\xbf\xbdSvarfrist: "
+			       "aldri\xef\xbf\xbd[2J\xef\xbf\xbdx"
+			       "\xef\xbf\xbd\n"));
+	assert_null(strstr(out, "\n    Svarfrist: aldri"));
+	assert_null(strchr(out, '\x1b'));
+	assert_null(strstr(out, "\xc2\x85"));
+	assert_null(strchr(out, '\xff'));
+	/* A reply whose thread is not known by subject: named by id. */
+	assert_non_null(
+		strstr(out, "    Svar på: henvendelsen i melding m0-older\n"));
+	/* A subject longer than any client sends is cut at a character. */
+	at = strstr(out, "    Henvendelse: æ");
+	assert_non_null(at);
+	assert_int_equal(strchr(at, '\n') - at,
+			 strlen("    Henvendelse: ") + 200 + 3);
+	assert_memory_equal(strchr(at, '\n') - 3, "…", 3);
+	free(out);
+
+	/* transcript_line() alone: odd cut points never split a character. */
+	assert_int_equal(transcript_line("æøå", 6, 5, line, sizeof(line)), 7);
+	assert_string_equal(line, "æø…");
+	assert_int_equal(transcript_line("a\tb", 3, 200, line, sizeof(line)),
+			 5);
+	assert_string_equal(line, "a\xef\xbf\xbd"
+				  "b");
+	assert_int_equal(
+		transcript_line("\xe2\x82", 2, 200, line, sizeof(line)), 6);
+}
+
 int
 main(void)
 {
@@ -257,6 +357,8 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_states, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transcript, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_transcript_email, setup,
 						teardown),
 	};
 
