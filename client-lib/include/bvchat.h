@@ -663,6 +663,38 @@ struct bv_client_attachment {
 	const char *blob;
 };
 
+/*
+ * The end of a bv_client_notify_set(): rc 0 when the relay stored the
+ * choice, else the BV_E* code (BV_EFIELD: the relay refused a member, e.g.
+ * an endpoint it does not take). vapid_public_key: when the relay gave it,
+ * its VAPID public key (base64url of the 65-byte uncompressed P-256 point:
+ * a browser's PushManager.subscribe() applicationServerKey), else NULL;
+ * borrowed for the call.
+ */
+typedef void (*bv_notify_set_cb)(struct bv_client *c, void *arg,
+				 const char *vapid_public_key, int rc);
+
+/*
+ * Tells the relay how this person (our account: every device of it) is
+ * to be told about messages none of their devices has picked up
+ * (docs/protocol.md notify_set; bvchat-notifier sends). Each of channel
+ * ("webpush", "sms", "email", "none"), language ("nb", "nn", "en", "se")
+ * and endpoint may be NULL: left as it is; at least one is given.
+ * endpoint "" removes the stored web push subscription; any other is a
+ * browser's PushSubscription: its endpoint (an https:// URL, at most 1024
+ * printable ASCII characters), p256dh (base64url of the 65-byte public key)
+ * and auth (base64url of the 16-byte secret). Phone numbers and e-mail
+ * addresses come from the municipality, never from here.
+ * Returns 0 when asked (cb follows once, also with an error when the
+ * connection is lost first); BV_EINVAL for bad arguments; BV_ENOAUTH
+ * before enrollment; BV_EUNAVAILABLE when not connected; BV_ENOMEM. On an
+ * error cb is not called.
+ */
+int bv_client_notify_set(struct bv_client *c, const char *channel,
+			 const char *language, const char *endpoint,
+			 const char *p256dh, const char *auth,
+			 bv_notify_set_cb cb, void *arg);
+
 /* One message of the history; every pointer borrowed for the call. */
 struct bv_client_message {
 	int64_t seq; /* local order, ascending; for paging */

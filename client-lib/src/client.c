@@ -127,6 +127,13 @@ struct create_req {
 	char case_id[BV_UUID_LEN + 1];
 };
 
+/* One notify_set. */
+struct notify_req {
+	struct bv_client *c;
+	bv_notify_set_cb cb;
+	void *arg;
+};
+
 /* One keys_get. */
 struct fetch {
 	struct bv_client *c;
@@ -965,6 +972,70 @@ bv_client_conversation_create(struct bv_client *c, const char *case_id,
 					       &frame);
 	if (rc == 0)
 		rc = conn__request(c->conn, id, frame, on_created, q);
+	bv_free(frame);
+	if (rc < 0) {
+		bv_free(q);
+		return rc;
+	}
+	c->inflight++;
+	return 0;
+}
+
+static void
+on_notify_set(void *arg, int rc, const struct bv_wire_msg *m)
+{
+	struct notify_req *q = arg;
+	struct bv_client *c = q->c;
+
+	const char *key = NULL;
+
+	c->inflight--;
+	/* The key from the answer, else the one the relay's challenge
+	 * gave (docs/protocol.md: either may carry it). */
+	if (rc == 0)
+		key = (m->u.ok.fields & BV_WIRE_OK_VAPID)
+			      ? m->u.ok.vapid_public_key
+			      : conn__webpush_key(c->conn);
+	if (!c->closed && q->cb)
+		q->cb(c, q->arg, key, rc);
+	bv_free(q);
+}
+
+int
+bv_client_notify_set(struct bv_client *c, const char *channel,
+		     const char *language, const char *endpoint,
+		     const char *p256dh, const char *auth, bv_notify_set_cb cb,
+		     void *arg)
+{
+	struct notify_req *q;
+	char *frame = NULL;
+	int64_t id;
+	int rc;
+
+	if (!c || c->closed)
+		return BV_EINVAL;
+	/* The arguments are checked before anything else is. */
+	rc = bv_wire_build_notify_set(1, channel, language, endpoint, p256dh,
+				      auth, &frame);
+	bv_free(frame);
+	frame = NULL;
+	if (rc < 0)
+		return rc;
+	if (!c->enrolled || !c->session)
+		return BV_ENOAUTH;
+	if (!conn__ready(c->conn))
+		return BV_EUNAVAILABLE;
+	q = bv_calloc(1, sizeof(*q));
+	if (!q)
+		return BV_ENOMEM;
+	q->c = c;
+	q->cb = cb;
+	q->arg = arg;
+	id = conn__next_id(c->conn);
+	rc = bv_wire_build_notify_set(id, channel, language, endpoint, p256dh,
+				      auth, &frame);
+	if (rc == 0)
+		rc = conn__request(c->conn, id, frame, on_notify_set, q);
 	bv_free(frame);
 	if (rc < 0) {
 		bv_free(q);

@@ -56,6 +56,8 @@ struct bv_conn {
 	/* credentials */
 	enum cred cred;
 	char account[BV_UUID_LEN + 1];
+	/* The last challenge's web push key ("" when none). */
+	char webpush_key[BV_WIRE_VAPID_MAX + 1];
 	uint32_t device;
 	uint8_t sk[64];
 	char *token;
@@ -337,6 +339,8 @@ on_challenge(struct bv_conn *c, const struct bv_wire_msg *m)
 
 	if (c->authed || auth_in_flight(c))
 		return;
+	memcpy(c->webpush_key, m->u.challenge.webpush_key,
+	       sizeof(c->webpush_key));
 	if (mf > 0) {
 		if (mf < FRAME_FLOOR)
 			mf = FRAME_FLOOR;
@@ -723,6 +727,12 @@ const char *
 conn__account(const struct bv_conn *c)
 {
 	return c->account;
+}
+
+const char *
+conn__webpush_key(const struct bv_conn *c)
+{
+	return c->webpush_key[0] ? c->webpush_key : NULL;
 }
 
 uint32_t

@@ -113,6 +113,9 @@ int conn__set_enroll(struct bv_conn *c, const char *token,
 
 /* The account and device ("" and 0 before the first success). */
 const char *conn__account(const struct bv_conn *c);
+/* The relay's VAPID public key from its last challenge (base64url of a
+ * 65-byte point), or NULL when it gave none. */
+const char *conn__webpush_key(const struct bv_conn *c);
 uint32_t conn__device(const struct bv_conn *c);
 
 /* Points later connections at another relay. 0 or BV_EINVAL/BV_ENOMEM. */

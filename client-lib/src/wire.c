@@ -167,6 +167,24 @@ present(json_t *obj, const char *key)
 	return v && !json_is_null(v);
 }
 
+/*
+ * 1 when s is base64url (padding optional) of exactly len bytes, the first
+ * first (when not 0): a web push key.
+ */
+static int
+key_ok(const char *s, size_t len, uint8_t first)
+{
+	uint8_t buf[72];
+	size_t n = s ? strlen(s) : 0, got = 0;
+
+	while (n && s[n - 1] == '=')
+		n--;
+	if (!n || len > sizeof(buf) ||
+	    bv_b64url_decode(s, n, buf, sizeof(buf), &got) != 0 || got != len)
+		return 0;
+	return !first || buf[0] == first;
+}
+
 static int
 parse_challenge(json_t *root, struct bv_wire_msg *m)
 {
@@ -211,6 +229,14 @@ parse_challenge(json_t *root, struct bv_wire_msg *m)
 		}
 		*dst = n;
 	}
+	/* The relay's VAPID public key for web push (docs/protocol.md): a
+	 * key that is not one is left out rather than refusing the
+	 * connection over a notification setting. */
+	if (present(root, "webpush_key") &&
+	    (get_str(root, "webpush_key", BV_WIRE_VAPID_MAX,
+		     m->u.challenge.webpush_key) < 0 ||
+	     !key_ok(m->u.challenge.webpush_key, 65, 0x04)))
+		m->u.challenge.webpush_key[0] = '\0';
 	return 0;
 }
 
@@ -675,6 +701,15 @@ parse_ok(json_t *ok, struct bv_wire_msg *m)
 		rc = parse_blob(ok, m);
 		if (rc < 0)
 			return rc;
+	}
+	if (present(ok, "vapid_public_key")) {
+		rc = get_str(ok, "vapid_public_key", BV_WIRE_VAPID_MAX,
+			     m->u.ok.vapid_public_key);
+		if (rc < 0)
+			return rc;
+		if (!key_ok(m->u.ok.vapid_public_key, 65, 0x04))
+			return BV_EFIELD;
+		m->u.ok.fields |= BV_WIRE_OK_VAPID;
 	}
 	if (present(ok, "cases")) {
 		rc = parse_cases(ok, m);
@@ -1391,6 +1426,60 @@ bv_wire_build_blobs_journaled(int64_t id, const char *const *blobs, size_t n,
 	return finish(root, out);
 oom:
 	json_decref(arr);
+	json_decref(root);
+	return BV_ENOMEM;
+}
+
+static int
+word_in(const char *s, const char *const *set)
+{
+	for (; *set; set++)
+		if (!strcmp(s, *set))
+			return 1;
+	return 0;
+}
+
+int
+bv_wire_build_notify_set(int64_t id, const char *channel, const char *language,
+			 const char *endpoint, const char *p256dh,
+			 const char *auth, char **out)
+{
+	static const char *const channels[] = {"webpush", "sms", "email",
+					       "none", NULL};
+	static const char *const languages[] = {"nb", "nn", "en", "se", NULL};
+	json_t *root = NULL, *push = NULL;
+	size_t i;
+
+	if (!out || !id_valid(id) || (!channel && !language && !endpoint) ||
+	    (channel && !word_in(channel, channels)) ||
+	    (language && !word_in(language, languages)))
+		return BV_EINVAL;
+	if (endpoint && *endpoint) {
+		if (strlen(endpoint) > BV_WIRE_ENDPOINT_MAX ||
+		    !key_ok(p256dh, 65, 0x04) || !key_ok(auth, 16, 0))
+			return BV_EINVAL;
+		for (i = 0; endpoint[i]; i++)
+			if (endpoint[i] <= 0x20 || endpoint[i] >= 0x7f)
+				return BV_EINVAL;
+	}
+	root = request_new(id, "notify_set");
+	if (!root ||
+	    (channel &&
+	     json_object_set_new(root, "channel", json_string(channel))) ||
+	    (language &&
+	     json_object_set_new(root, "language", json_string(language))))
+		goto oom;
+	if (endpoint && !*endpoint) {
+		if (json_object_set_new(root, "webpush", json_null()))
+			goto oom;
+	} else if (endpoint) {
+		push = json_pack("{s:s, s:{s:s, s:s}}", "endpoint", endpoint,
+				 "keys", "p256dh", p256dh, "auth", auth);
+		if (!push || json_object_set_new(root, "webpush", push))
+			goto oom;
+	}
+	return finish(root, out);
+oom:
 	json_decref(root);
 	return BV_ENOMEM;
 }

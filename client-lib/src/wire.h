@@ -26,6 +26,11 @@
 #define BV_WIRE_TEXT_MAX	200  /* display names, municipality names */
 #define BV_WIRE_CASE_NUMBER_MAX 64
 #define BV_WIRE_PHONE_MAX	32
+/* A web push endpoint (docs/protocol.md notify_set), and the relay's VAPID
+ * public key: base64url of a 65-byte P-256 point (87 characters, 88 with
+ * its padding). */
+#define BV_WIRE_ENDPOINT_MAX 1024
+#define BV_WIRE_VAPID_MAX    88
 
 enum bv_wire_kind {
 	BV_WIRE_CHALLENGE = 1, /* event */
@@ -117,7 +122,8 @@ struct bv_wire_case {
 #define BV_WIRE_OK_CONVERSATION	  0x80u
 #define BV_WIRE_OK_BLOB		  0x100u /* blob_create: blob, caps, expires */
 /* A capability (docs/protocol.md "Attachments"): 32 bytes, base64url. */
-#define BV_WIRE_CAP_LEN 43
+#define BV_WIRE_CAP_LEN	 43
+#define BV_WIRE_OK_VAPID 0x200u
 
 struct bv_wire_msg {
 	enum bv_wire_kind kind;
@@ -128,6 +134,9 @@ struct bv_wire_msg {
 			char nonce[BV_WIRE_NONCE_B64 + 1];
 			char relay[BV_WIRE_RELAY_MAX + 1];
 			struct bv_wire_limits limits;
+			/* The relay's VAPID public key, "" when not given
+			 * (or not a 65-byte point). */
+			char webpush_key[BV_WIRE_VAPID_MAX + 1];
 		} challenge;
 		struct {
 			uint32_t one_time_count;
@@ -184,6 +193,9 @@ struct bv_wire_msg {
 			char upload[BV_WIRE_CAP_LEN + 1];
 			char download[BV_WIRE_CAP_LEN + 1];
 			int64_t expires;
+			/* notify_set: the relay's VAPID public key, checked to
+			 * be a 65-byte uncompressed point (BV_WIRE_OK_VAPID). */
+			char vapid_public_key[BV_WIRE_VAPID_MAX + 1];
 		} ok;
 		struct {
 			int code; /* the errno as sent, e.g. BV_EDEVICES */
@@ -295,6 +307,18 @@ int bv_wire_build_blob_create(int64_t id, const char *conversation,
 /* blobs: 1 … 100 uuids. */
 int bv_wire_build_blobs_journaled(int64_t id, const char *const *blobs,
 				  size_t n, char **out);
+/*
+ * notify_set (docs/protocol.md): each of channel ("webpush", "sms",
+ * "email", "none"), language ("nb", "nn", "en", "se") and endpoint may be
+ * NULL (not sent), at least one given. endpoint "" sends "webpush": null
+ * (remove the subscription); any other endpoint needs p256dh (base64url of
+ * a 65-byte point starting 0x04) and auth (of 16 bytes), padding optional,
+ * and is 1 … BV_WIRE_ENDPOINT_MAX printable ASCII characters. BV_EINVAL
+ * for anything else.
+ */
+int bv_wire_build_notify_set(int64_t id, const char *channel,
+			     const char *language, const char *endpoint,
+			     const char *p256dh, const char *auth, char **out);
 int bv_wire_build_ping(int64_t id, char **out);
 /* {"id":id,"ok":{}}: acknowledges a deliver once the envelope is stored. */
 int bv_wire_build_ack(int64_t id, char **out);

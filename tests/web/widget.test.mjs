@@ -12,7 +12,9 @@
 // municipality's page (another origin than the relay), enrolls with an
 // invite code, sees her conversation and who is in it, writes; Camilla
 // (caseworker, bvchat) gets it and answers; Elisa sees the answer and the
-// delivery states. Then: reload keeps history and session; a message
+// delivery states; she writes a request (e-post) with a subject, sees when
+// she will get an answer, Camilla answers in its thread, Elisa replies in
+// it. Then: reload keeps history and session; a message
 // written while the relay is down goes out when it is back; a second tab
 // gives way; languages; axe-core finds no WCAG 2.1 AA violation on each
 // screen; sizes are within the budget.
@@ -112,6 +114,7 @@ function chat(profile, conversation) {
 	p.stdout.on('data', (d) => { out += d; });
 	p.stderr.on('data', (d) => { out += d; });
 	return {
+		get out() { return out; },
 		say: (line) => p.stdin.write(line + '\n'),
 		async heard(re) {
 			for (let i = 0; i < WAIT / 100 && !re.test(out); i++)
@@ -251,6 +254,64 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			await axeCheck(frame(), 'chat');
 		});
 
+		await t.test('a written request (e-post): subject, answer time, replies in its thread', async () => {
+			const w = widget();
+			await w.getByRole('button', { name: 'Skriv en henvendelse' }).click();
+			await w.getByRole('heading', { name: 'Ny henvendelse' }).waitFor({ timeout: WAIT });
+			assert.equal(await frame().evaluate(() => document.activeElement.tagName), 'H2');
+			// When, plainly: "Du får svar innen fredag 27. november."
+			const when = /^Du får svar innen (mandag|tirsdag|onsdag|torsdag|fredag) \d{1,2}\. [a-zæøå]+\.$/;
+			await w.getByText(when).waitFor();
+			// Nothing is sent without a subject; the field says so.
+			await w.getByRole('button', { name: 'Send henvendelsen' }).click();
+			await w.getByText('Skriv både emne og tekst.').waitFor();
+			assert.equal(await w.getByLabel('Emne').getAttribute('aria-invalid'), 'true');
+			await shot('epost');
+			await axeCheck(frame(), 'e-post');
+			await w.getByLabel('Emne').fill('Samvær i sommer');
+			await w.getByLabel('Hva vil du si?').fill(`Kan jeg være hos mamma i juli? ${CANARY}`);
+			await w.getByRole('button', { name: 'Send henvendelsen' }).click();
+			// Camilla's terminal: the subject, its thread and the answer time.
+			const head = /\[e-post "Samvær i sommer", thread ([0-9a-f-]{36}), answer expected by [^\]]+\] Kan jeg være hos mamma i juli/;
+			await camillaChat.heard(head);
+			const thread = camillaChat.out.match(head)[1];
+			// Back in the conversation: the thread with its subject as a heading.
+			const th = w.locator(`li.thread[data-thread="${thread}"]`);
+			await th.getByRole('heading', { name: 'Samvær i sommer' }).waitFor({ timeout: WAIT });
+			await th.getByText(when).waitFor();
+			camillaChat.say('/reply Ja, det går fint. Vi ringer deg før ferien.');
+			await th.getByText('Ja, det går fint. Vi ringer deg før ferien.').waitFor({ timeout: WAIT });
+			await th.getByText('Besvart').waitFor();
+			// Elisa answers in the thread.
+			await th.getByRole('button', { name: 'Svar på henvendelsen' }).click();
+			await w.getByRole('heading', { name: 'Svar: Samvær i sommer' }).waitFor();
+			await w.getByLabel('Ditt svar').fill('Takk! Da kommer jeg.');
+			await w.getByRole('button', { name: 'Send svaret' }).click();
+			await camillaChat.heard(new RegExp(`\\[e-post "Sv: Samvær i sommer", thread ${thread}.*\\] Takk! Da kommer jeg\\.`));
+			await th.getByText('Takk! Da kommer jeg.').waitFor({ timeout: WAIT });
+			assert.equal(await th.locator('.thread-list > li').count(), 3);
+			// The chat texts stay outside it.
+			assert.equal(await th.getByText('Hei Elisa, jeg leser dette i morgen tidlig.').count(), 0);
+			await shot('thread');
+			await axeCheck(frame(), 'e-post thread');
+		});
+
+		await t.test('notify me: a cross-site frame offers the chat as its own page', async () => {
+			// Browsers refuse notification permission to a cross-site
+			// frame; the setting says so and links to the chat as a page.
+			const w = widget();
+			await w.getByRole('button', { name: /Tilbake til samtalene/ }).click();
+			await w.getByRole('heading', { name: 'Varsle meg' }).waitFor({ timeout: WAIT });
+			await w.getByText('Varsler kan ikke slås på inne i en annen nettside').waitFor();
+			const link = w.locator('#notify').getByRole('link', { name: 'Åpne chatten i en ny fane' });
+			assert.match(await link.getAttribute('href'), new RegExp(`^http://127\\.0\\.0\\.1:${port}/widget/index\\.html\\?lang=nb$`));
+			await axeCheck(frame(), 'conversations with notify me');
+			// The service worker is served under /widget/ as JavaScript.
+			const sw = await fetch(`http://127.0.0.1:${port}/widget/sw.js`);
+			assert.equal(sw.status, 200);
+			assert.match(sw.headers.get('content-type'), /^text\/javascript/);
+		});
+
 		await t.test('reload keeps history and session', async () => {
 			await page.reload();
 			await page.getByRole('button', { name: 'Chat' }).click();
@@ -259,6 +320,7 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			await w.getByRole('button', { name: /Camilla/ }).first().click();
 			await w.getByText(`Hei Camilla ${CANARY}`).waitFor({ timeout: WAIT });
 			await w.getByText('Hei Elisa, jeg leser dette i morgen tidlig.').waitFor();
+			await w.locator('li.thread').getByText('Takk! Da kommer jeg.').waitFor();
 		});
 
 		await t.test('a message written offline goes out after reconnect', async () => {
@@ -276,15 +338,18 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 
 		await t.test('languages: nynorsk, English, Northern Sami', async () => {
 			const w = widget();
-			for (const [l, casefile, send] of [
-				['nn', 'blir ein del av saka di', 'Send'],
-				['en', 'becomes part of your case file', 'Send'],
-				['se', 'šaddá oassin du áššis', 'Sádde'],
-				['nb', 'blir en del av saken din', 'Send'],
+			for (const [l, casefile, send, epost, reply, by] of [
+				['nn', 'blir ein del av saka di', 'Send', 'Skriv ein førespurnad', 'Svar på førespurnaden', 'Du får svar innan '],
+				['en', 'becomes part of your case file', 'Send', 'Write a request', 'Reply to the request', 'You will get an answer by '],
+				['se', 'šaddá oassin du áššis', 'Sádde', 'Čális jearaldaga', 'Vástit jearaldahkii', 'Oaččut vástádusa ovdal '],
+				['nb', 'blir en del av saken din', 'Send', 'Skriv en henvendelse', 'Svar på henvendelsen', 'Du får svar innen '],
 			]) {
 				await w.getByLabel(/Språk|Language|Giella/).selectOption(l);
 				await w.getByText(casefile).waitFor();
 				await w.getByRole('button', { name: send, exact: true }).waitFor();
+				await w.getByRole('button', { name: epost, exact: true }).waitFor();
+				await w.getByRole('button', { name: reply, exact: true }).waitFor();
+				await w.getByText(by).first().waitFor();
 				assert.equal(await frame().evaluate(() => document.documentElement.lang), l);
 				if (l === 'se') {
 					await shot('chat-se');

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // app.js: the citizen's screens in the widget's frame: enroll, my
 // conversations, a conversation (history as role="log", delivery states,
-// the out-of-hours notice, key changes and safety codes), language. All
+// the out-of-hours notice, key changes and safety codes), e-post threads
+// (a written request with a subject, replies grouped under it, the expected
+// answer time), web push notifications ("notify me"), language. All
 // state lives in libbvchat (client.js); this file draws it and never keeps
 // a second copy of the history (it asks the library again when told).
 //
@@ -9,6 +11,7 @@
 // person says so and offers to take over; the first then lets go.
 import { LANGS, STRINGS, lang, setLang, t } from './i18n.js';
 import { startClient, redeemInvite, hostOrigin } from './client.js';
+import { notifyStatus, notifyOn, notifyOff, notifyAnswered } from './notify.js';
 
 const $ = (id) => document.getElementById(id);
 const main = $('main');
@@ -82,6 +85,38 @@ function timeText(ms) {
 		f = new Intl.DateTimeFormat('nb-NO', { dateStyle: 'short', timeStyle: 'short' });
 	}
 	return f.format(new Date(ms));
+}
+
+function locale() {
+	return { nb: 'nb-NO', nn: 'nn-NO', en: 'en-GB', se: 'se-NO' }[lang()];
+}
+
+// "fredag 27. november": a day as people say it. A browser without the
+// language's calendar words (Northern Sami in some) says it in bokmål
+// rather than in English.
+function dayText(ms) {
+	const opts = { weekday: 'long', day: 'numeric', month: 'long' };
+	let f = null;
+	try {
+		f = new Intl.DateTimeFormat(locale(), opts);
+		if (!f.resolvedOptions().locale.startsWith(lang())) f = null;
+	} catch {
+		f = null;
+	}
+	return (f || new Intl.DateTimeFormat('nb-NO', opts)).format(new Date(ms));
+}
+
+// now plus days working days (Monday–Friday, UTC weekdays): what
+// libbvchat will set as answer_by (client.c add_working_days), shown
+// before sending.
+function answerByFrom(now, days) {
+	let t = now;
+	while (days > 0) {
+		t += 86400000;
+		const wday = (Math.floor(t / 86400000) + 4) % 7;
+		if (wday !== 0 && wday !== 6) days--;
+	}
+	return t;
 }
 
 function telLink(number) {
@@ -162,6 +197,7 @@ function redraw() {
 	case 'enroll': return drawEnroll(false);
 	case 'list': return drawList(false);
 	case 'chat': return drawChat(false);
+	case 'epost': return drawEpost(false);
 	case 'message': return show(el('p', { role: 'alert' }, t(view.key)));
 	case 'othertab': return otherTab();
 	case 'nostorage': return noStorage();
@@ -242,8 +278,66 @@ function drawList(focus = true) {
 	const startable = cases.filter((cs) => !cs.conversations.some((cv) => cv.kind === 'team' && !cv.closed));
 	show(el('h2', {}, t('conversations')),
 		items.length ? el('ul', { class: 'list' }, items) : el('p', {}, t('noConversations')),
-		startable.map((cs) => el('button', { type: 'button', onclick: () => client.call({ op: 'create', case_id: cs.case_id }) }, t('start'))));
+		startable.map((cs) => el('button', { type: 'button', onclick: () => client.call({ op: 'create', case_id: cs.case_id }) }, t('start'))),
+		notifySection());
 	if (focus) focusHeading();
+	drawNotify();
+}
+
+// ---- "notify me" (web push) ----------------------------------------------
+
+let notifyBusy = false;
+let notifyError = null;
+
+function notifySection() {
+	return el('section', { class: 'settings', 'aria-labelledby': 'notify-h' },
+		el('h3', { id: 'notify-h' }, t('notify')),
+		el('p', { class: 'help', id: 'notify-help' }, t('notifyHelp')),
+		el('div', { id: 'notify' }));
+}
+
+// The setting's state and its one button, drawn again when it changes.
+async function drawNotify() {
+	const box = $('notify');
+	if (!box) return;
+	const st = await notifyStatus();
+	if (!$('notify')) return;
+	const kids = [];
+	if (st === 'unsupported') {
+		kids.push(el('p', {}, t('notifyUnsupported')));
+	} else if (st === 'frame') {
+		// A cross-site frame is refused notifications: the chat as a
+		// page of its own can have them.
+		const own = new URL(location.href);
+		own.searchParams.delete('origin');
+		kids.push(el('p', {}, t('notifyFrame')),
+			el('a', { class: 'button', href: own.href, target: '_blank', rel: 'noopener' }, t('openOwn')));
+	} else if (st === 'denied') {
+		kids.push(el('p', {}, t('notifyDenied')));
+	} else {
+		kids.push(el('p', { role: 'status', id: 'notify-state' }, st === 'on' ? t('notifyOn') : t('notifyOff')),
+			el('button', {
+				type: 'button', disabled: notifyBusy, 'aria-describedby': 'notify-help',
+				onclick: () => toggleNotify(st !== 'on'),
+			}, st === 'on' ? t('notifyTurnOff') : t('notifyTurnOn')));
+	}
+	if (notifyError) kids.push(el('p', { class: 'error', role: 'alert' }, t(notifyError)));
+	box.replaceChildren(...kids);
+}
+
+async function toggleNotify(on) {
+	if (notifyBusy) return;
+	notifyBusy = true;
+	notifyError = null;
+	try {
+		const r = on ? await notifyOn(client, lang()) : await notifyOff(client);
+		if (r !== 'ok') notifyError = r === 'denied' ? null : 'notifyFailed';
+	} catch {
+		notifyError = 'notifyFailed';
+	}
+	notifyBusy = false;
+	await drawNotify();
+	main.querySelector('#notify button')?.focus();
 }
 
 function findConversation(id) {
@@ -251,7 +345,7 @@ function findConversation(id) {
 }
 
 function openChat(id) {
-	view = { name: 'chat', conversation: id, items: new Map() };
+	view = { name: 'chat', conversation: id, items: new Map(), threads: new Map() };
 	drawChat(true);
 }
 
@@ -280,6 +374,9 @@ function messageItem(m) {
 		el('p', { class: 'from' }, nameOf(m.sender)),
 		el('p', { class: 'text' }, m.unsupported ? t('unsupported')
 			: m.state === 'undecryptable' ? t('undecryptable') : m.text),
+		// The promise the service made for our own e-post, plainly.
+		m.subject && mine && m.answer_by_ms > 0
+			? el('p', { class: 'answer-by' }, t('answerBy', { date: dayText(m.answer_by_ms) })) : null,
 		el('p', { class: 'meta' }, meta.join(' · ')));
 }
 
@@ -323,11 +420,13 @@ function drawChat(focus = true) {
 		el('p', { class: 'members' }, t('safety') + ': ',
 			others.map((p) => el('button', { type: 'button', class: 'plain', onclick: () => showSafety(p.account) }, p.name || t('role.' + p.role)))),
 		el('div', { id: 'banners' }, keyBanner(cv)),
+		el('button', { type: 'button', class: 'plain', onclick: () => drawEpost(true, null) }, t('epostStart')),
 		logBox,
 		el('form', { class: 'composer', onsubmit: (e) => { e.preventDefault(); sendNow(text); } },
 			el('div', { class: 'field' }, el('label', { for: 'text' }, t('message')), text),
 			el('button', { type: 'submit' }, t('send'))));
 	view.items = new Map();
+	view.threads = new Map();
 	fillLog(true);
 	if (focus) focusHeading();
 }
@@ -339,12 +438,15 @@ function fillLog(first = false) {
 	if (!log) return;
 	const r = client.call({ op: 'history', conversation: view.conversation, after_seq: 0 });
 	const unread = new Map(); // sender -> ids to mark read
+	const last = new Map(); // thread -> its newest message
 	for (const m of r.messages || []) {
+		if (m.subject) last.set(m.thread, m);
 		const old = view.items.get(m.message_id);
 		const key = m.state + '|' + (m.journal || '') + '|' + m.text.length;
 		if (old && old.key === key) continue;
 		const li = messageItem(m);
 		if (old) old.li.replaceWith(li);
+		else if (m.subject) threadOf(m, log).list.append(li);
 		else log.append(li);
 		view.items.set(m.message_id, { li, key });
 		if (!m.notice && !m.outgoing && m.sender !== me.account && m.state !== 'read') {
@@ -352,6 +454,7 @@ function fillLog(first = false) {
 			unread.get(m.sender).push(m.message_id);
 		}
 	}
+	for (const [id, m] of last) threadStatus(view.threads.get(id), m);
 	if (!view.items.size && !log.querySelector('.empty'))
 		log.append(el('li', { class: 'empty' }, t('noMessages')));
 	else if (view.items.size) log.querySelector('.empty')?.remove();
@@ -361,6 +464,106 @@ function fillLog(first = false) {
 	const box = log.parentElement;
 	if (first || box.scrollHeight - box.scrollTop - box.clientHeight < 200)
 		box.scrollTop = box.scrollHeight;
+}
+
+// An e-post thread in the log: its subject as a heading, the expected
+// answer time, its messages in order, and a reply button. Made where its
+// first message comes (the subject of that message; a reply's "Sv: …" when
+// the start is not here).
+function threadOf(m, log) {
+	let th = view.threads.get(m.thread);
+	if (th) return th;
+	const hid = 'th-' + m.thread;
+	const subject = m.subject.replace(/^(Sv|Re|SV|RE): /, '');
+	const head = el('h3', { id: hid }, subject);
+	const status = el('p', { class: 'answer-by' });
+	const list = el('ol', { class: 'thread-list', 'aria-labelledby': hid });
+	const li = el('li', { class: 'thread', 'data-thread': m.thread },
+		el('p', { class: 'kind' }, t('epost')), head, status, list,
+		el('button', {
+			type: 'button', class: 'plain', 'aria-describedby': hid,
+			onclick: () => drawEpost(true, { thread: m.thread, subject }),
+		}, t('reply')));
+	log.append(li);
+	th = { li, list, status, subject, shown: '' };
+	view.threads.set(m.thread, th);
+	return th;
+}
+
+// "Answered" on a thread once the service has written after our own
+// e-post (the answer time stays on that e-post).
+function threadStatus(th, m) {
+	if (!th) return;
+	const mine = m.sender === me.account;
+	let s = '';
+	if (!mine && [...th.list.children].some((li) => li.classList.contains('mine'))) s = t('answered');
+	if (s !== th.shown) {
+		th.status.textContent = s;
+		th.shown = s;
+	}
+}
+
+// The e-post screen: a new written request (subject and text), or a reply
+// in a thread (text only; the subject is the thread's, "Sv: " before it).
+function drawEpost(focus = true, reply) {
+	if (reply !== undefined)
+		view = { name: 'epost', conversation: view.conversation, reply, subject: '', text: '', error: null };
+	const found = findConversation(view.conversation);
+	if (!found) return drawList(focus);
+	const days = found.cs.answer_days || 5;
+	const r = view.reply;
+	const subject = r ? null : el('input', {
+		type: 'text', id: 'subject', name: 'subject', maxlength: '200', autocomplete: 'off',
+		'aria-describedby': 'subject-help' + (view.error ? ' epost-error' : ''),
+		'aria-invalid': view.error === 'epostMissing' && !view.subject.trim() ? 'true' : null,
+	});
+	if (subject) {
+		subject.value = view.subject;
+		subject.addEventListener('input', () => { view.subject = subject.value; });
+	}
+	const text = el('textarea', {
+		id: 'epost-text', rows: '6', maxlength: '8192', 'aria-describedby': 'answer-by casefile',
+		'aria-invalid': view.error === 'epostMissing' && !view.text.trim() ? 'true' : null,
+	});
+	text.value = view.text;
+	text.addEventListener('input', () => { view.text = text.value; });
+	const back = () => { const id = view.conversation; openChat(id); };
+	show(el('button', { type: 'button', class: 'plain', onclick: back }, '← ' + t('cancel')),
+		el('h2', {}, r ? t('replyHeading', { subject: r.subject }) : t('epostHeading')),
+		r ? null : el('p', {}, t('epostIntro')),
+		el('form', { class: 'epost', onsubmit: (e) => { e.preventDefault(); sendEpost(); } },
+			subject ? el('div', { class: 'field' },
+				el('label', { for: 'subject' }, t('subject')),
+				el('p', { class: 'help', id: 'subject-help' }, t('subjectHelp')),
+				subject) : null,
+			el('div', { class: 'field' },
+				el('label', { for: 'epost-text' }, r ? t('replyText') : t('epostText')), text),
+			el('p', { class: 'answer-by', id: 'answer-by' },
+				t('answerBy', { date: dayText(answerByFrom(Date.now(), days)) })),
+			view.error ? el('p', { class: 'error', id: 'epost-error', role: 'alert' }, t(view.error)) : null,
+			el('button', { type: 'submit' }, r ? t('sendReply') : t('sendEpost'))));
+	if (focus) focusHeading();
+}
+
+function sendEpost() {
+	const r = view.reply;
+	const subject = r ? 'Sv: ' + r.subject.slice(0, 196) : view.subject.trim();
+	const text = view.text.trim();
+	if (!subject || !text) {
+		view.error = 'epostMissing';
+		drawEpost(false);
+		main.querySelector('[aria-invalid="true"]')?.focus();
+		return;
+	}
+	const req = { op: 'send_email', conversation: view.conversation, subject, text };
+	if (r) req.thread = r.thread;
+	const res = client.call(req);
+	if (res.rc !== 0) {
+		view.error = 'epostFailed';
+		drawEpost(false);
+		return;
+	}
+	openChat(view.conversation);
 }
 
 function markRead(unread) {
@@ -498,6 +701,9 @@ function onEvent(ev) {
 			// The new key is trusted now: its code is the one to compare.
 			showSafety(ev.account, [ev.device]);
 		}
+		break;
+	case 'notify_set':
+		notifyAnswered(ev);
 		break;
 	case 'storage_error':
 		$('conn').textContent = t('storageError');

@@ -6,8 +6,9 @@
  * Calls: JavaScript calls bvw_call() with one JSON request {"op": …} and
  * gets one JSON answer {"rc": 0, …} or {"rc": BV_E…, "error": "…"}; the
  * answer lives in a buffer that the next call replaces. Ops: open, enroll,
- * connect, whoami, cases, conversations, history, send, read, accept,
- * safety, create, refresh, close (see app/client.js, the one caller).
+ * connect, whoami, cases, conversations, history, send, send_email,
+ * notify_set, read, accept, safety, create, refresh, close (see
+ * app/client.js, the one caller).
  * Events: everything the library reports through its callbacks goes to
  * Module.bvwEvent(json) as {"ev": …}; never inside bvw_call().
  * Storage: the store is libbvchat's in-memory store (store_mem.c). Before
@@ -88,18 +89,33 @@ on_status(struct bv_client *c, void *user, enum bv_client_status st, int code)
 		       "code", code));
 }
 
+/* A message's e-post members (subject, thread, answer_by_ms) into o, when
+ * it is one; a chat text gets none of them. */
+static json_t *
+with_email(json_t *o, const struct bv_client_message *m)
+{
+	if (o && m->subject) {
+		json_object_set_new(o, "subject", json_string(m->subject));
+		json_object_set_new(o, "thread", str_or_null(m->thread));
+		json_object_set_new(o, "answer_by_ms",
+				    json_integer(m->answer_by_ms));
+	}
+	return o;
+}
+
 static void
-on_message(struct bv_client *c, void *user, const char *conversation,
-	   const char *sender, uint32_t sender_device, const char *message_id,
-	   int64_t time_ms, const char *text, size_t text_len)
+on_message(struct bv_client *c, void *user, const struct bv_client_message *m)
 {
 	(void)c;
 	(void)user;
-	emit(json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:s%}", "ev", "message",
-		       "conversation", conversation, "sender", sender,
-		       "sender_device", (json_int_t)sender_device, "message_id",
-		       message_id, "time_ms", (json_int_t)time_ms, "text", text,
-		       text_len));
+	emit(with_email(json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:s%}", "ev",
+				  "message", "conversation", m->conversation,
+				  "sender", m->sender, "sender_device",
+				  (json_int_t)m->sender_device, "message_id",
+				  m->message_id, "time_ms",
+				  (json_int_t)m->time_ms, "text", m->text,
+				  m->text_len),
+			m));
 }
 
 static void
@@ -268,7 +284,7 @@ op_open(json_t *req)
 	o.relay_port = (int)port;
 	o.loop = &loop;
 	o.on_status = on_status;
-	o.on_message = on_message;
+	o.on_message_ex = on_message;
 	o.on_receipt = on_receipt;
 	o.on_key_changed = on_key_changed;
 	o.on_error = on_error;
@@ -329,11 +345,12 @@ case_cb(void *arg, const struct bv_client_case *cs)
 				people_json(cv->members, cv->n_members));
 		json_array_append_new(convs, one);
 	}
-	one = json_pack("{s:s, s:s, s:s, s:s, s:o*, s:o*}", "case_id",
+	one = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o*, s:o*}", "case_id",
 			cs->case_id, "case_number", cs->case_number,
 			"municipality", cs->municipality, "role", cs->role,
-			"people", people_json(cs->people, cs->n_people),
-			"conversations", convs);
+			"answer_days", cs->answer_days, "people",
+			people_json(cs->people, cs->n_people), "conversations",
+			convs);
 	return one ? json_array_append_new(arg, one) : BV_ENOMEM;
 }
 
@@ -405,6 +422,7 @@ history_cb(void *arg, const struct bv_client_message *m)
 			"text", m->text, m->text_len);
 	if (one && m->notice)
 		json_object_set_new(one, "notice", notice_json(m->notice));
+	with_email(one, m);
 	return one ? json_array_append_new(arg, one) : BV_ENOMEM;
 }
 
@@ -442,6 +460,57 @@ op_send(json_t *req)
 	rc = bv_client_send_text(client, conv, text, id);
 	return result(rc,
 		      rc == 0 ? json_pack("{s:s}", "message_id", id) : NULL);
+}
+
+/*
+ * An e-post: {"conversation", "subject", "text", "thread"?, "answer_by_ms"?}
+ * (no thread: a new one; no answer_by_ms: the library decides from the case
+ * view's answer_days). Answers the message id.
+ */
+static json_t *
+op_send_email(json_t *req)
+{
+	char id[BV_CLIENT_MESSAGE_ID_LEN + 1] = "";
+	const char *conv = arg_str(req, "conversation");
+	const char *subject = arg_str(req, "subject");
+	const char *text = arg_str(req, "text");
+	const char *thread = arg_str(req, "thread");
+	json_t *by = json_object_get(req, "answer_by_ms");
+	int rc;
+
+	if (!conv || !subject || !text || (by && !json_is_integer(by)))
+		return result(BV_EINVAL, NULL);
+	rc = bv_client_send_email(client, conv, subject, text, thread,
+				  by ? (int64_t)json_integer_value(by) : 0, id);
+	return result(rc,
+		      rc == 0 ? json_pack("{s:s}", "message_id", id) : NULL);
+}
+
+static void
+on_notify_set(struct bv_client *c, void *arg, const char *vapid_public_key,
+	      int rc)
+{
+	(void)c;
+	(void)arg;
+	emit(json_pack("{s:s, s:i, s:o}", "ev", "notify_set", "rc", rc,
+		       "vapid_public_key", str_or_null(vapid_public_key)));
+}
+
+/*
+ * "Notify me": {"channel"?, "language"?, "endpoint"?, "p256dh"?, "auth"?}
+ * as bv_client_notify_set() takes them (endpoint "": remove the web push
+ * subscription). The relay's answer comes as the event
+ * {"ev": "notify_set", "rc", "vapid_public_key"} (the key or null).
+ */
+static json_t *
+op_notify_set(json_t *req)
+{
+	return result(bv_client_notify_set(
+			      client, arg_str(req, "channel"),
+			      arg_str(req, "language"),
+			      arg_str(req, "endpoint"), arg_str(req, "p256dh"),
+			      arg_str(req, "auth"), on_notify_set, NULL),
+		      NULL);
 }
 
 static json_t *
@@ -520,6 +589,10 @@ dispatch(json_t *req)
 		return op_history(req);
 	if (strcmp(op, "send") == 0)
 		return op_send(req);
+	if (strcmp(op, "send_email") == 0)
+		return op_send_email(req);
+	if (strcmp(op, "notify_set") == 0)
+		return op_notify_set(req);
 	if (strcmp(op, "read") == 0)
 		return op_read(req);
 	if (strcmp(op, "accept") == 0) {

@@ -62,6 +62,66 @@ refuse(const char *s, int code)
 	assert_ptr_equal(m, (struct bv_wire_msg *)0x1); /* untouched */
 }
 
+/* A P-256 point as base64url (0x04 then 64 bytes), and a 16-byte secret. */
+#define PUSHKEY                                                                \
+	"BAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fICEiIyQlJicoKSorLC0uLzAx" \
+	"MjM0NTY3ODk6Ozw9Pj8"
+#define PUSHAUTH "AAECAwQFBgcICQoLDA0ODw"
+
+/* notify_set frames, the relay's key in a challenge and in an answer. */
+static void
+test_notify_set(void **state)
+{
+	struct bv_wire_msg *m;
+	char *f = NULL;
+
+	(void)state;
+	assert_int_equal(bv_wire_build_notify_set(3, "webpush", "se",
+						  "https://p.example/a",
+						  PUSHKEY, PUSHAUTH, &f),
+			 0);
+	assert_string_equal(
+		f, "{\"id\":3,\"op\":\"notify_set\",\"channel\":\"webpush\","
+		   "\"language\":\"se\",\"webpush\":{\"endpoint\":"
+		   "\"https://p.example/a\",\"keys\":{\"p256dh\":\"" PUSHKEY
+		   "\",\"auth\":\"" PUSHAUTH "\"}}}");
+	bv_free(f);
+	assert_int_equal(
+		bv_wire_build_notify_set(4, "none", NULL, "", NULL, NULL, &f),
+		0);
+	assert_string_equal(f, "{\"id\":4,\"op\":\"notify_set\",\"channel\":"
+			       "\"none\",\"webpush\":null}");
+	bv_free(f);
+	f = NULL;
+	assert_int_equal(
+		bv_wire_build_notify_set(5, NULL, NULL, NULL, NULL, NULL, &f),
+		BV_EINVAL);
+	assert_int_equal(
+		bv_wire_build_notify_set(5, "sms", "de", NULL, NULL, NULL, &f),
+		BV_EINVAL);
+	assert_int_equal(bv_wire_build_notify_set(5, NULL, NULL,
+						  "https://p.example/a",
+						  PUSHAUTH, PUSHKEY, &f),
+			 BV_EINVAL);
+	assert_null(f);
+
+	m = parse("{\"op\":\"challenge\",\"nonce\":\"" NONCE
+		  "\",\"relay\":\"r\",\"webpush_key\":\"" PUSHKEY "\"}");
+	assert_string_equal(m->u.challenge.webpush_key, PUSHKEY);
+	bv_wire_msg_free(m);
+	/* Not a point: left out, the connection goes on. */
+	m = parse("{\"op\":\"challenge\",\"nonce\":\"" NONCE
+		  "\",\"relay\":\"r\",\"webpush_key\":\"" PUSHAUTH "\"}");
+	assert_string_equal(m->u.challenge.webpush_key, "");
+	bv_wire_msg_free(m);
+	m = parse("{\"id\":3,\"ok\":{\"vapid_public_key\":\"" PUSHKEY "\"}}");
+	assert_true(m->u.ok.fields & BV_WIRE_OK_VAPID);
+	assert_string_equal(m->u.ok.vapid_public_key, PUSHKEY);
+	bv_wire_msg_free(m);
+	refuse("{\"id\":3,\"ok\":{\"vapid_public_key\":\"" PUSHAUTH "\"}}",
+	       BV_EFIELD);
+}
+
 static void
 test_challenge(void **state)
 {
@@ -1137,6 +1197,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_challenge),
+		cmocka_unit_test(test_notify_set),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_deliver),
 		cmocka_unit_test(test_ok_auth_send_counts),
