@@ -942,6 +942,26 @@ on_created(void *arg, int rc, const struct bv_wire_msg *m)
 	bv_free(q);
 }
 
+/*
+ * The end of a public call that asks the relay once: sends frame (built
+ * with rc) as request id, answered through done(q), and counts it in
+ * flight. Frees frame, and q when the request could not go. rc or 0.
+ */
+static int
+ask_relay(struct bv_client *c, int64_t id, int rc, char *frame,
+	  bv_conn_response_cb done, void *q)
+{
+	if (rc == 0)
+		rc = conn__request(c->conn, id, frame, done, q);
+	bv_free(frame);
+	if (rc < 0) {
+		bv_free(q);
+		return rc;
+	}
+	c->inflight++;
+	return 0;
+}
+
 int
 bv_client_conversation_create(struct bv_client *c, const char *case_id,
 			      const char *kind, const char *const *members,
@@ -970,15 +990,7 @@ bv_client_conversation_create(struct bv_client *c, const char *case_id,
 	id = conn__next_id(c->conn);
 	rc = bv_wire_build_conversation_create(id, case_id, kind, members, n,
 					       &frame);
-	if (rc == 0)
-		rc = conn__request(c->conn, id, frame, on_created, q);
-	bv_free(frame);
-	if (rc < 0) {
-		bv_free(q);
-		return rc;
-	}
-	c->inflight++;
-	return 0;
+	return ask_relay(c, id, rc, frame, on_created, q);
 }
 
 static void
@@ -1034,15 +1046,7 @@ bv_client_notify_set(struct bv_client *c, const char *channel,
 	id = conn__next_id(c->conn);
 	rc = bv_wire_build_notify_set(id, channel, language, endpoint, p256dh,
 				      auth, &frame);
-	if (rc == 0)
-		rc = conn__request(c->conn, id, frame, on_notify_set, q);
-	bv_free(frame);
-	if (rc < 0) {
-		bv_free(q);
-		return rc;
-	}
-	c->inflight++;
-	return 0;
+	return ask_relay(c, id, rc, frame, on_notify_set, q);
 }
 
 /* ---- connection events ---- */
@@ -3512,15 +3516,7 @@ bv_client_blobs_journaled(struct bv_client *c, const char *const *blobs,
 	q->arg = arg;
 	id = conn__next_id(c->conn);
 	rc = bv_wire_build_blobs_journaled(id, blobs, n, &frame);
-	if (rc == 0)
-		rc = conn__request(c->conn, id, frame, on_blobs_journaled, q);
-	bv_free(frame);
-	if (rc < 0) {
-		bv_free(q);
-		return rc;
-	}
-	c->inflight++;
-	return 0;
+	return ask_relay(c, id, rc, frame, on_blobs_journaled, q);
 }
 
 int
