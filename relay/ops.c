@@ -1864,10 +1864,13 @@ notify_device(const char *payload, const char **rest)
 {
 	char *end;
 	long long d = strtoll(payload, &end, 10);
+	size_t n = (size_t)(end - payload);
 
-	while (*end == ' ')
-		end++;
-	*rest = end;
+	/* An offset, not end itself: GCC 12 at -O2 otherwise takes *rest
+	 * for a pointer to the local end (-Wdangling-pointer). */
+	while (payload[n] == ' ')
+		n++;
+	*rest = payload + n;
 	return d;
 }
 
