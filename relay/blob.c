@@ -1312,6 +1312,8 @@ blob_start(struct relay *r)
 		return rc;
 	memset(&o, 0, sizeof(o));
 	o.conninfo = r->cfg->database;
+	/* As the other relay connections (main.c): no JIT for look-ups. */
+	o.session_sql = "SELECT set_config('jit', 'off', false)";
 	r->dbb = db_new(r->loop, &o);
 	b = bv_calloc(1, sizeof(*b));
 	if (!r->dbb || !b) {

@@ -175,9 +175,16 @@ run_relay(struct relay_config *cfg)
 	 * index full of entries of deleted rows. Only a plain index scan marks
 	 * those dead as it passes (a bitmap scan never does), so later scans
 	 * skip them. Every relay query is an index look-up: say so.
+	 * Those settings price every other plan at 10^10, which is far above
+	 * jit_above_cost: PostgreSQL then JIT-compiles short look-ups (the
+	 * case view's SQL function, bv_may_reach) at 1-4 s each on a loaded
+	 * machine, for queries that run in milliseconds. No relay query is
+	 * long enough for JIT to pay off: it is off on every relay
+	 * connection (blob.c's too).
 	 */
 	o.session_sql = "SELECT set_config('enable_seqscan', 'off', false), "
-			"set_config('enable_bitmapscan', 'off', false)";
+			"set_config('enable_bitmapscan', 'off', false), "
+			"set_config('jit', 'off', false)";
 	r.dbw = db_new(&loop, &o);
 	o.listen = channels;
 	o.on_notify = ops_on_notify;
