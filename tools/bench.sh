@@ -12,7 +12,7 @@
 # usage: tools/bench.sh [--runs N] [--quick] [--same-db] [--json FILE]
 #                       [SCENARIO…]
 #   SCENARIO   throughput | latency | idle | idle-throughput | crypto | e2e |
-#              e2e-latency (default: all)
+#              e2e-latency | attach | e2e-latency-attach (default: all)
 #   --runs N   runs per scenario, the median is reported (3)
 #   --quick    shorter runs, 1,000 idle connections, fewer client
 #              messages (a smoke test)
@@ -45,7 +45,7 @@ while (($#)); do
 		shift
 		;;
 	throughput | latency | idle | idle-throughput | crypto | e2e | \
-		e2e-latency)
+		e2e-latency | attach | e2e-latency-attach)
 		scenarios+=("$1")
 		;;
 	-h | --help)
@@ -61,7 +61,7 @@ while (($#)); do
 done
 ((${#scenarios[@]})) ||
 	scenarios=(throughput latency idle idle-throughput crypto e2e
-		e2e-latency)
+		e2e-latency attach e2e-latency-attach)
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "bench: bad --runs" >&2; exit 2; }
 command -v jq >/dev/null || { echo "bench: needs jq" >&2; exit 1; }
 command -v curl >/dev/null || { echo "bench: needs curl" >&2; exit 1; }
@@ -79,6 +79,10 @@ fi
 pairs=10
 size=300
 rate=2000
+# A phone photo; the largest file that fits the relay's default
+# max_blob_bytes (25 MiB of ciphertext) with room for its overhead.
+photo=3145728
+big_file=20971520
 
 build=${BV_BENCH_BUILD:-build-bench}
 echo "bench: building $build (RelWithDebInfo: -O2 -DNDEBUG)"
@@ -101,10 +105,12 @@ store_dir=${BV_BENCH_STORE_DIR:-$scratch}
 pgdir=$scratch/pg
 relay_pid=
 bench_pid=
+load_pid=
 pg_started=0
 
 cleanup() {
 	local rc=$?
+	load_stop
 	if [[ -n $bench_pid ]]; then
 		kill -INT "$bench_pid" 2>/dev/null || true
 		wait "$bench_pid" 2>/dev/null || true
@@ -141,6 +147,23 @@ free_port() {
 		fi
 	done
 	return 1
+}
+
+# The background load of e2e-latency-attach: stopped with SIGINT, its
+# result not wanted (it measured nothing of its own).
+load_stop() {
+	if [[ -n $load_pid ]]; then
+		kill -INT "$load_pid" 2>/dev/null || true
+		wait "$load_pid" 2>/dev/null || true
+		load_pid=
+	fi
+}
+
+# uploads: the relay's count of attachments stored so far.
+uploads() {
+	curl -sf "http://127.0.0.1:$rport/metrics" | awk '
+		$1 == "bvchat_blob_uploads_total{result=\"ok\"}" { n = $2 }
+		END { print n + 0 }'
 }
 
 relay_stop() {
@@ -332,6 +355,35 @@ for s in "${scenarios[@]}"; do
 				--duration "$duration" --dir "$store_dir" \
 				--relay-bin "$relay_bin"
 			;;
+		attach)
+			# Two senders, one photo each in flight: encrypt,
+			# spool, upload, send; the receiver fetches and
+			# decrypts it.
+			BIN=$e2e_bin run "$s" --pairs 2 --inflight 1 \
+				--attach "$photo" --warmup "$warmup" \
+				--duration "$duration" --dir "$store_dir" \
+				--relay-bin "$relay_bin"
+			;;
+		e2e-latency-attach)
+			# e2e-latency while another process keeps a
+			# 20 MiB file going up and down through the same
+			# relay and database: do texts wait for files?
+			"$e2e_bin" --url "127.0.0.1:$rport" --key "$key" \
+				--database "$conninfo" --pairs 1 --inflight 1 \
+				--attach "$big_file" --warmup 0 --duration 600 \
+				--dir "$store_dir" --relay-bin "$relay_bin" \
+				--label attach-load >"$scratch/load.out" \
+				2>"$scratch/load.err" &
+			load_pid=$!
+			before=$(uploads)
+			BIN=$e2e_bin run "$s" --pairs "$pairs" --size 100 \
+				--rate 50 --warmup "$warmup" \
+				--duration "$duration" --dir "$store_dir" \
+				--relay-bin "$relay_bin"
+			echo "  files meanwhile  $(($(uploads) - before))" \
+				"uploads of $big_file bytes by the load"
+			load_stop
+			;;
 		esac
 	done
 done
@@ -352,6 +404,16 @@ jq -rs '
 	    "\n  \($k): \(f($runs | map(.ops[$k].p50_us) | median))" +
 	    " (\(f($runs | map(.ops[$k].cpu_p50_us) | median)))") |
 	    join(""))
+	elif .[0].label == "attach" then
+	  "attach: runs \(length), \(.[0].attach)-byte files" +
+	  ", MB/s \(f(map(.att_mb_per_s) | median))" +
+	  ", files/s \(f(map(.msgs_per_s) | median))" +
+	  ", send to fetched p50 \(f(map(.p50_ms) | median)) ms" +
+	  ", p90 \(f(map(.p90_ms) | median)) ms" +
+	  ", sent (stored by the relay) p50 \(f(map(.sent_p50_ms) | median)) ms" +
+	  ", bench CPU \(f(map(.bench_cpu_us_per_msg) | median)) us/file" +
+	  ", relay CPU \(f(map(.relay_cpu_us_per_msg) | median)) us/file" +
+	  ", PostgreSQL CPU \(f(map(.db_cpu_us_per_msg) | median)) us/file"
 	elif (.[0].label | startswith("e2e")) then
 	  "\(.[0].label): runs \(length)" +
 	  ", texts/s \(f(map(.msgs_per_s) | median))" +
@@ -394,6 +456,21 @@ jq -rs '
 	if $e != null and $t != null and $t > 0 then
 	  "e2e / throughput: \($e | round) / \($t | round) texts/s =" +
 	  " \($e / $t * 1000 | round / 10)%"
+	else empty end
+' "$results"
+# Texts while files stream, against texts alone (same invocation).
+jq -rs '
+	def median: sort | if length == 0 then null
+		else .[(length - 1) / 2 | floor] end;
+	map(select(.ok)) |
+	def p(l; k): map(select(.label == l) | .[k]) | median;
+	if p("e2e-latency"; "p50_ms") != null and
+	   p("e2e-latency-attach"; "p50_ms") != null then
+	  "texts during file transfers / texts alone: p50 " +
+	  "\(p("e2e-latency-attach"; "p50_ms") * 10 | round / 10) / " +
+	  "\(p("e2e-latency"; "p50_ms") * 10 | round / 10) ms, p99 " +
+	  "\(p("e2e-latency-attach"; "p99_ms") * 10 | round / 10) / " +
+	  "\(p("e2e-latency"; "p99_ms") * 10 | round / 10) ms"
 	else empty end
 ' "$results"
 failed=$(jq -s 'map(select(.ok | not)) | length' "$results")

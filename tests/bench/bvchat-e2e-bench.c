@@ -7,6 +7,10 @@
  * or (--rate) texts go out at a fixed total rate, round-robin.
  * Reports texts/s delivered and decrypted, latency from
  * bv_client_send_text() to the receiver's on_message, and CPU per text.
+ * With --attach BYTES every text after the first carries a file of that
+ * size (bv_client_send_attachments(): encrypted, spooled, uploaded over
+ * HTTP, then sent) and counts as arrived when the receiver has fetched
+ * and decrypted it (bv_client_attachment_fetch() into memory).
  * Only bvchat.h drives the clients; tokens are signed with the tenant key
  * as the municipality would (bv_token.h). Each pair is a case of its own
  * (receiver a child, sender its caseworker) with one team conversation,
@@ -64,6 +68,7 @@ struct opts {
 	unsigned inflight;
 	double rate; /* texts/s over all senders; 0: K in flight */
 	size_t size;
+	size_t attach; /* bytes of the file each text carries; 0: none */
 	double warmup;
 	double duration;
 	double setup_timeout;
@@ -111,6 +116,7 @@ struct bench {
 	char tenant[37];
 	uint8_t tsk[64];
 	struct pair *p;
+	uint8_t *file; /* --attach: the random file every sender sends */
 	unsigned enrolled;
 	unsigned primed;
 	uint64_t t_phase; /* when the phase began */
@@ -195,7 +201,17 @@ send_one(struct pair *p)
 	text[HDR_LEN] = 'x'; /* snprintf's NUL */
 	text[b->o.size] = '\0';
 	b->sends++;
-	rc = bv_client_send_text(p->snd, p->conv, text, mid);
+	if (b->o.attach && b->phase != PH_PRIME) {
+		struct bv_client_file f = {.data = b->file,
+					   .len = b->o.attach,
+					   .type = "application/pdf",
+					   .name = "bench.pdf"};
+
+		rc = bv_client_send_attachments(p->snd, p->conv, text, NULL,
+						NULL, -1, &f, 1, mid);
+	} else {
+		rc = bv_client_send_text(p->snd, p->conv, text, mid);
+	}
 	free(text);
 	if (rc < 0) {
 		b->send_refused++;
@@ -352,30 +368,13 @@ seen_mark(struct pair *p, uint32_t seq)
 	return 0;
 }
 
+/* A text (or its file) sent at t0 with sequence seq arrived at now. */
 static void
-on_message(struct bv_client *c, void *user, const char *conversation,
-	   const char *sender, uint32_t sender_device, const char *message_id,
-	   int64_t time_ms, const char *text, size_t text_len)
+arrived(struct pair *p, uint64_t t0, uint32_t seq, uint64_t now)
 {
-	struct pair *p = user;
 	struct bench *b = p->b;
-	uint64_t now = bench_now_ns(), t0;
-	uint32_t seq;
-	int dup;
 
-	(void)c;
-	(void)conversation;
-	(void)sender;
-	(void)sender_device;
-	(void)message_id;
-	(void)time_ms;
-	if (text_len < HDR_LEN ||
-	    sscanf(text, "%20" SCNu64 " %10" SCNu32, &t0, &seq) != 2) {
-		count_error(b, BV_EFIELD);
-		return;
-	}
-	dup = seen_mark(p, seq);
-	if (dup) {
+	if (seen_mark(p, seq)) {
 		b->duplicates++;
 		return;
 	}
@@ -396,6 +395,96 @@ on_message(struct bv_client *c, void *user, const char *conversation,
 		b->win_received++;
 	if (in_window(b, t0))
 		bench_sample_add(&b->lat, now - t0);
+}
+
+/* The header of a text: its send time and sequence; -1 when not ours. */
+static int
+header(struct bench *b, const char *text, size_t len, uint64_t *t0,
+       uint32_t *seq)
+{
+	if (len < HDR_LEN ||
+	    sscanf(text, "%20" SCNu64 " %10" SCNu32, t0, seq) != 2) {
+		count_error(b, BV_EFIELD);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+on_message(struct bv_client *c, void *user, const char *conversation,
+	   const char *sender, uint32_t sender_device, const char *message_id,
+	   int64_t time_ms, const char *text, size_t text_len)
+{
+	struct pair *p = user;
+	uint64_t now = bench_now_ns(), t0;
+	uint32_t seq;
+
+	(void)c;
+	(void)conversation;
+	(void)sender;
+	(void)sender_device;
+	(void)message_id;
+	(void)time_ms;
+	if (header(p->b, text, text_len, &t0, &seq) == 0)
+		arrived(p, t0, seq, now);
+}
+
+/* --attach: what a fetch needs to account for its text when it ends. */
+struct fetch {
+	struct pair *p;
+	uint64_t t0;
+	uint32_t seq;
+};
+
+static void
+on_fetched(struct bv_client *c, void *arg, const char *message_id, int index,
+	   int rc, const char *path, const uint8_t *data, size_t len)
+{
+	struct fetch *f = arg;
+
+	(void)c;
+	(void)message_id;
+	(void)index;
+	(void)path;
+	(void)data;
+	if (rc < 0)
+		count_error(f->p->b, rc);
+	else if (len != f->p->b->o.attach)
+		count_error(f->p->b, BV_EFIELD);
+	else
+		arrived(f->p, f->t0, f->seq, bench_now_ns());
+	free(f);
+}
+
+/* --attach: a text with its file arrives when the file is fetched. */
+static void
+on_message_ex(struct bv_client *c, void *user,
+	      const struct bv_client_message *m)
+{
+	struct pair *p = user;
+	struct fetch *f;
+	uint64_t t0;
+	uint32_t seq;
+	int rc;
+
+	if (m->outgoing || header(p->b, m->text, m->text_len, &t0, &seq) < 0)
+		return;
+	if (!m->n_attachments) {
+		arrived(p, t0, seq, bench_now_ns());
+		return;
+	}
+	f = malloc(sizeof(*f));
+	if (!f) {
+		fail(p->b, "out of memory");
+		return;
+	}
+	*f = (struct fetch){p, t0, seq};
+	rc = bv_client_attachment_fetch(c, m->message_id, 0, NULL, on_fetched,
+					f);
+	if (rc < 0) {
+		count_error(p->b, rc);
+		free(f);
+	}
 }
 
 /* ------------------------------------------------------------ phases */
@@ -629,6 +718,8 @@ report(struct bench *b)
 	bench_samples_sort(&b->sent);
 	printf("bvchat-e2e-bench %s: %u pairs of bv_clients, %zu-byte texts, ",
 	       b->o.label, b->o.pairs, b->o.size);
+	if (b->o.attach)
+		printf("each with a %zu-byte file, ", b->o.attach);
 	if (b->o.rate > 0)
 		printf("%.0f texts/s in all (at most %u in flight per "
 		       "sender)\n",
@@ -644,6 +735,10 @@ report(struct bench *b)
 	printf("  window           %.2f s measured after %.1f s warm-up\n", win,
 	       b->o.warmup);
 	printf("  texts/s          %.0f (delivered and decrypted)\n", rate);
+	if (b->o.attach)
+		printf("  files            %.1f MB/s (uploaded, sent, fetched "
+		       "and decrypted; latency below is send -> fetched)\n",
+		       rate * (double)b->o.attach / 1e6);
 	printf("  latency ms       p50 %.3f  p90 %.3f  p99 %.3f  max %.3f  "
 	       "(send_text -> on_message, %zu samples)\n",
 	       bench_pct_ms(&b->lat, 50), bench_pct_ms(&b->lat, 90),
@@ -673,7 +768,8 @@ report(struct bench *b)
 		return;
 	printf("{\"label\":\"%s\",\"ok\":%s,\"pairs\":%u,\"inflight\":%u,"
 	       "\"rate\":%.1f,"
-	       "\"size\":%zu,\"window_s\":%.3f,\"msgs_per_s\":%.1f,"
+	       "\"size\":%zu,\"attach\":%zu,\"att_mb_per_s\":%.2f,"
+	       "\"window_s\":%.3f,\"msgs_per_s\":%.1f,"
 	       "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
 	       "\"max_ms\":%.3f,\"sent_p50_ms\":%.3f,\"sent_p99_ms\":%.3f,"
 	       "\"first_text_p50_ms\":%.3f,"
@@ -683,7 +779,8 @@ report(struct bench *b)
 	       ",\"lost\":%" PRIu64 ",\"duplicates\":%" PRIu64
 	       ",\"out_of_order\":%" PRIu64 ",\"errors\":%zu}\n",
 	       b->o.label, b->failed || lost ? "false" : "true", b->o.pairs,
-	       b->o.inflight, b->o.rate, b->o.size, win, rate,
+	       b->o.inflight, b->o.rate, b->o.size, b->o.attach,
+	       rate * (double)b->o.attach / 1e6, win, rate,
 	       bench_pct_ms(&b->lat, 50), bench_pct_ms(&b->lat, 90),
 	       bench_pct_ms(&b->lat, 99), bench_pct_ms(&b->lat, 100),
 	       bench_pct_ms(&b->sent, 50), bench_pct_ms(&b->sent, 99),
@@ -724,6 +821,10 @@ usage(FILE *f)
 		"                      over the senders (latency at a given\n"
 		"                      load)\n"
 		"  --size BYTES        text size, 32 ... 8192 (100)\n"
+		"  --attach BYTES      every text after the first carries a\n"
+		"                      random file of BYTES, uploaded, then\n"
+		"                      fetched and decrypted by the receiver\n"
+		"                      (arrival counts once it is fetched)\n"
 		"  --duration S        measured seconds (10)\n"
 		"  --warmup S          unmeasured seconds first (2)\n"
 		"  --setup-timeout S   give up enrolling after S s (60)\n"
@@ -748,6 +849,7 @@ parse_args(int argc, char **argv, struct opts *o)
 		{"inflight", required_argument, NULL, 'i'},
 		{"rate", required_argument, NULL, 'r'},
 		{"size", required_argument, NULL, 's'},
+		{"attach", required_argument, NULL, 'a'},
 		{"duration", required_argument, NULL, 'd'},
 		{"warmup", required_argument, NULL, 'w'},
 		{"setup-timeout", required_argument, NULL, 'T'},
@@ -807,6 +909,12 @@ parse_args(int argc, char **argv, struct opts *o)
 			    0)
 				goto bad;
 			o->size = (size_t)v;
+			break;
+		case 'a':
+			if (bench_num(optarg, 1, BV_CLIENT_ATTACHMENT_MAX, &v) <
+			    0)
+				goto bad;
+			o->attach = (size_t)v;
 			break;
 		case 'd':
 			if (bench_num(optarg, 0.1, 600, &o->duration) < 0)
@@ -886,7 +994,10 @@ client_start(struct bench *b, struct pair *p, const char *path,
 	o.relay_port = b->o.port;
 	o.loop = &b->loop;
 	o.on_status = on_status;
-	o.on_message = on_message;
+	if (b->o.attach)
+		o.on_message_ex = on_message_ex;
+	else
+		o.on_message = on_message;
 	o.on_error = on_error;
 	o.on_sent = on_sent;
 	o.user = p;
@@ -945,7 +1056,12 @@ main(int argc, char **argv)
 		return 1;
 	}
 	b->p = calloc(b->o.pairs, sizeof(*b->p));
-	if (!b->p || uv_loop_init(&b->loop) != 0)
+	if (b->o.attach) {
+		b->file = malloc(b->o.attach);
+		if (b->file)
+			randombytes_buf(b->file, b->o.attach);
+	}
+	if (!b->p || (b->o.attach && !b->file) || uv_loop_init(&b->loop) != 0)
 		goto out;
 	b->loop_ok = 1;
 	signal(SIGPIPE, SIG_IGN);
@@ -1010,6 +1126,7 @@ out:
 	free(b->sent.v);
 	free(b->prime.v);
 	free(b->p);
+	free(b->file);
 	free(b);
 	return rc;
 }
