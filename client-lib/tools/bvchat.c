@@ -22,6 +22,7 @@
 
 #include <bvchat.h>
 
+#include "attach.h"
 #include "invite.h"
 #include "profile.h"
 
@@ -30,11 +31,35 @@
 #define SEND_TIMEOUT_MS	   15000
 #define CHAT_QUEUE_MAX	   256 /* typed lines waiting for their turn */
 #define CONNECT_TIMEOUT_MS 15000
+/* Sends with files: the uploads come first; a fetch to save one. */
+#define ATTACH_TIMEOUT_MS 120000
+/* Bytes of an attachment's name shown; longer ones end in "…". */
+#define SHOW_NAME_MAX 80
+
+/* A file to send, checked when it was named. */
+struct out_file {
+	char *path;
+	const char *type;
+	int64_t size;
+	char name[ATTACH_NAME_CAP];
+};
+
+/* An attachment being saved: path holds our empty placeholder (made with
+ * O_EXCL) until the fetch replaces it; removed again if it fails. */
+struct save {
+	struct save *next;
+	struct cli *s;
+	int done;
+	int rc;
+	char path[4096];
+};
 
 struct chat_line {
 	struct chat_line *next;
 	char subject[BV_CLIENT_SUBJECT_MAX + 1]; /* "": a chat text */
 	char thread[BV_CLIENT_MESSAGE_ID_LEN + 1];
+	size_t n_files;
+	struct out_file files[BV_CLIENT_ATTACHMENTS_MAX];
 	char text[];
 };
 
@@ -73,7 +98,10 @@ struct cli {
 	} in;
 	int in_open;
 	int in_eof;
-	int pending; /* chat sends without an outcome yet (0 or 1) */
+	int pending;	      /* chat sends without an outcome yet (0 or 1) */
+	size_t pending_files; /* files on that send */
+	int hinted;	      /* chat: how to save was said */
+	struct save *saves;   /* fetches without an outcome yet */
 	/* Lines typed but not yet handed to the library: one send at a time,
 	 * so lines arrive in the order they were typed. */
 	struct chat_line *q_head, *q_tail;
@@ -117,7 +145,7 @@ usage(FILE *f)
 		"        by default: a citizen names nobody, staff name the "
 		"citizen)\n"
 		"  send [--conversation UUID] [--subject S [--thread ID]] "
-		"TEXT\n"
+		"[--attach PATH]... TEXT\n"
 		"        sends TEXT to everyone in the conversation, waits (at "
 		"most 15 s) until\n"
 		"        the relay stored it, prints its id; with --subject a "
@@ -126,7 +154,21 @@ usage(FILE *f)
 		"e-post a reply;\n"
 		"        a citizen's carries the municipality's expected "
 		"answer "
-		"time)\n"
+		"time); --attach\n"
+		"        (up to 10) sends files with it, TEXT then optional "
+		"without --subject:\n"
+		"        JPEG, PNG, HEIC, WebP, PDF, MP3, M4A, Ogg, WebM audio "
+		"or UTF-8 text,\n"
+		"        the type read from the content (at most 2 min)\n"
+		"  save --conversation UUID N [DIR]\n"
+		"  save --message ID N [DIR]\n"
+		"        saves attachment N as `history`, `listen` and `chat` "
+		"number it\n"
+		"        ([vedlegg N]), or the Nth of message ID, into DIR "
+		"(default .) under\n"
+		"        its name made safe (never replacing a file: \"name "
+		"(2).pdf\"), mode\n"
+		"        0600; prints the path\n"
 		"  listen [--count N] [--timeout S]\n"
 		"        prints each message as `time sender: text`, "
 		"exits after N\n"
@@ -139,7 +181,11 @@ usage(FILE *f)
 		"/epost SUBJECT makes\n"
 		"        the next line an e-post starting a thread; /reply "
 		"TEXT answers the\n"
-		"        last e-post thread shown; //TEXT sends /TEXT\n"
+		"        last e-post thread shown; /attach PATH [PATH...] "
+		"[-- TEXT] sends\n"
+		"        files (\"...\" around a path with spaces) with "
+		"an optional text;\n"
+		"        /save N [DIR] saves [vedlegg N]; //TEXT sends /TEXT\n"
 		"        send and chat without --conversation: your only open "
 		"conversation\n"
 		"  whoami\n"
@@ -532,6 +578,334 @@ put_email(FILE *f, const struct bv_client_message *m)
 	fputs("] ", f);
 }
 
+/* ---------------------------------------------------------------- */
+/* Attachments                                                        */
+/* ---------------------------------------------------------------- */
+
+/* What a failed send or fetch of files means, for the person. */
+static const char *
+att_strerror(int rc)
+{
+	switch (rc) {
+	case BV_EBLOB_SIZE:
+		return "a file is larger than the relay takes; nothing was "
+		       "sent (BV_EBLOB_SIZE)";
+	case BV_EQUOTA:
+		return "the municipality's attachment storage is full; "
+		       "nothing was sent, tell the municipality (BV_EQUOTA)";
+	case BV_ETAMPERED:
+		return "the attachment failed its check: changed or cut short "
+		       "on the way; nothing was saved (BV_ETAMPERED)";
+	case BV_ENOBLOB:
+		return "the relay does not have this attachment: deleted "
+		       "after its retention, or never uploaded (BV_ENOBLOB)";
+	case BV_EBLOB:
+		return "the upload did not arrive whole; nothing was sent "
+		       "(BV_EBLOB)";
+	default:
+		return bv_client_strerror(rc);
+	}
+}
+
+/* An attachment's name as shown: neutralised by put_sanitised(), cut on
+ * a character boundary with "…" when over SHOW_NAME_MAX bytes. */
+static void
+put_att_name(FILE *f, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len <= SHOW_NAME_MAX) {
+		put_sanitised(f, name, len);
+		return;
+	}
+	len = SHOW_NAME_MAX - 3;
+	while (len > 0 && ((unsigned char)name[len] & 0xc0) == 0x80)
+		len--;
+	put_sanitised(f, name, len);
+	fputs("\xe2\x80\xa6", f);
+}
+
+/* One line per attachment: `  [vedlegg N] NAME (TYPE, SIZE)`, N counted
+ * from base + 1 (base < 0: not known, no number); with states, whether
+ * ours failed or is still uploading, or the file was saved here. */
+static void
+put_attachments(FILE *f, const struct bv_client_message *m, long base,
+		int states)
+{
+	size_t i;
+
+	for (i = 0; i < m->n_attachments; i++) {
+		const struct bv_client_attachment *a = &m->attachments[i];
+		char size[32];
+
+		attach_size_str(a->size, size, sizeof(size));
+		if (base >= 0)
+			fprintf(f, "  [vedlegg %ld] ", base + (long)i + 1);
+		else
+			fputs("  [vedlegg] ", f);
+		put_att_name(f, a->name);
+		fputs(" (", f);
+		put_sanitised(f, a->type, strlen(a->type));
+		fprintf(f, ", %s", size);
+		if (states && m->state == BV_CLIENT_MSG_FAILED)
+			fputs(", not sent", f);
+		else if (states && a->state == BV_CLIENT_ATT_UPLOADING)
+			fputs(", uploading", f);
+		else if (states && a->state == BV_CLIENT_ATT_DOWNLOADED)
+			fputs(", saved", f);
+		fputs(")\n", f);
+	}
+}
+
+/*
+ * An attachment of the local history. Numbers are those shown: a
+ * conversation's attachments counted from 1 in the history's order (ours
+ * too), the same in `history`, `listen` and `chat`. Looked up by number n
+ * (mid NULL), by message mid and n (1 …) within it, or, with mid and n 0,
+ * only the count of the attachments before mid.
+ */
+struct att_at {
+	const char *mid;
+	long n;
+	long count; /* attachments before the message looked at */
+	int found;
+	char message_id[BV_CLIENT_MESSAGE_ID_LEN + 1];
+	int index;
+	char name[BV_CLIENT_FILE_NAME_MAX + 1];
+	char type[64];
+};
+
+static int
+att_at_cb(void *arg, const struct bv_client_message *m)
+{
+	struct att_at *q = arg;
+	const struct bv_client_attachment *a;
+	long k = -1;
+
+	if (q->mid && !strcmp(m->message_id, q->mid)) {
+		if (q->n == 0) {
+			q->found = 1;
+			return 1;
+		}
+		if (q->n > (long)m->n_attachments)
+			return 1;
+		k = q->n - 1;
+	} else if (!q->mid && q->n > q->count &&
+		   q->n <= q->count + (long)m->n_attachments) {
+		k = q->n - q->count - 1;
+	}
+	if (k < 0) {
+		q->count += (long)m->n_attachments;
+		return 0;
+	}
+	a = &m->attachments[k];
+	snprintf(q->message_id, sizeof(q->message_id), "%s", m->message_id);
+	snprintf(q->name, sizeof(q->name), "%s", a->name);
+	snprintf(q->type, sizeof(q->type), "%s", a->type);
+	q->index = (int)k;
+	q->found = 1;
+	return 1;
+}
+
+/* att_at over every conversation (a message id without one). */
+struct att_all {
+	struct bv_client *c;
+	struct att_at *q;
+	int rc;
+};
+
+static int
+att_all_cb(void *arg, const struct bv_client_conversation *cv)
+{
+	struct att_all *w = arg;
+
+	w->q->count = 0;
+	w->rc = bv_client_history(w->c, cv->conversation, 0, att_at_cb, w->q);
+	return w->rc < 0 || w->q->found;
+}
+
+/* Fills q (mid, n set) from conversation's history or, NULL, from all.
+ * Returns 0 (q->found says whether it is there) or a BV_E* code. */
+static int
+att_lookup(struct bv_client *c, const char *conversation, struct att_at *q)
+{
+	struct att_all w;
+	int r;
+
+	if (conversation) {
+		r = bv_client_history(c, conversation, 0, att_at_cb, q);
+		return r < 0 ? r : 0;
+	}
+	w.c = c;
+	w.q = q;
+	w.rc = 0;
+	r = bv_client_conversations(c, att_all_cb, &w);
+	if (w.rc < 0)
+		return w.rc;
+	return r < 0 ? r : 0;
+}
+
+static void
+on_saved(struct bv_client *c, void *arg, const char *message_id, int index,
+	 int rc, const char *path, const uint8_t *data, size_t len)
+{
+	struct save *v = arg;
+	struct cli *s = v->s;
+	struct save **pp;
+
+	(void)c;
+	(void)message_id;
+	(void)index;
+	(void)path;
+	(void)data;
+	(void)len;
+	v->done = 1;
+	v->rc = rc;
+	if (rc < 0)
+		unlink(v->path); /* our empty placeholder: nothing was written */
+	for (pp = &s->saves; *pp; pp = &(*pp)->next)
+		if (*pp == v) {
+			*pp = v->next;
+			break;
+		}
+	if (!s->mark_read)
+		return; /* `bvchat save` reports and frees it */
+	/* chat: said here, and done with. */
+	if (rc < 0) {
+		fprintf(stderr, "bvchat: not saved: %s\n", att_strerror(rc));
+	} else {
+		fputs("bvchat: saved ", stderr);
+		put_sanitised(stderr, v->path, strlen(v->path));
+		fputc('\n', stderr);
+	}
+	free(v);
+}
+
+/* Fetches attachment q into a new file in dir named after it (sanitised,
+ * never replacing one). Returns the save, finished later by on_saved(),
+ * or NULL after saying why on standard error. */
+static struct save *
+save_start(struct cli *s, const struct att_at *q, const char *dir)
+{
+	char fname[ATTACH_NAME_CAP];
+	struct save *v;
+	int r;
+
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		fprintf(stderr, "bvchat: save: out of memory\n");
+		return NULL;
+	}
+	v->s = s;
+	attach_file_name(q->name, q->type, fname);
+	if (attach_reserve(dir, fname, v->path, sizeof(v->path)) < 0) {
+		fputs("bvchat: save: cannot create a new file in ", stderr);
+		put_sanitised(stderr, dir, strlen(dir));
+		fprintf(stderr, ": %s\n", strerror(errno));
+		free(v);
+		return NULL;
+	}
+	r = bv_client_attachment_fetch(s->c, q->message_id, q->index, v->path,
+				       on_saved, v);
+	if (r < 0) {
+		unlink(v->path);
+		fprintf(stderr, "bvchat: save: %s\n",
+			r == BV_EINVAL ? "not available (ours, still "
+					 "uploading?)"
+				       : att_strerror(r));
+		free(v);
+		return NULL;
+	}
+	v->next = s->saves;
+	s->saves = v;
+	return v;
+}
+
+/* ~/ at the start of a path typed in chat is the home directory. */
+static int
+expand_home(const char *in, size_t len, char *out, size_t cap)
+{
+	const char *home = getenv("HOME");
+	int n;
+
+	if (len >= 2 && in[0] == '~' && in[1] == '/' && home && home[0])
+		n = snprintf(out, cap, "%s%.*s", home, (int)len - 1, in + 1);
+	else
+		n = snprintf(out, cap, "%.*s", (int)len, in);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* Checks the file at path and fills f to send it (f->path malloc'd).
+ * Returns 0, or -1 after saying why. */
+static int
+out_file_init(struct out_file *f, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	char why[200];
+
+	memset(f, 0, sizeof(*f));
+	if (attach_sniff(path, &f->type, &f->size, why, sizeof(why)) < 0) {
+		fputs("bvchat: ", stderr);
+		put_sanitised(stderr, path, strlen(path));
+		fprintf(stderr, ": %s\n", why);
+		return -1;
+	}
+	f->path = strdup(path);
+	if (!f->path) {
+		fprintf(stderr, "bvchat: out of memory\n");
+		return -1;
+	}
+	attach_file_name(base ? base + 1 : path, f->type, f->name);
+	return 0;
+}
+
+static void
+out_files_free(struct out_file *f, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(f[i].path);
+		f[i].path = NULL;
+	}
+}
+
+/* "sending 2 files (3.1 MB)…" */
+static void
+say_sending(const struct out_file *f, size_t n)
+{
+	char size[32];
+	int64_t total = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		total += f[i].size;
+	attach_size_str(total, size, sizeof(size));
+	fprintf(stderr, "bvchat: sending %zu file%s (%s)\xe2\x80\xa6\n", n,
+		n == 1 ? "" : "s", size);
+}
+
+/* Sends text (subject NULL) or an e-post with the files. */
+static int
+send_files(struct cli *s, const char *conversation, const char *text,
+	   const char *subject, const char *thread,
+	   const struct out_file *files, size_t n,
+	   char mid[BV_CLIENT_MESSAGE_ID_LEN + 1])
+{
+	struct bv_client_file f[BV_CLIENT_ATTACHMENTS_MAX];
+	size_t i;
+
+	memset(f, 0, sizeof(f));
+	for (i = 0; i < n; i++) {
+		f[i].path = files[i].path;
+		f[i].type = files[i].type;
+		f[i].name = files[i].name;
+	}
+	say_sending(files, n);
+	return bv_client_send_attachments(s->c, conversation, text, subject,
+					  thread, 0, f, n, mid);
+}
+
 static void
 on_message(struct bv_client *c, void *user, const struct bv_client_message *m)
 {
@@ -545,6 +919,24 @@ on_message(struct bv_client *c, void *user, const struct bv_client_message *m)
 	put_email(s->rx_out, m);
 	put_sanitised(s->rx_out, m->text, m->text_len);
 	fputc('\n', s->rx_out);
+	if (m->n_attachments) {
+		struct att_at q;
+
+		/* Numbered as the history numbers them: it is stored. */
+		memset(&q, 0, sizeof(q));
+		q.mid = mid;
+		if (bv_client_history(c, m->conversation, 0, att_at_cb, &q) <
+			    0 ||
+		    !q.found)
+			q.count = -1;
+		put_attachments(s->rx_out, m, q.count, 0);
+		if (s->mark_read && q.count >= 0 && !s->hinted) {
+			s->hinted = 1;
+			fprintf(stderr, "bvchat: /save N [DIR] saves [vedlegg "
+					"N] (in the current directory when "
+					"no DIR)\n");
+		}
+	}
 	fflush(s->rx_out);
 	s->rx++;
 	if (m->subject) {
@@ -605,10 +997,17 @@ state_name(enum bv_client_msg_state st)
 							       : "?";
 }
 
+/* history: the client, and the attachments printed so far. */
+struct hist {
+	struct bv_client *c;
+	long n_att;
+};
+
 static int
 print_message(void *arg, const struct bv_client_message *m)
 {
-	struct bv_client *c = arg;
+	struct hist *h = arg;
+	struct bv_client *c = h->c;
 
 	put_time(stdout, m->time_ms);
 	putchar(' ');
@@ -635,6 +1034,8 @@ print_message(void *arg, const struct bv_client_message *m)
 		put_sanitised(stdout, m->text, m->text_len);
 	}
 	putchar('\n');
+	put_attachments(stdout, m, h->n_att, 1);
+	h->n_att += (long)m->n_attachments;
 	return 0;
 }
 
@@ -697,6 +1098,15 @@ on_error(struct bv_client *c, void *user, int code, const char *message_id,
 		bv_client_strerror(code));
 }
 
+static void
+chat_line_free(struct chat_line *l)
+{
+	if (l) {
+		out_files_free(l->files, l->n_files);
+		free(l);
+	}
+}
+
 /* Hands the oldest typed line to the library once the previous one has
  * its outcome. */
 static void
@@ -712,7 +1122,12 @@ chat_pump(struct cli *s)
 		if (!s->q_head)
 			s->q_tail = NULL;
 		s->q_len--;
-		if (l->subject[0])
+		if (l->n_files)
+			rc = send_files(s, s->conversation, l->text,
+					l->subject[0] ? l->subject : NULL,
+					l->thread[0] ? l->thread : NULL,
+					l->files, l->n_files, mid);
+		else if (l->subject[0])
 			rc = bv_client_send_email(s->c, s->conversation,
 						  l->subject, l->text,
 						  l->thread, 0, mid);
@@ -725,12 +1140,14 @@ chat_pump(struct cli *s)
 			snprintf(s->thread_subject, sizeof(s->thread_subject),
 				 "%s", l->subject);
 		}
-		free(l);
-		if (rc < 0)
+		if (rc < 0) {
 			fprintf(stderr, "bvchat: not sent: %s\n",
-				bv_client_strerror(rc));
-		else
+				att_strerror(rc));
+		} else {
 			s->pending++;
+			s->pending_files = l->n_files;
+		}
+		chat_line_free(l);
 	}
 }
 
@@ -747,7 +1164,12 @@ on_sent(struct bv_client *c, void *user, const char *message_id, int rc)
 		s->pending--;
 		if (rc < 0)
 			fprintf(stderr, "bvchat: %s not sent: %s\n", message_id,
-				bv_client_strerror(rc));
+				att_strerror(rc));
+		else if (s->pending_files)
+			fprintf(stderr, "bvchat: %zu file%s sent\n",
+				s->pending_files,
+				s->pending_files == 1 ? "" : "s");
+		s->pending_files = 0;
 		chat_pump(s);
 	}
 }
@@ -771,14 +1193,133 @@ on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 }
 
 /*
+ * "/attach PATH [PATH…] [-- TEXT]" after "/attach": PATHs split at spaces
+ * ("…" around one with spaces in it, ~/ the home directory), checked now.
+ * Fills files (paths malloc'd), *n and *text ("" without one). Returns 0,
+ * or -1 after saying why (nothing kept).
+ */
+static int
+parse_attach(const char *p, struct out_file *files, size_t *n,
+	     const char **text)
+{
+	char path[4096];
+	size_t len;
+
+	*n = 0;
+	*text = "";
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			break;
+		if (p[0] == '-' && p[1] == '-' && (p[2] == ' ' || !p[2])) {
+			p += 2;
+			while (*p == ' ')
+				p++;
+			*text = p;
+			break;
+		}
+		if (*n == BV_CLIENT_ATTACHMENTS_MAX) {
+			fprintf(stderr,
+				"bvchat: at most %d files on one "
+				"message\n",
+				BV_CLIENT_ATTACHMENTS_MAX);
+			goto fail;
+		}
+		if (*p == '"') {
+			const char *e = strchr(p + 1, '"');
+
+			if (!e) {
+				fprintf(stderr, "bvchat: a \" without its "
+						"end\n");
+				goto fail;
+			}
+			len = (size_t)(e - p - 1);
+			if (expand_home(p + 1, len, path, sizeof(path)) < 0)
+				goto toolong;
+			p = e + 1;
+		} else {
+			len = strcspn(p, " \t");
+			if (expand_home(p, len, path, sizeof(path)) < 0)
+				goto toolong;
+			p += len;
+		}
+		if (out_file_init(&files[*n], path) < 0)
+			goto fail;
+		(*n)++;
+	}
+	if (*n == 0) {
+		fprintf(stderr, "bvchat: /attach PATH [PATH...] [-- TEXT]\n");
+		return -1;
+	}
+	return 0;
+toolong:
+	fprintf(stderr, "bvchat: path too long\n");
+fail:
+	out_files_free(files, *n);
+	*n = 0;
+	return -1;
+}
+
+/* "/save N [DIR]" after "/save". */
+static void
+chat_save(struct cli *s, const char *p)
+{
+	char dir[4096];
+	struct att_at q;
+	char *end;
+	size_t len;
+	long n;
+	int r;
+
+	errno = 0;
+	n = strtol(p, &end, 10);
+	if (errno || end == p || n < 1 || (*end && *end != ' ')) {
+		fprintf(stderr, "bvchat: /save N [DIR], N as shown in "
+				"[vedlegg N]\n");
+		return;
+	}
+	p = end + strspn(end, " ");
+	len = strlen(p);
+	while (len > 0 && p[len - 1] == ' ')
+		len--;
+	if (!len) {
+		p = ".";
+		len = 1;
+	}
+	if (expand_home(p, len, dir, sizeof(dir)) < 0) {
+		fprintf(stderr, "bvchat: path too long\n");
+		return;
+	}
+	memset(&q, 0, sizeof(q));
+	q.n = n;
+	r = att_lookup(s->c, s->conversation, &q);
+	if (r < 0) {
+		fprintf(stderr, "bvchat: save: %s\n", bv_client_strerror(r));
+		return;
+	}
+	if (!q.found) {
+		fprintf(stderr,
+			"bvchat: no [vedlegg %ld] in this "
+			"conversation\n",
+			n);
+		return;
+	}
+	if (save_start(s, &q, dir)) {
+		fprintf(stderr, "bvchat: fetching [vedlegg %ld]\xe2\x80\xa6\n",
+			n);
+	}
+}
+
+/*
  * The chat's commands. Sets what the typed line sends: text, and subject
- * ("" for a chat text) and thread ("" for a new one) of an e-post.
- * Returns 0 to send, 1 when nothing is to be sent (a command done or
- * refused, said on standard error).
+ * ("" for a chat text) and thread ("" for a new one) of an e-post, and the
+ * files (*n_files of them, /attach). Returns 0 to send, 1 when nothing is
+ * to be sent (a command done or refused, said on standard error).
  */
 static int
 chat_command(struct cli *s, const char **text, const char **subject,
-	     const char **thread)
+	     const char **thread, struct out_file *files, size_t *n_files)
 {
 	static char reply_subject[BV_CLIENT_SUBJECT_MAX + 1];
 	const char *l = s->line;
@@ -786,6 +1327,7 @@ chat_command(struct cli *s, const char **text, const char **subject,
 	*text = l;
 	*subject = "";
 	*thread = "";
+	*n_files = 0;
 	if (s->want_body) {
 		/* The body of the e-post /epost announced. */
 		s->want_body = 0;
@@ -830,7 +1372,14 @@ chat_command(struct cli *s, const char **text, const char **subject,
 		*thread = s->thread;
 		return 0;
 	}
+	if (!strncmp(l, "/attach", 7) && (l[7] == ' ' || !l[7]))
+		return parse_attach(l + 7, files, n_files, text) < 0 ? 1 : 0;
+	if (!strncmp(l, "/save", 5) && (l[5] == ' ' || !l[5])) {
+		chat_save(s, l + 5);
+		return 1;
+	}
 	fprintf(stderr, "bvchat: commands: /epost SUBJECT, /reply TEXT, "
+			"/attach PATH [PATH...] [-- TEXT], /save N [DIR], "
 			"//TEXT for a line starting with /\n");
 	return 1;
 }
@@ -839,8 +1388,9 @@ static void
 chat_send_line(struct cli *s)
 {
 	const char *text, *subject, *thread;
+	struct out_file files[BV_CLIENT_ATTACHMENTS_MAX];
 	struct chat_line *l;
-	size_t len;
+	size_t len, n_files;
 
 	if (s->line_long) {
 		fprintf(stderr, "bvchat: line over %d bytes, not sent\n",
@@ -859,14 +1409,17 @@ chat_send_line(struct cli *s)
 		return;
 	}
 	s->line[s->line_len] = '\0';
-	if (chat_command(s, &text, &subject, &thread) != 0)
+	if (chat_command(s, &text, &subject, &thread, files, &n_files) != 0)
 		return;
 	len = strlen(text);
 	l = malloc(sizeof(*l) + len + 1);
 	if (!l) {
 		fprintf(stderr, "bvchat: out of memory; line not sent\n");
+		out_files_free(files, n_files);
 		return;
 	}
+	l->n_files = n_files;
+	memcpy(l->files, files, n_files * sizeof(files[0]));
 	memcpy(l->text, text, len + 1);
 	snprintf(l->subject, sizeof(l->subject), "%s", subject);
 	snprintf(l->thread, sizeof(l->thread), "%s", thread);
@@ -978,7 +1531,12 @@ main(int argc, char **argv)
 	const char *case_id = NULL, *kind = "team";
 	const char *subject = NULL, *thread = NULL;
 	const char *members[MAX_MEMBERS];
-	size_t nmembers = 0;
+	const char *attach[BV_CLIENT_ATTACHMENTS_MAX];
+	struct out_file files[BV_CLIENT_ATTACHMENTS_MAX];
+	const char *save_n = NULL, *save_dir = NULL, *message = NULL;
+	struct save *sv = NULL;
+	struct hist hist;
+	size_t nmembers = 0, nattach = 0, nfiles = 0;
 	struct only only;
 	long count = -1, timeout_s = -1, device = 1, replaces = 0;
 	int port = 8480, loop_ok = 0, rc = 1, r, i;
@@ -1017,6 +1575,15 @@ main(int argc, char **argv)
 				return 2;
 			}
 			members[nmembers++] = argv[++i];
+		} else if (!strcmp(a, "--attach") && has) {
+			if (nattach == BV_CLIENT_ATTACHMENTS_MAX) {
+				fprintf(stderr, "bvchat: at most %d --attach\n",
+					BV_CLIENT_ATTACHMENTS_MAX);
+				return 2;
+			}
+			attach[nattach++] = argv[++i];
+		} else if (!strcmp(a, "--message") && has) {
+			message = argv[++i];
 		} else if (!strcmp(a, "--case") && has) {
 			case_id = argv[++i];
 		} else if (!strcmp(a, "--kind") && has) {
@@ -1067,6 +1634,8 @@ main(int argc, char **argv)
 			cmd = a;
 		} else if (!strcmp(cmd, "send") && !text) {
 			text = a;
+		} else if (!strcmp(cmd, "save") && (!save_n || !save_dir)) {
+			*(save_n ? &save_dir : &save_n) = a;
 		} else {
 			fprintf(stderr, "bvchat: unexpected argument: %s\n", a);
 			return 2;
@@ -1076,6 +1645,10 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (nattach && strcmp(cmd, "send") != 0) {
+		fprintf(stderr, "bvchat: --attach is for send\n");
+		return 2;
+	}
 	if (!strcmp(cmd, "enroll")) {
 		if (!token == !invite) {
 			fprintf(stderr, "bvchat: enroll needs --token or "
@@ -1083,8 +1656,24 @@ main(int argc, char **argv)
 			return 2;
 		}
 	} else if (!strcmp(cmd, "send")) {
-		if (!text) {
+		if (!text && (!nattach || subject)) {
 			fprintf(stderr, "bvchat: send needs TEXT\n");
+			return 2;
+		}
+		if (!text)
+			text = "";
+		/* Checked before anything else happens. */
+		for (nfiles = 0; nfiles < nattach; nfiles++)
+			if (out_file_init(&files[nfiles], attach[nfiles]) < 0) {
+				out_files_free(files, nfiles);
+				return 1;
+			}
+	} else if (!strcmp(cmd, "save")) {
+		if (!save_n || parse_uint(save_n, 1000000, &count) < 0 ||
+		    count == 0 || (!conversation && !message)) {
+			fprintf(stderr, "bvchat: save needs --conversation "
+					"UUID N, or --message ID N (and "
+					"may take DIR)\n");
 			return 2;
 		}
 	} else if (!strcmp(cmd, "conversation-create")) {
@@ -1112,8 +1701,10 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (profile_key("bvchat", profile, !strcmp(cmd, "enroll"), key) < 0)
+	if (profile_key("bvchat", profile, !strcmp(cmd, "enroll"), key) < 0) {
+		out_files_free(files, nfiles);
 		return 1;
+	}
 	snprintf(store, sizeof(store), "%s/store.db", profile);
 	if (uv_loop_init(&s.loop) != 0 ||
 	    uv_timer_init(&s.loop, &s.timer) != 0) {
@@ -1170,10 +1761,12 @@ main(int argc, char **argv)
 		else if (!strcmp(cmd, "conversations"))
 			r = bv_client_conversations(s.c, print_conversation,
 						    NULL);
-		else if (!strcmp(cmd, "history"))
+		else if (!strcmp(cmd, "history")) {
+			hist.c = s.c;
+			hist.n_att = 0;
 			r = bv_client_history(s.c, conversation, 0,
-					      print_message, s.c);
-		else
+					      print_message, &hist);
+		} else
 			r = print_safety(s.c, peer, (uint32_t)device) < 0
 				    ? BV_EINVAL
 				    : 0;
@@ -1219,6 +1812,46 @@ main(int argc, char **argv)
 		}
 		printf("account %s\ndevice %u\n", bv_client_account(s.c),
 		       (unsigned)bv_client_device(s.c));
+		rc = 0;
+		goto out;
+	}
+
+	/* save: the history says where, the relay's HTTP side has it. */
+	if (!strcmp(cmd, "save")) {
+		struct att_at q;
+
+		memset(&q, 0, sizeof(q));
+		q.mid = message;
+		q.n = count;
+		r = att_lookup(s.c, conversation, &q);
+		if (r < 0) {
+			fprintf(stderr, "bvchat: save: %s\n",
+				bv_client_strerror(r));
+			goto out;
+		}
+		if (!q.found) {
+			fprintf(stderr, "bvchat: save: no attachment %ld %s\n",
+				count,
+				message ? "in that message"
+					: "in that conversation (bvchat "
+					  "history shows them as [vedlegg N])");
+			goto out;
+		}
+		sv = save_start(&s, &q, save_dir ? save_dir : ".");
+		if (!sv)
+			goto out;
+		if (!run_until(&s, &sv->done, ATTACH_TIMEOUT_MS)) {
+			if (!s.interrupted)
+				fprintf(stderr, "bvchat: save: no answer from "
+						"the relay in time\n");
+			goto out; /* the placeholder goes at out */
+		}
+		if (sv->rc < 0) {
+			fprintf(stderr, "bvchat: save: %s\n",
+				att_strerror(sv->rc));
+			goto out;
+		}
+		printf("%s\n", sv->path);
 		rc = 0;
 		goto out;
 	}
@@ -1295,17 +1928,22 @@ main(int argc, char **argv)
 							   : BV_EUNAVAILABLE));
 			goto out;
 		}
-		r = subject ? bv_client_send_email(s.c, conversation, subject,
-						   text, thread, 0, mid)
-			    : bv_client_send_text(s.c, conversation, text, mid);
+		if (nfiles)
+			r = send_files(&s, conversation, text, subject,
+				       subject ? thread : NULL, files, nfiles,
+				       mid);
+		else if (subject)
+			r = bv_client_send_email(s.c, conversation, subject,
+						 text, thread, 0, mid);
+		else
+			r = bv_client_send_text(s.c, conversation, text, mid);
 		if (r < 0) {
-			fprintf(stderr, "bvchat: send: %s\n",
-				bv_client_strerror(r));
+			fprintf(stderr, "bvchat: send: %s\n", att_strerror(r));
 			goto out;
 		}
 		do {
 			uv_update_time(&s.loop);
-			left = SEND_TIMEOUT_MS -
+			left = (nfiles ? ATTACH_TIMEOUT_MS : SEND_TIMEOUT_MS) -
 			       (int)((int64_t)uv_now(&s.loop) - t0);
 			run_until(&s, &s.sent, 200);
 		} while (!s.sent && !s.held && !s.refused && !s.interrupted &&
@@ -1331,7 +1969,7 @@ main(int argc, char **argv)
 				s.sent_rc == BV_ENOACCOUNT
 					? "no such conversation, or it is "
 					  "closed or not yours to write to"
-					: bv_client_strerror(s.sent_rc));
+					: att_strerror(s.sent_rc));
 			goto out;
 		}
 		printf("%s\n", mid);
@@ -1432,12 +2070,20 @@ main(int argc, char **argv)
 			bv_client_strerror(s.refused));
 		goto out;
 	}
-	/* Standard input ended: give the last sends their outcome. */
+	/* Standard input ended: give the last sends and saves their
+	 * outcome. */
 	{
 		int64_t deadline = (int64_t)uv_now(&s.loop) + SEND_TIMEOUT_MS;
+		struct chat_line *l;
 
-		while ((s.pending > 0 || s.q_len > 0) && !s.refused &&
-		       !s.interrupted && (int64_t)uv_now(&s.loop) < deadline)
+		for (l = s.q_head; l; l = l->next)
+			if (l->n_files)
+				break;
+		if (l || s.pending_files || s.saves)
+			deadline += ATTACH_TIMEOUT_MS - SEND_TIMEOUT_MS;
+		while ((s.pending > 0 || s.q_len > 0 || s.saves) &&
+		       !s.refused && !s.interrupted &&
+		       (int64_t)uv_now(&s.loop) < deadline)
 			run_until(&s, &s.refused, 200);
 	}
 	if (s.interrupted)
@@ -1448,7 +2094,7 @@ main(int argc, char **argv)
 		struct chat_line *l = s.q_head;
 
 		s.q_head = l->next;
-		free(l);
+		chat_line_free(l);
 	}
 	if (s.pending > 0) {
 		fprintf(stderr,
@@ -1479,10 +2125,25 @@ out:
 		struct chat_line *l = s.q_head;
 
 		s.q_head = l->next;
-		free(l);
+		chat_line_free(l);
 	}
+	out_files_free(files, nfiles);
 	if (s.c)
 		bv_client_close(s.c);
+	/* Fetches cut off by the end: their callbacks no longer come, and
+	 * their empty placeholders go. */
+	while (s.saves) {
+		struct save *v = s.saves;
+
+		s.saves = v->next;
+		unlink(v->path);
+		fputs("bvchat: not saved (ended first): ", stderr);
+		put_sanitised(stderr, v->path, strlen(v->path));
+		fputc('\n', stderr);
+		if (v != sv)
+			free(v);
+	}
+	free(sv);
 	if (loop_ok) {
 		if (s.in_open && !uv_is_closing((uv_handle_t *)&s.in))
 			uv_close((uv_handle_t *)&s.in, NULL);
