@@ -133,7 +133,7 @@ static const struct directive directives[] = {
 	{"varsling_konto", STR(varsling_konto), "", 0, 36, "",
 	 "notifier: Fiks Varsling kontoId"},
 	{"task_fiks_config", STR(task_fiks_config), "", 0, 4096, "",
-	 "notifier: FIKS account; \"\" = no tasks"},
+	 "notifier: tasks' FIKS account"},
 	{"task_link", STR(task_link), "", 0, 512, "",
 	 "notifier: a task's link for staff"},
 	{"smtp_url", STR(smtp_url), "", 0, 1024, "",
