@@ -875,6 +875,10 @@ static const struct sql_cmd sql_cmds[] = {
 	 {"--tenant", "--wait-minutes", "--window-minutes", "--quiet-start",
 	  "--quiet-end"},
 	 0x1},
+	{"task-tenant",
+	 "SELECT bv_task_tenant_set($1::uuid, $2::int, $3)",
+	 {"--tenant", "--after-minutes", "--fiks-konto"},
+	 0x1},
 	{"notify-template",
 	 "SELECT bv_notify_template_set($1::uuid, $2, $3, $4::boolean, $5, "
 	 "$6)",
@@ -933,6 +937,9 @@ static const char usage_notify[] =
 	"           --channel sms|email|webpush [--mention-service "
 	"true|false]\n"
 	"           [--subject TEXT] [--body TEXT]\n"
+	"       bvchat-relay admin task-tenant --tenant UUID "
+	"[--after-minutes N]\n"
+	"           [--fiks-konto UUID]\n"
 	"\n"
 	"Notifications (docs/operations.md \"Notifications\"). notify-contact\n"
 	"registers the phone number (8 to 15 digits, + first allowed) and\n"
@@ -946,7 +953,12 @@ static const char usage_notify[] =
 	"is\n"
 	"the tenant's name. Never put a name, a case or message content in a\n"
 	"text. Every change is audited (actor admin:<login>), never with the\n"
-	"number or address.\n";
+	"number or address.\n"
+	"task-tenant: how long a citizen's message to the case team may stay\n"
+	"unanswered (1 to 43200 minutes, 1440 by default) before\n"
+	"bvchat-notifier raises a task for the fagsystem, and the FIKS IO\n"
+	"account (kontoId) that receives them; \"\" turns tasks off\n"
+	"(docs/operations.md \"Staff tasks\").\n";
 
 /* "admin:<login>", the actor the audit log records. */
 static void
@@ -1314,6 +1326,8 @@ static const struct admin_cmd admin_cmds[] = {
 	 usage_notify, cmd_sql},
 	{"notify-template", "set a tenant's notification text", usage_notify,
 	 cmd_sql},
+	{"task-tenant", "set when staff tasks go, and to which FIKS account",
+	 usage_notify, cmd_sql},
 };
 
 #define ADMIN_NCMDS (sizeof(admin_cmds) / sizeof(admin_cmds[0]))

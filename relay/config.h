@@ -63,6 +63,9 @@ struct relay_config {
 	char *webpush_vapid_key;       /* notifier: PEM file; "" = no push */
 	char *webpush_subject;	       /* notifier: mailto: or https: */
 	char *webpush_vapid_public;    /* relay: b64url point, in challenge */
+	/* Staff tasks (migrations/0011), sent by bvchat-notifier. */
+	char *task_fiks_config; /* our FIKS IO account; "" = no tasks */
+	char *task_link;	/* "{case}", "{conversation}" filled; or "" */
 };
 
 /* Sets every field to its documented default (strings are allocated). */

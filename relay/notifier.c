@@ -10,7 +10,10 @@
  * undelivered, applies wait, window and quiet hours (notify_sched.c),
  * renders the tenant's text in the person's language, sends outside any
  * transaction and records the outcome, retrying with backoff. A web push
- * subscription the push service says is gone is deleted.
+ * subscription the push service says is gone is deleted. It also raises
+ * the staff tasks (migrations/0011): a FIKS IO message to the tenant's
+ * fagsystem account for each conversation whose citizen side has waited
+ * too long for an answer.
  *
  * It never logs a phone number, an address, a text or a token. Blocking
  * libpq and libcurl are fine here: this process serves no connections.
@@ -34,6 +37,7 @@
 #include "fiks_io.h"
 #include "migrate.h"
 #include "notify_sched.h"
+#include "notify_task.h"
 #include "webpush.h"
 
 #define EMAIL_MAX 254
@@ -73,7 +77,8 @@ struct notifier {
 	PGconn *db;
 	const char *clock_file;
 	int64_t last_clock;
-	struct fiks_client *fiks; /* NULL: no SMS */
+	struct fiks_client *fiks;      /* NULL: no SMS */
+	struct fiks_client *task_fiks; /* NULL: no staff tasks */
 	char *smtp_user, *smtp_pass;
 	struct webpush_vapid_key *vapid; /* NULL: no web push */
 	/* Set by a send: the failure is final (no retry), and the earliest
@@ -864,8 +869,237 @@ recheck(struct notifier *n, int64_t now)
 		2, v);
 }
 
-/* One round: rechecks, a claim, its sends. Returns the number of sends
- * (so the loop goes on at once while there is work) or BV_EUNAVAILABLE. */
+/* --------------------------------------------------------- staff tasks */
+
+/*
+ * Staff tasks (migrations/0011, docs/fagsystem-api.md "Tasks over FIKS
+ * IO"): conversations whose citizen side has waited longer than the
+ * tenant's task_after_minutes, and whose stretch has no task yet, are
+ * claimed and leased in one short transaction; each task is then sent
+ * over FIKS IO with its deterministic klientMeldingId, and recorded in
+ * tasks_raised. A notifier that dies after the send and before the record
+ * sends the same task again (same id) once the lease has run out. Tasks
+ * are never given up: a failure is retried with the notifications'
+ * backoff, at most notify_backoff_max_s apart, and its code kept in
+ * last_error (and the log) for the operator.
+ */
+struct task {
+	struct task_info info;
+	char konto[37];
+	int attempts; /* this one included */
+};
+
+static const char task_claim_sql[] =
+	"SELECT u.conversation_id::text, u.since_ms, u.messages, u.attempts, "
+	"t.id::text, t.task_fiks_konto::text, t.task_after_minutes, "
+	"k.id::text, k.case_number "
+	"FROM task_unanswered u JOIN conversations c ON c.id = "
+	"u.conversation_id JOIN cases k ON k.id = c.case_id "
+	"JOIN tenants t ON t.id = k.tenant_id "
+	"WHERE u.raised_at IS NULL AND u.since_ms <= $1::bigint - 60000 "
+	"AND t.task_fiks_konto IS NOT NULL "
+	"AND u.since_ms + t.task_after_minutes * 60000::bigint <= $1::bigint "
+	"AND (u.not_before IS NULL OR u.not_before <= to_timestamp("
+	"$1::double precision / 1000)) "
+	"ORDER BY u.since_ms LIMIT $2::int FOR UPDATE OF u SKIP LOCKED";
+
+/* Claims due stretches and leases them. Returns how many are in *out
+ * (≥ 0) or BV_EUNAVAILABLE. */
+static int
+task_claim(struct notifier *n, int64_t now, struct task **out)
+{
+	char nowb[24], lim[16], lease[24];
+	struct task *ts = NULL;
+	PGresult *res = NULL;
+	int i, rows, k = 0;
+
+	*out = NULL;
+	snprintf(nowb, sizeof(nowb), "%lld", (long long)now);
+	snprintf(lim, sizeof(lim), "%u", n->cfg.notify_batch);
+	snprintf(lease, sizeof(lease), "%lld",
+		 (long long)(now + (int64_t)n->cfg.notify_lease_s * 1000));
+	if (exec_ok(n, "task begin", "BEGIN", 0, NULL) < 0)
+		return BV_EUNAVAILABLE;
+	res = exec(n, task_claim_sql, 2, (const char *const[]){nowb, lim}, NULL,
+		   NULL);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		bv_log(BV_LOG_ERR, "notifier: task claim: %s",
+		       PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+			       ? PQresultErrorField(res,
+						    PG_DIAG_MESSAGE_PRIMARY)
+			       : "failed");
+		goto fail;
+	}
+	rows = PQntuples(res);
+	ts = bv_calloc((size_t)rows + 1, sizeof(*ts));
+	if (!ts)
+		goto fail;
+	for (i = 0; i < rows; i++) {
+		struct task *t = &ts[k];
+		const char *conv = PQgetvalue(res, i, 0);
+
+		snprintf(t->info.conversation, sizeof(t->info.conversation),
+			 "%s", conv);
+		t->info.since_ms = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		t->info.messages = atoi(PQgetvalue(res, i, 2));
+		t->attempts = atoi(PQgetvalue(res, i, 3)) + 1;
+		snprintf(t->info.tenant, sizeof(t->info.tenant), "%s",
+			 PQgetvalue(res, i, 4));
+		snprintf(t->konto, sizeof(t->konto), "%s",
+			 PQgetvalue(res, i, 5));
+		t->info.after_minutes = atoi(PQgetvalue(res, i, 6));
+		snprintf(t->info.kase, sizeof(t->info.kase), "%s",
+			 PQgetvalue(res, i, 7));
+		snprintf(t->info.case_number, sizeof(t->info.case_number), "%s",
+			 PQgetvalue(res, i, 8));
+		if (exec_ok(n, "task lease",
+			    "UPDATE task_unanswered SET not_before = "
+			    "to_timestamp($2::double precision / 1000), "
+			    "attempts = attempts + 1 WHERE conversation_id = "
+			    "$1::uuid",
+			    2, (const char *const[]){conv, lease}) < 0)
+			goto fail;
+		k++;
+	}
+	PQclear(res);
+	res = NULL;
+	if (exec_ok(n, "task commit", "COMMIT", 0, NULL) < 0)
+		goto fail;
+	*out = ts;
+	return k;
+fail:
+	PQclear(res);
+	PQclear(PQexec(n->db, "ROLLBACK"));
+	bv_free(ts);
+	return BV_EUNAVAILABLE;
+}
+
+/* Sends one task; 0, or a negative code with a short reason in err. */
+static int
+task_send(struct notifier *n, const struct task *t, const char *id, int64_t now,
+	  char melding_id[FIKS_UUID_LEN + 1], char *err, size_t errcap)
+{
+	struct fiks_send_req req;
+	struct fiks_file f;
+	char *json = task_message(&t->info, n->cfg.task_link, now);
+	int rc;
+
+	if (!json) {
+		snprintf(err, errcap, "cannot build the message");
+		return BV_ENOMEM;
+	}
+	memset(&req, 0, sizeof(req));
+	req.mottaker = t->konto;
+	req.type = TASK_TYPE;
+	req.klient_melding_id = id;
+	req.klient_korrelasjons_id = id;
+	f.name = TASK_FILE;
+	f.mime = "application/json";
+	f.data = (const unsigned char *)json;
+	f.len = strlen(json);
+	rc = fiks_send(n->task_fiks, &req, &f, 1, NULL, melding_id);
+	if (rc < 0)
+		snprintf(err, errcap, "fiks: %s", fiks_errname(rc));
+	bv_free(json);
+	return rc;
+}
+
+/* Records the outcome of one task's send in its own transaction. */
+static void
+task_record(struct notifier *n, const struct task *t, const char *id,
+	    const char *melding_id, int rc, const char *err, int64_t now)
+{
+	char since[24], at[24], next[24], msgs[16], att[16];
+	int64_t wait;
+
+	snprintf(since, sizeof(since), "%lld", (long long)t->info.since_ms);
+	snprintf(at, sizeof(at), "%lld", (long long)now);
+	if (rc < 0) {
+		wait = notify_backoff_ms(
+			(unsigned)t->attempts,
+			(int64_t)n->cfg.notify_backoff_s * 1000,
+			(int64_t)n->cfg.notify_backoff_max_s * 1000);
+		snprintf(next, sizeof(next), "%lld", (long long)(now + wait));
+		exec_ok(n, "task record",
+			"UPDATE task_unanswered SET last_error = $3, "
+			"not_before = to_timestamp($4::double precision / "
+			"1000) WHERE conversation_id = $1::uuid AND since_ms "
+			"= $2::bigint",
+			4,
+			(const char *const[]){t->info.conversation, since, err,
+					      next});
+		return;
+	}
+	snprintf(msgs, sizeof(msgs), "%d", t->info.messages);
+	snprintf(att, sizeof(att), "%d", t->attempts);
+	if (exec_ok(n, "task record", "BEGIN", 0, NULL) < 0)
+		return;
+	/* Raised, even if a staff reply ended the stretch meanwhile: it is
+	 * then answered already. */
+	if (exec_ok(n, "task record",
+		    "INSERT INTO tasks_raised (conversation_id, since_ms, "
+		    "tenant_id, task, melding_id, messages, attempts, "
+		    "raised_at, answered_at) SELECT $1::uuid, $2::bigint, "
+		    "$3::uuid, $4::uuid, $5::uuid, $6::int, $7::int, "
+		    "to_timestamp($8::double precision / 1000), CASE WHEN "
+		    "EXISTS (SELECT 1 FROM task_unanswered WHERE "
+		    "conversation_id = $1::uuid AND since_ms = $2::bigint) "
+		    "THEN NULL ELSE now() END ON CONFLICT DO NOTHING",
+		    8,
+		    (const char *const[]){t->info.conversation, since,
+					  t->info.tenant, id, melding_id, msgs,
+					  att, at}) < 0 ||
+	    exec_ok(n, "task record",
+		    "UPDATE task_unanswered SET raised_at = to_timestamp("
+		    "$3::double precision / 1000), not_before = NULL, "
+		    "last_error = NULL WHERE conversation_id = $1::uuid AND "
+		    "since_ms = $2::bigint",
+		    3, (const char *const[]){t->info.conversation, since, at}) <
+		    0 ||
+	    exec_ok(n, "task record", "COMMIT", 0, NULL) < 0)
+		PQclear(PQexec(n->db, "ROLLBACK"));
+}
+
+/* One round of tasks: claim, send, record. The number sent or tried, or
+ * BV_EUNAVAILABLE. */
+static int
+task_round(struct notifier *n, int64_t now)
+{
+	struct task *ts = NULL;
+	char id[37], mid[FIKS_UUID_LEN + 1], err[160];
+	int i, k, rc;
+
+	if (!n->task_fiks)
+		return 0;
+	k = task_claim(n, now, &ts);
+	if (k < 0)
+		return k;
+	for (i = 0; i < k; i++) {
+		err[0] = mid[0] = '\0';
+		rc = task_id(ts[i].info.conversation, ts[i].info.since_ms, id);
+		if (rc == 0)
+			rc = task_send(n, &ts[i], id, now, mid, err,
+				       sizeof(err));
+		else
+			snprintf(err, sizeof(err), "bad conversation id");
+		if (rc == 0)
+			bv_log(BV_LOG_INFO,
+			       "notifier: task %s raised for conversation %s",
+			       id, ts[i].info.conversation);
+		else
+			bv_log(BV_LOG_WARN,
+			       "notifier: task for conversation %s, try %d: "
+			       "%s",
+			       ts[i].info.conversation, ts[i].attempts, err);
+		task_record(n, &ts[i], id, mid, rc, err, clock_now(n));
+	}
+	bv_free(ts);
+	return k;
+}
+
+/* One round: rechecks, a claim, its sends, then the staff tasks. Returns
+ * the number of sends (so the loop goes on at once while there is work) or
+ * BV_EUNAVAILABLE. */
 static int
 round_once(struct notifier *n)
 {
@@ -898,7 +1132,9 @@ round_once(struct notifier *n)
 		target_cleanup(&ts[i]);
 	}
 	bv_free(ts);
-	return k;
+	/* Staff tasks after the notifications, in the same round. */
+	rc = task_round(n, clock_now(n));
+	return rc < 0 ? rc : k + rc;
 }
 
 /* ------------------------------------------------------------- process */
@@ -1025,6 +1261,29 @@ channels_open(struct notifier *n)
 			return BV_ECONFIG;
 		}
 	}
+	if (n->cfg.task_fiks_config[0]) {
+		rc = fiks_config_load(n->cfg.task_fiks_config, &fc, err,
+				      sizeof(err));
+		if (rc < 0) {
+			fprintf(stderr, "%s\n", err);
+			return BV_ECONFIG;
+		}
+		if (!fc.timeout_ms ||
+		    fc.timeout_ms > (int)n->cfg.notify_timeout_ms)
+			fc.timeout_ms = (int)n->cfg.notify_timeout_ms;
+		rc = fiks_client_new(&fc, &n->task_fiks);
+		fiks_config_free(&fc);
+		if (rc < 0) {
+			fprintf(stderr, "task_fiks_config: %s\n",
+				fiks_strerror(rc));
+			return BV_ECONFIG;
+		}
+	}
+	if (n->cfg.task_link[0] && strncmp(n->cfg.task_link, "https://", 8) &&
+	    strncmp(n->cfg.task_link, "http://", 7)) {
+		fprintf(stderr, "task_link must be an http(s) URL\n");
+		return BV_ECONFIG;
+	}
 	if (n->cfg.webpush_vapid_key[0]) {
 		rc = webpush_vapid_open(n);
 		if (rc < 0)
@@ -1053,9 +1312,9 @@ usage(FILE *f)
 {
 	fputs("usage: bvchat-notifier [-c FILE] [--database CONNINFO]\n"
 	      "           [--clock-file PATH] [--once] [--print-vapid-public]\n"
-	      "Reads the relay's config file (notify_*, varsling_*, smtp_*\n"
-	      "directives; docs/operations.md \"Notifications\") and "
-	      "database.\n"
+	      "Reads the relay's config file (notify_*, varsling_*, smtp_*,\n"
+	      "webpush_*, task_* directives; docs/operations.md\n"
+	      "\"Notifications\", \"Staff tasks\") and database.\n"
 	      "  --clock-file PATH  tests only: now is the number of ms in "
 	      "PATH\n"
 	      "  --once             one round, then exit\n"
@@ -1137,9 +1396,9 @@ main(int argc, char **argv)
 		goto out;
 	bv_log(BV_LOG_NOTICE,
 	       "notifier: running (sms %s, e-mail %s, web "
-	       "push %s)",
+	       "push %s, staff tasks %s)",
 	       sms_ready(&n) ? "on" : "off", email_ready(&n) ? "on" : "off",
-	       webpush_ready(&n) ? "on" : "off");
+	       webpush_ready(&n) ? "on" : "off", n.task_fiks ? "on" : "off");
 	while (!n.stop) {
 		if ((!n.db || PQstatus(n.db) != CONNECTION_OK) &&
 		    db_connect(&n) < 0) {
@@ -1171,6 +1430,7 @@ main(int argc, char **argv)
 out:
 	PQfinish(n.db);
 	fiks_client_free(n.fiks);
+	fiks_client_free(n.task_fiks);
 	webpush_vapid_key_free(n.vapid);
 	if (n.smtp_pass)
 		bv_wipe(n.smtp_pass, strlen(n.smtp_pass));

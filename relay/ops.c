@@ -80,6 +80,11 @@ static const struct relay_stmt statements[] = {
 	 "SELECT bv_out_of_hours_notice($1::uuid, $2::uuid, "
 	 "to_timestamp($3::double precision / 1000), $4::bigint)",
 	 4},
+	/* A citizen's message opens or extends the conversation's
+	 * unanswered stretch, a staff reply ends it (0011, staff tasks
+	 * raised by bvchat-notifier). After out_of_hours, which may lock
+	 * the conversation's row first: one order for every send. */
+	{"task_mark", "SELECT bv_task_mark($1::uuid, $2::uuid, $3::bigint)", 3},
 	{"set_actor", "SELECT set_config('bvchat.actor', $1, true)", 1},
 	{"may_reach", "SELECT bv_may_reach($1::uuid, $2::uuid)", 2},
 	{"notify", "SELECT pg_notify($1, $2)", 2},
@@ -1610,6 +1615,9 @@ send_job(struct opctx *o)
 		v[2] = at;
 		v[3] = ts;
 		if (db_job_add(job, "out_of_hours", 4, v, NULL, NULL, 0) < 0)
+			goto fail;
+		v[2] = ts;
+		if (db_job_add(job, "task_mark", 3, v, NULL, NULL, 0) < 0)
 			goto fail;
 	}
 	bv_free(reqd);

@@ -65,6 +65,8 @@ static const struct {
 	{"notify_timeout_ms", "10000"},
 	{"varsling_fiks_config", ""},
 	{"varsling_konto", ""},
+	{"task_fiks_config", ""},
+	{"task_link", ""},
 	{"smtp_url", ""},
 	{"smtp_from", ""},
 	{"smtp_credentials_file", ""},
