@@ -3,9 +3,9 @@
  * http_transport.h: the seam between client.c's attachments (upload and
  * download of encrypted blobs, docs/protocol.md "Attachments") and the one
  * HTTP transport a build links: http_curl.c (libcurl, native; each request
- * runs off the loop in uv_queue_work) or http_web.c (WebAssembly: not yet
- * wired to the browser's fetch(); every request fails with
- * BV_EUNAVAILABLE). Internal to libbvchat. One thread: the loop's; the
+ * runs off the loop in uv_queue_work) or http_web.c (WebAssembly: the
+ * browser's fetch(), the PUT body read from the spool file in emscripten's
+ * MEMFS). Internal to libbvchat. One thread: the loop's; the
  * callback always comes from the loop, never inside http__start().
  */
 #ifndef BV_HTTP_TRANSPORT_H

@@ -14,7 +14,10 @@
 // (caseworker, bvchat) gets it and answers; Elisa sees the answer and the
 // delivery states; she writes a request (e-post) with a subject, sees when
 // she will get an answer, Camilla answers in its thread, Elisa replies in
-// it. Then: reload keeps history and session; a message
+// it. She sends Camilla a photo, which arrives byte for byte; Camilla's
+// photo back is shown and its decrypted bytes are the ones sent; a file
+// over the relay's cap is refused before anything is uploaded. Then:
+// reload keeps history and session; a message
 // written while the relay is down goes out when it is back; a second tab
 // gives way; languages; axe-core finds no WCAG 2.1 AA violation on each
 // screen; sizes are within the budget.
@@ -42,6 +45,7 @@ const env = (k) => {
 const DB = env('BV_TEST_DB');
 const RELAY = env('BV_RELAY');
 const CLI = env('BV_CLI');
+const ATT_PEER = env('BV_ATT_PEER');
 const WIDGET = env('BV_WIDGET_DIR');
 const SHOTS = process.env.BV_SHOTS || path.join(process.cwd(), 'web-shots');
 const WORK = fs.mkdtempSync(path.join(process.env.BV_WEB_DIR || '/tmp', 'bvweb-'));
@@ -294,6 +298,91 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			assert.equal(await th.getByText('Hei Elisa, jeg leser dette i morgen tidlig.').count(), 0);
 			await shot('thread');
 			await axeCheck(frame(), 'e-post thread');
+		});
+
+		await t.test('attachments: a photo each way, end to end encrypted; too large is refused first', async () => {
+			const w = widget();
+			const puts = [];
+			context.on('request', (r) => {
+				if (r.method() === 'PUT' && r.url().includes('/v1/blobs/')) puts.push(r.url());
+			});
+			// A real PNG, made by the browser: Elisa's photo.
+			const photo = await page.screenshot({ clip: { x: 0, y: 0, width: 48, height: 32 } });
+			await w.getByRole('log').waitFor();
+			const input = w.locator('input[type=file]');
+			assert.equal(await input.getAttribute('accept'), 'image/*,application/pdf,audio/*');
+			await w.getByText('Opptil 25 MB per fil').waitFor();
+			// Chosen, then removed, then chosen again: the chips follow.
+			await input.setInputFiles({ name: 'feil.png', mimeType: 'image/png', buffer: photo });
+			await w.getByRole('button', { name: 'Fjern feil.png' }).click();
+			assert.equal(await w.getByRole('list', { name: 'Valgte filer' }).locator('li').count(), 0);
+			await input.setInputFiles({ name: 'rommet mitt.png', mimeType: 'image/png', buffer: photo });
+			await w.getByRole('list', { name: 'Valgte filer' }).getByText('rommet mitt.png').waitFor();
+			await shot('attach-chosen');
+			await axeCheck(frame(), 'chat with a chosen file');
+			await w.getByLabel('Skriv en melding').fill(`Her er bildet ${CANARY}`);
+			const t0 = Date.now();
+			await w.getByRole('button', { name: 'Send' }).click();
+			await camillaChat.heard(new RegExp(`Her er bildet ${CANARY}`));
+			console.log(`# small photo: chosen to Camilla's terminal in ${Date.now() - t0} ms`);
+			assert.equal(puts.length, 1, 'one upload');
+			// Elisa's own photo, from the relay, decrypted, as a thumbnail.
+			await w.getByRole('img', { name: 'Bilde: rommet mitt.png' }).waitFor({ timeout: WAIT });
+
+			// Camilla's side on libbvchat (bvchat has no attachment
+			// commands): what arrived, written to files, is the photo.
+			await camillaChat.stop();
+			const out = path.join(WORK, 'att-out');
+			fs.mkdirSync(out);
+			execFileSync(ATT_PEER, [path.join(WORK, 'camilla'), `127.0.0.1:${port}`, 'fetch', out],
+				{ encoding: 'utf8', timeout: WAIT + 5000 });
+			assert.ok(fs.readFileSync(path.join(out, 'rommet mitt.png')).equals(photo), 'the photo as sent');
+			// And one back.
+			const back = await page.screenshot({ clip: { x: 0, y: 40, width: 64, height: 48 } });
+			const backFile = path.join(WORK, 'svar.png');
+			fs.writeFileSync(backFile, back);
+			execFileSync(ATT_PEER, [path.join(WORK, 'camilla'), `127.0.0.1:${port}`, 'send', conv,
+				backFile, 'image/png', 'svar.png', 'Takk! Her er et bilde tilbake.'],
+				{ encoding: 'utf8', timeout: WAIT + 5000 });
+			camillaChat = chat('camilla', conv);
+			await w.getByText('Takk! Her er et bilde tilbake.').waitFor({ timeout: WAIT });
+			const img = w.getByRole('img', { name: 'Bilde: svar.png' });
+			await img.waitFor({ timeout: WAIT });
+			// Decoded: as wide as the PNG says (the phone's 2× pixels).
+			assert.equal(await img.evaluate((i) => i.complete && i.naturalWidth), back.readUInt32BE(16));
+			assert.match(await img.getAttribute('src'), /^blob:/);
+			// Its link downloads the decrypted bytes: the ones Camilla sent.
+			const [dl] = await Promise.all([page.waitForEvent('download'),
+				w.getByRole('link', { name: /^svar\.png \(/ }).click()]);
+			assert.equal(dl.suggestedFilename(), 'svar.png');
+			assert.ok(fs.readFileSync(await dl.path()).equals(back), 'the photo Camilla sent');
+			await shot('attach-received');
+			await axeCheck(frame(), 'chat with photos');
+
+			// Over the relay's 25 MiB: said at once, nothing encrypted or sent.
+			const before = puts.length;
+			await input.setInputFiles({ name: 'stor.pdf', mimeType: 'application/pdf',
+				buffer: Buffer.alloc(25 * 1048576 + 1) });
+			await w.getByText('stor.pdf er for stor. En fil kan være opptil 25 MB.').waitFor();
+			assert.equal(await w.getByRole('list', { name: 'Valgte filer' }).locator('li').count(), 0);
+			// A type the library does not take: said too.
+			await input.setInputFiles({ name: 'anim.gif', mimeType: 'image/gif', buffer: Buffer.from('GIF89a') });
+			await w.getByText('anim.gif kan ikke sendes.', { exact: false }).waitFor();
+			assert.equal(puts.length, before, 'no upload for refused files');
+			await shot('attach-too-large');
+			await axeCheck(frame(), 'chat with a refused file');
+
+			// 3 MiB (a phone photo's size; random bytes, so as audio, not
+			// drawn): encrypted and uploaded from the widget, timed.
+			const big = crypto.randomBytes(3 * 1048576);
+			await input.setInputFiles({ name: 'opptak.ogg', mimeType: 'audio/ogg', buffer: big });
+			const stored = page.waitForResponse((r) => r.request().method() === 'PUT' &&
+				r.status() === 201, { timeout: WAIT });
+			const t1 = Date.now();
+			await w.getByRole('button', { name: 'Send' }).click();
+			await stored;
+			console.log(`# 3 MiB file: read, encrypted and uploaded in Chromium in ${Date.now() - t1} ms`);
+			await w.getByRole('button', { name: /^Hent opptak\.ogg \(3 MB\)$/ }).waitFor({ timeout: WAIT });
 		});
 
 		await t.test('notify me: a cross-site frame offers the chat as its own page', async () => {

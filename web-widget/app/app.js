@@ -3,7 +3,10 @@
 // conversations, a conversation (history as role="log", delivery states,
 // the out-of-hours notice, key changes and safety codes), e-post threads
 // (a written request with a subject, replies grouped under it, the expected
-// answer time), web push notifications ("notify me"), language. All
+// answer time), attachments (photos, PDF, audio: chosen, checked against
+// the relay's size cap before anything is encrypted, sent; received ones
+// decrypted into object URLs, shown or offered for download), web push
+// notifications ("notify me"), language. All
 // state lives in libbvchat (client.js); this file draws it and never keeps
 // a second copy of the history (it asks the library again when told).
 //
@@ -23,6 +26,84 @@ let cases = [];
 let online = false;
 let view = { name: 'loading' };
 let keyChanges = []; // {account, device} waiting for the user's decision
+
+// ---- attachments: limits and the files' object URLs -----------------------
+
+// The relay's cap on one blob (max_blob_bytes, 25 MiB by default; the case
+// view does not tell another), of ciphertext: the plaintext may be a
+// little less (crypto_secretstream: a 24-byte header, 17 bytes per 64 KiB
+// piece). A relay set lower answers BV_EBLOB_SIZE before any upload.
+const BLOB_MAX = 26214400;
+const FILES_MAX = 10;
+const sealedSize = (n) => 24 + n + 17 * (Math.floor(n / 65536) + 1);
+const FILE_MAX = (() => {
+	let n = BLOB_MAX - 24 - 17 * (Math.floor(BLOB_MAX / 65536) + 1);
+	while (sealedSize(n + 1) <= BLOB_MAX) n++;
+	while (sealedSize(n) > BLOB_MAX) n--;
+	return n;
+})();
+// libbvchat's allow list (docs/protocol.md); a few names browsers give
+// for the same formats.
+const TYPES = new Set(['image/jpeg', 'image/png', 'image/heic', 'image/webp',
+	'application/pdf', 'audio/mpeg', 'audio/mp4', 'audio/ogg', 'audio/webm', 'text/plain']);
+const TYPE_ALIAS = { 'image/jpg': 'image/jpeg', 'image/heif': 'image/heic',
+	'audio/x-m4a': 'audio/mp4', 'audio/m4a': 'audio/mp4', 'audio/aac': 'audio/mp4', 'audio/mp3': 'audio/mpeg' };
+// Shown inline (HEIC is not, in most browsers: offered as a file).
+const INLINE = new Set(['image/jpeg', 'image/png', 'image/webp']);
+const E = { BLOB_SIZE: -37, EQUOTA: -38, ENOBLOB: -43, ETAMPERED: -52 };
+
+function fileType(f) {
+	const ty = (f.type || '').toLowerCase();
+	return TYPES.has(ty) ? ty : TYPE_ALIAS[ty] || null;
+}
+
+// A name the library takes: 1 … 255 bytes of UTF-8, no '/', '\\' or
+// control characters.
+function fileName(name) {
+	let n = (name || '').replace(/[\/\\\u0000-\u001f\u007f]/g, '_').trim() || 'fil';
+	const enc = new TextEncoder();
+	while (enc.encode(n).length > 255) n = n.slice(0, -1);
+	return n;
+}
+
+function sizeText(n) {
+	const nf = (v, d) => new Intl.NumberFormat(locale(), { maximumFractionDigits: d }).format(v);
+	if (n < 1024) return nf(n, 0) + ' B';
+	if (n < 1048576) return nf(n / 1024, 0) + ' kB';
+	return nf(n / 1048576, n < 10485760 ? 1 : 0) + ' MB';
+}
+
+// Decrypted files of the conversation on screen as object URLs
+// ("mid/index" -> {url, type} or {error}); revoked when the screen goes.
+const urls = new Map();
+let urlsFor = null;
+
+function dropUrls() {
+	for (const u of urls.values()) if (u.url) URL.revokeObjectURL(u.url);
+	urls.clear();
+	urlsFor = null;
+}
+
+// The object URL of attachment index of message m: fetched and decrypted
+// once per screen. Resolves to {url} or {error: i18n key}.
+function attachmentUrl(m, index) {
+	const key = m.message_id + '/' + index;
+	let u = urls.get(key);
+	if (u) return u.p;
+	const a = m.attachments[index];
+	u = {};
+	u.p = client.fetchAttachment(m.message_id, index).then(({ rc, bytes }) => {
+		if (rc !== 0 || !bytes) {
+			urls.delete(key); // a later look may try again
+			return { error: rc === E.ETAMPERED ? 'fileTampered' : rc === E.ENOBLOB ? 'fileGone' : 'fileFailed' };
+		}
+		if (urls.get(key) !== u) return { error: 'fileFailed' }; // screen gone
+		u.url = URL.createObjectURL(new Blob([bytes], { type: a.type }));
+		return { url: u.url };
+	});
+	urls.set(key, u);
+	return u.p;
+}
 
 // ---- small helpers ------------------------------------------------------
 
@@ -44,6 +125,8 @@ function el(tag, attrs = {}, ...kids) {
 // Puts a screen's parts in <main>; arrays (lists of parts) are spread,
 // null and false left out.
 function show(...nodes) {
+	if (view.name !== 'chat' || view.conversation !== urlsFor) dropUrls();
+	if (view.name === 'chat') urlsFor = view.conversation;
 	main.className = view.name;
 	main.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
 }
@@ -377,7 +460,48 @@ function messageItem(m) {
 		// The promise the service made for our own e-post, plainly.
 		m.subject && mine && m.answer_by_ms > 0
 			? el('p', { class: 'answer-by' }, t('answerBy', { date: dayText(m.answer_by_ms) })) : null,
+		m.attachments && m.state !== 'undecryptable' ? attachmentList(m) : null,
 		el('p', { class: 'meta' }, meta.join(' · ')));
+}
+
+// A message's files: a photo as a thumbnail (fetched and decrypted at
+// once) with a link to the file; anything else as a button that fetches
+// it, then a link to download it, with its name and size.
+function attachmentList(m) {
+	return el('ul', { class: 'files' }, m.attachments.map((a, i) => {
+		const li = el('li', { class: 'file' });
+		const label = `${a.name} (${sizeText(a.size)})`;
+		if (a.state === 'uploading') {
+			li.append(el('span', {}, label), ' ', el('span', { class: 'meta' }, m.state === 'failed' ? t('failed') : t('uploading')));
+			return li;
+		}
+		const done = (r) => {
+			if (r.error) {
+				li.replaceChildren(el('span', {}, label), ' ', el('span', { class: 'error' }, t(r.error)));
+				return;
+			}
+			const link = el('a', { href: r.url, download: a.name, class: 'download' }, label);
+			li.replaceChildren(INLINE.has(a.type)
+				? el('img', { src: r.url, alt: t('imageAlt', { name: a.name }), class: 'thumb' }) : null, link);
+		};
+		if (INLINE.has(a.type)) {
+			li.append(el('span', { class: 'meta' }, label + ' · ' + t('fetching')));
+			attachmentUrl(m, i).then(done);
+		} else {
+			li.append(el('button', {
+				type: 'button', class: 'plain',
+				onclick: (e) => {
+					e.currentTarget.disabled = true;
+					attachmentUrl(m, i).then((r) => {
+						done(r);
+						// Asked for by a click: download it now too.
+						li.querySelector('a.download')?.click();
+					});
+				},
+			}, t('getFile', { name: a.name, size: sizeText(a.size) })));
+		}
+		return li;
+	}));
 }
 
 function keyBanner(cv) {
@@ -415,6 +539,11 @@ function drawChat(focus = true) {
 	text.value = draft;
 	text.addEventListener('input', () => { view.draft = text.value; });
 	const others = cv.members.filter((p) => p.account !== me.account && p.role !== 'archive');
+	const files = el('input', {
+		type: 'file', id: 'files', class: 'sr-only', multiple: true,
+		accept: 'image/*,application/pdf,audio/*', 'aria-describedby': 'files-help',
+		onchange: (e) => { addFiles([...e.target.files]); e.target.value = ''; },
+	});
 	show(el('button', { type: 'button', class: 'plain', onclick: () => drawList() }, '← ' + t('back')),
 		el('h2', {}, membersText(cv)),
 		el('p', { class: 'members' }, t('safety') + ': ',
@@ -423,8 +552,15 @@ function drawChat(focus = true) {
 		el('button', { type: 'button', class: 'plain', onclick: () => drawEpost(true, null) }, t('epostStart')),
 		logBox,
 		el('form', { class: 'composer', onsubmit: (e) => { e.preventDefault(); sendNow(text); } },
+			el('div', { class: 'attach' }, files,
+				el('label', { for: 'files', class: 'button plain' }, t('attach')),
+				el('p', { class: 'help', id: 'files-help' },
+					t('attachHelp', { max: sizeText(FILE_MAX), n: FILES_MAX })),
+				el('ul', { class: 'chips', id: 'chips', 'aria-label': t('chosenFiles') }),
+				el('p', { class: 'error', id: 'compose-error', role: 'alert' })),
 			el('div', { class: 'field' }, el('label', { for: 'text' }, t('message')), text),
-			el('button', { type: 'submit' }, t('send'))));
+			el('button', { type: 'submit', id: 'send' }, t('send'))));
+	drawChips();
 	view.items = new Map();
 	view.threads = new Map();
 	fillLog(true);
@@ -442,7 +578,8 @@ function fillLog(first = false) {
 	for (const m of r.messages || []) {
 		if (m.subject) last.set(m.thread, m);
 		const old = view.items.get(m.message_id);
-		const key = m.state + '|' + (m.journal || '') + '|' + m.text.length;
+		const key = m.state + '|' + (m.journal || '') + '|' + m.text.length + '|' +
+			(m.attachments || []).map((a) => a.state).join();
 		if (old && old.key === key) continue;
 		const li = messageItem(m);
 		if (old) old.li.replaceWith(li);
@@ -577,16 +714,89 @@ function markRead(unread) {
 	}
 }
 
-function sendNow(text) {
+// The chosen files (File objects, read only when sent) and the composer's
+// error, drawn in place.
+function addFiles(list) {
+	view.files = view.files || [];
+	view.fileError = null;
+	for (const f of list) {
+		if (view.files.length >= FILES_MAX) {
+			view.fileError = t('fileTooMany', { n: FILES_MAX });
+			break;
+		}
+		if (!fileType(f)) view.fileError = t('fileType', { name: fileName(f.name) });
+		else if (f.size > FILE_MAX) view.fileError = t('fileTooBig', { name: fileName(f.name), max: sizeText(FILE_MAX) });
+		else view.files.push(f);
+	}
+	drawChips();
+}
+
+function drawChips() {
+	const ul = $('chips');
+	if (!ul) return;
+	ul.replaceChildren(...(view.files || []).map((f, i) => el('li', { class: 'chip' },
+		el('span', {}, `${fileName(f.name)} (${sizeText(f.size)})`),
+		el('button', {
+			type: 'button', class: 'plain', 'aria-label': t('removeFile', { name: fileName(f.name) }),
+			onclick: () => {
+				view.files.splice(i, 1);
+				drawChips();
+				$('files')?.focus();
+			},
+		}, '×'))));
+	ul.hidden = !ul.children.length;
+	const err = $('compose-error');
+	if (err) err.textContent = view.fileError || '';
+	const send = $('send');
+	if (send) {
+		send.disabled = !!view.busy;
+		send.textContent = view.busy ? t('sending') : t('send');
+	}
+}
+
+async function sendNow(text) {
 	const s = text.value.trim();
-	if (!s) return;
-	const r = client.call({ op: 'send', conversation: view.conversation, text: s });
+	const chosen = view.files || [];
+	if ((!s && !chosen.length) || view.busy) return;
+	let r;
+	if (chosen.length) {
+		const conversation = view.conversation;
+		view.busy = true;
+		view.fileError = null;
+		drawChips();
+		const files = [];
+		for (const f of chosen) {
+			try {
+				files.push({ name: fileName(f.name), type: fileType(f), bytes: new Uint8Array(await f.arrayBuffer()) });
+			} catch {
+				view.busy = false;
+				view.fileError = t('fileRead', { name: fileName(f.name) });
+				drawChips();
+				return;
+			}
+		}
+		if (view.name !== 'chat' || view.conversation !== conversation) return;
+		r = client.sendFiles({ conversation, text: s }, files);
+		for (const f of files) f.bytes.fill(0);
+		view.busy = false;
+		if (r.rc === 0) view.files = [];
+		else view.fileError = sendError(r.rc);
+		drawChips();
+	} else {
+		r = client.call({ op: 'send', conversation: view.conversation, text: s });
+	}
 	if (r.rc === 0) {
 		text.value = '';
 		view.draft = '';
 		fillLog(true);
 	}
 	text.focus();
+}
+
+function sendError(rc) {
+	if (rc === E.BLOB_SIZE) return t('relayTooBig');
+	if (rc === E.EQUOTA) return t('quotaFull');
+	return t('sendFailed');
 }
 
 // The safety code dialog: one code per device of the person we know of.
@@ -684,6 +894,12 @@ function onEvent(ev) {
 	case 'notice':
 	case 'receipt':
 	case 'sent':
+		// A file the relay refused (too large, no room): said in the
+		// composer too, not only as "failed" on the message.
+		if (ev.ev === 'sent' && ev.rc < 0 && view.name === 'chat') {
+			view.fileError = sendError(ev.rc);
+			drawChips();
+		}
 		if (view.name === 'chat') fillLog();
 		else if (view.name === 'list') drawList(false);
 		if (ev.ev === 'message' && ev.sender !== me.account) tellHost({ type: 'message' });

@@ -3,6 +3,9 @@
 // WebSocket. The one place that talks to the module:
 //   call(req)   -> bvw_call(JSON) -> answer object (src/bvweb.c lists ops)
 //   events      <- Module.bvwEvent(json)
+//   attachments -> sendFiles(), fetchAttachment(): the bytes through the
+//                  heap, never through JSON; a fetched file comes back by
+//                  Module.bvwAttachment(json, bytes)
 //   storage     <- Module.bvwStoreChanged(generation): persist.js saves the
 //                  sealed image; frames wait until their generation is saved
 //   WebSocket   <- Module.bvwTransport (contract in src/conn_web.lib.js)
@@ -44,7 +47,8 @@ export async function redeemInvite(code) {
 	return body.token;
 }
 
-// Starts the library on the saved store and returns {call, close}.
+// Starts the library on the saved store and returns {call, sendFiles,
+// fetchAttachment, close}.
 // onEvent gets every library event (and {ev: "storage_error"}).
 export async function startClient(onEvent) {
 	const vault = await openVault();
@@ -98,7 +102,21 @@ export async function startClient(onEvent) {
 	};
 
 	let saveQueued = false;
+	const fetching = new Map(); // tag -> resolve
+	let nextTag = 1;
 	M = await createBvchat({
+		// A fetched attachment: the bytes are already a copy of ours.
+		bvwAttachment: (json, bytes) => {
+			let ev;
+			try {
+				ev = JSON.parse(json);
+			} catch {
+				return;
+			}
+			const done = fetching.get(ev.tag);
+			fetching.delete(ev.tag);
+			if (done) queueMicrotask(() => done({ rc: ev.rc, bytes }));
+		},
 		bvwTransport: transport,
 		bvwEvent: (json) => {
 			let ev;
@@ -150,12 +168,52 @@ export async function startClient(onEvent) {
 		key: vault.keyB64,
 		host: location.hostname,
 		port: Number(location.port) || (location.protocol === 'https:' ? 443 : 80),
+		http_base: location.origin,
 	});
 	vault.keyB64 = null;
 	if (r.rc !== 0) throw new Error('bvchat: ' + r.error);
 
+	// Files [{name, type, bytes: Uint8Array}] with a text (or an e-post:
+	// subject, thread): the bytes are copied into the module for the one
+	// call (it encrypts and spools them before it returns) and wiped there.
+	const sendFiles = (req, files) => {
+		const held = [];
+		try {
+			const list = files.map((f) => {
+				const p = M._malloc(Math.max(1, f.bytes.length));
+				if (!p) throw new Error('out of memory');
+				held.push([p, f.bytes.length]);
+				M.HEAPU8.set(f.bytes, p);
+				return { name: f.name, type: f.type, ptr: p, len: f.bytes.length };
+			});
+			return call({ ...req, op: 'send_files', files: list });
+		} catch {
+			return { rc: -1, error: 'out of memory' };
+		} finally {
+			for (const [p, n] of held) {
+				M.HEAPU8.fill(0, p, p + n);
+				M._free(p);
+			}
+		}
+	};
+
+	// One attachment of a message into memory: {rc, bytes} (bytes null
+	// unless rc is 0).
+	const fetchAttachment = (messageId, index) => new Promise((resolve) => {
+		const tag = nextTag;
+		nextTag = nextTag >= 0x7fffffff ? 1 : nextTag + 1;
+		fetching.set(tag, resolve);
+		const r = call({ op: 'fetch_attachment', message_id: messageId, index, tag });
+		if (r.rc !== 0) {
+			fetching.delete(tag);
+			resolve({ rc: r.rc, bytes: null });
+		}
+	});
+
 	return {
 		call,
+		sendFiles,
+		fetchAttachment,
 		close() {
 			call({ op: 'close' });
 			for (const ws of sockets.values()) ws.close(1000);

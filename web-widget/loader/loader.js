@@ -27,8 +27,10 @@
 		encodeURIComponent(location.origin) +
 		(lang ? '&lang=' + encodeURIComponent(lang) : '');
 	frame.title = me.getAttribute('data-title') || 'Sikker chat';
+	// allow-downloads: a received attachment is saved from the frame.
 	frame.setAttribute('sandbox', 'allow-scripts allow-same-origin ' +
-		'allow-forms allow-popups allow-popups-to-escape-sandbox');
+		'allow-forms allow-popups allow-popups-to-escape-sandbox ' +
+		'allow-downloads');
 	frame.setAttribute('referrerpolicy', 'no-referrer');
 	frame.style.cssText = 'border:0;width:100%;height:100%;display:block';
 

@@ -7,10 +7,12 @@
  * gets one JSON answer {"rc": 0, …} or {"rc": BV_E…, "error": "…"}; the
  * answer lives in a buffer that the next call replaces. Ops: open, enroll,
  * connect, whoami, cases, conversations, history, send, send_email,
- * notify_set, read, accept, safety, create, refresh, close (see
- * app/client.js, the one caller).
+ * send_files, fetch_attachment, notify_set, read, accept, safety, create,
+ * refresh, close (see app/client.js, the one caller).
  * Events: everything the library reports through its callbacks goes to
- * Module.bvwEvent(json) as {"ev": …}; never inside bvw_call().
+ * Module.bvwEvent(json) as {"ev": …}; never inside bvw_call(). A fetched
+ * attachment goes to Module.bvwAttachment(json, bytes) instead, the
+ * decrypted bytes copied out of the heap (and wiped there) in that call.
  * Storage: the store is libbvchat's in-memory store (store_mem.c). Before
  * "open", bvw_preload() gives it the sealed image saved last time; after
  * every change Module.bvwStoreChanged(generation) is called, and the page
@@ -22,6 +24,7 @@
 #include <emscripten.h>
 #include <jansson.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -43,6 +46,12 @@ EM_JS(void, emit_js, (const char *json),
       { Module.bvwEvent(UTF8ToString(json)); });
 EM_JS(void, store_changed_js, (double generation),
       { Module.bvwStoreChanged(generation); });
+/* clang-format off */
+EM_JS(void, attachment_js, (const char *json, const uint8_t *p, double n), {
+	Module.bvwAttachment(UTF8ToString(json),
+			     n > 0 ? HEAPU8.slice(p, p + n) : null);
+});
+/* clang-format on */
 
 /* Sends ev to JavaScript and frees it. */
 static void
@@ -89,16 +98,49 @@ on_status(struct bv_client *c, void *user, enum bv_client_status st, int code)
 		       "code", code));
 }
 
+static const char *
+att_state_name(enum bv_client_att_state st)
+{
+	switch (st) {
+	case BV_CLIENT_ATT_UPLOADING:
+		return "uploading";
+	case BV_CLIENT_ATT_DOWNLOADED:
+		return "downloaded";
+	default:
+		return "available";
+	}
+}
+
 /* A message's e-post members (subject, thread, answer_by_ms) into o, when
- * it is one; a chat text gets none of them. */
+ * it is one (a chat text gets none of them); and its files as
+ * "attachments": [{"name", "type", "size", "state"}] (index = position,
+ * for fetch_attachment), when it has any. The blob's id and capability
+ * stay in the library. */
 static json_t *
 with_email(json_t *o, const struct bv_client_message *m)
 {
+	json_t *a;
+	size_t i;
+
 	if (o && m->subject) {
 		json_object_set_new(o, "subject", json_string(m->subject));
 		json_object_set_new(o, "thread", str_or_null(m->thread));
 		json_object_set_new(o, "answer_by_ms",
 				    json_integer(m->answer_by_ms));
+	}
+	if (o && m->n_attachments) {
+		a = json_array();
+		for (i = 0; a && i < m->n_attachments; i++) {
+			const struct bv_client_attachment *x =
+				&m->attachments[i];
+
+			json_array_append_new(
+				a, json_pack("{s:s, s:s, s:I, s:s}", "name",
+					     x->name, "type", x->type, "size",
+					     (json_int_t)x->size, "state",
+					     att_state_name(x->state)));
+		}
+		json_object_set_new(o, "attachments", a ? a : json_null());
 	}
 	return o;
 }
@@ -280,6 +322,9 @@ op_open(json_t *req)
 	memset(&o, 0, sizeof(o));
 	o.store_path = STORE_PATH;
 	o.store_key = key;
+	/* The page's own origin ("https://relay.example"): attachments go
+	 * where the frame came from, over TLS when it did. */
+	o.http_base = arg_str(req, "http_base");
 	o.relay_host = host;
 	o.relay_port = (int)port;
 	o.loop = &loop;
@@ -486,6 +531,97 @@ op_send_email(json_t *req)
 		      rc == 0 ? json_pack("{s:s}", "message_id", id) : NULL);
 }
 
+/*
+ * Files, with a text or an e-post: {"conversation", "text", "subject"?,
+ * "thread"?, "answer_by_ms"?, "files": [{"name", "type", "ptr", "len"}]}
+ * where ptr is len bytes the caller put in the heap (and frees after the
+ * call: the library encrypts and spools them before it returns). Answers
+ * the message id; the outcome comes as the "sent" event (rc BV_EBLOB_SIZE,
+ * BV_EQUOTA, … when the relay refused a file before any was uploaded).
+ */
+static json_t *
+op_send_files(json_t *req)
+{
+	struct bv_client_file f[BV_CLIENT_ATTACHMENTS_MAX];
+	char id[BV_CLIENT_MESSAGE_ID_LEN + 1] = "";
+	const char *conv = arg_str(req, "conversation");
+	const char *text = arg_str(req, "text");
+	const char *subject = arg_str(req, "subject");
+	json_t *files = json_object_get(req, "files"), *x, *by;
+	size_t i, n = json_array_size(files);
+	json_int_t ptr, len;
+	int rc;
+
+	by = json_object_get(req, "answer_by_ms");
+	if (!conv || !text || n == 0 || n > BV_CLIENT_ATTACHMENTS_MAX ||
+	    (by && !json_is_integer(by)))
+		return result(BV_EINVAL, NULL);
+	memset(f, 0, sizeof(f));
+	for (i = 0; i < n; i++) {
+		x = json_array_get(files, i);
+		ptr = json_integer_value(json_object_get(x, "ptr"));
+		len = json_integer_value(json_object_get(x, "len"));
+		f[i].name = arg_str(x, "name");
+		f[i].type = arg_str(x, "type");
+		if (!f[i].name || !f[i].type || len < 0 || ptr < 0 ||
+		    (len > 0 && ptr == 0) || (json_int_t)(size_t)len != len ||
+		    (json_int_t)(uintptr_t)ptr != ptr)
+			return result(BV_EINVAL, NULL);
+		f[i].data = (const uint8_t *)(uintptr_t)ptr;
+		f[i].len = (size_t)len;
+	}
+	rc = bv_client_send_attachments(
+		client, conv, text, subject,
+		subject ? arg_str(req, "thread") : NULL,
+		by ? (int64_t)json_integer_value(by) : 0, f, n, id);
+	return result(rc,
+		      rc == 0 ? json_pack("{s:s}", "message_id", id) : NULL);
+}
+
+static void
+on_fetched(struct bv_client *c, void *arg, const char *message_id, int index,
+	   int rc, const char *path, const uint8_t *data, size_t len)
+{
+	json_t *ev;
+	char *s;
+
+	(void)c;
+	(void)path;
+	ev = json_pack("{s:s, s:I, s:s, s:i, s:i}", "ev", "attachment", "tag",
+		       (json_int_t)(uintptr_t)arg, "message_id", message_id,
+		       "index", index, "rc", rc);
+	s = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+	json_decref(ev);
+	/* The library wipes data after this call; JavaScript has its copy. */
+	if (s) {
+		attachment_js(s, data, rc == 0 ? (double)len : 0);
+		free(s);
+	}
+}
+
+/*
+ * One attachment into memory: {"message_id", "index", "tag"} (tag: an
+ * integer > 0 the caller matches the answer with). Answers at once; the
+ * bytes come through Module.bvwAttachment(json, bytes) with json
+ * {"ev": "attachment", "tag", "message_id", "index", "rc"} (rc 0 and the
+ * decrypted bytes, or BV_ETAMPERED, BV_ENOBLOB, BV_EIO and null).
+ */
+static json_t *
+op_fetch_attachment(json_t *req)
+{
+	const char *mid = arg_str(req, "message_id");
+	json_int_t index = json_integer_value(json_object_get(req, "index"));
+	json_int_t tag = json_integer_value(json_object_get(req, "tag"));
+
+	if (!mid || index < 0 || index >= BV_CLIENT_ATTACHMENTS_MAX ||
+	    tag < 1 || tag > 0x7fffffff)
+		return result(BV_EINVAL, NULL);
+	return result(bv_client_attachment_fetch(client, mid, (int)index, NULL,
+						 on_fetched,
+						 (void *)(uintptr_t)tag),
+		      NULL);
+}
+
 static void
 on_notify_set(struct bv_client *c, void *arg, const char *vapid_public_key,
 	      int rc)
@@ -591,6 +727,10 @@ dispatch(json_t *req)
 		return op_send(req);
 	if (strcmp(op, "send_email") == 0)
 		return op_send_email(req);
+	if (strcmp(op, "send_files") == 0)
+		return op_send_files(req);
+	if (strcmp(op, "fetch_attachment") == 0)
+		return op_fetch_attachment(req);
 	if (strcmp(op, "notify_set") == 0)
 		return op_notify_set(req);
 	if (strcmp(op, "read") == 0)
