@@ -467,6 +467,26 @@ package_name(const char *s)
 	return 1;
 }
 
+/* The document's file in the package. */
+static const char *
+dok_ref(const struct fiks_arkiv_dokument *d)
+{
+	return d->referanse != NULL ? d->referanse : d->filnavn;
+}
+
+/* 64 lower-case hex digits. */
+static int
+hex64(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[64] == '\0';
+}
+
 /* Copies src into dst (cap > 0), cut at a UTF-8 character boundary. */
 static void
 copy_utf8(char *dst, size_t cap, const char *src)
@@ -903,15 +923,20 @@ check_journalpost(const struct fiks_arkiv_journalpost *jp, char *err,
 	for (i = 0; i < jp->n_dokumenter; i++) {
 		const struct fiks_arkiv_dokument *d = &jp->dokumenter[i];
 
-		if (!req(d->tittel) || !package_name(d->filnavn) ||
-		    !opt(d->format) || !opt(d->mime) || !opt(d->dokumenttype))
+		if (!req(d->tittel) || !package_name(dok_ref(d)) ||
+		    !req(d->filnavn) || !opt(d->format) || !opt(d->mime) ||
+		    !opt(d->dokumenttype) || !opt(d->variantformat) ||
+		    (d->sha256 != NULL && !hex64(d->sha256)) || d->size < 0 ||
+		    d->size > INT_MAX)
 			return fail(err, cap, BV_EINVAL,
 				    "document %zu: tittel and a plain package "
 				    "file name are required, other fields "
-				    "clean UTF-8",
+				    "clean UTF-8, sha256 64 hex digits, size "
+				    "an int",
 				    i + 1);
 		for (j = 0; j < i; j++)
-			if (strcmp(jp->dokumenter[j].filnavn, d->filnavn) == 0)
+			if (strcmp(dok_ref(&jp->dokumenter[j]), dok_ref(d)) ==
+			    0)
 				return fail(err, cap, BV_EINVAL,
 					    "documents %zu and %zu share a "
 					    "file name",
@@ -948,15 +973,23 @@ add_dokument(struct bld *b, xmlNodePtr reg, const struct fiks_arkiv_dokument *d,
 	el_int(b, db, b->ns, "dokumentnummer", nummer);
 	dobj = el(b, db, b->ns, "dokumentobjekt", NULL);
 	el(b, dobj, b->ns, "versjonsnummer", "1");
-	/* Arkivformat: the transcript is UTF-8 text or PDF/A, both formats
-	 * the Riksarkivar accepts for deposit, so no conversion is owed. */
-	el_kode(b, dobj, b->ns, "variantformat", "A");
+	/* Arkivformat unless the caller says otherwise: the transcript is
+	 * UTF-8 text, a format the Riksarkivar accepts for deposit; a
+	 * citizen's file may be a production format the archive converts. */
+	el_kode(b, dobj, b->ns, "variantformat",
+		d->variantformat != NULL ? d->variantformat : "A");
 	if (d->format != NULL)
 		el_kode(b, dobj, b->ns, "format", d->format);
 	if (d->mime != NULL)
 		el(b, dobj, b->ns, "mimeType", d->mime);
 	el(b, dobj, b->ns, "filnavn", d->filnavn);
-	el(b, dobj, b->ns, "referanseDokumentfil", d->filnavn);
+	el(b, dobj, b->ns, "referanseDokumentfil", dok_ref(d));
+	if (d->sha256 != NULL) {
+		el(b, dobj, b->ns, "sjekksum", d->sha256);
+		el(b, dobj, b->ns, "sjekksumAlgoritme", "SHA256");
+	}
+	if (d->size > 0)
+		el_int(b, dobj, b->ns, "filstoerrelse", (long)d->size);
 }
 
 int
@@ -1260,6 +1293,7 @@ fiks_arkiv_melding_free(struct fiks_arkiv_melding *m)
 		bv_free(d->format);
 		bv_free(d->mime);
 		bv_free(d->variantformat);
+		bv_free(d->sjekksum);
 		bv_free(d->dokumenttype);
 	}
 	bv_free(m->dokumenter);
@@ -1325,6 +1359,15 @@ read_lists(struct rd *r, const xmlNode *reg, struct fiks_arkiv_melding *m)
 			d->mime = ctxt_of(r, o, NS_AM, "mimeType");
 			d->variantformat =
 				kode_of(r, o, NS_AM, "variantformat");
+			d->sjekksum = ctxt_of(r, o, NS_AM, "sjekksum");
+			{
+				char *fs =
+					ctxt_of(r, o, NS_AM, "filstoerrelse");
+
+				d->filstoerrelse =
+					fs != NULL ? strtoll(fs, NULL, 10) : -1;
+				bv_free(fs);
+			}
 			for (o = c->children; o != NULL && !r->oom; o = o->next)
 				if (is_el(o, NS_AM, "dokumentobjekt"))
 					m->filnavn[m->n_filnavn++] =

@@ -61,6 +61,17 @@ struct fiks_arkiv_dokument {
 	int hoveddokument;   /* 1: tilknyttetRegistreringSom H, else V */
 	/* dokumenttype code ("KORR", "NOTAT", …), or NULL: none. */
 	const char *dokumenttype;
+	/* The file's name in the package (referanseDokumentfil) when filnavn
+	 * is a display name (a sender's, clean UTF-8 that need not be a
+	 * package name); NULL: filnavn is both. */
+	const char *referanse;
+	/* variantformat code; NULL: "A" (arkivformat). */
+	const char *variantformat;
+	/* SHA-256 of the file as 64 lower-case hex digits (sjekksum, with
+	 * sjekksumAlgoritme "SHA256") and its size in bytes (filstoerrelse),
+	 * or NULL and 0: not given. */
+	const char *sha256;
+	long long size;
 };
 
 struct fiks_arkiv_journalpost {
@@ -113,6 +124,8 @@ struct fiks_arkiv_melding_part {
 struct fiks_arkiv_melding_dok {
 	char *tittel, *filnavn, *referanse; /* referanse: the package file */
 	char *format, *mime, *variantformat, *dokumenttype; /* or NULL */
+	char *sjekksum;					    /* or NULL */
+	long long filstoerrelse;			    /* -1: not given */
 	int hoveddokument; /* tilknyttetRegistreringSom H */
 };
 

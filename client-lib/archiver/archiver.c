@@ -44,6 +44,30 @@
 #define BATCH_MAX 500
 #define TICK_MS	  250
 
+/* Attachments (docs/fiks.md, "Attachments"): files being fetched at once,
+ * tries before a tampered or missing file is given up, the longest wait
+ * between tries, and how many files and bytes of them one journalpost's
+ * package carries (the rest of FIKS_ASICE_FILES_MAX and _BYTES_MAX is for
+ * the arkivmelding, the transcript and the package's own files). */
+#define FETCH_SLOTS	   2
+#define ATT_FINAL_TRIES	   3
+#define ATT_WAIT_MAX_MS	   600000
+#define ATT_FILES_PER_PART 60
+#define ATT_BYTES_PER_PART (48LL << 20)
+#define ATT_PARTS_MAX	   64
+
+struct arch;
+
+/* One attachment download under way. */
+struct fetch {
+	struct arch *a;
+	int busy;
+	char message_id[BV_CLIENT_MESSAGE_ID_LEN + 1];
+	int idx;
+	int tries; /* before this one */
+	char blob[BV_CLIENT_ACCOUNT_LEN + 1];
+};
+
 struct arch {
 	uv_loop_t loop;
 	uv_timer_t tick;
@@ -67,6 +91,10 @@ struct arch {
 	int online, stopping, busy;
 	int exit_code;
 	int64_t amqp_logged_ms;
+
+	struct fetch fetches[FETCH_SLOTS];
+	int reporting;		 /* a blobs_journaled is under way */
+	int64_t report_after_ms; /* after a failed one */
 };
 
 /* bv_log()'s lines, named for this program; the format comes first. */
@@ -187,6 +215,26 @@ pending_cb(void *arg, const struct bv_client_message *m)
 		if (!t->subject || !t->thread)
 			return BV_ENOMEM;
 	}
+	if (m->n_attachments > 0) {
+		size_t i;
+
+		t->atts = bv_calloc(m->n_attachments, sizeof(*t->atts));
+		if (!t->atts)
+			return BV_ENOMEM;
+		t->n_atts = m->n_attachments;
+		for (i = 0; i < m->n_attachments; i++) {
+			const struct bv_client_attachment *x =
+				&m->attachments[i];
+			struct tatt *y = &t->atts[i];
+
+			y->name = bv_strdup(x->name ? x->name : "");
+			y->type = bv_strdup(x->type ? x->type : "");
+			y->blob = bv_strdup(x->blob ? x->blob : "");
+			y->size = x->size;
+			if (!y->name || !y->type || !y->blob)
+				return BV_ENOMEM;
+		}
+	}
 	return 0;
 }
 
@@ -263,7 +311,7 @@ thread_subjects(struct arch *a, const char *conversation, struct pending *p,
 static void
 pending_free(struct pending *p)
 {
-	size_t i;
+	size_t i, j;
 
 	for (i = 0; i < p->n; i++) {
 		bv_free((void *)p->m[i].message_id);
@@ -271,6 +319,12 @@ pending_free(struct pending *p)
 		bv_free((void *)p->m[i].subject);
 		bv_free((void *)p->m[i].thread);
 		bv_free((void *)p->m[i].thread_subject);
+		for (j = 0; p->m[i].atts && j < p->m[i].n_atts; j++) {
+			bv_free((void *)p->m[i].atts[j].name);
+			bv_free((void *)p->m[i].atts[j].type);
+			bv_free((void *)p->m[i].atts[j].blob);
+		}
+		bv_free(p->m[i].atts);
 		if (p->m[i].text)
 			bv_wipe((void *)p->m[i].text, p->m[i].text_len);
 		bv_free((void *)p->m[i].text);
@@ -327,28 +381,357 @@ iso_date(int64_t ms, char *buf, size_t cap)
 		snprintf(buf, cap, "1970-01-01");
 }
 
+/* ---------------------------------------------------------- attachments */
+
+/* Why a file is not in the case file, for the transcript (bokmål). */
+static const char *
+att_failure(int code)
+{
+	switch (code) {
+	case BV_ETAMPERED:
+		return "filen hos tjenesten besto ikke ekthetskontrollen "
+		       "(endret eller avkortet etter at den ble sendt), så den "
+		       "kunne ikke hentes";
+	case BV_ENOBLOB:
+		return "filen finnes ikke hos tjenesten (aldri ferdig lastet "
+		       "opp, eller slettet), så den kunne ikke hentes";
+	default:
+		return "filen kunne ikke hentes";
+	}
+}
+
+/*
+ * A file's Noark format (the Fiks Arkiv v1 code list "format": RA-TEKST,
+ * RA-TIFF6, RA-PDF, RA-XML, RA-JPG, RA-MPEG-2, RA-MP3), its variantformat
+ * and the package file's extension. JPEG and MP3 are archival formats as
+ * they come (A). Plain text from a citizen is RA-TEKST, but in an encoding
+ * nobody checked, so P. A PDF is "PDF", as KS's own examples write it:
+ * RA-PDF means PDF/A, which a citizen's PDF rarely is, so P for the
+ * archive to convert. The other allowed types have no code on the list:
+ * no format element (never a made-up code), the MIME type says what it
+ * is, P.
+ */
+static void
+att_format(const char *type, const char **format, const char **variant,
+	   const char **ext)
+{
+	static const struct {
+		const char *type, *format, *variant, *ext;
+	} map[] = {
+		{"image/jpeg", "RA-JPG", "A", "jpg"},
+		{"audio/mpeg", "RA-MP3", "A", "mp3"},
+		{"text/plain", "RA-TEKST", "P", "txt"},
+		{"application/pdf", "PDF", "P", "pdf"},
+		{"image/png", NULL, "P", "png"},
+		{"image/heic", NULL, "P", "heic"},
+		{"image/webp", NULL, "P", "webp"},
+		{"audio/mp4", NULL, "P", "m4a"},
+		{"audio/ogg", NULL, "P", "ogg"},
+		{"audio/webm", NULL, "P", "webm"},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (type && !strcmp(type, map[i].type)) {
+			*format = map[i].format;
+			*variant = map[i].variant;
+			*ext = map[i].ext;
+			return;
+		}
+	*format = NULL;
+	*variant = "P";
+	*ext = "bin";
+}
+
+static void
+on_fetched(struct bv_client *c, void *arg, const char *message_id, int index,
+	   int rc, const char *path, const uint8_t *data, size_t len)
+{
+	struct fetch *f = arg;
+	struct arch *a = f->a;
+	int tries = f->tries + 1, final, r;
+	int64_t wait = 1000;
+
+	(void)c;
+	(void)message_id;
+	(void)index;
+	(void)path;
+	f->busy = 0;
+	if (rc == 0) {
+		r = jstore_att_fetched(a->j, f->message_id, f->idx, f->blob,
+				       data, len);
+		if (r < 0)
+			log_err("attachment %d of message %s: fetched but not "
+				"stored (%s); fetched again later",
+				f->idx, f->message_id, bv_client_strerror(r));
+		else
+			log_info("attachment %d of message %s: fetched (%zu "
+				 "bytes)",
+				 f->idx, f->message_id, len);
+		return;
+	}
+	/* A tampered or missing file is a fact about the file, asked a few
+	 * times to rule out a hiccup; anything else (the network, the relay
+	 * away) is tried again without end: the relay keeps the blob. */
+	final = (rc == BV_ETAMPERED || rc == BV_ENOBLOB || rc == BV_EINVAL) &&
+		tries >= ATT_FINAL_TRIES;
+	while (wait < ATT_WAIT_MAX_MS && wait < (1000LL << (tries - 1)) &&
+	       tries < 30)
+		wait *= 2;
+	if (wait > ATT_WAIT_MAX_MS)
+		wait = ATT_WAIT_MAX_MS;
+	r = jstore_att_failed(a->j, f->message_id, f->idx, f->blob, rc, tries,
+			      bv_now_ms() + wait, final);
+	if (r < 0)
+		log_err("attachment %d of message %s: cannot record its state",
+			f->idx, f->message_id);
+	if (final)
+		log_err("attachment %d of message %s cannot be fetched (%s): "
+			"journaled as missing, with the reason in the "
+			"transcript; `bvchat-archiver status` lists it",
+			f->idx, f->message_id, bv_client_strerror(rc));
+	else
+		log_info("attachment %d of message %s: %s; try %d in %" PRId64
+			 " ms",
+			 f->idx, f->message_id, bv_client_strerror(rc),
+			 tries + 1, wait);
+}
+
+static int
+fetching(const struct arch *a, const char *message_id, int idx)
+{
+	size_t i;
+
+	for (i = 0; i < FETCH_SLOTS; i++)
+		if (a->fetches[i].busy && a->fetches[i].idx == idx &&
+		    !strcmp(a->fetches[i].message_id, message_id))
+			return 1;
+	return 0;
+}
+
+static void
+fetch_start(struct arch *a, const char *message_id, int idx, const char *blob,
+	    int tries)
+{
+	struct fetch *f = NULL;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < FETCH_SLOTS && !f; i++)
+		if (!a->fetches[i].busy)
+			f = &a->fetches[i];
+	if (!f)
+		return;
+	memset(f, 0, sizeof(*f));
+	f->a = a;
+	snprintf(f->message_id, sizeof(f->message_id), "%s", message_id);
+	snprintf(f->blob, sizeof(f->blob), "%s", blob);
+	f->idx = idx;
+	f->tries = tries;
+	f->busy = 1;
+	/* Into memory: the plaintext is sealed before it touches the disk. */
+	rc = bv_client_attachment_fetch(a->c, message_id, idx, NULL, on_fetched,
+					f);
+	if (rc < 0)
+		on_fetched(a->c, f, message_id, idx, rc, NULL, NULL, 0);
+}
+
+/*
+ * Fetches what the pending messages' files still need (FETCH_SLOTS at a
+ * time). Returns how many of the first messages have every file settled
+ * (fetched, or given up): a batch is cut only up to there, so every retry
+ * of it sends the same documents. A code on a store failure.
+ */
+static int64_t
+settle_attachments(struct arch *a, struct pending *p)
+{
+	int64_t now = bv_now_ms();
+	size_t i, k, ready = p->n;
+	struct jatt st;
+	int rc;
+
+	for (i = 0; i < p->n; i++) {
+		for (k = 0; k < p->m[i].n_atts; k++) {
+			const struct tatt *t = &p->m[i].atts[k];
+
+			rc = jstore_att_get(a->j, p->m[i].message_id, (int)k,
+					    &st);
+			if (rc < 0)
+				return rc;
+			if (rc == 1 && st.state != JA_RETRY)
+				continue;
+			if (!t->blob[0]) {
+				/* Not on the relay (only a sender's own
+				 * upload looks like this): nothing to get. */
+				jstore_att_failed(a->j, p->m[i].message_id,
+						  (int)k, "", BV_ENOBLOB, 1, 0,
+						  1);
+				continue;
+			}
+			if (ready > i)
+				ready = i;
+			if (!a->stopping &&
+			    (rc == 0 || st.next_try_ms <= now) &&
+			    !fetching(a, p->m[i].message_id, (int)k))
+				fetch_start(a, p->m[i].message_id, (int)k,
+					    t->blob, rc == 1 ? st.tries : 0);
+		}
+	}
+	return (int64_t)ready;
+}
+
+/* The journalposts of one cut: the first with the transcript, then as
+ * many more as the files need (ATT_FILES_PER_PART, ATT_BYTES_PER_PART). */
+struct cut {
+	size_t n_parts;
+	struct jbatch b[ATT_PARTS_MAX];
+	char *xml[ATT_PARTS_MAX];
+	size_t xml_len[ATT_PARTS_MAX];
+	struct fiks_file files[ATT_PARTS_MAX][2];
+	struct jpart jparts[ATT_PARTS_MAX];
+	struct jatt_ref *refs;
+	size_t n_refs;
+	/* The documents of the part being built. */
+	struct fiks_arkiv_dokument docs[ATT_FILES_PER_PART + 1];
+	char titles[ATT_FILES_PER_PART + 1][TRANSCRIPT_SUBJECT_MAX + 4];
+	char shas[ATT_FILES_PER_PART + 1][65];
+};
+
+/*
+ * Gives each settled file of the first n pending messages its place: a
+ * part, a dokumentnummer and a package name (vedlegg-<k>.<ext>, k counting
+ * the cut's files: never the sender's name, which is a peer's words), or
+ * the reason it is missing; fills the cut's attachment refs. Returns the
+ * number of parts, or a code (FIKS_ELIMIT: more than ATT_PARTS_MAX).
+ */
+static int
+place_attachments(struct arch *a, struct pending *p, size_t n, struct cut *ct)
+{
+	size_t i, k, total = 0, part = 0, in_part = 1, n_vedlegg = 0;
+	int64_t bytes = 0;
+	struct jatt st;
+	int rc;
+
+	for (i = 0; i < n; i++)
+		total += p->m[i].n_atts;
+	ct->refs = total ? bv_calloc(total, sizeof(*ct->refs)) : NULL;
+	if (total && !ct->refs)
+		return BV_ENOMEM;
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < p->m[i].n_atts; k++) {
+			struct tatt *t = &p->m[i].atts[k];
+			struct jatt_ref *r = &ct->refs[ct->n_refs++];
+			const char *format, *variant, *ext;
+
+			rc = jstore_att_get(a->j, p->m[i].message_id, (int)k,
+					    &st);
+			if (rc < 0)
+				return rc;
+			if (rc == 0 || st.state == JA_RETRY)
+				return BV_EINTERNAL; /* not settled */
+			r->message_id = p->m[i].message_id;
+			r->idx = (int)k;
+			if (st.state == JA_FAILED) {
+				t->failure = att_failure(st.code);
+				continue;
+			}
+			/* The first part also holds the transcript. */
+			if (in_part - (part == 0) > 0 &&
+			    (in_part - (part == 0) >= ATT_FILES_PER_PART ||
+			     bytes + st.len > ATT_BYTES_PER_PART)) {
+				part++;
+				in_part = 0;
+				bytes = 0;
+			}
+			if (part >= ATT_PARTS_MAX)
+				return FIKS_ELIMIT;
+			att_format(t->type, &format, &variant, &ext);
+			snprintf(t->pkg, sizeof(t->pkg), "vedlegg-%zu.%s",
+				 ++n_vedlegg, ext);
+			t->part = (int)part + 1;
+			t->docnr = (int)++in_part;
+			bytes += st.len;
+			r->part = part;
+			r->pkg = t->pkg;
+			r->mime = t->type;
+		}
+	}
+	for (i = 0; i < n; i++)
+		for (k = 0; k < p->m[i].n_atts; k++)
+			p->m[i].atts[k].parts = (int)part + 1;
+	return (int)part + 1;
+}
+
+/* The documents of part (0 …) of the cut, its files in order, into
+ * ct->docs from start on; returns how many. */
+static size_t
+part_documents(struct arch *a, struct pending *p, size_t n, size_t part,
+	       struct cut *ct, size_t start)
+{
+	size_t i, k, nd = start;
+	struct jatt st;
+
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < p->m[i].n_atts; k++) {
+			const struct tatt *t = &p->m[i].atts[k];
+			struct fiks_arkiv_dokument *d = &ct->docs[nd];
+			const char *format, *variant, *ext;
+
+			if (t->failure || t->part != (int)part + 1 ||
+			    nd >= ATT_FILES_PER_PART + 1 ||
+			    jstore_att_get(a->j, p->m[i].message_id, (int)k,
+					   &st) != 1)
+				continue;
+			att_format(t->type, &format, &variant, &ext);
+			memset(d, 0, sizeof(*d));
+			/* The sender's name, cleaned as a subject is, for the
+			 * title and the name shown; the package's own name
+			 * is ours. */
+			transcript_line(t->name, strlen(t->name),
+					TRANSCRIPT_SUBJECT_MAX, ct->titles[nd],
+					sizeof(ct->titles[nd]));
+			if (!ct->titles[nd][0])
+				snprintf(ct->titles[nd], sizeof(ct->titles[nd]),
+					 "%s", t->pkg);
+			snprintf(ct->shas[nd], sizeof(ct->shas[nd]), "%s",
+				 st.sha256);
+			d->tittel = ct->titles[nd];
+			d->filnavn = ct->titles[nd];
+			d->referanse = t->pkg;
+			d->format = format;
+			d->variantformat = variant;
+			d->mime = t->type;
+			d->sha256 = ct->shas[nd][0] ? ct->shas[nd] : NULL;
+			d->size = st.len;
+			nd++;
+		}
+	}
+	return nd - start;
+}
+
 /*
  * Builds the documents of the first n pending messages of conversation
- * and records the batch. Returns 0, 1 when the conversation is not in the
- * case view (yet), or a code.
+ * (their files settled) and records the batch: one journalpost, or more
+ * when the files do not fit one package. Returns 0, 1 when the
+ * conversation is not in the case view (yet), or a code.
  */
 static int
 cut_batch(struct arch *a, const char *conversation, struct pending *p, size_t n)
 {
 	struct fiks_arkiv_part parts[64];
-	struct fiks_arkiv_dokument doc;
 	struct fiks_arkiv_journalpost jp;
-	struct fiks_file files[2];
 	struct conv_case k;
 	struct tinfo info;
-	struct jbatch b;
+	struct cut *ct;
+	struct jbatch *b;
 	const char *ids[BATCH_MAX];
-	char *text = NULL, *xml = NULL, title[512], date[16], err[256];
+	char *text = NULL, title[512], date[16], err[256];
+	char part_title[600], part_public[240];
 	char subject[TRANSCRIPT_SUBJECT_MAX + 4], public_title[160];
 	const char *thread;
 	int all_email;
 	char names[64][80];
-	size_t text_len = 0, xml_len = 0, i, j, n_parts = 0;
+	size_t text_len = 0, i, j, n_parts = 0, q, nd;
 	int rc;
 
 	memset(&k, 0, sizeof(k));
@@ -360,22 +743,40 @@ cut_batch(struct arch *a, const char *conversation, struct pending *p, size_t n)
 		conv_case_free(&k);
 		return 1;
 	}
-	memset(&b, 0, sizeof(b));
-	bv_uuid_generate(b.id);
-	snprintf(b.conversation, sizeof(b.conversation), "%s", conversation);
-	snprintf(b.case_id, sizeof(b.case_id), "%s", k.case_id);
-	b.first_seq = p->seq[0];
-	b.last_seq = p->seq[n - 1];
-	b.n_messages = (int)n;
-	b.created_ms = bv_now_ms();
-	b.next_try_ms = b.created_ms;
+	ct = bv_calloc(1, sizeof(*ct));
+	if (!ct) {
+		conv_case_free(&k);
+		return BV_ENOMEM;
+	}
+	rc = place_attachments(a, p, n, ct);
+	if (rc < 0) {
+		log_err("batch of conversation %s: its files cannot be placed "
+			"(%s)",
+			conversation, fiks_strerror(rc));
+		goto out;
+	}
+	ct->n_parts = (size_t)rc;
+	for (q = 0; q < ct->n_parts; q++) {
+		struct jbatch *x = &ct->b[q];
+
+		bv_uuid_generate(x->id);
+		snprintf(x->conversation, sizeof(x->conversation), "%s",
+			 conversation);
+		snprintf(x->case_id, sizeof(x->case_id), "%s", k.case_id);
+		x->first_seq = p->seq[0];
+		x->last_seq = p->seq[n - 1];
+		x->n_messages = q == 0 ? (int)n : 0;
+		x->created_ms = bv_now_ms();
+		x->next_try_ms = x->created_ms;
+	}
+	b = &ct->b[0];
 
 	memset(&info, 0, sizeof(info));
 	info.municipality = k.municipality;
 	info.case_number = k.case_number;
 	info.conversation = conversation;
 	info.kind = k.kind;
-	info.batch_id = b.id;
+	info.batch_id = b->id;
 	rc = thread_subjects(a, conversation, p, n);
 	if (rc < 0)
 		goto out;
@@ -454,54 +855,90 @@ cut_batch(struct arch *a, const char *conversation, struct pending *p, size_t n)
 		snprintf(title, sizeof(title), "%s: %s", public_title, subject);
 	else
 		snprintf(title, sizeof(title), "%s", public_title);
-	memset(&doc, 0, sizeof(doc));
-	doc.tittel = public_title;
-	doc.filnavn = "samtale.txt";
-	doc.format = "TXT";
-	doc.mime = "text/plain";
-	doc.hoveddokument = 1;
-	memset(&jp, 0, sizeof(jp));
-	jp.system = "bvchat";
-	jp.fagsystem = a->fagsystem;
-	jp.mappe_noekkel = k.case_id;
-	jp.noekkel = b.id;
-	jp.tittel = title;
-	if (strcmp(title, public_title))
-		jp.offentlig_tittel = public_title;
-	/* Compiled by the municipality from both sides of a conversation:
-	 * an internal document, not a letter in or out. */
-	jp.journalposttype = "X";
-	jp.dokumentets_dato = date;
-	jp.tilgangsrestriksjon = "13";
-	jp.skjermingshjemmel = "Offl. § 13, jf. bvl. § 13-1";
-	jp.parter = parts;
-	jp.n_parter = n_parts;
-	jp.dokumenter = &doc;
-	jp.n_dokumenter = 1;
-	rc = fiks_arkiv_arkivmelding(&jp, &xml, &xml_len, err, sizeof(err));
-	if (rc < 0) {
-		log_err("batch of conversation %s: arkivmelding: %s (%s)",
-			conversation, fiks_strerror(rc), err);
-		goto out;
+	for (q = 0; q < ct->n_parts; q++) {
+		nd = 0;
+		if (q == 0) {
+			struct fiks_arkiv_dokument *d = &ct->docs[nd++];
+
+			memset(d, 0, sizeof(*d));
+			d->tittel = public_title;
+			d->filnavn = "samtale.txt";
+			/* Plain UTF-8 text: RA-TEKST on Fiks Arkiv's format
+			 * list, an archival format as it is. */
+			d->format = "RA-TEKST";
+			d->mime = "text/plain";
+			d->hoveddokument = 1;
+		}
+		nd += part_documents(a, p, n, q, ct, nd);
+		memset(&jp, 0, sizeof(jp));
+		jp.system = "bvchat";
+		jp.fagsystem = a->fagsystem;
+		jp.mappe_noekkel = k.case_id;
+		jp.noekkel = ct->b[q].id;
+		if (q == 0) {
+			jp.tittel = title;
+			if (strcmp(title, public_title))
+				jp.offentlig_tittel = public_title;
+		} else {
+			/* The files that did not fit the first package. */
+			snprintf(part_title, sizeof(part_title),
+				 "%s – vedlegg, del %zu av %zu", title, q + 1,
+				 ct->n_parts);
+			snprintf(part_public, sizeof(part_public),
+				 "%s – vedlegg, del %zu av %zu", public_title,
+				 q + 1, ct->n_parts);
+			jp.tittel = part_title;
+			jp.offentlig_tittel = part_public;
+		}
+		/* Compiled by the municipality from both sides of a
+		 * conversation: an internal document, not a letter in or
+		 * out. */
+		jp.journalposttype = "X";
+		jp.dokumentets_dato = date;
+		jp.tilgangsrestriksjon = "13";
+		jp.skjermingshjemmel = "Offl. § 13, jf. bvl. § 13-1";
+		jp.parter = parts;
+		jp.n_parter = n_parts;
+		jp.dokumenter = ct->docs;
+		jp.n_dokumenter = nd;
+		rc = fiks_arkiv_arkivmelding(&jp, &ct->xml[q], &ct->xml_len[q],
+					     err, sizeof(err));
+		if (rc < 0) {
+			log_err("batch of conversation %s: arkivmelding: %s "
+				"(%s)",
+				conversation, fiks_strerror(rc), err);
+			goto out;
+		}
+		ct->files[q][0] = (struct fiks_file){
+			FIKS_ARKIV_ARKIVMELDING_FILE, "application/xml",
+			(const unsigned char *)ct->xml[q], ct->xml_len[q]};
+		ct->files[q][1] = (struct fiks_file){
+			"samtale.txt", "text/plain",
+			(const unsigned char *)text, text_len};
+		ct->jparts[q].b = &ct->b[q];
+		ct->jparts[q].files = ct->files[q];
+		ct->jparts[q].n_files = q == 0 ? 2 : 1;
 	}
-	files[0] = (struct fiks_file){FIKS_ARKIV_ARKIVMELDING_FILE,
-				      "application/xml",
-				      (const unsigned char *)xml, xml_len};
-	files[1] = (struct fiks_file){"samtale.txt", "text/plain",
-				      (const unsigned char *)text, text_len};
 	for (i = 0; i < n; i++)
 		ids[i] = p->m[i].message_id;
-	rc = jstore_batch_create(a->j, &b, ids, n, files, 2);
+	rc = jstore_batch_create(a->j, ct->jparts, ct->n_parts, ids, n,
+				 ct->refs, ct->n_refs);
 	if (rc == 0)
-		log_info("batch %s: %zu message%s of conversation %s "
-			 "(history %" PRId64 "…%" PRId64 ")",
-			 b.id, n, n == 1 ? "" : "s", conversation, b.first_seq,
-			 b.last_seq);
+		log_info("batch %s: %zu message%s, %zu file%s, %zu "
+			 "journalpost%s of conversation %s (history %" PRId64
+			 "…%" PRId64 ")",
+			 b->id, n, n == 1 ? "" : "s", ct->n_refs,
+			 ct->n_refs == 1 ? "" : "s", ct->n_parts,
+			 ct->n_parts == 1 ? "" : "s", conversation,
+			 b->first_seq, b->last_seq);
 out:
 	if (text)
 		bv_wipe(text, text_len);
 	free(text);
-	free(xml);
+	for (q = 0; q < ATT_PARTS_MAX; q++)
+		free(ct->xml[q]);
+	bv_free(ct->refs);
+	bv_free(ct);
 	conv_case_free(&k);
 	return rc;
 }
@@ -511,7 +948,7 @@ cut_conversation(void *arg, const struct bv_client_conversation *cv)
 {
 	struct arch *a = arg;
 	struct pending *p;
-	int64_t cursor, now = bv_now_ms();
+	int64_t cursor, settled, now = bv_now_ms();
 	size_t n;
 	int rc = 0, rounds;
 
@@ -534,6 +971,15 @@ cut_conversation(void *arg, const struct bv_client_conversation *cv)
 			break;
 		rc = 0;
 		n = due_count(a, p, now);
+		/* Only up to the first message whose files are not all
+		 * settled: fetched (durably) or given up. */
+		settled = settle_attachments(a, p);
+		if (settled < 0) {
+			rc = (int)settled;
+			break;
+		}
+		if (n > (size_t)settled)
+			n = (size_t)settled;
 		if (n == 0)
 			break;
 		rc = cut_batch(a, cv->conversation, p, n);
@@ -855,6 +1301,77 @@ poll_fiks(struct arch *a)
 	}
 }
 
+/* ------------------------------------------------------ blobs_journaled */
+
+/* One blobs_journaled under way: the ids asked about. */
+struct report {
+	struct arch *a;
+	char **blobs;
+	size_t n;
+};
+
+static void
+on_reported(struct bv_client *c, void *arg, int rc)
+{
+	struct report *r = arg;
+	struct arch *a = r->a;
+
+	(void)c;
+	a->reporting = 0;
+	if (rc == 0)
+		rc = jstore_blobs_reported(a->j, (const char *const *)r->blobs,
+					   r->n);
+	if (rc == 0) {
+		log_info("told the relay %zu attachment%s are journaled", r->n,
+			 r->n == 1 ? "" : "s");
+	} else {
+		/* The relay keeps them; asked again later (a repeat is a
+		 * no-op there). */
+		log_err("blobs_journaled: %s; asked again later",
+			bv_client_strerror(rc));
+		a->report_after_ms = bv_now_ms() + a->retry_ms;
+	}
+	jstore_ids_free(r->blobs, r->n);
+	bv_free(r);
+}
+
+/*
+ * Tells the relay which attachments the case file holds, once their
+ * journalpost has its kvittering (100 a call): only then may its
+ * retention clock start. What was told is recorded, so a restart tells
+ * the rest.
+ */
+static void
+report_blobs(struct arch *a)
+{
+	struct report *r;
+	int rc;
+
+	if (!a->online || a->reporting || bv_now_ms() < a->report_after_ms)
+		return;
+	r = bv_calloc(1, sizeof(*r));
+	if (!r)
+		return;
+	r->a = a;
+	rc = jstore_blobs_unreported(a->j, 100, &r->blobs, &r->n);
+	if (rc < 0 || r->n == 0) {
+		jstore_ids_free(r->blobs, r->n);
+		bv_free(r);
+		return;
+	}
+	rc = bv_client_blobs_journaled(a->c, (const char *const *)r->blobs,
+				       r->n, on_reported, r);
+	if (rc < 0) {
+		log_info("blobs_journaled: %s; asked again later",
+			 bv_client_strerror(rc));
+		a->report_after_ms = bv_now_ms() + a->retry_ms;
+		jstore_ids_free(r->blobs, r->n);
+		bv_free(r);
+		return;
+	}
+	a->reporting = 1;
+}
+
 /* ------------------------------------------------------------ the loop */
 
 static void
@@ -870,6 +1387,7 @@ on_tick(uv_timer_t *t)
 		log_err("cannot read the history");
 	drive_batches(a);
 	jstore_batches(a->j, JS_JOURNALED, announce_cb, a);
+	report_blobs(a);
 	a->busy = 0;
 }
 
@@ -938,8 +1456,9 @@ usage(FILE *f)
 	      "\n"
 	      "  run      receive, journal and announce until SIGTERM or "
 	      "SIGINT\n"
-	      "  status   list the batches and where each is; exit 1 when "
-	      "one has failed\n"
+	      "  status   list the batches and where each is, and the "
+	      "attachments that\n"
+	      "           could not be fetched; exit 1 when one has failed\n"
 	      "  retry --batch ID   send a failed batch again (same key: "
 	      "never twice)\n"
 	      "\n"
@@ -985,6 +1504,20 @@ status_cb(const struct jbatch *b, void *arg)
 		printf(" error=\"%s\"", b->error);
 	putchar('\n');
 	*failed += b->state == JS_FAILED;
+	return 0;
+}
+
+/* A file staff must know is not in the case file. */
+static int
+att_status_cb(void *arg, const char *message_id, int idx, int code,
+	      const char *batch_id)
+{
+	int *failed = arg;
+
+	printf("attachment %d of message %s failed: %s (%s); batch=%s\n", idx,
+	       message_id, att_failure(code), bv_client_strerror(code),
+	       batch_id ? batch_id : "-");
+	(*failed)++;
 	return 0;
 }
 
@@ -1147,6 +1680,8 @@ main(int argc, char **argv)
 	if (!strcmp(cmd, "status")) {
 		bv_wipe(key, sizeof(key));
 		rc = jstore_batches(a.j, -1, status_cb, &failed);
+		if (rc == 0)
+			rc = jstore_att_failures(a.j, att_status_cb, &failed);
 		jstore_close(a.j);
 		return rc < 0 || failed ? EXIT_FAIL : EXIT_OK;
 	}

@@ -33,7 +33,18 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS batch_messages (batch_id TEXT NOT NULL"
 	" REFERENCES batches (id), pos INTEGER NOT NULL,"
 	" message_id TEXT NOT NULL, PRIMARY KEY (batch_id, pos))"
-	" STRICT, WITHOUT ROWID;";
+	" STRICT, WITHOUT ROWID;"
+	/* A message's files (jstore.h, "attachments"); data sealed. */
+	"CREATE TABLE IF NOT EXISTS attachments (message_id TEXT NOT NULL,"
+	" idx INTEGER NOT NULL, blob TEXT NOT NULL,"
+	" state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 2),"
+	" tries INTEGER NOT NULL, next_try_ms INTEGER NOT NULL,"
+	" code INTEGER NOT NULL, len INTEGER NOT NULL, sha256 TEXT NOT NULL,"
+	" data BLOB, batch_id TEXT REFERENCES batches (id), pkg TEXT,"
+	" mime TEXT, reported INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (message_id, idx)) STRICT;"
+	"CREATE INDEX IF NOT EXISTS attachments_by_batch ON attachments"
+	" (batch_id);";
 
 static const char *const state_names[] = {
 	"ready", "sent", "received", "journaled", "announced", "failed",
@@ -346,30 +357,19 @@ row_batch(sqlite3_stmt *st, struct jbatch *b)
 	b->updated_ms = sqlite3_column_int64(st, 15);
 }
 
-int
-jstore_batch_create(struct jstore *j, const struct jbatch *b,
-		    const char *const *message_ids, size_t n,
-		    const struct fiks_file *files, size_t n_files)
+/* Inserts one batch row with its sealed files (inside a transaction). */
+static int
+insert_batch(struct jstore *j, const struct jbatch *b,
+	     const struct fiks_file *files, size_t n_files)
 {
 	sqlite3_stmt *st = NULL;
 	uint8_t *box = NULL;
-	size_t box_len = 0, i;
-	int64_t cur;
+	size_t box_len = 0;
 	int rc;
 
-	if (!j || !b || (!message_ids && n) || !files || !n_files)
-		return BV_EINVAL;
 	rc = seal_files(j, files, n_files, &box, &box_len);
 	if (rc < 0)
 		return rc;
-	rc = exec(j, "BEGIN IMMEDIATE");
-	if (rc < 0)
-		goto out;
-	cur = jstore_cursor(j, b->conversation);
-	if (cur < 0 || b->first_seq <= cur || b->last_seq < b->first_seq) {
-		rc = cur < 0 ? (int)cur : BV_EINVAL;
-		goto rollback;
-	}
 	rc = prep(
 		j,
 		"INSERT INTO batches (id, conversation, case_id, first_seq,"
@@ -377,25 +377,87 @@ jstore_batch_create(struct jstore *j, const struct jbatch *b,
 		" fiks_id, journal, error, created_ms, updated_ms, files)"
 		" VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, 0, '', '', '', ?, ?, ?)",
 		&st);
-	if (rc < 0)
-		goto rollback;
-	sqlite3_bind_text(st, 1, b->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, b->conversation, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, b->case_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, b->first_seq);
-	sqlite3_bind_int64(st, 5, b->last_seq);
-	sqlite3_bind_int(st, 6, b->n_messages);
-	sqlite3_bind_int64(st, 7, b->next_try_ms);
-	sqlite3_bind_int64(st, 8, b->created_ms);
-	sqlite3_bind_int64(st, 9, b->created_ms);
-	sqlite3_bind_blob(st, 10, box, (int)box_len, SQLITE_STATIC);
-	rc = sqlite3_step(st);
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, b->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, b->conversation, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, b->case_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, b->first_seq);
+		sqlite3_bind_int64(st, 5, b->last_seq);
+		sqlite3_bind_int(st, 6, b->n_messages);
+		sqlite3_bind_int64(st, 7, b->next_try_ms);
+		sqlite3_bind_int64(st, 8, b->created_ms);
+		sqlite3_bind_int64(st, 9, b->created_ms);
+		sqlite3_bind_blob(st, 10, box, (int)box_len, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		rc = rc == SQLITE_DONE ? 0 : db_err(j, rc);
+	}
 	sqlite3_finalize(st);
-	st = NULL;
-	if (rc != SQLITE_DONE) {
-		rc = db_err(j, rc);
+	bv_free(box);
+	return rc;
+}
+
+int
+jstore_batch_create(struct jstore *j, const struct jpart *parts, size_t n_parts,
+		    const char *const *message_ids, size_t n,
+		    const struct jatt_ref *atts, size_t n_atts)
+{
+	const struct jbatch *b;
+	sqlite3_stmt *st = NULL;
+	size_t i;
+	int64_t cur;
+	int rc;
+
+	if (!j || !parts || !n_parts || (!message_ids && n) ||
+	    (!atts && n_atts))
+		return BV_EINVAL;
+	for (i = 0; i < n_parts; i++)
+		if (!parts[i].b || !parts[i].files || !parts[i].n_files)
+			return BV_EINVAL;
+	for (i = 0; i < n_atts; i++)
+		if (atts[i].part >= n_parts)
+			return BV_EINVAL;
+	b = parts[0].b;
+	rc = exec(j, "BEGIN IMMEDIATE");
+	if (rc < 0)
+		return rc;
+	cur = jstore_cursor(j, b->conversation);
+	if (cur < 0 || b->first_seq <= cur || b->last_seq < b->first_seq) {
+		rc = cur < 0 ? (int)cur : BV_EINVAL;
 		goto rollback;
 	}
+	for (i = 0; i < n_parts; i++) {
+		rc = insert_batch(j, parts[i].b, parts[i].files,
+				  parts[i].n_files);
+		if (rc < 0)
+			goto rollback;
+	}
+	rc = prep(j,
+		  "UPDATE attachments SET batch_id = ?, pkg = ?, mime = ?"
+		  " WHERE message_id = ? AND idx = ? AND batch_id IS NULL"
+		  " AND state = CASE WHEN ?2 IS NULL THEN 2 ELSE 1 END",
+		  &st);
+	if (rc < 0)
+		goto rollback;
+	for (i = 0; i < n_atts; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, parts[atts[i].part].b->id, -1,
+				  SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, atts[i].pkg, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, atts[i].mime, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, atts[i].message_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 5, atts[i].idx);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE) {
+			rc = db_err(j, rc);
+			goto rollback;
+		}
+		if (sqlite3_changes(j->db) != 1) {
+			rc = BV_EINVAL;
+			goto rollback;
+		}
+	}
+	sqlite3_finalize(st);
+	st = NULL;
 	rc = prep(j,
 		  "INSERT INTO batch_messages (batch_id, pos, message_id)"
 		  " VALUES (?, ?, ?)",
@@ -434,12 +496,10 @@ jstore_batch_create(struct jstore *j, const struct jbatch *b,
 	}
 	rc = exec(j, "COMMIT");
 	if (rc == 0)
-		goto out;
+		return 0;
 rollback:
 	sqlite3_finalize(st);
 	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-out:
-	bv_free(box);
 	return rc;
 }
 
@@ -591,6 +651,104 @@ jstore_batch_messages(struct jstore *j, const char *id, char ***ids_out,
 	return 0;
 }
 
+/* nonce ‖ secretbox(data): one attachment's plaintext. */
+static int
+seal_raw(struct jstore *j, const uint8_t *data, size_t len, uint8_t **out,
+	 size_t *out_len)
+{
+	uint8_t *box = bv_malloc(crypto_secretbox_NONCEBYTES +
+				 crypto_secretbox_MACBYTES + len);
+
+	if (!box)
+		return BV_ENOMEM;
+	randombytes_buf(box, crypto_secretbox_NONCEBYTES);
+	crypto_secretbox_easy(box + crypto_secretbox_NONCEBYTES, data, len, box,
+			      j->key);
+	*out = box;
+	*out_len =
+		crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + len;
+	return 0;
+}
+
+static int
+unseal_raw(struct jstore *j, const uint8_t *box, size_t box_len, uint8_t **out,
+	   size_t *out_len)
+{
+	uint8_t *plain;
+	size_t len;
+
+	if (!box ||
+	    box_len < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
+		return BV_EIO;
+	len = box_len - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES;
+	plain = bv_malloc(len ? len : 1);
+	if (!plain)
+		return BV_ENOMEM;
+	if (crypto_secretbox_open_easy(plain, box + crypto_secretbox_NONCEBYTES,
+				       box_len - crypto_secretbox_NONCEBYTES,
+				       box, j->key) != 0) {
+		bv_free(plain);
+		bv_log(BV_LOG_ERR, "archiver: an attachment does not open "
+				   "with this store's key");
+		return BV_EIO;
+	}
+	*out = plain;
+	*out_len = len;
+	return 0;
+}
+
+/* Appends the batch's attachments (sealed in their rows) to *files. */
+static int
+batch_attachments(struct jstore *j, const char *id, struct fiks_file **files,
+		  size_t *n)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = prep(j,
+		  "SELECT pkg, mime, data FROM attachments WHERE batch_id = ?"
+		  " AND pkg IS NOT NULL ORDER BY rowid",
+		  &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *pkg = (const char *)sqlite3_column_text(st, 0);
+		const char *mime = (const char *)sqlite3_column_text(st, 1);
+		struct fiks_file *g, *f;
+		uint8_t *plain = NULL;
+		size_t len = 0;
+
+		rc = unseal_raw(j, sqlite3_column_blob(st, 2),
+				(size_t)sqlite3_column_bytes(st, 2), &plain,
+				&len);
+		if (rc < 0)
+			break;
+		g = bv_realloc(*files, (*n + 1) * sizeof(**files));
+		if (!g) {
+			sodium_memzero(plain, len);
+			bv_free(plain);
+			rc = BV_ENOMEM;
+			break;
+		}
+		*files = g;
+		f = &g[(*n)++];
+		memset(f, 0, sizeof(*f));
+		f->data = plain;
+		f->len = len;
+		f->name = bv_strdup(pkg ? pkg : "");
+		f->mime = bv_strdup(mime ? mime : "application/octet-stream");
+		if (!f->name || !f->mime) {
+			rc = BV_ENOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	return rc < 0 ? rc : db_err(j, rc);
+}
+
 int
 jstore_batch_files(struct jstore *j, const char *id, struct fiks_file **files,
 		   size_t *n)
@@ -610,6 +768,226 @@ jstore_batch_files(struct jstore *j, const char *id, struct fiks_file **files,
 	else
 		rc = rc == SQLITE_DONE ? BV_EINVAL : db_err(j, rc);
 	sqlite3_finalize(st);
+	if (rc == 0) {
+		rc = batch_attachments(j, id, files, n);
+		if (rc < 0) {
+			jstore_files_free(*files, *n);
+			*files = NULL;
+			*n = 0;
+		}
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------ attachments */
+
+int
+jstore_att_get(struct jstore *j, const char *message_id, int idx,
+	       struct jatt *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = prep(j,
+		  "SELECT state, tries, next_try_ms, code, len,"
+		  " batch_id IS NOT NULL, sha256 FROM attachments"
+		  " WHERE message_id = ? AND idx = ?",
+		  &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, idx);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		memset(out, 0, sizeof(*out));
+		out->state = (enum jatt_state)sqlite3_column_int(st, 0);
+		out->tries = sqlite3_column_int(st, 1);
+		out->next_try_ms = sqlite3_column_int64(st, 2);
+		out->code = sqlite3_column_int(st, 3);
+		out->len = sqlite3_column_int64(st, 4);
+		out->assigned = sqlite3_column_int(st, 5);
+		copy_text(out->sha256, sizeof(out->sha256), st, 6);
+		rc = 1;
+	} else {
+		rc = rc == SQLITE_DONE ? 0 : db_err(j, rc);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+jstore_att_fetched(struct jstore *j, const char *message_id, int idx,
+		   const char *blob, const uint8_t *data, size_t len)
+{
+	uint8_t md[crypto_hash_sha256_BYTES];
+	char hex[2 * crypto_hash_sha256_BYTES + 1];
+	sqlite3_stmt *st;
+	uint8_t *box = NULL;
+	size_t box_len = 0;
+	int rc;
+
+	if (!j || !message_id || !blob || (!data && len) || len > INT32_MAX)
+		return BV_EINVAL;
+	crypto_hash_sha256(md, data, len);
+	sodium_bin2hex(hex, sizeof(hex), md, sizeof(md));
+	rc = seal_raw(j, data, len, &box, &box_len);
+	if (rc < 0)
+		return rc;
+	/* A row already FETCHED or in a batch stays as it is: the same file
+	 * twice is still one document. */
+	rc = prep(j,
+		  "INSERT INTO attachments (message_id, idx, blob, state,"
+		  " tries, next_try_ms, code, len, sha256, data)"
+		  " VALUES (?1, ?2, ?3, 1, 0, 0, 0, ?4, ?5, ?6)"
+		  " ON CONFLICT (message_id, idx) DO UPDATE SET state = 1,"
+		  " code = 0, len = ?4, sha256 = ?5, data = ?6"
+		  " WHERE state = 0 AND batch_id IS NULL",
+		  &st);
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, idx);
+		sqlite3_bind_text(st, 3, blob, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, (int64_t)len);
+		sqlite3_bind_text(st, 5, hex, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 6, box, (int)box_len, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		rc = rc == SQLITE_DONE ? 0 : db_err(j, rc);
+		sqlite3_finalize(st);
+	}
+	bv_free(box);
+	return rc;
+}
+
+int
+jstore_att_failed(struct jstore *j, const char *message_id, int idx,
+		  const char *blob, int code, int tries, int64_t next_try_ms,
+		  int final)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!j || !message_id || !blob)
+		return BV_EINVAL;
+	rc = prep(j,
+		  "INSERT INTO attachments (message_id, idx, blob, state,"
+		  " tries, next_try_ms, code, len, sha256)"
+		  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, '')"
+		  " ON CONFLICT (message_id, idx) DO UPDATE SET state = ?4,"
+		  " tries = ?5, next_try_ms = ?6, code = ?7"
+		  " WHERE state = 0 AND batch_id IS NULL",
+		  &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, idx);
+	sqlite3_bind_text(st, 3, blob, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, final ? JA_FAILED : JA_RETRY);
+	sqlite3_bind_int(st, 5, tries);
+	sqlite3_bind_int64(st, 6, next_try_ms);
+	sqlite3_bind_int(st, 7, code);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0 : db_err(j, rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+jstore_att_failures(struct jstore *j, jatt_failed_cb cb, void *arg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = prep(j,
+		  "SELECT message_id, idx, code, batch_id FROM attachments"
+		  " WHERE state = 2 ORDER BY rowid",
+		  &st);
+	if (rc < 0)
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = cb(arg, (const char *)sqlite3_column_text(st, 0),
+			sqlite3_column_int(st, 1), sqlite3_column_int(st, 2),
+			(const char *)sqlite3_column_text(st, 3));
+		if (rc != 0)
+			break;
+	}
+	if (rc == SQLITE_DONE)
+		rc = 0;
+	else if (rc == SQLITE_ERROR || rc == SQLITE_BUSY || rc == SQLITE_IOERR)
+		rc = db_err(j, rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+jstore_blobs_unreported(struct jstore *j, size_t max, char ***blobs_out,
+			size_t *n_out)
+{
+	sqlite3_stmt *st;
+	char **blobs = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (max == 0 || max > 100)
+		return BV_EINVAL;
+	rc = prep(j,
+		  "SELECT DISTINCT a.blob FROM attachments a JOIN batches b"
+		  " ON b.id = a.batch_id WHERE a.reported = 0"
+		  " AND b.state IN (3, 4) AND a.blob != '' LIMIT ?",
+		  &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int(st, 1, (int)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *m = (const char *)sqlite3_column_text(st, 0);
+		char **g =
+			m ? bv_realloc(blobs, (n + 1) * sizeof(*blobs)) : NULL;
+
+		if (!g) {
+			rc = BV_ENOMEM;
+			break;
+		}
+		blobs = g;
+		blobs[n] = bv_strdup(m);
+		if (!blobs[n]) {
+			rc = BV_ENOMEM;
+			break;
+		}
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		jstore_ids_free(blobs, n);
+		return rc < 0 ? rc : db_err(j, rc);
+	}
+	*blobs_out = blobs;
+	*n_out = n;
+	return 0;
+}
+
+int
+jstore_blobs_reported(struct jstore *j, const char *const *blobs, size_t n)
+{
+	sqlite3_stmt *st;
+	size_t i;
+	int rc;
+
+	rc = exec(j, "BEGIN IMMEDIATE");
+	if (rc < 0)
+		return rc;
+	rc = prep(j,
+		  "UPDATE attachments SET reported = 1, data = NULL"
+		  " WHERE blob = ? AND batch_id IS NOT NULL",
+		  &st);
+	for (i = 0; rc == 0 && i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, blobs[i], -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		rc = rc == SQLITE_DONE ? 0 : db_err(j, rc);
+	}
+	sqlite3_finalize(st);
+	if (rc == 0)
+		return exec(j, "COMMIT");
+	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
 }
 

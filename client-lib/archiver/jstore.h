@@ -69,14 +69,87 @@ void jstore_close(struct jstore *j);
  * BV_E* code. */
 int64_t jstore_cursor(struct jstore *j, const char *conversation);
 
-/*
- * Creates batch b (state READY) with its n message ids and files, and
- * moves the conversation's cursor to b->last_seq, in one transaction.
- * BV_EINVAL when b->first_seq is not past the cursor (never twice).
+/* ------------------------------------------------------ attachments
+ *
+ * Each file of a stored message, fetched from the relay before the batch
+ * with its message is cut (docs/fiks.md, "Attachments"): a row per
+ * (message id, index) holding the plaintext sealed like a batch's
+ * documents, or why it could not be had. Cutting a batch hands each row to
+ * one of its journalposts (never two: the row names it); once that one is
+ * journaled and the relay told (blobs_journaled) the bytes are dropped.
  */
-int jstore_batch_create(struct jstore *j, const struct jbatch *b,
-			const char *const *message_ids, size_t n,
-			const struct fiks_file *files, size_t n_files);
+enum jatt_state {
+	JA_RETRY = 0,	/* not fetched yet: again at next_try_ms */
+	JA_FETCHED = 1, /* the plaintext is here */
+	JA_FAILED = 2,	/* permanently not to be had: code says why */
+};
+
+struct jatt {
+	enum jatt_state state;
+	int tries;
+	int64_t next_try_ms;
+	int code;	 /* BV_E* of the last failure, 0 */
+	int64_t len;	 /* FETCHED: plaintext bytes */
+	int assigned;	 /* in a batch already */
+	char sha256[65]; /* FETCHED: of the plaintext, hex */
+};
+
+/* The state of attachment idx of message_id: 1 and *out, 0 when there is
+ * no row yet (never tried), or a BV_E* code. */
+int jstore_att_get(struct jstore *j, const char *message_id, int idx,
+		   struct jatt *out);
+
+/* Records the fetched plaintext (sealed) of attachment idx of message_id
+ * (blob: the relay's id), replacing a RETRY row. 0 or a code. */
+int jstore_att_fetched(struct jstore *j, const char *message_id, int idx,
+		       const char *blob, const uint8_t *data, size_t len);
+
+/* Records a failed try: RETRY at next_try_ms, or FAILED (final). */
+int jstore_att_failed(struct jstore *j, const char *message_id, int idx,
+		      const char *blob, int code, int tries,
+		      int64_t next_try_ms, int final);
+
+/* Calls cb for every FAILED attachment (staff must see them). */
+typedef int (*jatt_failed_cb)(void *arg, const char *message_id, int idx,
+			      int code, const char *batch_id);
+int jstore_att_failures(struct jstore *j, jatt_failed_cb cb, void *arg);
+
+/* One journalpost of a cut: the batch row and its own files (the
+ * arkivmelding, and the transcript in the first). */
+struct jpart {
+	const struct jbatch *b;
+	const struct fiks_file *files;
+	size_t n_files;
+};
+
+/* An attachment handed to part (index into the parts) under package file
+ * name pkg (NULL for a FAILED one: only its blob is the batch's). */
+struct jatt_ref {
+	const char *message_id;
+	int idx;
+	size_t part;
+	const char *pkg;
+	const char *mime;
+};
+
+/*
+ * Creates the journalposts of one cut (state READY, in order): parts[0]
+ * with the n message ids, and each attachment ref'd to its part, and
+ * moves the conversation's cursor to parts[0].b->last_seq, in one
+ * transaction. BV_EINVAL when first_seq is not past the cursor (never
+ * twice) or an attachment is not there or already in a batch.
+ */
+int jstore_batch_create(struct jstore *j, const struct jpart *parts,
+			size_t n_parts, const char *const *message_ids,
+			size_t n, const struct jatt_ref *atts, size_t n_atts);
+
+/* Up to max (≤ 100) blob ids of attachments whose journalpost is
+ * journaled but the relay not told yet, into *blobs (jstore_ids_free). */
+int jstore_blobs_unreported(struct jstore *j, size_t max, char ***blobs,
+			    size_t *n);
+
+/* The relay has been told: marks them and drops their bytes. */
+int jstore_blobs_reported(struct jstore *j, const char *const *blobs, size_t n);
 
 /* Writes state, attempts, times, fiks_id, journal and error of b. */
 int jstore_batch_update(struct jstore *j, const struct jbatch *b);
@@ -98,7 +171,8 @@ int jstore_batch_messages(struct jstore *j, const char *id, char ***ids,
 			  size_t *n);
 void jstore_ids_free(char **ids, size_t n);
 
-/* The documents of batch id, unsealed (free with jstore_files_free). */
+/* The documents of batch id, unsealed, its attachments after its own
+ * files (free with jstore_files_free). */
 int jstore_batch_files(struct jstore *j, const char *id,
 		       struct fiks_file **files, size_t *n);
 void jstore_files_free(struct fiks_file *files, size_t n);

@@ -203,6 +203,51 @@ put_str(FILE *f, const char *s)
 	put_text(f, s, strlen(s));
 }
 
+/* "1,2 MB", "340 kB", "12 byte". */
+static void
+human_size(int64_t n, char *buf, size_t cap)
+{
+	if (n >= 1000000)
+		snprintf(buf, cap, "%lld,%lld MB", (long long)(n / 1000000),
+			 (long long)(n % 1000000 / 100000));
+	else if (n >= 1000)
+		snprintf(buf, cap, "%lld kB", (long long)((n + 500) / 1000));
+	else
+		snprintf(buf, cap, "%lld byte", (long long)n);
+}
+
+/* The files of a message: what each is and where the case file has it. */
+static void
+put_attachments(FILE *f, const struct tmsg *m)
+{
+	char name[TRANSCRIPT_SUBJECT_MAX + 4], type[80], size[32];
+	size_t i;
+
+	for (i = 0; i < m->n_atts; i++) {
+		const struct tatt *a = &m->atts[i];
+
+		transcript_line(a->name ? a->name : "",
+				a->name ? strlen(a->name) : 0,
+				TRANSCRIPT_SUBJECT_MAX, name, sizeof(name));
+		transcript_line(a->type ? a->type : "",
+				a->type ? strlen(a->type) : 0, 60, type,
+				sizeof(type));
+		human_size(a->size, size, sizeof(size));
+		fprintf(f, "    Vedlegg: %s (%s, %s)", name, type, size);
+		if (a->failure)
+			fprintf(f, "\n    [Vedlegget er ikke arkivert: %s]\n",
+				a->failure);
+		else if (a->parts > 1 && a->part > 1)
+			fprintf(f,
+				" – dokument %d i journalpost %d av %d for "
+				"denne perioden\n",
+				a->docnr, a->part, a->parts);
+		else
+			fprintf(f, " – dokument %d i journalposten\n",
+				a->docnr);
+	}
+}
+
 static const struct tperson *
 find_person(const struct tperson *people, size_t n, const char *account)
 {
@@ -298,7 +343,9 @@ transcript_render(const struct tinfo *info, const struct tperson *people,
 		else {
 			if (msgs[i].subject)
 				put_email_head(f, &msgs[i]);
-			put_text(f, msgs[i].text, msgs[i].text_len);
+			if (msgs[i].text_len || !msgs[i].n_atts)
+				put_text(f, msgs[i].text, msgs[i].text_len);
+			put_attachments(f, &msgs[i]);
 		}
 		fprintf(f, "    (melding %s)\n\n", msgs[i].message_id);
 	}

@@ -21,6 +21,21 @@ struct tperson {
 	const char *role; /* the wire role name ("child", …) */
 };
 
+/* One file of a message, and where the case file has it. */
+struct tatt {
+	const char *name; /* the sender's name for it (a peer's words) */
+	const char *type; /* MIME type */
+	int64_t size;	  /* bytes */
+	/* Archived: its dokumentnummer in journalpost part (1 … parts) of
+	 * this cut, 0 when not archived. */
+	int docnr, part, parts;
+	/* Not archived: why, a sentence in bokmål (NULL when archived). */
+	const char *failure;
+	/* The archiver's own: the relay's blob id and package file name. */
+	const char *blob;
+	char pkg[32];
+};
+
 /* One message of the batch. */
 struct tmsg {
 	const char *message_id;
@@ -40,6 +55,8 @@ struct tmsg {
 	 * thread is named by its id). */
 	const char *thread_subject;
 	int64_t answer_by_ms; /* when the service will have answered; 0 */
+	struct tatt *atts;    /* its files, listed under its text */
+	size_t n_atts;
 };
 
 struct tinfo {
@@ -77,7 +94,9 @@ void transcript_time(int64_t ms, char *buf, size_t cap);
  * U+FFFD; continuation lines are indented. An e-post shows its subject
  * ("Henvendelse: …"), the thread it answers ("Svar på: …", the first
  * e-post's subject or the thread's id) and its answer time ("Svarfrist:
- * …") before its body, each line cleaned by transcript_line().
+ * …") before its body, each line cleaned by transcript_line(). Each file
+ * follows as "Vedlegg: <name> (<type>, <size>)" and where the journalpost
+ * has it, or why it is not archived.
  * Returns 0; BV_EINVAL; BV_ENOMEM.
  */
 int transcript_render(const struct tinfo *info, const struct tperson *people,

@@ -251,6 +251,8 @@ static const char schema_sql[] =
 	" filnavn TEXT NOT NULL,"
 	" sha256 TEXT NOT NULL,"
 	" bytes INTEGER NOT NULL,"
+	" tittel TEXT, visningsnavn TEXT, format TEXT, mime TEXT,"
+	" variantformat TEXT, rolle TEXT,"
 	" PRIMARY KEY (journalpost_id, nummer));"
 	"CREATE TABLE IF NOT EXISTS melding ("
 	" melding_id TEXT NOT NULL,"
@@ -258,7 +260,7 @@ static const char schema_sql[] =
 	" outcome TEXT NOT NULL,"
 	" at TEXT NOT NULL);";
 
-#define STORE_VERSION 1
+#define STORE_VERSION 2
 
 static int
 store_open(const char *path, sqlite3 **out)
@@ -279,7 +281,7 @@ store_open(const char *path, sqlite3 **out)
 	version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	st = NULL;
-	if (version != 0 && version != STORE_VERSION) {
+	if (version != 0 && version != 1 && version != STORE_VERSION) {
 		bv_log(BV_LOG_ERR,
 		       "archive-peer: %s has store version %d, "
 		       "not %d",
@@ -287,8 +289,19 @@ store_open(const char *path, sqlite3 **out)
 		sqlite3_close(db);
 		return -1;
 	}
+	/* Version 1 had no document metadata. */
+	if (version == 1 &&
+	    sqlite3_exec(db,
+			 "ALTER TABLE dokument ADD COLUMN tittel TEXT;"
+			 "ALTER TABLE dokument ADD COLUMN visningsnavn TEXT;"
+			 "ALTER TABLE dokument ADD COLUMN format TEXT;"
+			 "ALTER TABLE dokument ADD COLUMN mime TEXT;"
+			 "ALTER TABLE dokument ADD COLUMN variantformat TEXT;"
+			 "ALTER TABLE dokument ADD COLUMN rolle TEXT;",
+			 NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
 	if (sqlite3_exec(db, schema_sql, NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(db, "PRAGMA user_version=1", NULL, NULL, NULL) !=
+	    sqlite3_exec(db, "PRAGMA user_version=2", NULL, NULL, NULL) !=
 		    SQLITE_OK)
 		goto fail;
 	*out = db;
@@ -452,6 +465,19 @@ store_file(struct peer *p, const char *hex, const unsigned char *data,
 	return 0;
 }
 
+/* The dokumentbeskrivelse whose file is ref, or NULL. */
+static const struct fiks_arkiv_melding_dok *
+dok_of(const struct fiks_arkiv_melding *m, const char *ref)
+{
+	size_t i;
+
+	for (i = 0; ref != NULL && i < m->n_dokumenter; i++)
+		if (m->dokumenter[i].referanse != NULL &&
+		    strcmp(m->dokumenter[i].referanse, ref) == 0)
+			return &m->dokumenter[i];
+	return NULL;
+}
+
 /*
  * Journals m: new journal numbers, one row per document, the documents'
  * bytes in the store; one transaction. Fills e with what was given.
@@ -523,11 +549,15 @@ store_journal(struct peer *p, const struct fiks_melding *fm,
 	id = sqlite3_last_insert_rowid(p->db);
 	if (sqlite3_prepare_v2(p->db,
 			       "INSERT INTO dokument (journalpost_id, nummer, "
-			       "filnavn, sha256, bytes) VALUES (?, ?, ?, ?, ?)",
+			       "filnavn, sha256, bytes, tittel, visningsnavn, "
+			       "format, mime, variantformat, rolle) VALUES "
+			       "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK)
 		goto out;
 	for (i = 0; i < m->n_filnavn; i++) {
 		const struct fiks_file *f = fiks_asice_find(a, m->filnavn[i]);
+		const struct fiks_arkiv_melding_dok *d =
+			dok_of(m, m->filnavn[i]);
 		char hex[65];
 
 		if (f == NULL)
@@ -545,6 +575,15 @@ store_journal(struct peer *p, const struct fiks_melding *fm,
 		bind_text(st, 3, m->filnavn[i]);
 		bind_text(st, 4, hex);
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)f->len);
+		bind_text(st, 6, d != NULL ? d->tittel : NULL);
+		bind_text(st, 7, d != NULL ? d->filnavn : NULL);
+		bind_text(st, 8, d != NULL ? d->format : NULL);
+		bind_text(st, 9, d != NULL ? d->mime : NULL);
+		bind_text(st, 10, d != NULL ? d->variantformat : NULL);
+		bind_text(st, 11,
+			  d == NULL	     ? NULL
+			  : d->hoveddokument ? "H"
+					     : "V");
 		if (sqlite3_step(st) != SQLITE_DONE)
 			goto out;
 	}
@@ -674,6 +713,47 @@ check_package(const struct fiks_arkiv_melding *m, const struct fiks_asice *a,
 				 i + 1);
 			return -1;
 		}
+	/* Each document as described: its file's checksum and size when
+	 * given, a variantformat, and a vedlegg's type named. */
+	for (i = 0; i < m->n_dokumenter; i++) {
+		const struct fiks_arkiv_melding_dok *d = &m->dokumenter[i];
+		const struct fiks_file *f =
+			d->referanse != NULL ? fiks_asice_find(a, d->referanse)
+					     : NULL;
+		char hex[65];
+
+		if (f == NULL) {
+			snprintf(why, cap, "dokument %zu has no file", i + 1);
+			return -1;
+		}
+		if (d->sjekksum != NULL) {
+			sha256_hex(f->data, f->len, hex);
+			if (strcmp(hex, d->sjekksum) != 0) {
+				snprintf(
+					why, cap,
+					"dokument %zu: sjekksum does not match "
+					"its file",
+					i + 1);
+				return -1;
+			}
+		}
+		if (d->filstoerrelse >= 0 &&
+		    (size_t)d->filstoerrelse != f->len) {
+			snprintf(why, cap,
+				 "dokument %zu: filstoerrelse is %lld, the "
+				 "file %zu bytes",
+				 i + 1, d->filstoerrelse, f->len);
+			return -1;
+		}
+		if (d->variantformat == NULL ||
+		    (!d->hoveddokument && d->mime == NULL)) {
+			snprintf(why, cap,
+				 "dokument %zu: no variantformat, or a vedlegg "
+				 "without mimeType",
+				 i + 1);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -852,9 +932,10 @@ list_main(sqlite3 *db, int as_json)
 		    "ORDER BY id",
 		    -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
-			       "SELECT nummer, filnavn, sha256, bytes FROM "
-			       "dokument WHERE journalpost_id = ? ORDER BY "
-			       "nummer",
+			       "SELECT nummer, filnavn, sha256, bytes, tittel, "
+			       "visningsnavn, format, mime, variantformat, "
+			       "rolle FROM dokument WHERE journalpost_id = ? "
+			       "ORDER BY nummer",
 			       -1, &ds, NULL) != SQLITE_OK)
 		goto out;
 	arr = json_array();
@@ -868,12 +949,17 @@ list_main(sqlite3 *db, int as_json)
 		while (sqlite3_step(ds) == SQLITE_ROW) {
 			json_array_append_new(
 				docs,
-				json_pack("{s:i, s:s?, s:s?, s:I}", "nummer",
-					  sqlite3_column_int(ds, 0), "filnavn",
-					  col(ds, 1), "sha256", col(ds, 2),
-					  "bytes",
-					  (json_int_t)sqlite3_column_int64(ds,
-									   3)));
+				json_pack(
+					"{s:i, s:s?, s:s?, s:I, s:s?, s:s?, "
+					"s:s?, s:s?, s:s?, s:s?}",
+					"nummer", sqlite3_column_int(ds, 0),
+					"filnavn", col(ds, 1), "sha256",
+					col(ds, 2), "bytes",
+					(json_int_t)sqlite3_column_int64(ds, 3),
+					"tittel", col(ds, 4), "visningsnavn",
+					col(ds, 5), "format", col(ds, 6),
+					"mime", col(ds, 7), "variantformat",
+					col(ds, 8), "rolle", col(ds, 9)));
 		}
 		o = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, "
 			      "s:i, s:i, s:i, s:s?, s:s?, s:b, s:s?, s:i, "

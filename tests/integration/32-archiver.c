@@ -19,7 +19,12 @@
  * - e-post: subject, thread and answer time in the transcript, the
  *   thread's subject in the journalpost's tittel;
  * - the relay refuses a send that leaves out the running archiver's
- *   device (a raw client), and journals it once the device is in.
+ *   device (a raw client), and journals it once the device is in;
+ * - attachments: a photo and a PDF as their own documents with exactly
+ *   their bytes and formats, the relay's blobs marked journaled only after
+ *   the kvittering, the archiver killed between fetch and kvittering
+ *   doubling and losing nothing; a tampered file journaled as a line that
+ *   says so, visible in status, the conversation going on.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -37,6 +42,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "bvtest_fiks.h"
 #include "client_peer.h"
@@ -796,6 +803,282 @@ t_archive_required(void **state)
 	bvt_conn_free(c);
 }
 
+/* ------------------------------------------------------------ attachments */
+
+/* Sends text with files from who; the message id in mid. */
+static void
+send_files(struct peer *from, const char *text,
+	   const struct bv_client_file *files, size_t n, char *mid)
+{
+	unsigned before = from->sent;
+
+	assert_int_equal(bv_client_send_attachments(from->c, conv, text, NULL,
+						    NULL, 0, files, n, mid),
+			 0);
+	if (!run_until(&from->sent, before + 1, bvt_ms(BVT_TIMEOUT)))
+		fail_msg("%s: attachment message did not end", from->name);
+	assert_int_equal(from->sent_rc, 0);
+}
+
+struct blob_find {
+	const char *mid;
+	char blobs[BV_CLIENT_ATTACHMENTS_MAX][BV_CLIENT_ACCOUNT_LEN + 1];
+	size_t n;
+};
+
+static int
+blob_find_cb(void *arg, const struct bv_client_message *m)
+{
+	struct blob_find *f = arg;
+	size_t i;
+
+	if (strcmp(m->message_id, f->mid))
+		return 0;
+	for (i = 0; i < m->n_attachments && i < BV_CLIENT_ATTACHMENTS_MAX; i++)
+		snprintf(f->blobs[i], sizeof(f->blobs[i]), "%s",
+			 m->attachments[i].blob);
+	f->n = m->n_attachments;
+	return 1;
+}
+
+/* The relay's blobs among ids marked journaled. */
+static long long
+journaled_blobs(const struct blob_find *f)
+{
+	char sql[400];
+	size_t i;
+	long long n = 0;
+
+	for (i = 0; i < f->n; i++) {
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*) FROM blobs WHERE id = '%s' AND "
+			 "journaled_at IS NOT NULL",
+			 f->blobs[i]);
+		n += bvt_sql_int(env.db, sql, 0, NULL);
+	}
+	return n;
+}
+
+static int
+wait_blobs_journaled(const struct blob_find *f, int ms)
+{
+	int64_t deadline = bvt_now_ms() + bvt_ms(ms);
+
+	do {
+		if (journaled_blobs(f) == (long long)f->n)
+			return 1;
+		run_for(200);
+	} while (bvt_now_ms() < deadline);
+	return 0;
+}
+
+static void
+sha_hex(const uint8_t *data, size_t len, char hex[65])
+{
+	uint8_t md[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(md, data, len);
+	sodium_bin2hex(hex, 65, md, sizeof(md));
+}
+
+/* The document of the journalposts whose stored sha256 is hex, and how
+ * many there are. */
+static json_t *
+doc_by_sha(json_t *jps, const char *hex, int *count)
+{
+	size_t i, k;
+	json_t *jp, *d, *found = NULL;
+
+	*count = 0;
+	json_array_foreach(jps, i, jp)
+	{
+		json_array_foreach(json_object_get(jp, "dokumenter"), k, d)
+		{
+			const char *sha =
+				json_string_value(json_object_get(d, "sha256"));
+
+			if (sha && !strcmp(sha, hex)) {
+				(*count)++;
+				found = d;
+			}
+		}
+	}
+	return found;
+}
+
+static void
+check_doc(json_t *jps, const uint8_t *data, size_t len, const char *pkg,
+	  const char *name, const char *format, const char *mime, int nummer)
+{
+	char hex[65], path[600];
+	json_t *d;
+	char *stored;
+	size_t got = 0;
+	int count;
+
+	sha_hex(data, len, hex);
+	d = doc_by_sha(jps, hex, &count);
+	CHECK(count == 1, "%s is in the archive %d times", pkg, count);
+	assert_string_equal(json_string_value(json_object_get(d, "filnavn")),
+			    pkg);
+	assert_string_equal(
+		json_string_value(json_object_get(d, "visningsnavn")), name);
+	assert_string_equal(json_string_value(json_object_get(d, "tittel")),
+			    name);
+	if (format)
+		assert_string_equal(
+			json_string_value(json_object_get(d, "format")),
+			format);
+	assert_string_equal(json_string_value(json_object_get(d, "mime")),
+			    mime);
+	assert_string_equal(json_string_value(json_object_get(d, "rolle")),
+			    "V");
+	assert_int_equal(json_integer_value(json_object_get(d, "nummer")),
+			 nummer);
+	assert_int_equal(json_integer_value(json_object_get(d, "bytes")), len);
+	/* Exactly the bytes the citizen sent. */
+	snprintf(path, sizeof(path), "%s.d/%s", peer_db, hex);
+	stored = bvt_file_read(path, &got);
+	assert_non_null(stored);
+	assert_int_equal(got, len);
+	assert_memory_equal(stored, data, len);
+	free(stored);
+}
+
+#define PHOTO (300 * 1024)
+#define PDF   (40 * 1024)
+#define PNG   (20 * 1024)
+
+static void
+t_attachments(void **state)
+{
+	struct bv_client_file f[2];
+	struct blob_find bf, tf;
+	const char *ids[2], *tittel = NULL;
+	uint8_t *photo, *pdf, *png;
+	MID(m1);
+	MID(m2);
+	MID(m3);
+	json_t *jps;
+	char *text, *out, sql[300], want[200];
+	int64_t t0 = bvt_now_ms();
+
+	(void)state;
+	photo = malloc(PHOTO);
+	pdf = malloc(PDF);
+	png = malloc(PNG);
+	assert_true(photo && pdf && png);
+	randombytes_buf(photo, PHOTO);
+	randombytes_buf(pdf, PDF);
+	memcpy(pdf, "%PDF-1.7\n", 9);
+	randombytes_buf(png, PNG);
+	memset(f, 0, sizeof(f));
+	f[0].data = photo;
+	f[0].len = PHOTO;
+	f[0].type = "image/jpeg";
+	f[0].name = "IMG 0042.jpg";
+	f[1].data = pdf;
+	f[1].len = PDF;
+	f[1].type = "application/pdf";
+	f[1].name = "..brev til barnevernet.pdf";
+
+	/* The archive is silent: the archiver fetches, cuts and sends, and
+	 * is killed before any kvittering. */
+	fault("silence");
+	send_files(&p[ELISA], "Her er bildet og brevet.", f, 2, m1);
+	memset(&bf, 0, sizeof(bf));
+	bf.mid = m1;
+	assert_int_equal(
+		bv_client_history(p[ELISA].c, conv, 0, blob_find_cb, &bf), 1);
+	assert_int_equal(bf.n, 2);
+	CHECK(wait_status(" sent ", 30000), "no batch was sent");
+	/* Not before the kvittering. */
+	assert_int_equal(journaled_blobs(&bf), 0);
+	stop(&arch_pid, SIGKILL);
+	fault("none");
+	start_archiver();
+
+	ids[0] = m1;
+	CHECK(wait_journaled(ids, 1, 90000), "the files' message was not "
+					     "journaled");
+	jps = journalposts();
+	assert_non_null(jps);
+	assert_int_equal(times_journaled(jps, m1), 1);
+	/* Each file its own document, after the transcript, with exactly
+	 * its bytes, once. */
+	check_doc(jps, photo, PHOTO, "vedlegg-1.jpg", "IMG 0042.jpg", "RA-JPG",
+		  "image/jpeg", 2);
+	check_doc(jps, pdf, PDF, "vedlegg-2.pdf", "..brev til barnevernet.pdf",
+		  "PDF", "application/pdf", 3);
+	text = transcript_of(jps, m1, &tittel);
+	assert_non_null(text);
+	CHECK(strstr(text, "    Vedlegg: IMG 0042.jpg (image/jpeg, 307 kB) – "
+			   "dokument 2 i journalposten\n"),
+	      "no file line in:\n%s", text);
+	assert_non_null(strstr(text, "    Vedlegg: ..brev til barnevernet.pdf "
+				     "(application/pdf, 41 kB) – dokument 3"));
+	free(text);
+	json_decref(jps);
+	CHECK(wait_blobs_journaled(&bf, 30000),
+	      "the relay's blobs were not marked journaled");
+
+	/* A file tampered with on the relay before the archiver fetched it:
+	 * the transcript says so, status shows it, later messages go on. */
+	stop(&arch_pid, SIGTERM);
+	f[0].data = png;
+	f[0].len = PNG;
+	f[0].type = "image/png";
+	f[0].name = "skjerm.png";
+	send_files(&p[ELISA], "", f, 1, m2);
+	memset(&tf, 0, sizeof(tf));
+	tf.mid = m2;
+	assert_int_equal(
+		bv_client_history(p[ELISA].c, conv, 0, blob_find_cb, &tf), 1);
+	snprintf(sql, sizeof(sql),
+		 "UPDATE blob_chunks SET data = set_byte(data, 100, "
+		 "(get_byte(data, 100) + 1) %% 256) WHERE blob_id = '%s' AND "
+		 "n = 0",
+		 tf.blobs[0]);
+	assert_int_equal(bvt_sql_exec(env.db, sql), 0);
+	say(&p[CAMILLA], "Takk, vi ser på det.", m3);
+	start_archiver();
+	ids[0] = m2;
+	ids[1] = m3;
+	CHECK(wait_journaled(ids, 2, 90000),
+	      "the tampered file's message or a later one was not journaled");
+	jps = journalposts();
+	text = transcript_of(jps, m2, &tittel);
+	assert_non_null(text);
+	CHECK(strstr(text, "    Vedlegg: skjerm.png (image/png, 20 kB)\n    "
+			   "[Vedlegget er ikke arkivert: filen hos tjenesten "
+			   "besto ikke ekthetskontrollen"),
+	      "no tamper line in:\n%s", text);
+	free(text);
+	{
+		char hex[65];
+		int count;
+
+		sha_hex(png, PNG, hex);
+		doc_by_sha(jps, hex, &count);
+		assert_int_equal(count, 0);
+	}
+	json_decref(jps);
+	snprintf(want, sizeof(want), "attachment 0 of message %s failed", m2);
+	CHECK(wait_status(want, 20000), "status does not show the tampered "
+					"file");
+	assert_int_equal(status(&out), 1);
+	assert_non_null(strstr(out, "ekthetskontrollen"));
+	free(out);
+	/* The relay may let it go: the case file recorded what happened. */
+	CHECK(wait_blobs_journaled(&tf, 30000),
+	      "the tampered blob was never marked journaled");
+	fprintf(stderr, "t_attachments: %lld ms\n",
+		(long long)(bvt_now_ms() - t0));
+	free(photo);
+	free(pdf);
+	free(png);
+}
+
 static int
 group_setup(void **state)
 {
@@ -814,6 +1097,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(t_faults, setup_all,
 						teardown_all),
 		cmocka_unit_test_setup_teardown(t_archive_required, setup_all,
+						teardown_all),
+		cmocka_unit_test_setup_teardown(t_attachments, setup_all,
 						teardown_all),
 	};
 

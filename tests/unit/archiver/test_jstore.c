@@ -65,6 +65,16 @@ batch(const char *id, int64_t first, int64_t last)
 	return b;
 }
 
+/* One journalpost, no attachments. */
+static int
+create1(struct jstore *j, const struct jbatch *b, const char *const *ids,
+	size_t n, const struct fiks_file *files, size_t n_files)
+{
+	struct jpart part = {b, files, n_files};
+
+	return jstore_batch_create(j, &part, 1, ids, n, NULL, 0);
+}
+
 static const char secret[] = "Kan jeg flytte hjem til jul? CANARY-7311";
 
 static void
@@ -88,18 +98,16 @@ test_never_twice_and_files(void **state)
 	assert_int_equal(jstore_open(path, key, &j), 0);
 	assert_int_equal(jstore_cursor(j, CONV), 0);
 	b = batch("11111111-1111-4111-8111-111111111111", 1, 3);
-	assert_int_equal(jstore_batch_create(j, &b, ids, 3, files, 2), 0);
+	assert_int_equal(create1(j, &b, ids, 3, files, 2), 0);
 	assert_int_equal(jstore_cursor(j, CONV), 3);
 	/* The same messages again, or overlapping: refused. */
 	b = batch("22222222-2222-4222-8222-222222222222", 3, 4);
-	assert_int_equal(jstore_batch_create(j, &b, ids, 2, files, 2),
-			 BV_EINVAL);
+	assert_int_equal(create1(j, &b, ids, 2, files, 2), BV_EINVAL);
 	b = batch("22222222-2222-4222-8222-222222222222", 2, 2);
-	assert_int_equal(jstore_batch_create(j, &b, ids, 1, files, 2),
-			 BV_EINVAL);
+	assert_int_equal(create1(j, &b, ids, 1, files, 2), BV_EINVAL);
 	assert_int_equal(jstore_cursor(j, CONV), 3);
 	b = batch("22222222-2222-4222-8222-222222222222", 4, 4);
-	assert_int_equal(jstore_batch_create(j, &b, ids + 2, 1, files, 2), 0);
+	assert_int_equal(create1(j, &b, ids + 2, 1, files, 2), 0);
 	assert_int_equal(jstore_cursor(j, CONV), 4);
 	jstore_close(j);
 
@@ -169,7 +177,7 @@ test_states(void **state)
 	(void)state;
 	assert_int_equal(jstore_open(path, key, &j), 0);
 	b = batch("33333333-3333-4333-8333-333333333333", 1, 1);
-	assert_int_equal(jstore_batch_create(j, &b, ids, 1, &file, 1), 0);
+	assert_int_equal(create1(j, &b, ids, 1, &file, 1), 0);
 	assert_int_equal(jstore_blocked(j, CONV), 0);
 	b.state = JS_SENT;
 	b.attempts = 1;
@@ -195,6 +203,115 @@ test_states(void **state)
 	jstore_close(j);
 }
 
+/* Attachments: sealed when fetched, handed to exactly one journalpost of
+ * a cut, read back with it, dropped once the relay is told. */
+static void
+test_attachments(void **state)
+{
+	static const char photo[] = "JPEG-bytes CANARY-ATT-5521";
+	const struct fiks_file files[1] = {
+		{"arkivmelding.xml", "application/xml",
+		 (const unsigned char *)"<a/>", 4},
+	};
+	const char *ids[1] = {"m1"};
+	struct jbatch b0, b1;
+	struct jpart parts[2];
+	struct jatt_ref refs[2] = {
+		{"m1", 0, 1, "vedlegg-1.jpg", "image/jpeg"},
+		{"m1", 1, 0, NULL, NULL},
+	};
+	struct fiks_file *got = NULL;
+	struct jstore *j = NULL;
+	struct jatt st;
+	char **blobs = NULL;
+	size_t n = 0;
+
+	(void)state;
+	unlink(path);
+	assert_int_equal(jstore_open(path, key, &j), 0);
+	assert_int_equal(jstore_att_get(j, "m1", 0, &st), 0);
+	assert_int_equal(
+		jstore_att_failed(j, "m1", 0, "blob-0", BV_EIO, 1, 5000, 0), 0);
+	assert_int_equal(jstore_att_get(j, "m1", 0, &st), 1);
+	assert_int_equal(st.state, JA_RETRY);
+	assert_int_equal(st.next_try_ms, 5000);
+	assert_int_equal(jstore_att_fetched(j, "m1", 0, "blob-0",
+					    (const uint8_t *)photo,
+					    sizeof(photo) - 1),
+			 0);
+	assert_int_equal(jstore_att_get(j, "m1", 0, &st), 1);
+	assert_int_equal(st.state, JA_FETCHED);
+	assert_int_equal(st.len, sizeof(photo) - 1);
+	assert_int_equal(strlen(st.sha256), 64);
+	/* A tampered one, given up. */
+	assert_int_equal(
+		jstore_att_failed(j, "m1", 1, "blob-1", BV_ETAMPERED, 3, 0, 1),
+		0);
+	/* A late failure report changes nothing that is settled. */
+	assert_int_equal(
+		jstore_att_failed(j, "m1", 0, "blob-0", BV_EIO, 9, 0, 1), 0);
+	assert_int_equal(jstore_att_get(j, "m1", 0, &st), 1);
+	assert_int_equal(st.state, JA_FETCHED);
+
+	b0 = batch("33333333-3333-4333-8333-333333333333", 1, 1);
+	b1 = batch("44444444-4444-4444-8444-444444444444", 1, 1);
+	b1.n_messages = 0;
+	parts[0] = (struct jpart){&b0, files, 1};
+	parts[1] = (struct jpart){&b1, files, 1};
+	assert_int_equal(jstore_batch_create(j, parts, 2, ids, 1, refs, 2), 0);
+	/* Never in two batches. */
+	b0 = batch("55555555-5555-4555-8555-555555555555", 2, 2);
+	parts[0] = (struct jpart){&b0, files, 1};
+	assert_int_equal(jstore_batch_create(j, parts, 1, ids, 1, refs, 1),
+			 BV_EINVAL);
+	assert_int_equal(jstore_cursor(j, CONV), 1);
+
+	assert_int_equal(
+		jstore_batch_files(j, "44444444-4444-4444-8444-444444444444",
+				   &got, &n),
+		0);
+	assert_int_equal(n, 2);
+	assert_string_equal(got[1].name, "vedlegg-1.jpg");
+	assert_string_equal(got[1].mime, "image/jpeg");
+	assert_memory_equal(got[1].data, photo, sizeof(photo) - 1);
+	jstore_files_free(got, n);
+	assert_int_equal(
+		jstore_batch_files(j, "33333333-3333-4333-8333-333333333333",
+				   &got, &n),
+		0);
+	assert_int_equal(n, 1);
+	jstore_files_free(got, n);
+
+	/* Nothing to tell the relay before the kvittering. */
+	assert_int_equal(jstore_blobs_unreported(j, 100, &blobs, &n), 0);
+	assert_int_equal(n, 0);
+	jstore_ids_free(blobs, n);
+	assert_int_equal(
+		jstore_batch_get(j, "44444444-4444-4444-8444-444444444444",
+				 &b1),
+		1);
+	b1.state = JS_JOURNALED;
+	assert_int_equal(jstore_batch_update(j, &b1), 0);
+	assert_int_equal(
+		jstore_batch_get(j, "33333333-3333-4333-8333-333333333333",
+				 &b0),
+		1);
+	b0.state = JS_ANNOUNCED;
+	assert_int_equal(jstore_batch_update(j, &b0), 0);
+	jstore_close(j);
+	/* After a reopen: both blobs (the tampered one too) still owed. */
+	assert_int_equal(jstore_open(path, key, &j), 0);
+	assert_int_equal(jstore_blobs_unreported(j, 100, &blobs, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(
+		jstore_blobs_reported(j, (const char *const *)blobs, n), 0);
+	jstore_ids_free(blobs, n);
+	assert_int_equal(jstore_blobs_unreported(j, 100, &blobs, &n), 0);
+	assert_int_equal(n, 0);
+	jstore_ids_free(blobs, n);
+	jstore_close(j);
+}
+
 static void
 test_transcript(void **state)
 {
@@ -204,14 +321,23 @@ test_transcript(void **state)
 		{"a-arkiv", NULL, "archive"},
 	};
 	const char evil[] = "Hei\nFalsk linje\x1b[2J\r\x07slutt";
+	static struct tatt files[] = {
+		{"IMG_1.jpg\nFalsk: linje", "image/jpeg", 345678, 2, 1, 1, NULL,
+		 "b1", "vedlegg-1.jpg"},
+		{"brev.pdf", "application/pdf", 1234567, 1, 2, 2, NULL, "b2",
+		 "vedlegg-2.pdf"},
+		{"x.png", "image/png", 999, 0, 0, 0,
+		 "filen besto ikke ekthetskontrollen", "b3", ""},
+	};
 	const struct tmsg msgs[] = {
 		{"m1", "a-elisa", 1795431296123, evil, sizeof(evil) - 1, 0, 0,
-		 0, NULL, NULL, NULL, 0},
+		 0, NULL, NULL, NULL, 0, NULL, 0},
 		{"m2", "a-camilla", 1795431396123, "Vi ses ✓", 10, 0, 0, 0,
-		 NULL, NULL, NULL, 0},
+		 NULL, NULL, NULL, 0, files, 3},
 		{"m3", "a-ghost", 1795431496123, "", 0, 1, 0, 0, NULL, NULL,
+		 NULL, 0, NULL, 0},
+		{"m4", "", 1795431596123, "", 0, 0, 0, 1, NULL, NULL, NULL, 0,
 		 NULL, 0},
-		{"m4", "", 1795431596123, "", 0, 0, 0, 1, NULL, NULL, NULL, 0},
 	};
 	const struct tinfo info = {"Testkommune", "2026/0417", CONV, "team",
 				   "b-1"};
@@ -241,6 +367,18 @@ test_transcript(void **state)
 	assert_non_null(strstr(out, "116 111"));
 	assert_non_null(strstr(out, "(melding m1)"));
 	assert_non_null(strstr(out, "(melding m4)"));
+	/* Files under their message: a name is one clean line; where each
+	 * is, or why it is not archived. */
+	assert_non_null(strstr(out, "    Vedlegg: IMG_1.jpg\xef\xbf\xbd"
+				    "Falsk: linje (image/jpeg, 346 kB) – "
+				    "dokument 2 i journalposten\n"));
+	assert_non_null(strstr(out, "    Vedlegg: brev.pdf (application/pdf, "
+				    "1,2 MB) – dokument 1 i journalpost 2 av "
+				    "2"));
+	assert_non_null(strstr(out, "    Vedlegg: x.png (image/png, 999 byte)"
+				    "\n    [Vedlegget er ikke arkivert: filen "
+				    "besto ikke ekthetskontrollen]\n"));
+	assert_null(strstr(out, "\nFalsk: linje"));
 	/* Local time: 2026-11-23 10:54:56 UTC is 11:54:56 in Oslo. */
 	assert_non_null(strstr(out, "23.11.2026 11:54:56"));
 	free(out);
@@ -356,6 +494,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_never_twice_and_files,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_states, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attachments, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_transcript, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_transcript_email, setup,
