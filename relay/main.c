@@ -132,6 +132,11 @@ vapid_public_check(const struct relay *r)
 	uint8_t point[66];
 	size_t n = 0;
 
+	if (r->cfg->webpush_allow_loopback_http)
+		bv_log(BV_LOG_WARN,
+		       "webpush_allow_loopback_http is on: notify_set takes "
+		       "http://127.0.0.1 push endpoints (tests and development "
+		       "only, never in production)");
 	if (!k || !*k) {
 		bv_log(BV_LOG_NOTICE, "web push: no webpush_vapid_public");
 		return 0;

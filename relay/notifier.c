@@ -1399,6 +1399,10 @@ main(int argc, char **argv)
 	       "push %s, staff tasks %s)",
 	       sms_ready(&n) ? "on" : "off", email_ready(&n) ? "on" : "off",
 	       webpush_ready(&n) ? "on" : "off", n.task_fiks ? "on" : "off");
+	if (n.cfg.webpush_allow_loopback_http)
+		bv_log(BV_LOG_WARN, "notifier: webpush_allow_loopback_http is "
+				    "on: pushes go to loopback push services "
+				    "too (tests and development only)");
 	while (!n.stop) {
 		if ((!n.db || PQstatus(n.db) != CONNECTION_OK) &&
 		    db_connect(&n) < 0) {

@@ -748,9 +748,35 @@ webpush__addr_internal(const struct sockaddr *sa)
 	       (a[0] == 192 && a[1] == 168) || a[0] >= 224;
 }
 
+/* Whether addr is a loopback address (127/8, ::1, ::ffff:127/104). */
+static int
+addr_loopback(const struct sockaddr *sa)
+{
+	static const uint8_t lo6[16] = {0, 0, 0, 0, 0, 0, 0, 0,
+					0, 0, 0, 0, 0, 0, 0, 1};
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+					   0, 0, 0, 0, 0xff, 0xff};
+	const uint8_t *a;
+
+	if (sa->sa_family == AF_INET6) {
+		a = ((const struct sockaddr_in6 *)(const void *)sa)
+			    ->sin6_addr.s6_addr;
+		return memcmp(a, lo6, 16) == 0 ||
+		       (memcmp(a, mapped, 12) == 0 && a[12] == 127);
+	}
+	if (sa->sa_family == AF_INET) {
+		a = (const uint8_t *)&(
+			    (const struct sockaddr_in *)(const void *)sa)
+			    ->sin_addr.s_addr;
+		return a[0] == 127;
+	}
+	return 0;
+}
+
 struct dial {
-	int allow_internal;
-	int refused; /* an address was internal: nothing was sent */
+	int allow_loopback; /* opts->allow_http: loopback is fine */
+	int loopback_only;  /* an http:// endpoint: nothing but loopback */
+	int refused;	    /* an address was refused: nothing was sent */
 };
 
 /*
@@ -764,7 +790,11 @@ dial_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
 	struct dial *d = clientp;
 
 	(void)purpose;
-	if (!d->allow_internal && webpush__addr_internal(&addr->addr)) {
+	int lo = addr_loopback(&addr->addr);
+
+	if ((d->loopback_only && !lo) ||
+	    (!(d->allow_loopback && lo) &&
+	     webpush__addr_internal(&addr->addr))) {
 		d->refused = 1;
 		return CURL_SOCKET_BAD;
 	}
@@ -816,7 +846,11 @@ webpush_send(const struct webpush_vapid_key *key, const char *subject,
 			timeout_ms = opts->timeout_ms;
 		allow_http = opts->allow_http;
 	}
-	dial.allow_internal = allow_http;
+	/* Tests and development (webpush_allow_loopback_http): a push
+	 * service on loopback, over http:// or https://; never a private
+	 * address, and plain http:// to nothing but loopback. */
+	dial.allow_loopback = allow_http;
+	dial.loopback_only = strncasecmp(sub->endpoint, "http://", 7) == 0;
 	if (len > WEBPUSH_PAYLOAD_MAX)
 		return WEBPUSH_ESIZE;
 	rc = webpush_origin(sub->endpoint, allow_http, origin, sizeof(origin));

@@ -142,8 +142,9 @@ int webpush_subscription_parse(const char *endpoint, const char *p256dh,
 struct webpush_send_opts {
 	long ttl_s;	 /* TTL header; 0: 86400 (one day) */
 	long timeout_ms; /* the whole request; 0: 10000 */
-	int allow_http;	 /* tests only: accept http:// endpoints and
-			    loopback or private addresses */
+	int allow_http;	 /* tests only: accept http:// endpoints on
+			    loopback, and loopback addresses (never
+			    private ones) */
 };
 
 /* What the push service answered, for logs and the retry schedule. */
@@ -157,10 +158,11 @@ struct webpush_result {
  * Urgency: normal, Content-Encoding: aes128gcm, Content-Type:
  * application/octet-stream and Authorization: vapid (now_s: the JWT's
  * clock). Blocking, bounded by opts->timeout_ms; no redirects followed;
- * the answer's body is read and dropped. Unless opts->allow_http, it
- * connects to no loopback, private, link-local or multicast address,
- * whatever the endpoint's name resolves to (the endpoint came from a
- * client). The caller calls
+ * the answer's body is read and dropped. It connects to no loopback,
+ * private, link-local or multicast address, whatever the endpoint's name
+ * resolves to (the endpoint came from a client); opts->allow_http (tests,
+ * development) lets it connect to loopback and nothing else inside, and an
+ * http:// endpoint only to loopback. The caller calls
  * curl_global_init() once at start-up. Fills *res when res is not NULL.
  * Returns:
  *   0                   2xx (201 Created, 202 Accepted): delivered;

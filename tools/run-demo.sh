@@ -6,7 +6,8 @@
 # bvchat-relay in the foreground on 127.0.0.1. Ctrl-C or SIGTERM drains the
 # relay and stops PostgreSQL; var/ is kept for the next run. Also runs
 # bvchat-notifier with a local SMTP sink (var/mail): Elisa is told by
-# e-mail after a minute when a message reaches none of her devices. Not a
+# e-mail after a minute when a message reaches none of her devices, or by
+# web push once her widget has subscribed (VAPID key var/vapid.pem). Not a
 # production setup (docs/operations.md). Environment: BUILD (build),
 # BV_PORT (8480), BV_PG_PORT (5488, names the socket file).
 set -euo pipefail
@@ -132,8 +133,39 @@ if [[ -f $widget/index.html ]]; then
 else
 	echo "run: $widget is missing (tools/wasm-build.sh); no widget" >&2
 fi
+# Web push (docs/operations.md "Web Push keys"): the demo's VAPID key,
+# made once in var/vapid.pem (readable only by you). The relay hands its
+# public half to clients in the challenge, so the widget's "Varsle meg"
+# subscribes with the browser's own push service; bvchat-notifier signs
+# each push with it. Where no push service is reachable (no internet), the
+# browser refuses the subscription and Elisa keeps getting e-mail.
+notifier=$build/relay/bvchat-notifier
+vapid_key=var/vapid.pem
+vapid_subject=mailto:drift@demo-kommune.invalid
+vapid_public=
+relay_push_opts=()
+setup_vapid() {
+	[[ -x $notifier ]] || return 1
+	if [[ ! -s $vapid_key ]]; then
+		(umask 077 && openssl ecparam -name prime256v1 -genkey -noout \
+			-out "$vapid_key.tmp" 2>/dev/null) || return 1
+		mv "$vapid_key.tmp" "$vapid_key"
+		echo "run: made the demo's VAPID key in $vapid_key"
+	fi
+	printf 'webpush_vapid_key %s\nwebpush_subject %s\n' \
+		"$PWD/$vapid_key" "$vapid_subject" >var/webpush.conf
+	vapid_public=$("$notifier" -c var/webpush.conf --print-vapid-public |
+		sed -n 's/^webpush_vapid_public //p')
+	[[ -n $vapid_public ]]
+}
+if setup_vapid; then
+	relay_push_opts=(--webpush_vapid_public "$vapid_public")
+else
+	vapid_public=
+	echo "run: no VAPID key ($vapid_key); the widget offers no web push" >&2
+fi
 "$relay" --database "$db" --listen 127.0.0.1 --port "$port" \
-	"${widget_opts[@]}" &
+	"${widget_opts[@]}" "${relay_push_opts[@]}" &
 relay_pid=$!
 
 # Wait until it answers, then say what to do; give up if it exits.
@@ -290,8 +322,9 @@ fi
 # var/mail. Elisa's address is registered as the municipality would, and
 # the tenant waits one minute (window one minute, no quiet hours), so a
 # message Camilla writes while Elisa's widget and terminal are closed
-# gives a neutral e-mail a minute later.
-notifier=$build/relay/bvchat-notifier
+# gives a neutral e-mail a minute later. Once Elisa turns on "Varsle meg"
+# in a browser that reaches its push service, she gets a web push (signed
+# with var/vapid.pem) instead of the e-mail.
 smtp_sink=$build/tests/support/bvtest-smtp-sink
 smtp_port=${BV_SMTP_PORT:-2525}
 start_notifier() {
@@ -317,6 +350,10 @@ start_notifier() {
 		smtp_url smtp://127.0.0.1:$smtp_port
 		smtp_from varsel@demo-kommune.invalid
 	CONF
+	if [[ -n $vapid_public ]]; then
+		cat var/webpush.conf >>var/notifier.conf
+		echo "webpush_vapid_public $vapid_public" >>var/notifier.conf
+	fi
 	"$notifier" -c var/notifier.conf --database "$db" \
 		>>var/notifier.log 2>&1 &
 	notifier_pid=$!
@@ -339,6 +376,13 @@ if [[ -n $healthy ]] && start_notifier; then
                  1 minute after a message none of her devices has picked up
                  (close her widget and terminal, then let Camilla write):
                  ls var/mail/   (one .eml file per e-mail, body in base64)"
+	if [[ -n $vapid_public ]]; then
+		notify_says+="
+                 Web push: in the chat as its own page
+                 (http://127.0.0.1:$port/widget/index.html), \"Varsle meg\" subscribes
+                 with the browser's push service (needs internet; offline the
+                 browser refuses and e-mail stays her channel)"
+	fi
 else
 	echo "run: notifications are not running; see above" >&2
 fi

@@ -319,6 +319,54 @@ t_internal(void **state)
 	assert_int_equal(push_sink_refused(sink), refused);
 }
 
+/*
+ * With allow_http (webpush_allow_loopback_http) loopback is allowed and
+ * nothing else inside: no private or link-local address, and plain http://
+ * to nothing but loopback (192.0.2.1 is an outside address, TEST-NET-1).
+ * All refused before a socket is opened.
+ */
+static void
+t_loopback_only(void **state)
+{
+	static const char *const endpoints[] = {
+		"http://10.1.2.3:8443/push/x",
+		"https://10.1.2.3:8443/push/x",
+		"http://192.168.1.1:8443/push/x",
+		"http://169.254.1.1/push/x",
+		"http://[fd00::1]:8443/push/x",
+		"http://192.0.2.1:8443/push/x",
+	};
+	const struct webpush_send_opts opts = {.allow_http = 1};
+	struct webpush_subscription sub;
+	struct webpush_result res;
+	size_t before = push_sink_count(sink), i;
+	char endpoint[128];
+
+	(void)state;
+	memcpy(sub.p256dh, ua.p256dh, 65);
+	memcpy(sub.auth, ua.auth, 16);
+	for (i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
+		sub.endpoint = endpoints[i];
+		assert_int_equal(webpush_send(vapid, SUBJECT, &sub,
+					      (const uint8_t *)TEXT,
+					      strlen(TEXT), &opts, time(NULL),
+					      &res),
+				 WEBPUSH_EENDPOINT);
+		assert_int_equal(res.status, 0);
+	}
+	/* Loopback by name is dialled: the sink answers (401, as the JWT's
+	 * aud is http://localhost:…, not its origin). */
+	snprintf(endpoint, sizeof(endpoint), "http://localhost:%s/push/lo",
+		 strrchr(push_sink_origin(sink), ':') + 1);
+	sub.endpoint = endpoint;
+	assert_int_equal(webpush_send(vapid, SUBJECT, &sub,
+				      (const uint8_t *)TEXT, strlen(TEXT),
+				      &opts, time(NULL), &res),
+			 WEBPUSH_EREJECTED);
+	assert_int_equal(res.status, 401);
+	assert_int_equal(push_sink_count(sink), before);
+}
+
 /* POSTs body to /push/<id> with the given extra headers; the status. */
 static long
 raw_post(const char *id, const char *const *headers, const void *body,
@@ -448,6 +496,7 @@ main(void)
 		cmocka_unit_test(t_unreachable),
 		cmocka_unit_test(t_bad_input),
 		cmocka_unit_test(t_internal),
+		cmocka_unit_test(t_loopback_only),
 		cmocka_unit_test(t_sink_checks),
 	};
 

@@ -190,6 +190,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	m->ttl = ttl_v;
 	snprintf(m->urgency, sizeof(m->urgency), "%s", urg ? urg : "");
 	snprintf(m->k, sizeof(m->k), "%s", k);
+	snprintf(m->authorization, sizeof(m->authorization), "%s", auth);
 	m->status = 201;
 	snprintf(location, sizeof(location), "/message/%zu", s->nmsgs);
 	s->nmsgs++;

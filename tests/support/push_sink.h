@@ -64,10 +64,11 @@ struct push_msg {
 	char id[65];   /* the <id> of /push/<id> */
 	uint8_t *body; /* the encrypted body as received */
 	size_t len;
-	long ttl;	  /* the TTL header */
-	char urgency[16]; /* the Urgency header, "" if none */
-	char k[100];	  /* the VAPID public key it was signed with */
-	unsigned status;  /* what the sink answered */
+	long ttl;		  /* the TTL header */
+	char urgency[16];	  /* the Urgency header, "" if none */
+	char k[100];		  /* the VAPID public key it was signed with */
+	char authorization[1024]; /* the Authorization header as received */
+	unsigned status;	  /* what the sink answered */
 };
 
 /* Starts a sink on 127.0.0.1 on a free port. Returns NULL on failure. */
