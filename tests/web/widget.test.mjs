@@ -203,6 +203,12 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 	const host = `http://localhost:${port}/widget/demo/`;
 	const shot = (name) => page.screenshot({ path: path.join(SHOTS, `widget-${name}.png`) });
 	const widget = () => page.frameLocator('iframe[title]');
+	// The widget's buttons are pressed with the keyboard (focus, Enter), as
+	// a keyboard or switch user does. Mouse clicks into the frame at this
+	// emulated phone viewport landed about 100 px above their target in
+	// some runs (Playwright reported the case-file note or the back button
+	// "intercepts pointer events" for 30 s, with no overlap on screen), so
+	// half of the runs failed at the first screen change.
 
 	try {
 		await t.test('enroll with an invite code from another origin', async () => {
@@ -214,7 +220,7 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			await shot('enroll');
 			await axeCheck(page.frames().find((f) => f.url().includes(`127.0.0.1:${port}/widget/`)), 'enroll');
 			await w.getByLabel('Kode').fill(invite.toLowerCase().replace('-', ' '));
-			await w.getByRole('button', { name: 'Koble til' }).click();
+			await w.getByRole('button', { name: 'Koble til' }).press('Enter');
 			await w.getByRole('heading', { name: 'Samtalene dine' }).waitFor({ timeout: WAIT });
 			await w.getByText('Camilla (saksbehandler)').waitFor({ timeout: WAIT });
 			await shot('conversations');
@@ -241,10 +247,10 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 
 		await t.test('a youth and a caseworker exchange messages both ways', async () => {
 			const w = widget();
-			await w.getByRole('button', { name: /Camilla/ }).first().click();
+			await w.getByRole('button', { name: /Camilla/ }).first().press('Enter');
 			await w.getByRole('log').waitFor();
 			await w.getByLabel('Skriv en melding').fill(`Hei Camilla ${CANARY}`);
-			await w.getByRole('button', { name: 'Send' }).click();
+			await w.getByRole('button', { name: 'Send' }).press('Enter');
 			await camillaChat.heard(new RegExp(`Hei Camilla ${CANARY}`));
 			// The out-of-hours notice with its numbers.
 			await w.getByText('Ingen leser chatten nå').waitFor({ timeout: WAIT });
@@ -260,21 +266,21 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 
 		await t.test('a written request (e-post): subject, answer time, replies in its thread', async () => {
 			const w = widget();
-			await w.getByRole('button', { name: 'Skriv en henvendelse' }).click();
+			await w.getByRole('button', { name: 'Skriv en henvendelse' }).press('Enter');
 			await w.getByRole('heading', { name: 'Ny henvendelse' }).waitFor({ timeout: WAIT });
 			assert.equal(await frame().evaluate(() => document.activeElement.tagName), 'H2');
 			// When, plainly: "Du får svar innen fredag 27. november."
 			const when = /^Du får svar innen (mandag|tirsdag|onsdag|torsdag|fredag) \d{1,2}\. [a-zæøå]+\.$/;
 			await w.getByText(when).waitFor();
 			// Nothing is sent without a subject; the field says so.
-			await w.getByRole('button', { name: 'Send henvendelsen' }).click();
+			await w.getByRole('button', { name: 'Send henvendelsen' }).press('Enter');
 			await w.getByText('Skriv både emne og tekst.').waitFor();
 			assert.equal(await w.getByLabel('Emne').getAttribute('aria-invalid'), 'true');
 			await shot('epost');
 			await axeCheck(frame(), 'e-post');
 			await w.getByLabel('Emne').fill('Samvær i sommer');
 			await w.getByLabel('Hva vil du si?').fill(`Kan jeg være hos mamma i juli? ${CANARY}`);
-			await w.getByRole('button', { name: 'Send henvendelsen' }).click();
+			await w.getByRole('button', { name: 'Send henvendelsen' }).press('Enter');
 			// Camilla's terminal: the subject, its thread and the answer time.
 			const head = /\[e-post "Samvær i sommer", thread ([0-9a-f-]{36}), answer expected by [^\]]+\] Kan jeg være hos mamma i juli/;
 			await camillaChat.heard(head);
@@ -287,10 +293,10 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			await th.getByText('Ja, det går fint. Vi ringer deg før ferien.').waitFor({ timeout: WAIT });
 			await th.getByText('Besvart').waitFor();
 			// Elisa answers in the thread.
-			await th.getByRole('button', { name: 'Svar på henvendelsen' }).click();
+			await th.getByRole('button', { name: 'Svar på henvendelsen' }).press('Enter');
 			await w.getByRole('heading', { name: 'Svar: Samvær i sommer' }).waitFor();
 			await w.getByLabel('Ditt svar').fill('Takk! Da kommer jeg.');
-			await w.getByRole('button', { name: 'Send svaret' }).click();
+			await w.getByRole('button', { name: 'Send svaret' }).press('Enter');
 			await camillaChat.heard(new RegExp(`\\[e-post "Sv: Samvær i sommer", thread ${thread}.*\\] Takk! Da kommer jeg\\.`));
 			await th.getByText('Takk! Da kommer jeg.').waitFor({ timeout: WAIT });
 			assert.equal(await th.locator('.thread-list > li').count(), 3);
@@ -314,7 +320,7 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			await w.getByText('Opptil 25 MB per fil').waitFor();
 			// Chosen, then removed, then chosen again: the chips follow.
 			await input.setInputFiles({ name: 'feil.png', mimeType: 'image/png', buffer: photo });
-			await w.getByRole('button', { name: 'Fjern feil.png' }).click();
+			await w.getByRole('button', { name: 'Fjern feil.png' }).press('Enter');
 			assert.equal(await w.getByRole('list', { name: 'Valgte filer' }).locator('li').count(), 0);
 			await input.setInputFiles({ name: 'rommet mitt.png', mimeType: 'image/png', buffer: photo });
 			await w.getByRole('list', { name: 'Valgte filer' }).getByText('rommet mitt.png').waitFor();
@@ -322,7 +328,7 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			await axeCheck(frame(), 'chat with a chosen file');
 			await w.getByLabel('Skriv en melding').fill(`Her er bildet ${CANARY}`);
 			const t0 = Date.now();
-			await w.getByRole('button', { name: 'Send' }).click();
+			await w.getByRole('button', { name: 'Send' }).press('Enter');
 			await camillaChat.heard(new RegExp(`Her er bildet ${CANARY}`));
 			console.log(`# small photo: chosen to Camilla's terminal in ${Date.now() - t0} ms`);
 			assert.equal(puts.length, 1, 'one upload');
@@ -379,7 +385,7 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			const stored = page.waitForResponse((r) => r.request().method() === 'PUT' &&
 				r.status() === 201, { timeout: WAIT });
 			const t1 = Date.now();
-			await w.getByRole('button', { name: 'Send' }).click();
+			await w.getByRole('button', { name: 'Send' }).press('Enter');
 			await stored;
 			console.log(`# 3 MiB file: read, encrypted and uploaded in Chromium in ${Date.now() - t1} ms`);
 			await w.getByRole('button', { name: /^Hent opptak\.ogg \(3 MB\)$/ }).waitFor({ timeout: WAIT });
@@ -389,7 +395,7 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			// Browsers refuse notification permission to a cross-site
 			// frame; the setting says so and links to the chat as a page.
 			const w = widget();
-			await w.getByRole('button', { name: /Tilbake til samtalene/ }).click();
+			await w.getByRole('button', { name: /Tilbake til samtalene/ }).press('Enter');
 			await w.getByRole('heading', { name: 'Varsle meg' }).waitFor({ timeout: WAIT });
 			await w.getByText('Varsler kan ikke slås på inne i en annen nettside').waitFor();
 			const link = w.locator('#notify').getByRole('link', { name: 'Åpne chatten i en ny fane' });
@@ -406,7 +412,7 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			await page.getByRole('button', { name: 'Chat' }).click();
 			const w = widget();
 			await w.getByRole('heading', { name: 'Samtalene dine' }).waitFor({ timeout: WAIT });
-			await w.getByRole('button', { name: /Camilla/ }).first().click();
+			await w.getByRole('button', { name: /Camilla/ }).first().press('Enter');
 			await w.getByText(`Hei Camilla ${CANARY}`).waitFor({ timeout: WAIT });
 			await w.getByText('Hei Elisa, jeg leser dette i morgen tidlig.').waitFor();
 			await w.locator('li.thread').getByText('Takk! Da kommer jeg.').waitFor();
@@ -417,7 +423,7 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			await stopRelay();
 			await w.getByText('Du er ikke på nett').waitFor({ timeout: WAIT });
 			await w.getByLabel('Skriv en melding').fill('Skrevet uten nett');
-			await w.getByRole('button', { name: 'Send' }).click();
+			await w.getByRole('button', { name: 'Send' }).press('Enter');
 			await w.getByText('Sender …').waitFor({ timeout: WAIT });
 			await shot('offline');
 			await startRelay();
@@ -503,7 +509,7 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			await page2.getByRole('button', { name: 'Chat' }).click();
 			const w2 = page2.frameLocator('iframe[title]');
 			await w2.getByText('Chatten er åpen i en annen fane.').waitFor({ timeout: WAIT });
-			await w2.getByRole('button', { name: 'Bruk den her' }).click();
+			await w2.getByRole('button', { name: 'Bruk den her' }).press('Enter');
 			await w2.getByRole('heading', { name: 'Samtalene dine' }).waitFor({ timeout: WAIT });
 			await widget().getByText('Chatten er åpen i en annen fane.').waitFor({ timeout: WAIT });
 			await page2.close();
