@@ -154,6 +154,20 @@ utf8_feed(struct utf8 *u, const unsigned char *p, size_t n)
 	return 0;
 }
 
+/* read() past EINTR; -1 with why set on an error. */
+static ssize_t
+read_some(int fd, unsigned char *buf, size_t len, char *why, size_t cap)
+{
+	ssize_t n;
+
+	do
+		n = read(fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		snprintf(why, cap, "cannot read it: %s", strerror(errno));
+	return n;
+}
+
 int
 attach_sniff(const char *path, const char **type, int64_t *size, char *why,
 	     size_t cap)
@@ -187,14 +201,9 @@ attach_sniff(const char *path, const char **type, int64_t *size, char *why,
 		goto out;
 	}
 	while (head < 64) {
-		n = read(fd, buf + head, sizeof(buf) - head);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			snprintf(why, cap, "cannot read it: %s",
-				 strerror(errno));
+		n = read_some(fd, buf + head, sizeof(buf) - head, why, cap);
+		if (n < 0)
 			goto out;
-		}
 		if (n == 0)
 			break;
 		head += (size_t)n;
@@ -205,14 +214,9 @@ attach_sniff(const char *path, const char **type, int64_t *size, char *why,
 		int ok = utf8_feed(&u, buf, head) == 0;
 
 		while (ok) {
-			n = read(fd, buf, sizeof(buf));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
-				snprintf(why, cap, "cannot read it: %s",
-					 strerror(errno));
+			n = read_some(fd, buf, sizeof(buf), why, cap);
+			if (n < 0)
 				goto out;
-			}
 			if (n == 0)
 				break;
 			ok = utf8_feed(&u, buf, (size_t)n) == 0;
