@@ -1322,8 +1322,8 @@ on_reported(struct bv_client *c, void *arg, int rc)
 		rc = jstore_blobs_reported(a->j, (const char *const *)r->blobs,
 					   r->n);
 	if (rc == 0) {
-		log_info("told the relay %zu attachment%s are journaled", r->n,
-			 r->n == 1 ? "" : "s");
+		log_info("told the relay %zu attachment%s journaled", r->n,
+			 r->n == 1 ? " is" : "s are");
 	} else {
 		/* The relay keeps them; asked again later (a repeat is a
 		 * no-op there). */
