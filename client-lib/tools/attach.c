@@ -367,8 +367,12 @@ attach_file_name(const char *name, const char *type, char *out)
 	cut(stem, ATTACH_NAME_MAX - 1 - strlen(ext));
 	if (!stem[0])
 		snprintf(stem, sizeof(stem), "vedlegg");
-	snprintf(out, ATTACH_NAME_CAP, "%s%s.%s",
-		 reserved_device(stem) ? "_" : "", stem, ext);
+	/* cut() left room: at most ATTACH_NAME_MAX bytes with "_" and ext.
+	 * The check is for the compiler, which cannot see that. */
+	if (snprintf(out, ATTACH_NAME_CAP, "%s%s.%s",
+		     reserved_device(stem) ? "_" : "", stem,
+		     ext) >= ATTACH_NAME_CAP)
+		snprintf(out, ATTACH_NAME_CAP, "vedlegg.%s", types[t].ext[0]);
 }
 
 int
