@@ -95,6 +95,26 @@ struct arch {
 	struct fetch fetches[FETCH_SLOTS];
 	int reporting;		 /* a blobs_journaled is under way */
 	int64_t report_after_ms; /* after a failed one */
+
+	/* Journaled receipts on their way to the relay, one per batch. */
+	struct announce *announcing;
+};
+
+/*
+ * The journaled receipts of one batch that the relay has not taken yet
+ * (bv_client_mark_journaled() keeps them in memory only). The batch is
+ * recorded ANNOUNCED when every one is taken (bv_sent_cb rc 0); after a
+ * failure, or a crash before that, it is still JOURNALED and is announced
+ * again, which changes nothing for a receiver that has it.
+ */
+struct announce {
+	struct announce *next;
+	char batch[JSTORE_ID_LEN + 1];
+	char (*mids)[BV_CLIENT_MESSAGE_ID_LEN + 1]; /* the sends' ids */
+	size_t n, left;				    /* started, not answered */
+	int failed;
+	int tries;	     /* failed rounds so far */
+	int64_t retry_at_ms; /* after a failed round: not before */
 };
 
 /* bv_log()'s lines, named for this program; the format comes first. */
@@ -1138,32 +1158,157 @@ drive_batches(struct arch *a)
 	}
 }
 
+static void
+announce_free(struct arch *a, struct announce *an)
+{
+	struct announce **pp;
+
+	for (pp = &a->announcing; *pp; pp = &(*pp)->next)
+		if (*pp == an) {
+			*pp = an->next;
+			break;
+		}
+	bv_free(an->mids);
+	bv_free(an);
+}
+
+static struct announce *
+announce_find(struct arch *a, const char *batch)
+{
+	struct announce *an;
+
+	for (an = a->announcing; an; an = an->next)
+		if (!strcmp(an->batch, batch))
+			return an;
+	return NULL;
+}
+
+/* A round of receipts failed: the next after --retry-seconds, doubling
+ * up to an hour (the batch stays JOURNALED meanwhile). */
+static void
+announce_failed(struct arch *a, struct announce *an)
+{
+	int64_t wait = a->retry_ms;
+	int i;
+
+	for (i = 0; i < an->tries && wait < 3600000; i++)
+		wait *= 2;
+	if (wait > 3600000)
+		wait = 3600000;
+	an->tries++;
+	an->retry_at_ms = bv_now_ms() + wait;
+	log_err("batch %s: the conversation was not told it is journaled; "
+		"again in %lld s",
+		an->batch, (long long)(wait / 1000));
+}
+
+/* Tells the conversation what batch b put in the case file, in receipts
+ * of up to 100 ids; ANNOUNCED follows in on_sent(). */
 static int
 announce_cb(const struct jbatch *b, void *arg)
 {
 	struct arch *a = arg;
-	struct jbatch u = *b;
+	struct announce *an;
 	char **ids = NULL;
 	size_t n = 0, off;
 	int rc;
 
 	if (!a->online)
 		return 1;
+	an = announce_find(a, b->id);
+	if (an && (an->left > 0 || bv_now_ms() < an->retry_at_ms))
+		return 0; /* on its way, or waiting after a failure */
 	rc = jstore_batch_messages(a->j, b->id, &ids, &n);
-	for (off = 0; rc == 0 && off < n; off += 100)
-		rc = bv_client_mark_journaled(
-			a->c, b->conversation, (const char *const *)ids + off,
-			n - off > 100 ? 100 : n - off, b->journal);
+	if (rc == 0 && n == 0) {
+		struct jbatch u = *b; /* nothing to tell */
+
+		u.state = JS_ANNOUNCED;
+		if (jstore_batch_update(a->j, &u) < 0)
+			log_err("batch %s: cannot record its state", b->id);
+	}
+	if (rc < 0 || n == 0) {
+		jstore_ids_free(ids, n);
+		return 0;
+	}
+	if (!an && (an = bv_calloc(1, sizeof(*an))) != NULL) {
+		snprintf(an->batch, sizeof(an->batch), "%s", b->id);
+		an->next = a->announcing;
+		a->announcing = an;
+	}
+	if (an) {
+		bv_free(an->mids);
+		an->mids = bv_calloc(n / 100 + 1, sizeof(*an->mids));
+		an->n = an->left = 0;
+		an->failed = 0;
+	}
+	if (!an || !an->mids) {
+		jstore_ids_free(ids, n);
+		log_err("batch %s: cannot tell the conversation (%s)", b->id,
+			bv_client_strerror(BV_ENOMEM));
+		if (an)
+			announce_free(a, an);
+		return 0;
+	}
+	for (off = 0; rc == 0 && off < n; off += 100) {
+		rc = bv_client_mark_journaled(a->c, b->conversation,
+					      (const char *const *)ids + off,
+					      n - off > 100 ? 100 : n - off,
+					      b->journal, an->mids[an->n]);
+		if (rc == 0)
+			an->n++;
+	}
 	jstore_ids_free(ids, n);
+	an->left = an->n;
 	if (rc < 0) {
 		log_err("batch %s: cannot tell the conversation (%s)", b->id,
 			bv_client_strerror(rc));
-		return 0;
+		an->failed = 1;
+		if (an->n == 0)
+			announce_failed(a, an);
 	}
-	u.state = JS_ANNOUNCED;
-	if (jstore_batch_update(a->j, &u) < 0)
-		log_err("batch %s: cannot record its state", b->id);
 	return 0;
+}
+
+/* The relay took one of the journaled receipts (rc 0), or it was given
+ * up: when the last of its batch is answered, the batch is ANNOUNCED or
+ * waits for the next tick to be told again. */
+static void
+on_sent(struct bv_client *c, void *user, const char *message_id, int rc)
+{
+	struct arch *a = user;
+	struct announce *an;
+	struct jbatch b;
+	size_t i;
+
+	(void)c;
+	for (an = a->announcing; an; an = an->next) {
+		for (i = 0; i < an->n; i++)
+			if (!strcmp(an->mids[i], message_id))
+				break;
+		if (i < an->n)
+			break;
+	}
+	if (!an)
+		return;
+	if (rc < 0)
+		an->failed = 1;
+	if (an->left == 0 || --an->left > 0)
+		return;
+	if (an->failed) {
+		announce_failed(a, an);
+		return;
+	}
+	if (jstore_batch_get(a->j, an->batch, &b) == 1 &&
+	    b.state == JS_JOURNALED) {
+		b.state = JS_ANNOUNCED;
+		if (jstore_batch_update(a->j, &b) < 0)
+			log_err("batch %s: cannot record its state", b.id);
+		else
+			log_info("batch %s: the conversation knows it is "
+				 "journaled as %s",
+				 b.id, b.journal);
+	}
+	announce_free(a, an);
 }
 
 /* ------------------------------------------------------------ replies */
@@ -1733,6 +1878,7 @@ main(int argc, char **argv)
 	o.loop = &a.loop;
 	o.on_status = on_status;
 	o.on_error = on_error;
+	o.on_sent = on_sent;
 	o.user = &a;
 	/* The case file reads nobody's messages. */
 	o.no_delivery_receipts = 1;
@@ -1765,6 +1911,8 @@ main(int argc, char **argv)
 	bv_client_close(a.c);
 	uv_run(&a.loop, UV_RUN_DEFAULT);
 	bv_client_free(a.c);
+	while (a.announcing) /* still JOURNALED: told at the next start */
+		announce_free(&a, a.announcing);
 	uv_loop_close(&a.loop);
 	fiks_client_free(a.fiks);
 	fiks_config_free(&a.fcfg);

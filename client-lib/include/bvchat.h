@@ -602,12 +602,18 @@ enum bv_client_msg_state {
  * conversation that the case file has message_ids (n, 1 … 100) under
  * journal (the archive's reference, 1 … 64 bytes of printable UTF-8). Other
  * devices believe it only from the conversation's archive account. Recorded
- * in the local history at once; sent on the next tick.
+ * in the local history at once; sent on the next tick, and kept in memory
+ * only: the caller learns from bv_sent_cb, under the id written into
+ * message_id_out (when not NULL), whether the relay took it (rc 0) or it
+ * was given up, and must ask again after a failure or a restart (a
+ * repeated mark changes nothing at the receivers).
  * Returns 0; BV_EINVAL; BV_ENOAUTH before enrollment; BV_EIO; BV_ENOMEM.
+ * On an error no callback follows.
  */
 int bv_client_mark_journaled(struct bv_client *c, const char *conversation,
 			     const char *const *message_ids, size_t n,
-			     const char *journal);
+			     const char *journal,
+			     char message_id_out[BV_CLIENT_MESSAGE_ID_LEN + 1]);
 
 /*
  * Asks the relay for the case view now (it is also fetched after every

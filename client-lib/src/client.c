@@ -3560,7 +3560,8 @@ bv_client_mark_read(struct bv_client *c, const char *conversation,
 int
 bv_client_mark_journaled(struct bv_client *c, const char *conversation,
 			 const char *const *message_ids, size_t n,
-			 const char *journal)
+			 const char *journal,
+			 char message_id_out[BV_CLIENT_MESSAGE_ID_LEN + 1])
 {
 	struct bv_content *ct = NULL;
 	char mid[BV_UUID_LEN + 1];
@@ -3586,8 +3587,12 @@ bv_client_mark_journaled(struct bv_client *c, const char *conversation,
 			return rc;
 		}
 	}
-	/* To every member of the conversation, like a text. */
-	return op_start(c, ct, NULL, 0, 1, NULL);
+	/* To every member of the conversation, like a text; reported
+	 * (bv_sent_cb) so that the archive knows when the relay has it. */
+	rc = op_start(c, ct, NULL, 0, 0, NULL);
+	if (rc == 0 && message_id_out)
+		memcpy(message_id_out, mid, sizeof(mid));
+	return rc;
 }
 
 /* After a restart: what was written but not taken by the relay goes out

@@ -487,7 +487,7 @@ t_journaled(void **state)
 	ids[0] = m1;
 	ids[1] = m2;
 	assert_int_equal(bv_client_mark_journaled(p[ARCHIVE].c, conv, ids, 2,
-						  "2026/000017"),
+						  "2026/000017", NULL),
 			 0);
 	for (i = ELISA; i <= CAMILLA; i++) {
 		int64_t deadline = bvt_now_ms() + bvt_ms(BVT_TIMEOUT);
@@ -515,7 +515,7 @@ t_journaled(void **state)
 	errs = p[ELISA].errors;
 	ids[0] = m3;
 	assert_int_equal(bv_client_mark_journaled(p[CAMILLA].c, conv, ids, 1,
-						  "2026/000018"),
+						  "2026/000018", NULL),
 			 0);
 	if (!run_until(&p[ELISA].errors, errs + 1, BVT_TIMEOUT))
 		fail_msg("elisa: a journaled claim from staff was believed");

@@ -11,7 +11,9 @@
  *   marks in both participants' histories;
  * - the archiver killed (SIGKILL) while a batch is on its way and messages
  *   keep coming: after a restart every message is in exactly one
- *   journalpost;
+ *   journalpost; killed after the kvittering together with a stopped
+ *   relay that never read the journaled receipts: after both restart the
+ *   participants are told;
  * - each fault of the archive: serverfeil and silence are retried with the
  *   same key, duplicate answers change nothing, a message never acked is
  *   dead-lettered by FIKS IO and retried, ugyldigforespoersel stops the
@@ -358,6 +360,33 @@ wait_status(const char *needle, int ms)
 	return 0;
 }
 
+/* Waits until every batch is journaled (to_announced 0) or announced
+ * (1): none ready, sent or received (or journaled); 1 when so. */
+static int
+wait_settled(int to_announced, int ms)
+{
+	static const char *const busy[] = {" ready ", " sent ", " received ",
+					   " journaled "};
+	size_t n = to_announced ? 4 : 3;
+	int64_t deadline = bvt_now_ms() + bvt_ms(ms);
+	char *out;
+	size_t i;
+	int settled;
+
+	do {
+		status(&out);
+		for (i = 0; out && i < n; i++)
+			if (strstr(out, busy[i]))
+				break;
+		settled = out && i == n;
+		free(out);
+		if (settled)
+			return 1;
+		run_for(200);
+	} while (bvt_now_ms() < deadline);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- setup */
 
 static int
@@ -571,6 +600,55 @@ t_end_to_end(void **state)
 	      "bvchat-archiver did not exit 0 on SIGTERM (status %d)", i);
 }
 
+/*
+ * The archiver dies after the kvittering, and the relay with what it had
+ * not read yet: the journaled receipts were never taken. After both
+ * restart the conversation is told all the same.
+ */
+static void
+announce_after_crash(void)
+{
+	const char *ids[1];
+	char j[80];
+	MID(m);
+	int ok, i;
+
+	CHECK(wait_settled(1, 30000), "earlier batches were not announced");
+	/* The batch waits in the archive's silence while the relay still
+	 * runs: the archiver has the message. */
+	fault("silence");
+	say(&p[ELISA], "Kan du ringe meg i morgen?", m);
+	ids[0] = m;
+	CHECK(wait_status(" sent ", 30000), "no batch was sent");
+
+	/* The relay stops reading; the archive answers the next attempt, so
+	 * the batch is journaled while its receipts wait in the relay's
+	 * socket. */
+	assert_int_equal(kill(env.relay.pid, SIGSTOP), 0);
+	fault("none");
+	ok = wait_settled(0, 30000);
+	if (ok)
+		run_for(1500); /* ticks that try to tell the conversation */
+	stop(&arch_pid, SIGKILL);
+	bvt_relay_kill(&env.relay); /* unread frames die with it */
+	CHECK(ok, "the batch was not journaled while the relay was stopped");
+
+	/* Everything comes back (the relay on a new port). */
+	assert_int_equal(bvt_relay_start(&env.relay, env.db, NULL), 0);
+	for (i = 0; i < N; i++) {
+		peer_close(&p[i]);
+		peer_open(&p[i], names[i]);
+		assert_int_equal(bv_client_connect(p[i].c), 0);
+	}
+	start_archiver();
+	CHECK(wait_marked(ELISA, m, j, sizeof(j)),
+	      "elisa was never told %s is journaled", m);
+	CHECK(wait_marked(CAMILLA, m, j, sizeof(j)),
+	      "camilla was never told %s is journaled", m);
+	CHECK(wait_journaled(ids, 1, 1000), "not in the archive");
+	CHECK(wait_settled(1, 20000), "the batch was not announced");
+}
+
 static void
 t_kill_mid_batch(void **state)
 {
@@ -625,6 +703,8 @@ t_kill_mid_batch(void **state)
 						json_object_get(b, "noekkel")));
 	}
 	json_decref(jps);
+
+	announce_after_crash();
 }
 
 /* One message through one fault; returns after it is journaled. */
