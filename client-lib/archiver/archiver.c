@@ -224,6 +224,17 @@ pending_cb(void *arg, const struct bv_client_message *m)
 	t->undecryptable = m->state == BV_CLIENT_MSG_UNDECRYPTABLE;
 	t->unsupported = m->unsupported;
 	t->notice = m->notice != NULL;
+	if (m->notice) {
+		t->notice_kind =
+			bv_strdup(m->notice->kind ? m->notice->kind : "");
+		t->notice_phone =
+			bv_strdup(m->notice->phone ? m->notice->phone : "");
+		t->notice_emergency = bv_strdup(
+			m->notice->emergency_phone ? m->notice->emergency_phone
+						   : "");
+		if (!t->notice_kind || !t->notice_phone || !t->notice_emergency)
+			return BV_ENOMEM;
+	}
 	t->answer_by_ms = m->answer_by_ms > 0 ? m->answer_by_ms : 0;
 	p->seq[p->n] = m->seq;
 	p->n++;
@@ -339,6 +350,9 @@ pending_free(struct pending *p)
 		bv_free((void *)p->m[i].subject);
 		bv_free((void *)p->m[i].thread);
 		bv_free((void *)p->m[i].thread_subject);
+		bv_free((void *)p->m[i].notice_kind);
+		bv_free((void *)p->m[i].notice_phone);
+		bv_free((void *)p->m[i].notice_emergency);
 		for (j = 0; p->m[i].atts && j < p->m[i].n_atts; j++) {
 			bv_free((void *)p->m[i].atts[j].name);
 			bv_free((void *)p->m[i].atts[j].type);

@@ -203,6 +203,41 @@ put_str(FILE *f, const char *s)
 	put_text(f, s, strlen(s));
 }
 
+/* A notice from the service: what the citizen was shown, with the
+ * numbers it gave (each cleaned to one bounded line). */
+static void
+put_notice(FILE *f, const struct tmsg *m)
+{
+	char kind[TRANSCRIPT_SUBJECT_MAX + 4],
+		phone[TRANSCRIPT_SUBJECT_MAX + 4],
+		em[TRANSCRIPT_SUBJECT_MAX + 4];
+	const char *k = m->notice_kind ? m->notice_kind : "";
+
+	if (strcmp(k, "out_of_hours") != 0) {
+		transcript_line(k, strlen(k), 64, kind, sizeof(kind));
+		fprintf(f,
+			"    [Melding fra tjenesten av en type denne "
+			"versjonen ikke kan vise: %s.]\n",
+			kind[0] ? kind : "uten type");
+		return;
+	}
+	fputs("    Kontoret var stengt. Innbyggeren fikk vite at ingen leser "
+	      "chatten før\n    kontoret åpner igjen",
+	      f);
+	if (m->notice_phone && m->notice_phone[0]) {
+		transcript_line(m->notice_phone, strlen(m->notice_phone), 64,
+				phone, sizeof(phone));
+		fprintf(f, ", og ble vist barnevernvaktens nummer, %s", phone);
+	}
+	if (m->notice_emergency && m->notice_emergency[0]) {
+		transcript_line(m->notice_emergency,
+				strlen(m->notice_emergency), 64, em,
+				sizeof(em));
+		fprintf(f, ",\n    og Alarmtelefonen for barn og unge, %s", em);
+	}
+	fputs(".\n", f);
+}
+
 /* "1,2 MB", "340 kB", "12 byte". */
 static void
 human_size(int64_t n, char *buf, size_t cap)
@@ -336,10 +371,7 @@ transcript_render(const struct tinfo *info, const struct tperson *people,
 			put_str(f, "[En meldingstype denne versjonen ikke kan "
 				   "vise.]");
 		else if (msgs[i].notice)
-			put_str(f, "Kontoret er stengt. Meldingen leses når vi "
-				   "åpner igjen; innbyggeren ble vist "
-				   "barnevernvaktens nummer og Alarmtelefonen "
-				   "for barn og unge, 116 111.");
+			put_notice(f, &msgs[i]);
 		else {
 			if (msgs[i].subject)
 				put_email_head(f, &msgs[i]);

@@ -45,7 +45,7 @@ struct tmsg {
 	size_t text_len;
 	int undecryptable; /* a placeholder: could not be read (yet) */
 	int unsupported;   /* a kind this version cannot show */
-	int notice;	   /* from the service: out-of-hours notice */
+	int notice;	   /* from the service: see notice_kind */
 	/* A secure e-post: its subject, else NULL (a chat text). */
 	const char *subject;
 	/* An e-post's thread: the message id of the thread's first e-post
@@ -57,6 +57,11 @@ struct tmsg {
 	int64_t answer_by_ms; /* when the service will have answered; 0 */
 	struct tatt *atts;    /* its files, listed under its text */
 	size_t n_atts;
+	/* A notice: what the service showed, as bv_client_notice has it
+	 * (kind "out_of_hours", phone and emergency_phone NULL or ""). */
+	const char *notice_kind;
+	const char *notice_phone;
+	const char *notice_emergency;
 };
 
 struct tinfo {

@@ -331,13 +331,18 @@ test_transcript(void **state)
 	};
 	const struct tmsg msgs[] = {
 		{"m1", "a-elisa", 1795431296123, evil, sizeof(evil) - 1, 0, 0,
-		 0, NULL, NULL, NULL, 0, NULL, 0},
+		 0, NULL, NULL, NULL, 0, NULL, 0, NULL, NULL, NULL},
 		{"m2", "a-camilla", 1795431396123, "Vi ses ✓", 10, 0, 0, 0,
-		 NULL, NULL, NULL, 0, files, 3},
+		 NULL, NULL, NULL, 0, files, 3, NULL, NULL, NULL},
 		{"m3", "a-ghost", 1795431496123, "", 0, 1, 0, 0, NULL, NULL,
-		 NULL, 0, NULL, 0},
+		 NULL, 0, NULL, 0, NULL, NULL, NULL},
 		{"m4", "", 1795431596123, "", 0, 0, 0, 1, NULL, NULL, NULL, 0,
-		 NULL, 0},
+		 NULL, 0, "out_of_hours", "+47 22 11 22 33\nFalsk: linje",
+		 "116 111"},
+		{"m5", "", 1795431696123, "", 0, 0, 0, 1, NULL, NULL, NULL, 0,
+		 NULL, 0, "out_of_hours", "", ""},
+		{"m6", "", 1795431796123, "", 0, 0, 0, 1, NULL, NULL, NULL, 0,
+		 NULL, 0, "maintenance\x1b[2J", NULL, NULL},
 	};
 	const struct tinfo info = {"Testkommune", "2026/0417", CONV, "team",
 				   "b-1"};
@@ -348,7 +353,7 @@ test_transcript(void **state)
 	setenv("TZ", "Europe/Oslo", 1);
 	tzset();
 	assert_int_equal(
-		transcript_render(&info, people, 3, msgs, 4, &out, &len), 0);
+		transcript_render(&info, people, 3, msgs, 6, &out, &len), 0);
 	assert_int_equal(strlen(out), len);
 	assert_non_null(strstr(out, "Sak: 2026/0417"));
 	assert_non_null(strstr(out, "Kommune: Testkommune"));
@@ -363,8 +368,18 @@ test_transcript(void **state)
 	assert_null(strchr(out, '\r'));
 	assert_non_null(strstr(out, "Ukjent avsender (konto a-ghost)"));
 	assert_non_null(strstr(out, "kunne ikke leses"));
-	assert_non_null(strstr(out, "Melding fra tjenesten"));
-	assert_non_null(strstr(out, "116 111"));
+	/* A notice as the citizen saw it: the numbers it gave, each on a
+	 * clean line; without numbers none is made up; an unknown kind named. */
+	assert_non_null(strstr(out, "Melding fra tjenesten (automatisk):\n"
+				    "    Kontoret var stengt."));
+	assert_non_null(strstr(out,
+			       "barnevernvaktens nummer, +47 22 11 22 "
+			       "33\xef\xbf\xbd"
+			       "Falsk: linje,\n    og Alarmtelefonen for "
+			       "barn og unge, 116 111.\n    (melding m4)"));
+	assert_non_null(strstr(out, "kontoret åpner igjen.\n    (melding m5)"));
+	assert_non_null(strstr(out, "ikke kan vise: maintenance\xef\xbf\xbd"
+				    "[2J.]\n    (melding m6)"));
 	assert_non_null(strstr(out, "(melding m1)"));
 	assert_non_null(strstr(out, "(melding m4)"));
 	/* Files under their message: a name is one clean line; where each
