@@ -1604,6 +1604,8 @@ usage(FILE *f)
 {
 	fputs("usage: bvchat-archiver [options] run | status | retry "
 	      "--batch ID\n"
+	      "       | acknowledge --message ID --attachment N [--note "
+	      "TEXT]\n"
 	      "\n"
 	      "The municipality's archive device: journals every case "
 	      "conversation into the\n"
@@ -1620,6 +1622,11 @@ usage(FILE *f)
 	      "           could not be fetched; exit 1 when one has failed\n"
 	      "  retry --batch ID   send a failed batch again (same key: "
 	      "never twice)\n"
+	      "  acknowledge --message ID --attachment N [--note TEXT]\n"
+	      "           an operator has seen that file N (from 0) of "
+	      "message ID could\n"
+	      "           not be archived; status lists it, no longer as "
+	      "a failure\n"
 	      "\n"
 	      "  --profile DIR          the device (DIR/store.db, "
 	      "DIR/store.key); the\n"
@@ -1668,15 +1675,26 @@ status_cb(const struct jbatch *b, void *arg)
 
 /* A file staff must know is not in the case file. */
 static int
-att_status_cb(void *arg, const char *message_id, int idx, int code,
-	      const char *batch_id)
+att_status_cb(void *arg, const struct jatt_failure *fl)
 {
+	char when[40], note[TRANSCRIPT_SUBJECT_MAX + 4];
 	int *failed = arg;
 
-	printf("attachment %d of message %s failed: %s (%s); batch=%s\n", idx,
-	       message_id, att_failure(code), bv_client_strerror(code),
-	       batch_id ? batch_id : "-");
-	(*failed)++;
+	printf("attachment %d of message %s failed: %s (%s); batch=%s", fl->idx,
+	       fl->message_id, att_failure(fl->code),
+	       bv_client_strerror(fl->code), fl->batch_id ? fl->batch_id : "-");
+	if (fl->acknowledged_ms > 0) {
+		/* Seen by an operator: listed, no longer a failure. */
+		transcript_time(fl->acknowledged_ms, when, sizeof(when));
+		transcript_line(fl->note ? fl->note : "",
+				fl->note ? strlen(fl->note) : 0,
+				TRANSCRIPT_SUBJECT_MAX, note, sizeof(note));
+		printf("; acknowledged %s%s%s", when, note[0] ? ": " : "",
+		       note);
+	} else {
+		(*failed)++;
+	}
+	putchar('\n');
 	return 0;
 }
 
@@ -1722,12 +1740,13 @@ main(int argc, char **argv)
 {
 	const char *profile = NULL, *relay = "127.0.0.1:8480", *fiks = NULL;
 	const char *cmd = NULL, *batch = NULL, *cert = NULL, *tz = NULL;
+	const char *att_mid = NULL, *note = NULL;
 	uint8_t key[BV_CLIENT_STORE_KEY_LEN];
 	struct bv_client_opts o;
 	struct arch a;
 	char host[256], path[4096], err[256];
 	int64_t quiet = 7200, by_day = 1, retry = 60, attempts = 8, reply = 900,
-		v;
+		att_idx = -1, v;
 	int i, port = 8480, rc, failed = 0;
 
 	memset(&a, 0, sizeof(a));
@@ -1769,6 +1788,12 @@ main(int argc, char **argv)
 			a.fagsystem = val;
 		else if (!strcmp(opt, "--batch"))
 			batch = val;
+		else if (!strcmp(opt, "--message"))
+			att_mid = val;
+		else if (!strcmp(opt, "--attachment"))
+			num = &att_idx;
+		else if (!strcmp(opt, "--note"))
+			note = val;
 		else if (!strcmp(opt, "--timezone"))
 			tz = val;
 		else if (!strcmp(opt, "--quiet-seconds"))
@@ -1799,14 +1824,19 @@ main(int argc, char **argv)
 	}
 	if (!cmd || !profile ||
 	    (strcmp(cmd, "run") && strcmp(cmd, "status") &&
-	     strcmp(cmd, "retry")) ||
+	     strcmp(cmd, "retry") && strcmp(cmd, "acknowledge")) ||
 	    (!strcmp(cmd, "retry") && !batch) ||
+	    (!strcmp(cmd, "acknowledge") &&
+	     (!att_mid || att_idx < 0 || (note && strlen(note) > 200))) ||
 	    (!strcmp(cmd, "run") && (!fiks || !a.archive_account))) {
 		fprintf(stderr, "bvchat-archiver: %s\n",
-			!cmd	   ? "which command? (run, status, retry)"
+			!cmd	   ? "which command? (run, status, retry, "
+				     "acknowledge)"
 			: !profile ? "--profile is required"
 				   : "run needs --fiks and --archive-account; "
-				     "retry needs --batch");
+				     "retry needs --batch; acknowledge needs "
+				     "--message and --attachment (and a --note "
+				     "of at most 200 bytes)");
 		return EXIT_USAGE;
 	}
 	if (attempts < 1 || (quiet == 0 && !by_day)) {
@@ -1843,6 +1873,18 @@ main(int argc, char **argv)
 			rc = jstore_att_failures(a.j, att_status_cb, &failed);
 		jstore_close(a.j);
 		return rc < 0 || failed ? EXIT_FAIL : EXIT_OK;
+	}
+	if (!strcmp(cmd, "acknowledge")) {
+		bv_wipe(key, sizeof(key));
+		rc = jstore_att_acknowledge(a.j, att_mid, (int)att_idx,
+					    note ? note : "", bv_now_ms());
+		if (rc == 0)
+			fprintf(stderr,
+				"bvchat-archiver: attachment %d of message %s "
+				"has not failed\n",
+				(int)att_idx, att_mid);
+		jstore_close(a.j);
+		return rc == 1 ? EXIT_OK : EXIT_FAIL;
 	}
 	if (!strcmp(cmd, "retry")) {
 		struct jbatch b;

@@ -44,7 +44,12 @@ static const char schema[] =
 	" mime TEXT, reported INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (message_id, idx)) STRICT;"
 	"CREATE INDEX IF NOT EXISTS attachments_by_batch ON attachments"
-	" (batch_id);";
+	" (batch_id);"
+	/* An operator has seen a FAILED attachment (status stops counting
+	 * it); a table of its own, so an older journal.db gains it too. */
+	"CREATE TABLE IF NOT EXISTS acknowledged (message_id TEXT NOT NULL,"
+	" idx INTEGER NOT NULL, at_ms INTEGER NOT NULL, note TEXT NOT NULL,"
+	" PRIMARY KEY (message_id, idx)) STRICT;";
 
 static const char *const state_names[] = {
 	"ready", "sent", "received", "journaled", "announced", "failed",
@@ -898,15 +903,24 @@ jstore_att_failures(struct jstore *j, jatt_failed_cb cb, void *arg)
 	int rc;
 
 	rc = prep(j,
-		  "SELECT message_id, idx, code, batch_id FROM attachments"
-		  " WHERE state = 2 ORDER BY rowid",
+		  "SELECT a.message_id, a.idx, a.code, a.batch_id, k.at_ms,"
+		  " k.note FROM attachments a LEFT JOIN acknowledged k"
+		  " ON k.message_id = a.message_id AND k.idx = a.idx"
+		  " WHERE a.state = 2 ORDER BY a.rowid",
 		  &st);
 	if (rc < 0)
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		rc = cb(arg, (const char *)sqlite3_column_text(st, 0),
-			sqlite3_column_int(st, 1), sqlite3_column_int(st, 2),
-			(const char *)sqlite3_column_text(st, 3));
+		struct jatt_failure fl = {
+			(const char *)sqlite3_column_text(st, 0),
+			sqlite3_column_int(st, 1),
+			sqlite3_column_int(st, 2),
+			(const char *)sqlite3_column_text(st, 3),
+			sqlite3_column_int64(st, 4),
+			(const char *)sqlite3_column_text(st, 5),
+		};
+
+		rc = cb(arg, &fl);
 		if (rc != 0)
 			break;
 	}
@@ -914,6 +928,48 @@ jstore_att_failures(struct jstore *j, jatt_failed_cb cb, void *arg)
 		rc = 0;
 	else if (rc == SQLITE_ERROR || rc == SQLITE_BUSY || rc == SQLITE_IOERR)
 		rc = db_err(j, rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+jstore_att_acknowledge(struct jstore *j, const char *message_id, int idx,
+		       const char *note, int64_t at_ms)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!j || !message_id || !note || idx < 0)
+		return BV_EINVAL;
+	/* Only a FAILED one; the first acknowledgement stays. */
+	rc = prep(j,
+		  "INSERT INTO acknowledged (message_id, idx, at_ms, note)"
+		  " SELECT message_id, idx, ?3, ?4 FROM attachments"
+		  " WHERE message_id = ?1 AND idx = ?2 AND state = 2"
+		  " ON CONFLICT DO NOTHING",
+		  &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, idx);
+	sqlite3_bind_int64(st, 3, at_ms);
+	sqlite3_bind_text(st, 4, note, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0 : db_err(j, rc);
+	sqlite3_finalize(st);
+	if (rc < 0)
+		return rc;
+	/* 1 when it is acknowledged now (this time or before). */
+	rc = prep(j,
+		  "SELECT count(*) FROM acknowledged WHERE message_id = ?1"
+		  " AND idx = ?2",
+		  &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, idx);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) > 0 : db_err(j, rc);
 	sqlite3_finalize(st);
 	return rc;
 }

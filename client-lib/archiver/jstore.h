@@ -109,10 +109,26 @@ int jstore_att_failed(struct jstore *j, const char *message_id, int idx,
 		      const char *blob, int code, int tries,
 		      int64_t next_try_ms, int final);
 
+/* A FAILED attachment as jstore_att_failures() shows it. */
+struct jatt_failure {
+	const char *message_id;
+	int idx;
+	int code;		 /* BV_E* */
+	const char *batch_id;	 /* the batch that records it, or NULL */
+	int64_t acknowledged_ms; /* when an operator did, else 0 */
+	const char *note;	 /* theirs, or NULL */
+};
+
 /* Calls cb for every FAILED attachment (staff must see them). */
-typedef int (*jatt_failed_cb)(void *arg, const char *message_id, int idx,
-			      int code, const char *batch_id);
+typedef int (*jatt_failed_cb)(void *arg, const struct jatt_failure *f);
 int jstore_att_failures(struct jstore *j, jatt_failed_cb cb, void *arg);
+
+/* An operator has seen FAILED attachment idx of message_id and says why
+ * it may rest (note, may be ""). Returns 1 when it is acknowledged (now or
+ * before: the first note stays), 0 when there is no such failure, or a
+ * BV_E* code. */
+int jstore_att_acknowledge(struct jstore *j, const char *message_id, int idx,
+			   const char *note, int64_t at_ms);
 
 /* One journalpost of a cut: the batch row and its own files (the
  * arkivmelding, and the transcript in the first). */

@@ -26,7 +26,8 @@
  *   their bytes and formats, the relay's blobs marked journaled only after
  *   the kvittering, the archiver killed between fetch and kvittering
  *   doubling and losing nothing; a tampered file journaled as a line that
- *   says so, visible in status, the conversation going on.
+ *   says so, a failure in status until an operator acknowledges it, the
+ *   conversation going on.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1148,6 +1149,37 @@ t_attachments(void **state)
 					"file");
 	assert_int_equal(status(&out), 1);
 	assert_non_null(strstr(out, "ekthetskontrollen"));
+	free(out);
+	/* An operator who has seen it says so: still listed, no longer a
+	 * failure. Only a failed file can be acknowledged. */
+	{
+		char *const ack[] = {BV_ARCHIVER_BIN,
+				     "--profile",
+				     profile,
+				     "acknowledge",
+				     "--message",
+				     m2,
+				     "--attachment",
+				     "0",
+				     "--note",
+				     "Sett av arkivet, ny kopi bedt om",
+				     NULL};
+		char *const wrong[] = {BV_ARCHIVER_BIN, "--profile", profile,
+				       "acknowledge",	"--message", m2,
+				       "--attachment",	"1",	     NULL};
+		size_t len;
+		char *o = NULL;
+
+		assert_int_equal(bvt_run(wrong, 0, bvt_ms(20000), &o, &len), 1);
+		free(o);
+		o = NULL;
+		assert_int_equal(bvt_run(ack, 0, bvt_ms(20000), &o, &len), 0);
+		free(o);
+	}
+	assert_int_equal(status(&out), 0);
+	CHECK(strstr(out, want) && strstr(out, "; acknowledged ") &&
+		      strstr(out, ": Sett av arkivet, ny kopi bedt om\n"),
+	      "status after acknowledge:\n%s", out);
 	free(out);
 	/* The relay may let it go: the case file recorded what happened. */
 	CHECK(wait_blobs_journaled(&tf, 30000),

@@ -203,6 +203,24 @@ test_states(void **state)
 	jstore_close(j);
 }
 
+static int failures_seen;
+static int64_t last_failure_ack;
+static char last_failure_note[16];
+
+static int
+failure_cb(void *arg, const struct jatt_failure *f)
+{
+	(void)arg;
+	failures_seen++;
+	assert_string_equal(f->message_id, "m1");
+	assert_int_equal(f->idx, 1);
+	assert_int_equal(f->code, BV_ETAMPERED);
+	last_failure_ack = f->acknowledged_ms;
+	snprintf(last_failure_note, sizeof(last_failure_note), "%s",
+		 f->note ? f->note : "");
+	return 0;
+}
+
 /* Attachments: sealed when fetched, handed to exactly one journalpost of
  * a cut, read back with it, dropped once the relay is told. */
 static void
@@ -309,6 +327,22 @@ test_attachments(void **state)
 	assert_int_equal(jstore_blobs_unreported(j, 100, &blobs, &n), 0);
 	assert_int_equal(n, 0);
 	jstore_ids_free(blobs, n);
+
+	/* An operator acknowledges the failed one; a fetched or unknown file
+	 * cannot be; the first note stays. */
+	assert_int_equal(jstore_att_acknowledge(j, "m1", 0, "x", 7), 0);
+	assert_int_equal(jstore_att_acknowledge(j, "m9", 0, "x", 7), 0);
+	failures_seen = 0;
+	assert_int_equal(jstore_att_failures(j, failure_cb, NULL), 0);
+	assert_int_equal(failures_seen, 1);
+	assert_int_equal(last_failure_ack, 0);
+	assert_int_equal(jstore_att_acknowledge(j, "m1", 1, "sett", 1234), 1);
+	assert_int_equal(jstore_att_acknowledge(j, "m1", 1, "igjen", 5678), 1);
+	failures_seen = 0;
+	assert_int_equal(jstore_att_failures(j, failure_cb, NULL), 0);
+	assert_int_equal(failures_seen, 1);
+	assert_int_equal(last_failure_ack, 1234);
+	assert_string_equal(last_failure_note, "sett");
 	jstore_close(j);
 }
 
