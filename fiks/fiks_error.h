@@ -28,6 +28,8 @@
 	XX(EAMQP, -114, 1, "FIKS IO AMQP connection failed")                   \
 	XX(EHEADER, -115, 0, "FIKS IO message lacks a required header")        \
 	XX(ETIMEOUT, -116, 1, "no FIKS IO message arrived in time")            \
+	XX(ETLS, -117, 0,                                                      \
+	   "FIKS IO's AMQP server certificate is not trusted for its name")    \
 	XX(EXML, -120, 0, "XML is not well-formed or not what was expected")   \
 	XX(ESCHEMA, -121, 0,                                                   \
 	   "XML does not validate against its Fiks Arkiv v1 schema")

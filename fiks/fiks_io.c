@@ -18,14 +18,19 @@
 #include <time.h>
 #include <sys/time.h>
 
+#include <arpa/inet.h>
+
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "bv_error.h"
 #include "bv_util.h"
@@ -38,9 +43,11 @@
 #define QUEUE_PREFIX  "fiksio.konto."
 #define KATALOG_CACHE 32
 /* A token is renewed this long before the server says it expires. */
-#define TOKEN_MARGIN_S	30
-#define BACKOFF_MIN_MS	100
-#define BACKOFF_MAX_MS	2000
+#define TOKEN_MARGIN_S 30
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+/* A polite Connection.Close waits this long for its answer. */
+#define CLOSE_WAIT_MS	500
 #define CONFIG_LINE_MAX 4096
 /* Custom header strings of one message, in all. */
 #define HEADER_BYTES_MAX                                                       \
@@ -66,6 +73,7 @@ struct fiks_client {
 	amqp_connection_state_t amqp;
 	uint64_t epoch; /* increases with every AMQP connection */
 	int backoff_ms;
+	long tls_error; /* the first X509_V_ERR_* of the last handshake */
 };
 
 static atomic_uint_least64_t epochs;
@@ -93,21 +101,25 @@ static const struct cfg_key {
 	enum cfg_kind kind;
 	size_t off;
 	int required;
+	int lo, hi; /* numbers: the range accepted */
 } cfg_keys[] = {
 #define S_(f, r)                                                               \
 	{                                                                      \
-#f, CFG_STR, offsetof(struct fiks_config, f), r                \
+#f, CFG_STR, offsetof(struct fiks_config, f), r, 0, 0          \
 	}
-#define I_(f)                                                                  \
+#define I_(f, lo, hi)                                                          \
 	{                                                                      \
-#f, CFG_INT, offsetof(struct fiks_config, f), 0                \
+#f, CFG_INT, offsetof(struct fiks_config, f), 0, lo, hi        \
 	}
 	S_(api_url, 1),
 	S_(token_url, 1),
 	S_(amqp_host, 1),
-	I_(amqp_port),
+	I_(amqp_port, 1, 65535),
 	S_(amqp_vhost, 0),
-	{"amqp_tls", CFG_BOOL, offsetof(struct fiks_config, amqp_tls), 0},
+	{"amqp_tls", CFG_BOOL, offsetof(struct fiks_config, amqp_tls), 0, 0, 1},
+	S_(amqp_cafile, 0),
+	/* 0 in the file is off (FIKS_HEARTBEAT_OFF in the struct). */
+	I_(amqp_heartbeat, 0, FIKS_HEARTBEAT_MAX),
 	S_(integration_id, 1),
 	S_(integration_password, 1),
 	S_(client_id, 1),
@@ -116,12 +128,13 @@ static const struct cfg_key {
 	S_(cert_path, 1),
 	S_(sign_key_path, 0),
 	S_(sign_cert_path, 0),
-	I_(prefetch),
-	I_(timeout_ms),
+	I_(prefetch, 1, 65535),
+	I_(timeout_ms, 1, 3600000),
 #undef S_
 #undef I_
 };
 #define N_CFG_KEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
+_Static_assert(N_CFG_KEYS <= 32, "fiks_config_load's 'seen' is 32 bits");
 
 static char *
 trim(char *s)
@@ -272,22 +285,19 @@ fiks_config_load(const char *path, struct fiks_config *cfg, char *err,
 			}
 		} else {
 			int *p = (int *)((char *)cfg + key->off);
-			int lo = key->kind == CFG_BOOL ? 0 : 1;
-			int hi = key->kind == CFG_BOOL		       ? 1
-				 : strcmp(key->name, "amqp_port") == 0 ? 65535
-				 : strcmp(key->name, "prefetch") == 0  ? 65535
-								      : 3600000;
 
-			if (parse_int(v, lo, hi, p) < 0) {
+			if (parse_int(v, key->lo, key->hi, p) < 0) {
 				if (err)
 					snprintf(err, errcap,
 						 "%s:%d: '%s' must be a number "
 						 "%d…%d",
-						 path, lineno, key->name, lo,
-						 hi);
+						 path, lineno, key->name,
+						 key->lo, key->hi);
 				rc = BV_ECONFIG;
 				goto out;
 			}
+			if (p == &cfg->amqp_heartbeat && *p == 0)
+				*p = FIKS_HEARTBEAT_OFF;
 		}
 	}
 	if (ferror(f)) {
@@ -323,6 +333,14 @@ fiks_config_load(const char *path, struct fiks_config *cfg, char *err,
 	    strncmp(cfg->token_url, "https://", 8) != 0) {
 		if (err)
 			snprintf(err, errcap, "%s: token_url must be http(s)",
+				 path);
+		rc = BV_ECONFIG;
+		goto out;
+	}
+	if (cfg->amqp_cafile && !cfg->amqp_tls) {
+		if (err)
+			snprintf(err, errcap,
+				 "%s: amqp_cafile is for amqp_tls 1 only",
 				 path);
 		rc = BV_ECONFIG;
 		goto out;
@@ -380,6 +398,8 @@ config_copy(const struct fiks_config *src, struct fiks_config *dst)
 		dst->timeout_ms = 30000;
 	if (!dst->amqp_port)
 		dst->amqp_port = dst->amqp_tls ? 5671 : 5672;
+	if (!dst->amqp_heartbeat)
+		dst->amqp_heartbeat = FIKS_HEARTBEAT_DEFAULT;
 	return 0;
 }
 
@@ -414,6 +434,32 @@ load_identities(struct fiks_client *c)
 	return c->x5c ? 0 : BV_ENOMEM;
 }
 
+/* amqp_cafile, when given, must be readable and start with a PEM
+ * certificate, so that a wrong path fails at start, not at the first
+ * connection. Returns 0 or FIKS_EKEY. Only the first certificate is read:
+ * OpenSSL reads the file again for every connection. */
+static int
+cafile_check(const char *path)
+{
+	BIO *b;
+	X509 *x = NULL;
+
+	if (!path)
+		return 0;
+	b = BIO_new_file(path, "r");
+	if (b)
+		x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	ERR_clear_error();
+	if (!x) {
+		bv_log(BV_LOG_ERR, "fiks: amqp_cafile %s holds no certificate",
+		       path);
+		return FIKS_EKEY;
+	}
+	X509_free(x);
+	return 0;
+}
+
 int
 fiks_client_new(const struct fiks_config *cfg, struct fiks_client **out)
 {
@@ -423,7 +469,10 @@ fiks_client_new(const struct fiks_config *cfg, struct fiks_client **out)
 	if (!cfg || !out || !cfg->api_url || !cfg->token_url ||
 	    !cfg->amqp_host || !uuid_ok(cfg->integration_id) ||
 	    !cfg->integration_password || !cfg->client_id ||
-	    !uuid_ok(cfg->account_id) || !cfg->key_path || !cfg->cert_path)
+	    !uuid_ok(cfg->account_id) || !cfg->key_path || !cfg->cert_path ||
+	    (cfg->amqp_heartbeat != FIKS_HEARTBEAT_OFF &&
+	     (cfg->amqp_heartbeat < 0 ||
+	      cfg->amqp_heartbeat > FIKS_HEARTBEAT_MAX)))
 		return BV_EINVAL;
 	c = bv_calloc(1, sizeof(*c));
 	if (!c)
@@ -436,6 +485,9 @@ fiks_client_new(const struct fiks_config *cfg, struct fiks_client **out)
 	rc = load_identities(c);
 	if (rc < 0)
 		goto out;
+	rc = cafile_check(c->cfg.amqp_cafile);
+	if (rc < 0)
+		goto out;
 	c->backoff_ms = BACKOFF_MIN_MS;
 	*out = c;
 	c = NULL;
@@ -444,12 +496,23 @@ out:
 	return rc;
 }
 
+/*
+ * Ends the AMQP connection. A lost one (gone, or silent past its heartbeat
+ * timeout) is only destroyed: a Connection.Close would wait for an answer
+ * that cannot come. A healthy one is closed politely, for at most
+ * CLOSE_WAIT_MS.
+ */
 static void
-amqp_drop(struct fiks_client *c)
+amqp_drop(struct fiks_client *c, int lost)
 {
 	if (!c->amqp)
 		return;
-	amqp_connection_close(c->amqp, AMQP_REPLY_SUCCESS);
+	if (!lost) {
+		struct timeval tv = {0, CLOSE_WAIT_MS * 1000};
+
+		amqp_set_rpc_timeout(c->amqp, &tv);
+		amqp_connection_close(c->amqp, AMQP_REPLY_SUCCESS);
+	}
 	amqp_destroy_connection(c->amqp);
 	c->amqp = NULL;
 }
@@ -461,7 +524,7 @@ fiks_client_free(struct fiks_client *c)
 
 	if (!c)
 		return;
-	amqp_drop(c);
+	amqp_drop(c, 0);
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
 	for (i = 0; i < KATALOG_CACHE; i++)
@@ -1198,10 +1261,73 @@ reply_refused(amqp_rpc_reply_t r)
 	       r.library_error == AMQP_STATUS_CONNECTION_CLOSED;
 }
 
+/* Remembers the first reason a certificate of the broker's chain failed,
+ * for the log and FIKS_ETLS; the verdict itself is OpenSSL's. */
+static int
+tls_verify_cb(int ok, X509_STORE_CTX *x)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(
+		x, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct fiks_client *c =
+		ssl ? SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)) : NULL;
+
+	if (!ok && c && !c->tls_error)
+		c->tls_error = X509_STORE_CTX_get_error(x);
+	return ok;
+}
+
+/*
+ * Makes s (an amqp_ssl_socket) verify the broker: TLS 1.2 or later, a
+ * chain to amqp_cafile's CAs (or the system's store: librabbitmq 0.11
+ * loads none by itself), and amqp_host in the certificate, all checked by
+ * OpenSSL during the handshake, which fails otherwise. librabbitmq's own
+ * checks after the handshake stay on as well; its name check knows only
+ * DNS names, so for an IP address the OpenSSL check (IP SANs) is the one.
+ * There is no way to turn verification off. Returns 0; FIKS_EKEY (the CA
+ * file); BV_ENOMEM.
+ */
+static int
+tls_setup(struct fiks_client *c, amqp_socket_t *s)
+{
+	SSL_CTX *ctx = amqp_ssl_socket_get_context(s);
+	X509_VERIFY_PARAM *vp = SSL_CTX_get0_param(ctx);
+	const char *host = c->cfg.amqp_host;
+	unsigned char ip[16];
+	int is_ip, ok;
+
+	is_ip = inet_pton(AF_INET, host, ip) == 1 ||
+		inet_pton(AF_INET6, host, ip) == 1;
+	amqp_ssl_socket_set_verify_peer(s, 1);
+	amqp_ssl_socket_set_verify_hostname(s, !is_ip);
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+		return BV_ENOMEM;
+	if (c->cfg.amqp_cafile)
+		ok = amqp_ssl_socket_set_cacert(s, c->cfg.amqp_cafile) ==
+		     AMQP_STATUS_OK;
+	else
+		ok = SSL_CTX_set_default_verify_paths(ctx) == 1;
+	if (!ok) {
+		ERR_clear_error();
+		bv_log(BV_LOG_ERR, "fiks: AMQP TLS: cannot load %s",
+		       c->cfg.amqp_cafile ? c->cfg.amqp_cafile
+					  : "the system's CA store");
+		return FIKS_EKEY;
+	}
+	X509_VERIFY_PARAM_set_hostflags(vp,
+					X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host)
+		   : X509_VERIFY_PARAM_set1_host(vp, host, 0);
+	if (ok != 1)
+		return BV_ENOMEM;
+	SSL_CTX_set_app_data(ctx, c);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify_cb);
+	return 0;
+}
+
 /*
  * One attempt to connect and consume, with a token as fresh as asked.
- * Returns 0; FIKS_EUNAUTHORIZED (refused); FIKS_EAMQP; or what
- * token_get() returns.
+ * Returns 0; FIKS_EUNAUTHORIZED (refused); FIKS_ETLS (the broker's
+ * certificate); FIKS_EAMQP; FIKS_EKEY; or what token_get() returns.
  */
 static int
 amqp_connect(struct fiks_client *c, int fresh, int timeout_ms)
@@ -1212,7 +1338,7 @@ amqp_connect(struct fiks_client *c, int fresh, int timeout_ms)
 	amqp_socket_t *s;
 	amqp_rpc_reply_t r;
 	size_t l;
-	int rc;
+	int rc, st;
 
 	rc = token_get(c, fresh);
 	if (rc < 0)
@@ -1224,23 +1350,49 @@ amqp_connect(struct fiks_client *c, int fresh, int timeout_ms)
 	s = c->cfg.amqp_tls ? amqp_ssl_socket_new(a) : amqp_tcp_socket_new(a);
 	if (!s)
 		goto out;
+	if (c->cfg.amqp_tls) {
+		rc = tls_setup(c, s);
+		if (rc < 0)
+			goto out;
+	}
 	amqp_set_handshake_timeout(a, &tv);
 	amqp_set_rpc_timeout(a, &tv);
-	rc = FIKS_EAMQP;
-	if (amqp_socket_open_noblock(s, c->cfg.amqp_host, c->cfg.amqp_port,
-				     &tv) != AMQP_STATUS_OK)
+	c->tls_error = 0;
+	st = amqp_socket_open_noblock(s, c->cfg.amqp_host, c->cfg.amqp_port,
+				      &tv);
+	if (st != AMQP_STATUS_OK) {
+		rc = FIKS_EAMQP;
+		if (c->tls_error || st == AMQP_STATUS_SSL_PEER_VERIFY_FAILED ||
+		    st == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED) {
+			rc = FIKS_ETLS;
+			bv_log(BV_LOG_ERR,
+			       "fiks: AMQP TLS: %s:%d is not trusted: %s",
+			       c->cfg.amqp_host, c->cfg.amqp_port,
+			       c->tls_error ? X509_verify_cert_error_string(
+						      c->tls_error)
+					    : amqp_error_string2(st));
+		}
+		ERR_clear_error();
 		goto out;
+	}
 	l = strlen(c->cfg.integration_password) + 1 + strlen(c->token) + 1;
 	pw = bv_malloc(l);
 	if (!pw) {
 		rc = BV_ENOMEM;
 		goto out;
 	}
-	/* FIKS IO's AMQP password: "<integrasjonPassord> <access token>". */
+	/* FIKS IO's AMQP password: "<integrasjonPassord> <access token>".
+	 * The heartbeat we ask for; a broker that wants a shorter one gets
+	 * it. From here librabbitmq sends one when we have sent nothing for
+	 * an interval and reports a connection that brought nothing for two
+	 * as AMQP_STATUS_HEARTBEAT_TIMEOUT (read_delivery()). */
 	snprintf(pw, l, "%s %s", c->cfg.integration_password, c->token);
 	r = amqp_login(a, c->cfg.amqp_vhost ? c->cfg.amqp_vhost : "/", 0,
-		       131072, 0, AMQP_SASL_METHOD_PLAIN, c->cfg.integration_id,
-		       pw);
+		       131072,
+		       c->cfg.amqp_heartbeat == FIKS_HEARTBEAT_OFF
+			       ? 0
+			       : c->cfg.amqp_heartbeat,
+		       AMQP_SASL_METHOD_PLAIN, c->cfg.integration_id, pw);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 		rc = reply_refused(r) ? FIKS_EUNAUTHORIZED : FIKS_EAMQP;
 		goto out;
@@ -1484,12 +1636,29 @@ fiks_melding_free(struct fiks_melding *m)
 	bv_free(mi);
 }
 
+/* Logs why the connection is taken for lost; returns FIKS_EAMQP. */
+static int
+lost(int st, const char *what)
+{
+	bv_log(BV_LOG_WARN, "fiks: AMQP connection lost: %s (%s)", what,
+	       st == AMQP_STATUS_HEARTBEAT_TIMEOUT
+		       ? "nothing from the broker for two heartbeats"
+	       : st == AMQP_STATUS_OK ? "an unexpected frame"
+				      : amqp_error_string2(st));
+	return FIKS_EAMQP;
+}
+
 /*
  * Reads one delivery with the body bounded by FIKS_BODY_MAX (a larger one
  * is read to its end and dropped, *over set). Returns 0 with *env's
- * fields set; FIKS_ETIMEOUT; FIKS_EAMQP (connection gone); BV_ENOMEM.
+ * fields set; FIKS_ETIMEOUT; FIKS_EAMQP (connection gone, closed by the
+ * broker, or silent for two heartbeat intervals); BV_ENOMEM.
  * On 0 the caller owns env->message.body (bv_free()) and must release the
  * connection's buffers after using env->message.properties.
+ *
+ * Heartbeats are serviced inside librabbitmq's waits: it sends one when
+ * due and never sleeps past the moment the broker's silence becomes a
+ * heartbeat timeout, so waiting here is always bounded by that too.
  */
 static int
 read_delivery(struct fiks_client *c, int64_t deadline, amqp_envelope_t *env,
@@ -1514,15 +1683,16 @@ read_delivery(struct fiks_client *c, int64_t deadline, amqp_envelope_t *env,
 		if (st == AMQP_STATUS_TIMEOUT)
 			return FIKS_ETIMEOUT;
 		if (st != AMQP_STATUS_OK)
-			return FIKS_EAMQP;
+			return lost(st, "waiting");
 		if (f.frame_type != AMQP_FRAME_METHOD)
-			continue; /* a heartbeat or a stray frame */
+			continue; /* a stray frame (heartbeats never come up) */
 		if (f.payload.method.id == AMQP_BASIC_DELIVER_METHOD)
 			break;
 		if (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
 		    f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD ||
 		    f.payload.method.id == AMQP_BASIC_CANCEL_METHOD)
-			return FIKS_EAMQP;
+			return lost(AMQP_STATUS_CONNECTION_CLOSED,
+				    "the broker closed or cancelled");
 	}
 	{
 		amqp_basic_deliver_t *d = f.payload.method.decoded;
@@ -1537,11 +1707,11 @@ read_delivery(struct fiks_client *c, int64_t deadline, amqp_envelope_t *env,
 			return BV_ENOMEM;
 	}
 	/* The header frame follows at once; the rest of the message has
-	 * no deadline but the socket's. */
+	 * no deadline but the heartbeat's (none with heartbeats off). */
 	st = amqp_simple_wait_frame(c->amqp, &f);
 	if (st != AMQP_STATUS_OK || f.frame_type != AMQP_FRAME_HEADER) {
 		amqp_bytes_free(env->routing_key);
-		return FIKS_EAMQP;
+		return lost(st, "reading a message");
 	}
 	env->message.properties =
 		*(amqp_basic_properties_t *)f.payload.properties.decoded;
@@ -1558,7 +1728,7 @@ read_delivery(struct fiks_client *c, int64_t deadline, amqp_envelope_t *env,
 		    got + f.payload.body_fragment.len > size) {
 			bv_free(body);
 			amqp_bytes_free(env->routing_key);
-			return FIKS_EAMQP;
+			return lost(st, "reading a message");
 		}
 		if (body)
 			memcpy(body + got, f.payload.body_fragment.bytes,
@@ -1587,14 +1757,12 @@ fiks_receive(struct fiks_client *c, int timeout_ms, struct fiks_melding **out)
 		amqp_maybe_release_buffers(c->amqp);
 		rc = read_delivery(c, deadline, &env, &over);
 		if (rc == FIKS_EAMQP || rc == BV_ENOMEM) {
-			if (rc == BV_ENOMEM) {
-				amqp_drop(c);
+			/* Mid-frame either way: the connection cannot be
+			 * used again. Unacked messages come back redelivered
+			 * on the next one, which this call may make. */
+			amqp_drop(c, 1);
+			if (rc == BV_ENOMEM)
 				return rc;
-			}
-			/* Lost: unacked messages come back redelivered on
-			 * the next connection, which this call may make. */
-			bv_log(BV_LOG_WARN, "fiks: AMQP connection lost");
-			amqp_drop(c);
 			continue;
 		}
 		if (rc < 0)
@@ -1627,7 +1795,7 @@ reject:
 	bv_log(BV_LOG_WARN, "fiks: dropping a message: %s", fiks_strerror(rc));
 	if (amqp_basic_nack(c->amqp, env.channel, env.delivery_tag, 0, 0) !=
 	    AMQP_STATUS_OK)
-		amqp_drop(c);
+		amqp_drop(c, 1);
 	else
 		amqp_maybe_release_buffers(c->amqp);
 	if (mi)
@@ -1649,8 +1817,8 @@ settle(struct fiks_client *c, const struct fiks_melding *m, int ack)
 	st = ack ? amqp_basic_ack(c->amqp, 1, m->delivery_tag, 0)
 		 : amqp_basic_nack(c->amqp, 1, m->delivery_tag, 0, 1);
 	if (st != AMQP_STATUS_OK) {
-		amqp_drop(c);
-		return FIKS_EAMQP;
+		amqp_drop(c, 1);
+		return lost(st, ack ? "ack" : "nack");
 	}
 	return 0;
 }

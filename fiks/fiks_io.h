@@ -60,13 +60,26 @@ struct fiks_config {
 	int prefetch;	      /* unacked deliveries at once; 0: 10 */
 	int timeout_ms;	      /* one HTTP request or AMQP call; 0: 30000 */
 	int amqp_tls;	      /* 1: AMQP over TLS (production, port 5671) */
+	/* PEM file of the CAs that may vouch for the broker's certificate
+	 * (amqp_tls only); NULL: the system's store. The certificate and
+	 * its name (amqp_host) are always verified. */
+	char *amqp_cafile;
+	/* AMQP heartbeat in seconds, 1 … FIKS_HEARTBEAT_MAX; 0: the
+	 * default; FIKS_HEARTBEAT_OFF: none ("amqp_heartbeat 0" in a file). */
+	int amqp_heartbeat;
 };
+
+#define FIKS_HEARTBEAT_DEFAULT 30
+#define FIKS_HEARTBEAT_MAX     600
+#define FIKS_HEARTBEAT_OFF     (-1)
 
 /* Loads path into *cfg (zeroed first). Required keys: api_url, token_url,
  * amqp_host, integration_id, integration_password, client_id, account_id,
  * key_path, cert_path; amqp_port defaults to 5671 with amqp_tls 1, else
- * 5672. Returns 0; BV_ECONFIG with a sentence in err (line number, key;
- * never a value); BV_EIO; BV_ENOMEM. On error *cfg holds nothing. */
+ * 5672; amqp_heartbeat is 0 (off) … FIKS_HEARTBEAT_MAX, 30 when absent;
+ * amqp_cafile needs amqp_tls 1. Returns 0; BV_ECONFIG with a sentence in
+ * err (line number, key; never a value); BV_EIO; BV_ENOMEM. On error *cfg
+ * holds nothing. */
 int fiks_config_load(const char *path, struct fiks_config *cfg, char *err,
 		     size_t errcap);
 void fiks_config_free(struct fiks_config *cfg);
@@ -116,8 +129,10 @@ struct fiks_send_req {
 
 struct fiks_client;
 
-/* Loads the identities named by cfg (copied). Returns 0; FIKS_EKEY;
- * BV_EINVAL; BV_ENOMEM. No network until the first call that needs it. */
+/* Loads the identities named by cfg (copied) and checks that amqp_cafile,
+ * when given, holds at least one certificate. Returns 0; FIKS_EKEY;
+ * BV_EINVAL (a required field missing, amqp_heartbeat out of range);
+ * BV_ENOMEM. No network until the first call that needs it. */
 int fiks_client_new(const struct fiks_config *cfg, struct fiks_client **out);
 void fiks_client_free(struct fiks_client *c);
 
@@ -203,7 +218,11 @@ int fiks_reply(struct fiks_client *c, const struct fiks_melding *m,
  * and messages not acked on the old one come again, flagged redelivered).
  * Returns 0 and sets *out (fiks_melding_free()); FIKS_ETIMEOUT (connected,
  * nothing came); FIKS_EAMQP (the broker could not be reached or was lost
- * within timeout_ms, however often it was tried: call again later);
+ * within timeout_ms, however often it was tried: call again later; a
+ * connection from which nothing came for two heartbeat intervals counts
+ * as lost); FIKS_ETLS (amqp_tls: the broker's certificate is not trusted
+ * or does not name amqp_host; returned at once, the log says why);
+ * FIKS_EKEY (amqp_cafile or the system's CA store cannot be read);
  * FIKS_EHEADER (a message without melding-id, type or avsender-id, or
  * with one of them not a longstr or malformed) and FIKS_ELIMIT (a body
  * over FIKS_BODY_MAX, or custom headers over FIKS_HEADERS_MAX or their
@@ -211,6 +230,11 @@ int fiks_reply(struct fiks_client *c, const struct fiks_melding *m,
  * queue; FIKS_EUNAUTHORIZED (the broker refused our login or the queue,
  * also with a fresh token); BV_ENOMEM. Reconnection attempts back off
  * from 100 ms to 2 s, never past timeout_ms.
+ *
+ * Heartbeats are sent and checked only inside fiks_receive, fiks_ack and
+ * fiks_nack_requeue (librabbitmq has no thread of its own): a caller that
+ * does not call in for more than about two heartbeat intervals may find
+ * the connection closed by the broker, its unacked messages redelivered.
  */
 int fiks_receive(struct fiks_client *c, int timeout_ms,
 		 struct fiks_melding **out);

@@ -25,6 +25,9 @@ usage() {
 		  broker-start    start only the broker again, same ports
 		options of start (remembered in DIR/fiksio.env for later commands):
 		  --amqp-port N   AMQP listener on 127.0.0.1 (5673)
+		  --amqps-port N  also AMQP over TLS on 127.0.0.1 (0: none), with a
+		                  CA and server certificate made in DIR/rabbitmq/tls;
+		                  clients trust DIR/amqps-ca.crt
 		  --http-port M   the development server's HTTP port (8089)
 		  --epmd-port P   this node's own epmd (4370)
 		  --dist-port Q   this node's Erlang distribution port (25673)
@@ -45,7 +48,7 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd -P)
 hash=$(printf '%s' "$dir" | sha256sum | cut -c1-12)
 
-amqp_port=5673 http_port=8089 epmd_port=4370 dist_port=25673
+amqp_port=5673 http_port=8089 epmd_port=4370 dist_port=25673 amqps_port=0
 accounts=$dir/accounts.json token_ttl=3600 timeout=60
 devserver=${BVFIKS_DEVSERVER:-}
 if [[ -f $dir/fiksio.env ]]; then
@@ -55,6 +58,7 @@ fi
 while (($#)); do
 	case $1 in
 	--amqp-port) amqp_port=$2 ;;
+	--amqps-port) amqps_port=$2 ;;
 	--http-port) http_port=$2 ;;
 	--epmd-port) epmd_port=$2 ;;
 	--dist-port) dist_port=$2 ;;
@@ -70,6 +74,8 @@ for p in "$amqp_port" "$http_port" "$epmd_port" "$dist_port"; do
 	[[ $p =~ ^[0-9]+$ ]] && ((p > 0 && p < 65536)) ||
 		{ echo "fiksio: bad port '$p'" >&2; exit 2; }
 done
+[[ $amqps_port =~ ^[0-9]+$ ]] && ((amqps_port < 65536)) ||
+	{ echo "fiksio: bad port '$amqps_port'" >&2; exit 2; }
 [[ $timeout =~ ^[0-9]+$ && $token_ttl =~ ^[0-9]+$ ]] || usage
 
 if [[ -z $devserver ]]; then
@@ -127,6 +133,8 @@ stop_pid() { # PIDFILE COMM: TERM, wait up to 30 s, then KILL
 	alive "$1" "$2" || { rm -f "$1"; return 0; }
 	pid=$(<"$1")
 	kill -TERM "$pid" 2>/dev/null || true
+	# A test may have stopped it (SIGSTOP): it must run to end.
+	kill -CONT "$pid" 2>/dev/null || true
 	for ((i = 0; i < 300; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
@@ -148,6 +156,47 @@ amqp_ready() {
 		printf "AMQP\0\0\x09\x01" >&3
 		head -c 7 <&3 | od -An -tx1' 2>/dev/null) || return 1
 	[[ $reply == " 01 00 00 00 00 "* ]]
+}
+
+# The TLS listener's files, made once per DIR and again when the server
+# certificate has less than a day left: a CA (EC P-256) and a server
+# certificate it signs for localhost and 127.0.0.1. Only the test broker's;
+# clients trust DIR/amqps-ca.crt. Not for production.
+tls_files() {
+	local t=$rmq/tls
+	if [[ -s $t/server.crt && -s $dir/amqps-ca.crt ]] &&
+		openssl x509 -checkend 86400 -noout -in "$t/server.crt" >/dev/null; then
+		return 0
+	fi
+	mkdir -p "$t"
+	(
+		umask 077
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+			-nodes -keyout "$t/ca.key" -out "$t/ca.crt" -days 30 \
+			-subj "/CN=fiksio test CA $hash" \
+			-addext basicConstraints=critical,CA:TRUE \
+			-addext keyUsage=critical,keyCertSign,cRLSign
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+			-nodes -keyout "$t/server.key" -out "$t/server.csr" \
+			-subj /CN=localhost
+		printf '%s\n' basicConstraints=CA:FALSE \
+			keyUsage=critical,digitalSignature \
+			extendedKeyUsage=serverAuth \
+			subjectAltName=DNS:localhost,IP:127.0.0.1 >"$t/server.ext"
+		openssl x509 -req -in "$t/server.csr" -CA "$t/ca.crt" \
+			-CAkey "$t/ca.key" -set_serial "0x$(openssl rand -hex 8)" \
+			-days 30 -extfile "$t/server.ext" -out "$t/server.crt"
+	) >"$rmq/log/tls.log" 2>&1 ||
+		{ echo "fiksio: making the TLS certificates failed:" >&2; cat "$rmq/log/tls.log" >&2; exit 1; }
+	rm -f "$t/server.csr" "$t/server.ext"
+	cp "$t/ca.crt" "$dir/amqps-ca.crt"
+	chmod 0644 "$dir/amqps-ca.crt"
+}
+
+# The TLS listener opens next to the plain one; accepting is enough here.
+amqps_ready() {
+	((amqps_port == 0)) ||
+		timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$amqps_port" 2>/dev/null
 }
 
 password_hash() { # rabbit_password_hashing_sha256: b64(salt + sha256(salt+pw))
@@ -208,6 +257,19 @@ write_broker_config() {
 		vm_memory_high_watermark.relative = 0.2
 		disk_free_limit.absolute = 50MB
 	EOF
+	if ((amqps_port > 0)); then
+		tls_files
+		# Server authentication only, as Fiks IO: clients send no
+		# certificate; they log in as on the plain port.
+		cat >>"$rmq/rabbitmq.conf" <<-EOF
+			listeners.ssl.1 = 127.0.0.1:$amqps_port
+			ssl_options.cacertfile = $rmq/tls/ca.crt
+			ssl_options.certfile = $rmq/tls/server.crt
+			ssl_options.keyfile = $rmq/tls/server.key
+			ssl_options.verify = verify_none
+			ssl_options.fail_if_no_peer_cert = false
+		EOF
+	fi
 	echo '[rabbitmq_auth_backend_http].' >"$rmq/enabled_plugins"
 	if [[ $owner != "$(id -un)" ]]; then
 		chown "$owner:" "$dir"
@@ -263,7 +325,7 @@ broker_start() {
 			broker_stop
 			exit 1
 		fi
-		if [[ -s $rmq/beam.pid ]] && amqp_ready; then
+		if [[ -s $rmq/beam.pid ]] && amqp_ready && amqps_ready; then
 			return 0
 		fi
 		sleep 0.1
@@ -314,6 +376,7 @@ dev_start() {
 save_env() {
 	cat >"$dir/fiksio.env" <<-EOF
 		amqp_port=$amqp_port http_port=$http_port epmd_port=$epmd_port dist_port=$dist_port
+		amqps_port=$amqps_port
 		accounts='$accounts' token_ttl=$token_ttl timeout=$timeout
 		devserver='$devserver'
 	EOF
@@ -325,6 +388,8 @@ start)
 	broker_start
 	dev_start
 	echo "fiksio: FIKS IO on http://127.0.0.1:$http_port, amqp://127.0.0.1:$amqp_port ($dir)"
+	((amqps_port == 0)) ||
+		echo "fiksio: amqps://127.0.0.1:$amqps_port, CA $dir/amqps-ca.crt"
 	;;
 stop)
 	stop_pid "$dir/devserver.pid" bvfiks-dev

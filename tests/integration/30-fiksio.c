@@ -9,16 +9,25 @@
  * payload through the dokumentlager, packages end to end (fiks_send,
  * fiks_open, fiks_reply: signed, encrypted, pinned, also through the
  * dokumentlager), and the development server's answers to hostile
- * requests. Every wait is bounded. Set BVT_TEST_FILTER (a
- * cmocka pattern) to run some tests only.
+ * requests; AMQP heartbeats (an idle consumer stays connected, a broker
+ * stopped with SIGSTOP is noticed and the consumer comes back after
+ * SIGCONT) and AMQP over TLS (consuming, and refusing a broker whose
+ * certificate another CA vouches for or that names another address).
+ * Every wait is bounded. Set BVT_TEST_FILTER (a cmocka pattern) to run
+ * some tests only.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 #include <cmocka.h>
@@ -30,9 +39,20 @@
 #include "fiks_error.h"
 #include "fiks_io.h"
 
-enum { A, B, B2, C, D, E, B3, B4, B5, B6, D2, N_ACCTS };
+enum { A, B, B2, C, D, E, B3, B4, B5, B6, D2, H1, H2, T1, N_ACCTS };
 
 static struct bvt_fiks F;
+/* The broker while a test has it stopped (SIGSTOP); teardown and the
+ * end of main continue it, whatever failed. */
+static int stopped_pid = -1;
+
+static void
+broker_cont(void)
+{
+	if (stopped_pid > 0)
+		kill(stopped_pid, SIGCONT);
+	stopped_pid = -1;
+}
 /* Every client a test makes, freed by teardown even when it fails. */
 static struct fiks_client *clients[16];
 
@@ -68,6 +88,7 @@ teardown(void **state)
 	size_t i;
 
 	(void)state;
+	broker_cont();
 	for (i = 0; i < sizeof(clients) / sizeof(clients[0]); i++) {
 		fiks_client_free(clients[i]);
 		clients[i] = NULL;
@@ -742,6 +763,336 @@ t_devserver_hostile(void **state)
 		bvt_http_get(F.http_port, "/healthz", bvt_ms(5000), NULL), 200);
 }
 
+/* The AMQP keys of a config file: the heartbeat's range, 0 for off and
+ * 30 s when absent; amqp_cafile only with TLS, checked by
+ * fiks_client_new. */
+static void
+t_amqp_config(void **state)
+{
+	const char *off[] = {"amqp_heartbeat", "0", NULL};
+	const char *big[] = {"amqp_heartbeat", "601", NULL};
+	const char *ca_no_tls[] = {"amqp_cafile", F.amqps_ca, NULL};
+	const char *ca_key[] = {"amqp_tls", "1", "amqp_cafile", F.acct[A].key,
+				NULL};
+	const char *ca_none[] = {"amqp_tls", "1", "amqp_cafile",
+				 "/nonexistent/ca.crt", NULL};
+	struct fiks_config cfg;
+	struct fiks_client *c = NULL;
+	char path[160], err[256];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/amqp.conf", F.dir);
+	assert_int_equal(
+		fiks_config_load(F.acct[A].config, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.amqp_heartbeat, 0);
+	assert_null(cfg.amqp_cafile);
+	assert_int_equal(fiks_client_new(&cfg, &c), 0);
+	assert_int_equal(fiks_client_config(c)->amqp_heartbeat,
+			 FIKS_HEARTBEAT_DEFAULT);
+	fiks_client_free(c);
+	c = NULL;
+	cfg.amqp_heartbeat = FIKS_HEARTBEAT_MAX + 1;
+	assert_int_equal(fiks_client_new(&cfg, &c), BV_EINVAL);
+	cfg.amqp_heartbeat = -2;
+	assert_int_equal(fiks_client_new(&cfg, &c), BV_EINVAL);
+	fiks_config_free(&cfg);
+
+	assert_int_equal(bvt_fiks_write_config(&F, A, path, off), 0);
+	assert_int_equal(fiks_config_load(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.amqp_heartbeat, FIKS_HEARTBEAT_OFF);
+	assert_int_equal(fiks_client_new(&cfg, &c), 0);
+	assert_int_equal(fiks_client_config(c)->amqp_heartbeat,
+			 FIKS_HEARTBEAT_OFF);
+	fiks_client_free(c);
+	c = NULL;
+	fiks_config_free(&cfg);
+
+	assert_int_equal(bvt_fiks_write_config(&F, A, path, big), 0);
+	assert_int_equal(fiks_config_load(path, &cfg, err, sizeof(err)),
+			 BV_ECONFIG);
+	assert_non_null(strstr(err, "'amqp_heartbeat' must be a number 0…600"));
+	assert_int_equal(bvt_fiks_write_config(&F, A, path, ca_no_tls), 0);
+	assert_int_equal(fiks_config_load(path, &cfg, err, sizeof(err)),
+			 BV_ECONFIG);
+	assert_non_null(strstr(err, "amqp_cafile is for amqp_tls 1 only"));
+
+	/* A CA file without a certificate fails when the client is made. */
+	assert_int_equal(bvt_fiks_write_config(&F, A, path, ca_key), 0);
+	assert_int_equal(fiks_config_load(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(fiks_client_new(&cfg, &c), FIKS_EKEY);
+	fiks_config_free(&cfg);
+	assert_int_equal(bvt_fiks_write_config(&F, A, path, ca_none), 0);
+	assert_int_equal(fiks_config_load(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(fiks_client_new(&cfg, &c), FIKS_EKEY);
+	fiks_config_free(&cfg);
+}
+
+/*
+ * Heartbeat 2 s. A consumer that waits in fiks_receive for 3.5 heartbeats
+ * with nothing to read stays on its connection (librabbitmq sends and
+ * reads heartbeats inside the wait) and gets the next message on it. One
+ * that does not call in at all for as long is cut off by the broker: the
+ * next call reconnects and the message it had not acked comes again.
+ */
+static void
+t_heartbeat_idle(void **state)
+{
+	const char *hb[] = {"amqp_heartbeat", "2", NULL};
+	struct fiks_client *a = client(A), *h = client_with(H1, hb);
+	struct fiks_melding *m = NULL, *m2;
+	char id[FIKS_UUID_LEN + 1];
+	uint64_t epoch;
+	int64_t t0;
+
+	(void)state;
+	send_plain(a, H1, "no.ks.fiks.bvchat.test.v1.puls", 0, "1", id);
+	m = recv_match(h, id, NULL, 15000);
+	epoch = m->channel_epoch;
+	assert_int_equal(fiks_ack(h, m), 0);
+	fiks_melding_free(m);
+	m = NULL;
+	t0 = bvt_now_ms();
+	assert_int_equal(fiks_receive(h, 7000, &m), FIKS_ETIMEOUT);
+	assert_true(bvt_now_ms() - t0 >= 6900);
+	send_plain(a, H1, "no.ks.fiks.bvchat.test.v1.puls", 0, "2", id);
+	m = recv_match(h, id, NULL, 15000);
+	/* The same connection: never lost, never remade. */
+	assert_int_equal(m->channel_epoch, epoch);
+	assert_int_equal(m->redelivered, 0);
+
+	/* Now silent for as long, m unacked. */
+	sleep(7);
+	m2 = recv_match(h, id, NULL, 15000);
+	assert_true(m2->channel_epoch != epoch);
+	assert_int_equal(m2->redelivered, 1);
+	assert_int_equal(fiks_ack(h, m), FIKS_EAMQP);
+	assert_int_equal(fiks_ack(h, m2), 0);
+	fiks_melding_free(m);
+	fiks_melding_free(m2);
+	expect_empty(h, 300);
+	release(a);
+	release(h);
+}
+
+/*
+ * Receives the messages with ids want[0..n) in any order within
+ * timeout_ms, acking each; fails on anything else. Sets got[i].
+ */
+static void
+recv_all(struct fiks_client *c, const char *const *want, size_t n,
+	 struct fiks_melding **got, int timeout_ms)
+{
+	int64_t deadline = bvt_now_ms() + bvt_ms(timeout_ms);
+	size_t have = 0, i;
+
+	memset(got, 0, n * sizeof(*got));
+	while (have < n && bvt_now_ms() < deadline) {
+		struct fiks_melding *m = NULL;
+		int left = (int)(deadline - bvt_now_ms());
+		int rc = fiks_receive(c, left > 0 ? left : 1, &m);
+
+		if (rc == FIKS_ETIMEOUT || rc == FIKS_EAMQP)
+			continue;
+		if (rc < 0)
+			fail_msg("fiks_receive: %s", fiks_errname(rc));
+		for (i = 0; i < n; i++)
+			if (!got[i] && strcmp(m->melding_id, want[i]) == 0)
+				break;
+		if (i == n)
+			fail_msg("unexpected message %s", m->melding_id);
+		assert_int_equal(fiks_ack(c, m), 0);
+		got[i] = m;
+		have++;
+	}
+	if (have < n)
+		fail_msg("%zu of %zu messages within %d ms", have, n,
+			 timeout_ms);
+}
+
+/*
+ * Heartbeat 2 s, and the broker stopped (SIGSTOP) under a consumer that
+ * holds an unacked message: the socket stays open and says nothing, so
+ * only the heartbeat tells. The consumer must report FIKS_EAMQP within
+ * about two heartbeats, and after SIGCONT reconnect by itself, get the
+ * held message again (redelivered) and one sent afterwards.
+ */
+static void
+t_heartbeat_broker_stopped(void **state)
+{
+	const char *hb[] = {"amqp_heartbeat", "2", "timeout_ms", "2000", NULL};
+	struct fiks_client *a = client(A), *h = client_with(H2, hb);
+	struct fiks_melding *m, *m2 = NULL, *got[2];
+	char id[FIKS_UUID_LEN + 1], id2[FIKS_UUID_LEN + 1];
+	const char *want[2] = {id, id2};
+	int64_t t0, noticed = -1;
+	int pid, rc;
+
+	(void)state;
+	send_plain(a, H2, "no.ks.fiks.bvchat.test.v1.stans", 0, "1", id);
+	m = recv_match(h, id, NULL, 15000);
+	pid = bvt_fiks_broker_pid(&F);
+	assert_true(pid > 0);
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	stopped_pid = pid;
+	t0 = bvt_now_ms();
+	while (bvt_now_ms() - t0 < bvt_ms(20000)) {
+		rc = fiks_receive(h, 250, &m2);
+		if (rc == FIKS_EAMQP) {
+			noticed = bvt_now_ms() - t0;
+			break;
+		}
+		assert_int_equal(rc, FIKS_ETIMEOUT);
+	}
+	fprintf(stderr,
+		"# stopped broker noticed after %lld ms "
+		"(heartbeat 2 s)\n",
+		(long long)noticed);
+	assert_true(noticed >= 0);
+	/* Two heartbeats after the last frame from the broker, which came
+	 * at most one heartbeat before the stop; plus the last poll. */
+	assert_true(noticed <= 6500);
+	/* Its delivery went with the connection. */
+	assert_int_equal(fiks_ack(h, m), FIKS_EAMQP);
+	broker_cont();
+	t0 = bvt_now_ms();
+	send_plain(a, H2, "no.ks.fiks.bvchat.test.v1.stans", 0, "2", id2);
+	recv_all(h, want, 2, got, 30000);
+	fprintf(stderr, "# both messages %lld ms after SIGCONT\n",
+		(long long)(bvt_now_ms() - t0));
+	assert_int_equal(got[0]->redelivered, 1);
+	assert_true(got[0]->channel_epoch != m->channel_epoch);
+	/* got[1] may be flagged too: sent just after SIGCONT, it can go to
+	 * the old consumer before the broker has read that its connection
+	 * is closed, and come back from there. */
+	fiks_melding_free(got[0]);
+	fiks_melding_free(got[1]);
+	fiks_melding_free(m);
+	expect_empty(h, 300);
+	release(a);
+	release(h);
+}
+
+static const char *
+amqps_port(void)
+{
+	static char p[16];
+
+	snprintf(p, sizeof(p), "%d", F.amqps_port);
+	return p;
+}
+
+/* AMQP over TLS, the broker verified against the test CA: by address
+ * (its IP SAN) and by name (its DNS SAN). */
+static void
+t_tls_consume(void **state)
+{
+	const char *by_ip[] = {"amqp_tls",   "1",	    "amqp_port",
+			       amqps_port(), "amqp_cafile", F.amqps_ca,
+			       NULL};
+	const char *by_name[] = {"amqp_tls",   "1",	      "amqp_port",
+				 amqps_port(), "amqp_cafile", F.amqps_ca,
+				 "amqp_host",  "localhost",   NULL};
+	struct fiks_client *a = client(A), *t = client_with(T1, by_ip);
+	struct fiks_melding *m;
+	char id[FIKS_UUID_LEN + 1];
+
+	(void)state;
+	send_plain(a, T1, "no.ks.fiks.bvchat.test.v1.tls", 0, "over tls", id);
+	m = recv_match(t, id, NULL, 15000);
+	assert_int_equal(m->body_len, 8);
+	assert_memory_equal(m->body, "over tls", 8);
+	assert_string_equal(m->avsender, F.acct[A].konto);
+	assert_int_equal(fiks_ack(t, m), 0);
+	fiks_melding_free(m);
+	release(t);
+	t = client_with(T1, by_name);
+	send_plain(a, T1, "no.ks.fiks.bvchat.test.v1.tls", 0, "by name", id);
+	m = recv_match(t, id, NULL, 15000);
+	assert_int_equal(fiks_ack(t, m), 0);
+	fiks_melding_free(m);
+	expect_empty(t, 300);
+	release(a);
+	release(t);
+}
+
+/* 1 when an IPv6 socket reaches 127.0.0.1:port as ::ffff:127.0.0.1. */
+static int
+v4mapped_works(int port)
+{
+	struct sockaddr_in6 sa;
+	int fd = socket(AF_INET6, SOCK_STREAM, 0), ok;
+
+	if (fd < 0)
+		return 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin6_family = AF_INET6;
+	sa.sin6_port = htons((uint16_t)port);
+	inet_pton(AF_INET6, "::ffff:127.0.0.1", &sa.sin6_addr);
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* Expects fiks_receive on a client with ov to fail with want, quickly. */
+static void
+expect_refused(const char *const *ov, int want, int timeout_ms,
+	       const char *what)
+{
+	struct fiks_client *c = client_with(T1, ov);
+	struct fiks_melding *m = NULL;
+	int64_t t0 = bvt_now_ms(), took;
+	int rc = fiks_receive(c, timeout_ms, &m);
+
+	took = bvt_now_ms() - t0;
+	fprintf(stderr, "# %s: %s after %lld ms\n", what, fiks_errname(rc),
+		(long long)took);
+	if (rc == 0)
+		fiks_melding_free(m);
+	assert_int_equal(rc, want);
+	assert_true(took < (want == FIKS_ETLS ? bvt_ms(3000)
+					      : timeout_ms + bvt_ms(1500)));
+	release(c);
+}
+
+/*
+ * A broker whose certificate does not verify is refused at once with
+ * FIKS_ETLS, never retried until the timeout: a CA of the same name with
+ * another key, the system's store (which does not hold the test CA), an
+ * address the certificate does not name. TLS to the plain port is a
+ * failed connection (FIKS_EAMQP), bounded by the timeout.
+ */
+static void
+t_tls_refused(void **state)
+{
+	char other[160], plain[16];
+	const char *other_ca[] = {"amqp_tls",	"1",	       "amqp_port",
+				  amqps_port(), "amqp_cafile", other,
+				  NULL};
+	const char *system_ca[] = {"amqp_tls", "1", "amqp_port", amqps_port(),
+				   NULL};
+	const char *wrong_name[] = {
+		"amqp_tls",    "1",	   "amqp_port", amqps_port(),
+		"amqp_cafile", F.amqps_ca, "amqp_host", "::ffff:127.0.0.1",
+		NULL};
+	const char *plain_port[] = {"amqp_tls", "1",	       "amqp_port",
+				    plain,	"amqp_cafile", F.amqps_ca,
+				    NULL};
+
+	(void)state;
+	snprintf(other, sizeof(other), "%s/other-ca.crt", F.dir);
+	snprintf(plain, sizeof(plain), "%d", F.amqp_port);
+	assert_int_equal(bvt_fiks_other_ca(&F, other), 0);
+	expect_refused(other_ca, FIKS_ETLS, bvt_ms(10000), "another CA");
+	expect_refused(system_ca, FIKS_ETLS, bvt_ms(10000), "system CAs");
+	if (v4mapped_works(F.amqps_port))
+		expect_refused(wrong_name, FIKS_ETLS, bvt_ms(10000),
+			       "a name not in the certificate");
+	else
+		fprintf(stderr, "# no IPv4-mapped IPv6 here: the name "
+				"mismatch is not tried\n");
+	expect_refused(plain_port, FIKS_EAMQP, 1500, "TLS to the plain port");
+}
+
 static int
 setup(void **state)
 {
@@ -769,6 +1120,11 @@ main(void)
 		cmocka_unit_test_teardown(t_package_dokumentlager, teardown),
 		cmocka_unit_test_teardown(t_devserver_hostile, teardown),
 		cmocka_unit_test_teardown(t_broker_restart, teardown),
+		cmocka_unit_test_teardown(t_amqp_config, teardown),
+		cmocka_unit_test_teardown(t_tls_consume, teardown),
+		cmocka_unit_test_teardown(t_tls_refused, teardown),
+		cmocka_unit_test_teardown(t_heartbeat_idle, teardown),
+		cmocka_unit_test_teardown(t_heartbeat_broker_stopped, teardown),
 	};
 	const char *filter = getenv("BVT_TEST_FILTER");
 	int failures;
@@ -776,6 +1132,7 @@ main(void)
 	if (filter)
 		cmocka_set_test_filter(filter);
 	failures = cmocka_run_group_tests_name("30-fiksio", tests, setup, NULL);
+	broker_cont();
 	/* The logs before the directory goes (kept on failure). */
 	if (failures)
 		bvt_fiks_print_logs(&F);

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#define BVT_FIKS_ACCOUNTS_MAX 12
+#define BVT_FIKS_ACCOUNTS_MAX 16
 
 struct bvt_fiks_account {
 	char konto[37];
@@ -30,6 +30,10 @@ struct bvt_fiks {
 	struct bvt_fiks_account acct[BVT_FIKS_ACCOUNTS_MAX];
 	int running;
 	long start_ms; /* how long the last start took */
+	/* The broker's TLS listener (tools/fiksio.sh --amqps-port) and the
+	 * CA that signed its certificate (for localhost and 127.0.0.1). */
+	int amqps_port;
+	char amqps_ca[96];
 };
 
 /*
@@ -53,6 +57,18 @@ int bvt_fiks_broker_start(struct bvt_fiks *f);
  */
 int bvt_fiks_write_config(const struct bvt_fiks *f, size_t i, const char *path,
 			  const char *const *overrides);
+
+/* The PID of the broker's Erlang VM (beam.smp), e.g. to SIGSTOP it, or
+ * -1 when it does not run. Whoever stops it must SIGCONT it again;
+ * bvt_fiks_stop() and the watchdog do (tools/fiksio.sh stop). */
+int bvt_fiks_broker_pid(const struct bvt_fiks *f);
+
+/*
+ * Writes to path a self-signed CA certificate (EC P-256, two days) with
+ * the same subject as f's amqps_ca but another key: a CA that must not be
+ * trusted for the broker. 0 or -1.
+ */
+int bvt_fiks_other_ca(const struct bvt_fiks *f, const char *path);
 
 /* The broker's administrator password (DIR/admin.secret; static). */
 const char *bvt_fiks_admin_secret(const struct bvt_fiks *f);

@@ -18,6 +18,11 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
 #include "bv_util.h"
 #include "bvtest.h"
 #include "bvtest_fiks.h"
@@ -47,14 +52,15 @@ devserver_bin(void)
 static int
 fiksio(const struct bvt_fiks *f, const char *cmd, int with_ports)
 {
-	char amqp[16], http[16], epmd[16], dist[16], tmo[16];
-	char *argv[24];
+	char amqp[16], http[16], epmd[16], dist[16], tmo[16], amqps[16];
+	char *argv[26];
 	int n = 0, rc;
 
 	snprintf(amqp, sizeof(amqp), "%d", f->amqp_port);
 	snprintf(http, sizeof(http), "%d", f->http_port);
 	snprintf(epmd, sizeof(epmd), "%d", f->epmd_port);
 	snprintf(dist, sizeof(dist), "%d", f->dist_port);
+	snprintf(amqps, sizeof(amqps), "%d", f->amqps_port);
 	snprintf(tmo, sizeof(tmo), "%d", bvt_ms(90000) / 1000);
 	argv[n++] = "/bin/bash";
 	argv[n++] = BV_FIKSIO_SH;
@@ -69,6 +75,8 @@ fiksio(const struct bvt_fiks *f, const char *cmd, int with_ports)
 		argv[n++] = epmd;
 		argv[n++] = "--dist-port";
 		argv[n++] = dist;
+		argv[n++] = "--amqps-port";
+		argv[n++] = amqps;
 		argv[n++] = "--devserver";
 		argv[n++] = (char *)devserver_bin();
 		argv[n++] = "--timeout";
@@ -242,13 +250,13 @@ out:
 	return rc;
 }
 
-/* Four distinct free ports. */
+/* Five distinct free ports. */
 static int
 pick_ports(struct bvt_fiks *f)
 {
-	int p[4], i, j;
+	int p[5], i, j;
 
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < 5; i++) {
 		int tries = 0;
 
 		do {
@@ -264,6 +272,7 @@ pick_ports(struct bvt_fiks *f)
 	f->http_port = p[1];
 	f->epmd_port = p[2];
 	f->dist_port = p[3];
+	f->amqps_port = p[4];
 	return 0;
 }
 
@@ -303,6 +312,7 @@ bvt_fiks_start(struct bvt_fiks *f, size_t n)
 	bvt__watchdog("F %s", f->dir);
 	if (pick_ports(f) < 0 || make_accounts(f, n) < 0)
 		return -1;
+	snprintf(f->amqps_ca, sizeof(f->amqps_ca), "%s/amqps-ca.crt", f->dir);
 	instance_track(f, 1);
 	f->running = 1;
 	if (fiksio(f, "start", 1) < 0) {
@@ -347,6 +357,83 @@ int
 bvt_fiks_broker_start(struct bvt_fiks *f)
 {
 	return fiksio(f, "broker-start", 0);
+}
+
+int
+bvt_fiks_broker_pid(const struct bvt_fiks *f)
+{
+	char path[128], *s, *comm;
+	long pid;
+
+	snprintf(path, sizeof(path), "%s/rabbitmq/beam.pid", f->dir);
+	s = bvt_file_read(path, NULL);
+	if (!s)
+		return -1;
+	pid = strtol(s, NULL, 10);
+	free(s);
+	if (pid <= 1 || pid > 1L << 22)
+		return -1;
+	/* Never a recycled PID: it must still be the Erlang VM. */
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+	comm = bvt_file_read(path, NULL);
+	if (!comm)
+		return -1;
+	if (strncmp(comm, "beam", 4) != 0)
+		pid = -1;
+	free(comm);
+	return (int)pid;
+}
+
+/* basicConstraints CA:TRUE, critical: a CA in every respect but its key. */
+static int
+ca_ext(X509 *x)
+{
+	BASIC_CONSTRAINTS *bc = BASIC_CONSTRAINTS_new();
+	int ok;
+
+	if (!bc)
+		return 0;
+	bc->ca = 1;
+	ok = X509_add1_ext_i2d(x, NID_basic_constraints, bc, 1,
+			       X509V3_ADD_DEFAULT) == 1;
+	BASIC_CONSTRAINTS_free(bc);
+	return ok;
+}
+
+int
+bvt_fiks_other_ca(const struct bvt_fiks *f, const char *path)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *real = NULL, *x = X509_new();
+	FILE *in = fopen(f->amqps_ca, "r"), *out = NULL;
+	int ok = 0;
+
+	if (in)
+		real = PEM_read_X509(in, NULL, NULL, NULL);
+	if (!k || !x || !real)
+		goto out;
+	ok = X509_set_version(x, 2) &&
+	     ASN1_INTEGER_set(X509_get_serialNumber(x), 4711) &&
+	     X509_gmtime_adj(X509_getm_notBefore(x), -3600) &&
+	     X509_gmtime_adj(X509_getm_notAfter(x), 2 * 86400) &&
+	     X509_set_subject_name(x, X509_get_subject_name(real)) &&
+	     X509_set_issuer_name(x, X509_get_subject_name(real)) &&
+	     X509_set_pubkey(x, k) && ca_ext(x) &&
+	     X509_sign(x, k, EVP_sha256()) > 0;
+	if (ok) {
+		out = fopen(path, "w");
+		ok = out && PEM_write_X509(out, x);
+		ok = out && fclose(out) == 0 && ok;
+	}
+out:
+	if (in)
+		fclose(in);
+	X509_free(real);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	if (!ok)
+		fprintf(stderr, "bvtest: cannot make another CA at %s\n", path);
+	return ok ? 0 : -1;
 }
 
 const char *
