@@ -1045,7 +1045,7 @@ handle_send(struct MHD_Connection *c, struct req *q)
 {
 	struct part parts[PARTS_MAX];
 	const struct part *meta = NULL, *data = NULL;
-	const char *iid, *avs, *mot, *type, *svar, *k;
+	const char *iid, *avs, *mot, *type, *svar, *k, *why;
 	struct account *a_avs, *a_mot;
 	char id[FIKS_UUID_LEN + 1], dok[FIKS_UUID_LEN + 1] = "";
 	json_t *m = NULL, *headere, *v, *ttlj, *out;
@@ -1059,10 +1059,10 @@ handle_send(struct MHD_Connection *c, struct req *q)
 	if (st)
 		return reply_err(c, st, "UNAUTHORIZED",
 				 "token or integration refused");
-	n = multipart_parse(q->buf, q->len, hdr(c, "Content-Type"), parts);
+	n = multipart_parse(q->buf, q->len, hdr(c, "Content-Type"), parts,
+			    &why);
 	if (n < 0)
-		return reply_err(c, 400, "BAD_MULTIPART",
-				 "not multipart/form-data as expected");
+		return reply_err(c, 400, "BAD_MULTIPART", why);
 	for (i = 0; i < n; i++) {
 		if (strcmp(parts[i].name, "metadata") == 0 && !meta)
 			meta = &parts[i];

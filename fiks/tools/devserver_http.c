@@ -46,22 +46,25 @@ header_param(const char *line, size_t len, const char *key, char *out,
 	return -1;
 }
 
-/* Splits a multipart/form-data body. Returns the number of parts or -1. */
 int
 multipart_parse(const unsigned char *body, size_t len, const char *ctype,
-		struct part *parts)
+		struct part *parts, const char **why)
 {
 	char boundary[80], delim[84];
 	const unsigned char *p, *end = body + len;
 	size_t dl;
 	int n = 0;
 
-	if (!ctype || strncasecmp(ctype, "multipart/form-data", 19) != 0 ||
-	    header_param(ctype, strlen(ctype), "boundary", boundary,
+	*why = "Content-Type is not multipart/form-data";
+	if (!ctype || strncasecmp(ctype, "multipart/form-data", 19) != 0)
+		return -1;
+	*why = "no usable boundary parameter";
+	if (header_param(ctype, strlen(ctype), "boundary", boundary,
 			 sizeof(boundary)) < 0 ||
 	    !boundary[0])
 		return -1;
 	dl = (size_t)snprintf(delim, sizeof(delim), "--%s", boundary);
+	*why = "the body has no boundary";
 	p = memmem(body, len, delim, dl);
 	if (!p)
 		return -1;
@@ -72,12 +75,19 @@ multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 		p += dl;
 		if (end - p >= 2 && p[0] == '-' && p[1] == '-')
 			return n;
-		if (end - p < 2 || p[0] != '\r' || p[1] != '\n' ||
-		    n == PARTS_MAX)
+		*why = "a boundary line does not end in CRLF";
+		if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
+			return -1;
+		*why = "more than 8 parts";
+		if (n == PARTS_MAX)
 			return -1;
 		p += 2;
+		*why = "part headers not ended by an empty line";
 		hend = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
-		if (!hend || hend - p > 8192)
+		if (!hend)
+			return -1;
+		*why = "part headers longer than 8 KiB";
+		if (hend - p > PART_HDRS_BYTES)
 			return -1;
 		memset(&parts[n], 0, sizeof(parts[n]));
 		for (line = p; line < hend + 2;) {
@@ -85,11 +95,14 @@ multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 				line, (size_t)(hend + 2 - line), "\r\n", 2);
 			size_t ll = (size_t)(eol - line);
 
+			*why = "more than 16 header lines in a part";
 			if (!eol || ++nh > PART_HDRS_MAX)
 				return -1;
 			if (ll > 20 &&
 			    strncasecmp((const char *)line,
 					"Content-Disposition:", 20) == 0) {
+				*why = "Content-Disposition has no usable "
+				       "name";
 				if (header_param((const char *)line, ll, "name",
 						 parts[n].name,
 						 sizeof(parts[n].name)) < 0)
@@ -101,6 +114,7 @@ multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 
 				while (i < ll && line[i] == ' ')
 					i++;
+				*why = "a part's Content-Type is too long";
 				if (ll - i >= sizeof(parts[n].ctype))
 					return -1;
 				memcpy(parts[n].ctype, line + i, ll - i);
@@ -126,6 +140,7 @@ multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 				s = cr + 2;
 			}
 		}
+		*why = "no closing boundary";
 		if (!next)
 			return -1;
 		parts[n].data = p;

@@ -12,9 +12,13 @@
 
 #include <stddef.h>
 
-#define PARTS_MAX     8
-#define PART_HDRS_MAX 16
+/* Limits of a multipart body (docs/fiks.md, bvfiks-devserver). */
+#define PARTS_MAX	8    /* parts */
+#define PART_HDRS_MAX	16   /* header lines of one part */
+#define PART_HDRS_BYTES 8192 /* header bytes of one part */
 
+/* One part: name and ctype are NUL-terminated; data points into the
+ * body that was parsed. */
 struct part {
 	char name[32];
 	char ctype[128];
@@ -26,9 +30,15 @@ struct part {
 int header_param(const char *line, size_t len, const char *key, char *out,
 		 size_t cap);
 
-/* Splits a multipart/form-data body. Returns the number of parts or -1. */
+/*
+ * Splits body, a multipart/form-data body of len bytes sent with the
+ * Content-Type ctype (may be NULL), into parts (PARTS_MAX of them).
+ * Returns the number of parts, 0 … PARTS_MAX, each lying inside body;
+ * -1 with *why set to a static sentence that says what is wrong, for a
+ * client's 400.
+ */
 int multipart_parse(const unsigned char *body, size_t len, const char *ctype,
-		    struct part *parts);
+		    struct part *parts, const char **why);
 
 /* url-decodes in place; -1 on a bad escape or an embedded NUL. */
 int url_decode(char *s);

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * test_devserver_http.c: unit tests of bvfiks-devserver's body parsers
+ * (fiks/tools/devserver_http.c): the send API's multipart/form-data as
+ * libcurl writes it for fiks_io.c, and every rejection with its reason.
+ * The fuzz driver tests/fuzz/fuzz_devserver.c checks the invariants on
+ * arbitrary input; this file checks exact answers.
+ */
+#define _GNU_SOURCE /* memmem() */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devserver_http.h"
+
+#define B     "------------------------4eabed37918e9a88"
+#define CTYPE "multipart/form-data; boundary=" B
+
+static const char meta[] =
+	"{\"avsenderKontoId\":\"6b3b0e0c-4a0e-4b8a-9c1e-2f5d6a7b8c9d\","
+	"\"mottakerKontoId\":\"0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0\","
+	"\"meldingType\":\"no.ks.fiks.arkiv.v1.arkivering.arkivmelding."
+	"opprett\",\"svarPaMelding\":null,\"ttl\":null,\"headere\":{}}";
+
+/* A payload as hostile to a parser as a CMS blob can be: NULs, CR, LF,
+ * "--" and the boundary without its leading CRLF. */
+static const unsigned char payload[] =
+	"\x30\x82\0\0\r\n-\r\n--\n--" B "\r\r\n\0\xff";
+
+struct buf {
+	unsigned char b[65536];
+	size_t len;
+};
+
+static void
+put(struct buf *o, const void *p, size_t n)
+{
+	assert_true(o->len + n <= sizeof(o->b));
+	memcpy(o->b + o->len, p, n);
+	o->len += n;
+}
+
+static void
+puts_(struct buf *o, const char *s)
+{
+	put(o, s, strlen(s));
+}
+
+/* The body fiks_io.c's send_mime() makes through libcurl (captured from
+ * libcurl 7.88 and rebuilt here byte for byte). */
+static void
+curl_body(struct buf *o)
+{
+	o->len = 0;
+	puts_(o, "--" B "\r\n"
+		 "Content-Disposition: form-data; name=\"metadata\"\r\n"
+		 "Content-Type: application/json\r\n\r\n");
+	puts_(o, meta);
+	puts_(o, "\r\n--" B "\r\n"
+		 "Content-Disposition: form-data; name=\"data\"; "
+		 "filename=\"3c1d5e2f-7a8b-4c9d-8e0f-1a2b3c4d5e6f\"\r\n"
+		 "Content-Type: application/octet-stream\r\n\r\n");
+	put(o, payload, sizeof(payload) - 1);
+	puts_(o, "\r\n--" B "--\r\n");
+}
+
+static int
+parse(const struct buf *o, const char *ctype, struct part *parts,
+      const char **why)
+{
+	*why = NULL;
+	return multipart_parse(o->b, o->len, ctype, parts, why);
+}
+
+/* Expects a rejection whose reason contains words. */
+static void
+refused(const struct buf *o, const char *ctype, const char *words)
+{
+	struct part parts[PARTS_MAX];
+	const char *why;
+
+	assert_int_equal(parse(o, ctype, parts, &why), -1);
+	assert_non_null(why);
+	if (!strstr(why, words))
+		fail_msg("reason \"%s\", expected \"%s\"", why, words);
+}
+
+static void
+test_curl_send(void **state)
+{
+	static struct buf o;
+	struct part parts[PARTS_MAX];
+	const char *why;
+
+	(void)state;
+	curl_body(&o);
+	assert_int_equal(parse(&o, CTYPE, parts, &why), 2);
+	assert_string_equal(parts[0].name, "metadata");
+	assert_string_equal(parts[0].ctype, "application/json");
+	assert_int_equal(parts[0].len, strlen(meta));
+	assert_memory_equal(parts[0].data, meta, strlen(meta));
+	assert_string_equal(parts[1].name, "data");
+	assert_string_equal(parts[1].ctype, "application/octet-stream");
+	assert_int_equal(parts[1].len, sizeof(payload) - 1);
+	assert_memory_equal(parts[1].data, payload, sizeof(payload) - 1);
+	/* The media type is case-insensitive, and so is the parameter. */
+	assert_int_equal(parse(&o, "Multipart/Form-Data; BOUNDARY=\"" B "\"",
+			       parts, &why),
+			 2);
+}
+
+static void
+test_no_parts(void **state)
+{
+	static struct buf o;
+	struct part parts[PARTS_MAX];
+	const char *why;
+
+	(void)state;
+	puts_(&o, "--" B "--\r\n");
+	assert_int_equal(parse(&o, CTYPE, parts, &why), 0);
+}
+
+static void
+test_content_type(void **state)
+{
+	static struct buf o;
+
+	(void)state;
+	curl_body(&o);
+	refused(&o, NULL, "not multipart/form-data");
+	refused(&o, "application/json", "not multipart/form-data");
+	refused(&o, "multipart/form-data", "boundary");
+	refused(&o, "multipart/form-data; boundary=", "boundary");
+	refused(&o, "multipart/form-data; boundary=\"\"", "boundary");
+	refused(&o, "multipart/form-data; boundary=other", "no boundary");
+}
+
+static void
+test_limits(void **state)
+{
+	static struct buf o;
+	int i;
+
+	(void)state;
+	/* PARTS_MAX parts pass, one more does not. */
+	for (i = 0; i <= PARTS_MAX; i++) {
+		struct part parts[PARTS_MAX];
+		const char *why;
+
+		o.len = 0;
+		for (int j = 0; j < i; j++)
+			puts_(&o, "--" B "\r\nContent-Disposition: form-data; "
+				  "name=\"x\"\r\n\r\nv\r\n");
+		puts_(&o, "--" B "--");
+		assert_int_equal(parse(&o, CTYPE, parts, &why), i);
+	}
+	o.len = 0;
+	for (i = 0; i <= PARTS_MAX; i++)
+		puts_(&o, "--" B "\r\nContent-Disposition: form-data; "
+			  "name=\"x\"\r\n\r\nv\r\n");
+	puts_(&o, "--" B "--");
+	refused(&o, CTYPE, "more than 8 parts");
+
+	o.len = 0;
+	puts_(&o, "--" B "\r\n");
+	for (i = 0; i < PART_HDRS_MAX; i++)
+		puts_(&o, "X-A: b\r\n");
+	puts_(&o, "\r\nv\r\n--" B "--");
+	{
+		struct part parts[PARTS_MAX];
+		const char *why;
+
+		assert_int_equal(parse(&o, CTYPE, parts, &why), 1);
+	}
+	o.len = 0;
+	puts_(&o, "--" B "\r\n");
+	for (i = 0; i <= PART_HDRS_MAX; i++)
+		puts_(&o, "X-A: b\r\n");
+	puts_(&o, "\r\nv\r\n--" B "--");
+	refused(&o, CTYPE, "more than 16 header lines");
+
+	o.len = 0;
+	puts_(&o, "--" B "\r\nX-A: ");
+	for (i = 0; i < PART_HDRS_BYTES; i++)
+		puts_(&o, "b");
+	puts_(&o, "\r\n\r\nv\r\n--" B "--");
+	refused(&o, CTYPE, "longer than 8 KiB");
+}
+
+static void
+test_framing(void **state)
+{
+	static struct buf o;
+
+	(void)state;
+	/* The last part is not closed. */
+	curl_body(&o);
+	o.len -= strlen("\r\n--" B "--\r\n");
+	refused(&o, CTYPE, "no closing boundary");
+	/* Nothing after the first boundary. */
+	o.len = 0;
+	puts_(&o, "--" B);
+	refused(&o, CTYPE, "does not end in CRLF");
+	/* Headers that never end. */
+	o.len = 0;
+	puts_(&o, "--" B "\r\nContent-Disposition: form-data; name=\"x\"\r\n");
+	refused(&o, CTYPE, "not ended by an empty line");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_curl_send),
+		cmocka_unit_test(test_no_parts),
+		cmocka_unit_test(test_content_type),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_framing),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
