@@ -69,7 +69,7 @@ multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 	if (!p)
 		return -1;
 	for (;;) {
-		const unsigned char *hend, *next, *line;
+		const unsigned char *hstart, *next;
 		int nh = 0;
 
 		p += dl;
@@ -82,46 +82,56 @@ multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 		if (n == PARTS_MAX)
 			return -1;
 		p += 2;
-		*why = "part headers not ended by an empty line";
-		hend = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
-		if (!hend)
-			return -1;
-		*why = "part headers longer than 8 KiB";
-		if (hend - p > PART_HDRS_BYTES)
-			return -1;
 		memset(&parts[n], 0, sizeof(parts[n]));
-		for (line = p; line < hend + 2;) {
-			const unsigned char *eol = memmem(
-				line, (size_t)(hend + 2 - line), "\r\n", 2);
-			size_t ll = (size_t)(eol - line);
+		/* Header lines up to the empty line, which may be the first
+		 * (a part without headers, RFC 2046 5.1.1). */
+		for (hstart = p;;) {
+			const unsigned char *eol;
+			size_t room = (size_t)(end - p),
+			       left = PART_HDRS_BYTES + 2 -
+				      (size_t)(p - hstart);
+			size_t ll;
 
-			*why = "more than 16 header lines in a part";
-			if (!eol || ++nh > PART_HDRS_MAX)
+			eol = memmem(p, room < left ? room : left, "\r\n", 2);
+			*why = room > left ? "part headers longer than 8 KiB"
+					   : "part headers not ended by an "
+					     "empty line";
+			if (!eol)
 				return -1;
+			if (eol == p) {
+				p += 2;
+				break;
+			}
+			*why = "part headers longer than 8 KiB";
+			if (eol + 2 - hstart > PART_HDRS_BYTES)
+				return -1;
+			*why = "more than 16 header lines in a part";
+			if (++nh > PART_HDRS_MAX)
+				return -1;
+			ll = (size_t)(eol - p);
 			if (ll > 20 &&
-			    strncasecmp((const char *)line,
+			    strncasecmp((const char *)p,
 					"Content-Disposition:", 20) == 0) {
 				*why = "Content-Disposition has no usable "
 				       "name";
-				if (header_param((const char *)line, ll, "name",
+				if (header_param((const char *)p, ll, "name",
 						 parts[n].name,
 						 sizeof(parts[n].name)) < 0)
 					return -1;
 			} else if (ll > 13 &&
-				   strncasecmp((const char *)line,
+				   strncasecmp((const char *)p,
 					       "Content-Type:", 13) == 0) {
 				size_t i = 13;
 
-				while (i < ll && line[i] == ' ')
+				while (i < ll && p[i] == ' ')
 					i++;
 				*why = "a part's Content-Type is too long";
 				if (ll - i >= sizeof(parts[n].ctype))
 					return -1;
-				memcpy(parts[n].ctype, line + i, ll - i);
+				memcpy(parts[n].ctype, p + i, ll - i);
 			}
-			line = eol + 2;
+			p = eol + 2;
 		}
-		p = hend + 4;
 		next = NULL;
 		{
 			const unsigned char *s = p;

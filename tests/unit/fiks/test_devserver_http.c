@@ -215,6 +215,35 @@ test_framing(void **state)
 	refused(&o, CTYPE, "not ended by an empty line");
 }
 
+/* RFC 2046 5.1.1: a part may have no headers; its body starts after the
+ * empty line at once. The parser once looked for CRLF CRLF further on and
+ * took the next part's headers, and lost this part. */
+static void
+test_part_without_headers(void **state)
+{
+	static struct buf o;
+	struct part parts[PARTS_MAX];
+	const char *why;
+
+	(void)state;
+	puts_(&o, "--" B "\r\n\r\nhello\r\n--" B "\r\n"
+		  "Content-Disposition: form-data; name=\"data\"\r\n\r\n"
+		  "X\r\n--" B "--");
+	assert_int_equal(parse(&o, CTYPE, parts, &why), 2);
+	assert_string_equal(parts[0].name, "");
+	assert_int_equal(parts[0].len, 5);
+	assert_memory_equal(parts[0].data, "hello", 5);
+	assert_string_equal(parts[1].name, "data");
+	assert_int_equal(parts[1].len, 1);
+	assert_memory_equal(parts[1].data, "X", 1);
+	/* And with an empty body. */
+	o.len = 0;
+	puts_(&o, "--" B "\r\n\r\n\r\n--" B "--");
+	assert_int_equal(parse(&o, CTYPE, parts, &why), 1);
+	assert_int_equal(parts[0].len, 0);
+	assert_ptr_equal(parts[0].data, o.b + strlen("--" B "\r\n\r\n"));
+}
+
 int
 main(void)
 {
@@ -224,6 +253,7 @@ main(void)
 		cmocka_unit_test(test_content_type),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_framing),
+		cmocka_unit_test(test_part_without_headers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
