@@ -11,39 +11,92 @@
 
 #include "devserver_http.h"
 
-/* The value of parameter key in a header line (quoted or not). */
+/* RFC 9110 5.6.2: a token's characters. */
+static int
+tchar(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static int
+ows(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
 int
 header_param(const char *line, size_t len, const char *key, char *out,
 	     size_t cap)
 {
-	size_t kl = strlen(key), i, n = 0;
-	const char *p;
+	const unsigned char *p = (const unsigned char *)line, *end = p + len;
+	size_t kl = strlen(key);
+	int rc = HP_ABSENT;
 
-	for (p = line; p + kl + 1 <= line + len; p++) {
-		if ((p == line || p[-1] == ';' || p[-1] == ' ') &&
-		    strncasecmp(p, key, kl) == 0 && p[kl] == '=') {
-			p += kl + 1;
-			if (p < line + len && *p == '"') {
-				for (i = 1; p + i < line + len && p[i] != '"';
-				     i++)
-					if (n + 1 < cap)
-						out[n++] = p[i];
-					else
-						return -1;
-			} else {
-				for (i = 0; p + i < line + len && p[i] != ';' &&
-					    p[i] != ' ';
-				     i++)
-					if (n + 1 < cap)
-						out[n++] = p[i];
-					else
-						return -1;
+	/* The parameters start after the first ';' (before it is the
+	 * media or disposition type, which has none). */
+	p = memchr(p, ';', len);
+	if (!p)
+		return HP_ABSENT;
+	while (p < end) {
+		const unsigned char *name;
+		size_t nl, n = 0;
+		int mine;
+
+		for (p++; p < end && ows(*p); p++)
+			;
+		if (p == end)
+			break; /* a trailing ';' */
+		for (name = p; p < end && tchar(*p); p++)
+			;
+		nl = (size_t)(p - name);
+		if (nl == 0 || p == end || *p != '=')
+			return HP_MALFORMED;
+		p++;
+		mine = nl == kl &&
+		       strncasecmp((const char *)name, key, kl) == 0;
+		if (mine && rc != HP_ABSENT)
+			return HP_MALFORMED; /* given twice */
+		if (mine)
+			rc = 0;
+		if (p < end && *p == '"') {
+			/* quoted-string: qdtext and quoted-pair, no CTLs
+			 * but HTAB (and so no NUL, CR or LF). */
+			for (p++;; p++) {
+				if (p == end)
+					return HP_MALFORMED;
+				if (*p == '"')
+					break;
+				if (*p == '\\' && ++p == end)
+					return HP_MALFORMED;
+				if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+					return HP_MALFORMED;
+				if (mine && n + 1 < cap)
+					out[n++] = (char)*p;
+				else if (mine)
+					rc = HP_TOO_LONG;
 			}
-			out[n] = '\0';
-			return 0;
+			p++;
+		} else {
+			const unsigned char *v = p;
+
+			for (; p < end && tchar(*p); p++) {
+				if (mine && n + 1 < cap)
+					out[n++] = (char)*p;
+				else if (mine)
+					rc = HP_TOO_LONG;
+			}
+			if (p == v)
+				return HP_MALFORMED;
 		}
+		if (mine && cap)
+			out[n] = '\0';
+		for (; p < end && ows(*p); p++)
+			;
+		if (p < end && *p != ';')
+			return HP_MALFORMED;
 	}
-	return -1;
+	return rc;
 }
 
 int

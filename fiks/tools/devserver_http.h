@@ -26,7 +26,21 @@ struct part {
 	size_t len;
 };
 
-/* The value of parameter key in a header line (quoted or not). */
+#define HP_ABSENT    (-1)
+#define HP_MALFORMED (-2)
+#define HP_TOO_LONG  (-3)
+
+/*
+ * The value of the parameter key (case-insensitive) of a header value of
+ * len bytes, "type; k1=v1; k2=\"v 2\"" (RFC 9110 5.6.6: tokens, or
+ * quoted-strings with quoted-pairs, which are undone), into out (cap
+ * bytes), NUL-terminated. The whole list is read, in order, so a value
+ * never matches inside another's quotes.
+ * Returns 0; HP_ABSENT when key is not there; HP_MALFORMED when the list
+ * is not well-formed (a quote not closed, a control character or NUL in a
+ * value, a character a token may not have, key given twice);
+ * HP_TOO_LONG when the value does not fit in out.
+ */
 int header_param(const char *line, size_t len, const char *key, char *out,
 		 size_t cap);
 

@@ -34,7 +34,7 @@ multipart(const char *ctype, const uint8_t *body, size_t len)
 	struct part parts[PARTS_MAX + 1];
 	const char *why = NULL;
 	const uint8_t *prev_end = body;
-	int n, i;
+	int n, i, j;
 
 	/* A canary after the last part the parser may fill. */
 	memset(&parts[PARTS_MAX], 0x5a, sizeof(parts[PARTS_MAX]));
@@ -50,6 +50,12 @@ multipart(const char *ctype, const uint8_t *body, size_t len)
 		const struct part *p = &parts[i];
 
 		TERMINATED(p->name);
+		/* Names are quoted-strings or tokens: no control bytes
+		 * but HTAB. */
+		for (j = 0; p->name[j]; j++)
+			CHECK(((unsigned char)p->name[j] >= 0x20 ||
+			       p->name[j] == '\t') &&
+			      p->name[j] != 0x7f);
 		TERMINATED(p->ctype);
 		/* Inside the body, in order, not overlapping. */
 		CHECK(p->data >= prev_end);

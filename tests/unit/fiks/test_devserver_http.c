@@ -244,6 +244,68 @@ test_part_without_headers(void **state)
 	assert_ptr_equal(parts[0].data, o.b + strlen("--" B "\r\n\r\n"));
 }
 
+/* Parameters are read as a list: a value never matches inside another
+ * parameter's quotes, quotes must close, quoted-pairs are undone, NULs and
+ * control characters are refused and a parameter given twice is
+ * ambiguous. The parser once matched "name=" anywhere after a space or
+ * ';' and stopped at a NUL or the end of the line. */
+static void
+test_header_param(void **state)
+{
+	static const char cd[] = "Content-Disposition: form-data; "
+				 "filename=\"x name=metadata\"; name=\"data\"";
+	static const char nul[] = "form-data; name=\"metadata\0junk\"";
+	char out[32];
+
+	(void)state;
+	assert_int_equal(header_param(cd, strlen(cd), "name", out, sizeof(out)),
+			 0);
+	assert_string_equal(out, "data");
+	assert_int_equal(
+		header_param(cd, strlen(cd), "filename", out, sizeof(out)), 0);
+	assert_string_equal(out, "x name=metadata");
+#define HP(s, want)                                                            \
+	assert_int_equal(header_param(s, strlen(s), "name", out, sizeof(out)), \
+			 want)
+	HP("form-data; name=data", 0);
+	assert_string_equal(out, "data");
+	HP("form-data;name=\"a\\\"b\" ; x=y;", 0);
+	assert_string_equal(out, "a\"b");
+	HP("form-data; NAME=\"\"", 0);
+	assert_string_equal(out, "");
+	HP("form-data", HP_ABSENT);
+	HP("form-data; filename=name", HP_ABSENT);
+	HP("form-data; name=\"data", HP_MALFORMED);
+	HP("form-data; name=\"data\\", HP_MALFORMED);
+	HP("form-data; name=\"data\"; name=\"metadata\"", HP_MALFORMED);
+	HP("form-data; name=da\001ta", HP_MALFORMED);
+	HP("form-data; name=\"da\001ta\"", HP_MALFORMED);
+	HP("form-data; name=\"da\nta\"", HP_MALFORMED);
+	HP("form-data; name=", HP_MALFORMED);
+	HP("form-data; =x", HP_MALFORMED);
+	HP("form-data; name=\"data\"x", HP_MALFORMED);
+	HP("form-data; name=\"0123456789012345678901234567890\"", 0);
+	HP("form-data; name=\"01234567890123456789012345678901\"", HP_TOO_LONG);
+#undef HP
+	assert_int_equal(
+		header_param(nul, sizeof(nul) - 1, "name", out, sizeof(out)),
+		HP_MALFORMED);
+	/* The same in a Content-Type: boundary inside another's quotes. */
+	{
+		static struct buf o;
+		struct part parts[PARTS_MAX];
+		const char *why;
+
+		puts_(&o, "--real\r\n\r\nv\r\n--real--");
+		assert_int_equal(
+			parse(&o,
+			      "multipart/form-data; x=\"y boundary=evil\"; "
+			      "boundary=real",
+			      parts, &why),
+			1);
+	}
+}
+
 int
 main(void)
 {
@@ -254,6 +316,7 @@ main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_part_without_headers),
+		cmocka_unit_test(test_header_param),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
