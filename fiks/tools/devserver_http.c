@@ -99,6 +99,73 @@ header_param(const char *line, size_t len, const char *key, char *out,
 	return rc;
 }
 
+#define SEEN_CD 1u
+#define SEEN_CT 2u
+
+/* Reads one header line of a part (without its CRLF): Content-Disposition
+ * and Content-Type into pt, others only checked. -1 with why. */
+static int
+part_header(const unsigned char *line, size_t ll, struct part *pt,
+	    unsigned *seen, const char **why)
+{
+	const unsigned char *colon = memchr(line, ':', ll), *v, *ve;
+	size_t i;
+
+	/* RFC 5322 2.2: no NUL, no CR or LF but the line's end, no other
+	 * control character but HTAB. */
+	*why = "a control character, NUL or bare CR or LF in a part header";
+	for (i = 0; i < ll; i++)
+		if ((line[i] < 0x20 && line[i] != '\t') || line[i] == 0x7f)
+			return -1;
+	/* Folded lines (obs-fold) start with a space and have no name. */
+	*why = "a part header line is not 'Name: value'";
+	if (!colon || colon == line)
+		return -1;
+	for (i = 0; line + i < colon; i++)
+		if (!tchar(line[i]))
+			return -1;
+	for (v = colon + 1; v < line + ll && ows(*v); v++)
+		;
+	for (ve = line + ll; ve > v && ows(ve[-1]); ve--)
+		;
+	if (i == 19 &&
+	    strncasecmp((const char *)line, "Content-Disposition", 19) == 0) {
+		size_t tl = 0;
+		int rc;
+
+		*why = "a header given twice in a part";
+		if (*seen & SEEN_CD)
+			return -1;
+		*seen |= SEEN_CD;
+		while (v + tl < ve && tchar(v[tl]))
+			tl++;
+		rc = header_param((const char *)v, (size_t)(ve - v), "name",
+				  pt->name, sizeof(pt->name));
+		*why = "Content-Disposition has malformed parameters";
+		if (rc == HP_MALFORMED)
+			return -1;
+		*why = "a part name longer than 31 bytes";
+		if (rc == HP_TOO_LONG)
+			return -1;
+		*why = "a part without Content-Disposition: form-data; name";
+		if (rc < 0 || tl != 9 ||
+		    strncasecmp((const char *)v, "form-data", 9) != 0 ||
+		    !pt->name[0])
+			return -1;
+	} else if (i == 12 &&
+		   strncasecmp((const char *)line, "Content-Type", 12) == 0) {
+		*why = "a header given twice in a part";
+		if (*seen & SEEN_CT)
+			return -1;
+		*seen |= SEEN_CT;
+		*why = "a part's Content-Type is too long";
+		if ((size_t)(ve - v) >= sizeof(pt->ctype))
+			return -1;
+		memcpy(pt->ctype, v, (size_t)(ve - v));
+	}
+	return 0;
+}
+
 int
 multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 		struct part *parts, const char **why)
@@ -124,6 +191,7 @@ multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 	for (;;) {
 		const unsigned char *hstart, *next;
 		int nh = 0;
+		unsigned seen = 0;
 
 		p += dl;
 		if (end - p >= 2 && p[0] == '-' && p[1] == '-')
@@ -143,7 +211,6 @@ multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 			size_t room = (size_t)(end - p),
 			       left = PART_HDRS_BYTES + 2 -
 				      (size_t)(p - hstart);
-			size_t ll;
 
 			eol = memmem(p, room < left ? room : left, "\r\n", 2);
 			*why = room > left ? "part headers longer than 8 KiB"
@@ -161,30 +228,14 @@ multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 			*why = "more than 16 header lines in a part";
 			if (++nh > PART_HDRS_MAX)
 				return -1;
-			ll = (size_t)(eol - p);
-			if (ll > 20 &&
-			    strncasecmp((const char *)p,
-					"Content-Disposition:", 20) == 0) {
-				*why = "Content-Disposition has no usable "
-				       "name";
-				if (header_param((const char *)p, ll, "name",
-						 parts[n].name,
-						 sizeof(parts[n].name)) < 0)
-					return -1;
-			} else if (ll > 13 &&
-				   strncasecmp((const char *)p,
-					       "Content-Type:", 13) == 0) {
-				size_t i = 13;
-
-				while (i < ll && p[i] == ' ')
-					i++;
-				*why = "a part's Content-Type is too long";
-				if (ll - i >= sizeof(parts[n].ctype))
-					return -1;
-				memcpy(parts[n].ctype, p + i, ll - i);
-			}
+			if (part_header(p, (size_t)(eol - p), &parts[n], &seen,
+					why) < 0)
+				return -1;
 			p = eol + 2;
 		}
+		*why = "a part without Content-Disposition: form-data; name";
+		if (!(seen & SEEN_CD))
+			return -1;
 		next = NULL;
 		{
 			const unsigned char *s = p;

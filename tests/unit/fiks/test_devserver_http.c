@@ -170,8 +170,8 @@ test_limits(void **state)
 	refused(&o, CTYPE, "more than 8 parts");
 
 	o.len = 0;
-	puts_(&o, "--" B "\r\n");
-	for (i = 0; i < PART_HDRS_MAX; i++)
+	puts_(&o, "--" B "\r\nContent-Disposition: form-data; name=x\r\n");
+	for (i = 1; i < PART_HDRS_MAX; i++)
 		puts_(&o, "X-A: b\r\n");
 	puts_(&o, "\r\nv\r\n--" B "--");
 	{
@@ -181,8 +181,8 @@ test_limits(void **state)
 		assert_int_equal(parse(&o, CTYPE, parts, &why), 1);
 	}
 	o.len = 0;
-	puts_(&o, "--" B "\r\n");
-	for (i = 0; i <= PART_HDRS_MAX; i++)
+	puts_(&o, "--" B "\r\nContent-Disposition: form-data; name=x\r\n");
+	for (i = 1; i <= PART_HDRS_MAX; i++)
 		puts_(&o, "X-A: b\r\n");
 	puts_(&o, "\r\nv\r\n--" B "--");
 	refused(&o, CTYPE, "more than 16 header lines");
@@ -217,31 +217,23 @@ test_framing(void **state)
 
 /* RFC 2046 5.1.1: a part may have no headers; its body starts after the
  * empty line at once. The parser once looked for CRLF CRLF further on and
- * took the next part's headers, and lost this part. */
+ * took the next part's headers, and lost this part. Form data needs a
+ * Content-Disposition (RFC 7578 4.2), so such a part is refused, as
+ * itself. */
 static void
 test_part_without_headers(void **state)
 {
 	static struct buf o;
-	struct part parts[PARTS_MAX];
-	const char *why;
 
 	(void)state;
 	puts_(&o, "--" B "\r\n\r\nhello\r\n--" B "\r\n"
 		  "Content-Disposition: form-data; name=\"data\"\r\n\r\n"
 		  "X\r\n--" B "--");
-	assert_int_equal(parse(&o, CTYPE, parts, &why), 2);
-	assert_string_equal(parts[0].name, "");
-	assert_int_equal(parts[0].len, 5);
-	assert_memory_equal(parts[0].data, "hello", 5);
-	assert_string_equal(parts[1].name, "data");
-	assert_int_equal(parts[1].len, 1);
-	assert_memory_equal(parts[1].data, "X", 1);
+	refused(&o, CTYPE, "without Content-Disposition");
 	/* And with an empty body. */
 	o.len = 0;
 	puts_(&o, "--" B "\r\n\r\n\r\n--" B "--");
-	assert_int_equal(parse(&o, CTYPE, parts, &why), 1);
-	assert_int_equal(parts[0].len, 0);
-	assert_ptr_equal(parts[0].data, o.b + strlen("--" B "\r\n\r\n"));
+	refused(&o, CTYPE, "without Content-Disposition");
 }
 
 /* Parameters are read as a list: a value never matches inside another
@@ -296,7 +288,8 @@ test_header_param(void **state)
 		struct part parts[PARTS_MAX];
 		const char *why;
 
-		puts_(&o, "--real\r\n\r\nv\r\n--real--");
+		puts_(&o, "--real\r\nContent-Disposition: form-data; "
+			  "name=x\r\n\r\nv\r\n--real--");
 		assert_int_equal(
 			parse(&o,
 			      "multipart/form-data; x=\"y boundary=evil\"; "
@@ -304,6 +297,78 @@ test_header_param(void **state)
 			      parts, &why),
 			1);
 	}
+}
+
+/* One part with the header lines h. */
+static void
+one_part(struct buf *o, const char *h)
+{
+	o->len = 0;
+	puts_(o, "--" B "\r\n");
+	put(o, h, strlen(h));
+	puts_(o, "\r\n\r\nv\r\n--" B "--");
+}
+
+#define CD "Content-Disposition: form-data; name=\"data\""
+
+/* Header lines: 'Name: value' without control characters, each of the two
+ * that count at most once, a Content-Disposition of type form-data with a
+ * name. The parser once let a second Content-Type overwrite the first only
+ * in part ("application/octet-stream" then "a/b" gave
+ * "a/blication/octet-stream"), took a bare LF or a NUL into a name and
+ * ignored lines it could not read. */
+static void
+test_part_headers(void **state)
+{
+	static struct buf o;
+	struct part parts[PARTS_MAX];
+	const char *why;
+
+	(void)state;
+	one_part(&o, "content-disposition:form-data;name=data  \r\n"
+		     "CONTENT-TYPE: \tapplication/octet-stream \t\r\n"
+		     "X-Other: ignored");
+	assert_int_equal(parse(&o, CTYPE, parts, &why), 1);
+	assert_string_equal(parts[0].name, "data");
+	assert_string_equal(parts[0].ctype, "application/octet-stream");
+
+	one_part(&o, CD "\r\nContent-Type: application/octet-stream\r\n"
+			"Content-Type: a/b");
+	refused(&o, CTYPE, "given twice");
+	one_part(&o, CD "\r\n" CD);
+	refused(&o, CTYPE, "given twice");
+	one_part(&o, "Content-Disposition: form-data; name=data\nX-A: y");
+	refused(&o, CTYPE, "bare CR or LF");
+	one_part(&o, CD "\rX-A: y");
+	refused(&o, CTYPE, "bare CR or LF");
+	o.len = 0;
+	puts_(&o, "--" B "\r\n" CD "\r\nX-A: a");
+	put(&o, "\0", 1);
+	puts_(&o, "b\r\n\r\nv\r\n--" B "--");
+	refused(&o, CTYPE, "NUL");
+	one_part(&o, CD "\r\nX-A: \001");
+	refused(&o, CTYPE, "control character");
+	one_part(&o, CD "\r\ngarbage");
+	refused(&o, CTYPE, "not 'Name: value'");
+	one_part(&o, CD "\r\n: x");
+	refused(&o, CTYPE, "not 'Name: value'");
+	one_part(&o, CD "\r\nX-A: a\r\n folded");
+	refused(&o, CTYPE, "not 'Name: value'");
+	one_part(&o, "Content-Disposition : form-data; name=data");
+	refused(&o, CTYPE, "not 'Name: value'");
+	one_part(&o, "Content-Disposition: attachment; name=data");
+	refused(&o, CTYPE, "without Content-Disposition: form-data");
+	one_part(&o, "Content-Disposition: form-data");
+	refused(&o, CTYPE, "without Content-Disposition: form-data");
+	one_part(&o, "Content-Disposition: form-data; name=\"\"");
+	refused(&o, CTYPE, "without Content-Disposition: form-data");
+	one_part(&o, "Content-Type: application/json");
+	refused(&o, CTYPE, "without Content-Disposition: form-data");
+	one_part(&o, "Content-Disposition: form-data; name=\"data");
+	refused(&o, CTYPE, "malformed parameters");
+	one_part(&o, "Content-Disposition: form-data; "
+		     "name=\"01234567890123456789012345678901\"");
+	refused(&o, CTYPE, "longer than 31 bytes");
 }
 
 int
@@ -317,6 +382,7 @@ main(void)
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_part_without_headers),
 		cmocka_unit_test(test_header_param),
+		cmocka_unit_test(test_part_headers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
