@@ -166,26 +166,80 @@ part_header(const unsigned char *line, size_t ll, struct part *pt,
 	return 0;
 }
 
+/* RFC 2046 5.1.1: bchars. */
+static int
+bchar(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || (c && strchr("'()+_,-./:=? ", c));
+}
+
+/* p is just after "--boundary" at the start of a line: returns where the
+ * next part's headers begin, after transport padding (spaces, tabs) and
+ * CRLF; or just after "--" of the close delimiter, with *close set (the
+ * rest is epilogue). NULL when the line goes on otherwise. */
+static const unsigned char *
+delimiter_end(const unsigned char *p, const unsigned char *end, int *close)
+{
+	if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+		*close = 1;
+		return p + 2;
+	}
+	while (p < end && ows(*p))
+		p++;
+	if (end - p >= 2 && p[0] == '\r' && p[1] == '\n')
+		return p + 2;
+	return NULL;
+}
+
 int
 multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 		struct part *parts, const char **why)
 {
-	char boundary[80], delim[84];
+	char boundary[BOUNDARY_MAX + 2], delim[BOUNDARY_MAX + 2];
 	const unsigned char *p, *end = body + len;
-	size_t dl;
-	int n = 0;
+	size_t dl, i;
+	int n = 0, close = 0, rc;
 
+	/* The media type, then nothing, white space or parameters. */
 	*why = "Content-Type is not multipart/form-data";
-	if (!ctype || strncasecmp(ctype, "multipart/form-data", 19) != 0)
+	if (!ctype || strncasecmp(ctype, "multipart/form-data", 19) != 0 ||
+	    (ctype[19] && ctype[19] != ';' && !ows((unsigned char)ctype[19])))
 		return -1;
-	*why = "no usable boundary parameter";
-	if (header_param(ctype, strlen(ctype), "boundary", boundary,
-			 sizeof(boundary)) < 0 ||
-	    !boundary[0])
+	rc = header_param(ctype, strlen(ctype), "boundary", boundary,
+			  sizeof(boundary));
+	*why = "Content-Type has malformed parameters";
+	if (rc == HP_MALFORMED)
 		return -1;
-	dl = (size_t)snprintf(delim, sizeof(delim), "--%s", boundary);
-	*why = "the body has no boundary";
-	p = memmem(body, len, delim, dl);
+	*why = "no boundary parameter";
+	if (rc == HP_ABSENT || !boundary[0])
+		return -1;
+	/* RFC 2046 5.1.1: 1 … 70 bchars, not ending in a space. */
+	*why = "boundary longer than 70 characters";
+	if (rc == HP_TOO_LONG || strlen(boundary) > BOUNDARY_MAX)
+		return -1;
+	*why = "boundary has characters RFC 2046 does not allow";
+	for (i = 0; boundary[i]; i++)
+		if (!bchar((unsigned char)boundary[i]))
+			return -1;
+	if (boundary[i - 1] == ' ')
+		return -1;
+	delim[0] = delim[1] = '-';
+	memcpy(delim + 2, boundary, i);
+	dl = i + 2;
+	/* The first boundary line: at the start of the body or of a line
+	 * of the preamble. */
+	for (p = body;; p++) {
+		p = memmem(p, (size_t)(end - p), delim, dl);
+		*why = "the body has no boundary";
+		if (!p)
+			return -1;
+		if (p == body ||
+		    (p - body >= 2 && p[-2] == '\r' && p[-1] == '\n'))
+			break;
+	}
+	*why = "a line begins with the boundary but is not a boundary line";
+	p = delimiter_end(p + dl, end, &close);
 	if (!p)
 		return -1;
 	for (;;) {
@@ -193,16 +247,11 @@ multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 		int nh = 0;
 		unsigned seen = 0;
 
-		p += dl;
-		if (end - p >= 2 && p[0] == '-' && p[1] == '-')
+		if (close)
 			return n;
-		*why = "a boundary line does not end in CRLF";
-		if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
-			return -1;
 		*why = "more than 8 parts";
 		if (n == PARTS_MAX)
 			return -1;
-		p += 2;
 		memset(&parts[n], 0, sizeof(parts[n]));
 		/* Header lines up to the empty line, which may be the first
 		 * (a part without headers, RFC 2046 5.1.1). */
@@ -260,7 +309,13 @@ multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 		parts[n].data = p;
 		parts[n].len = (size_t)(next - p);
 		n++;
-		p = next + 2;
+		/* RFC 2046 5.1.1: a boundary may not begin a line in a
+		 * part; the sender must choose another. */
+		*why = "a line in a part begins with the boundary but is not "
+		       "a boundary line";
+		p = delimiter_end(next + 2 + dl, end, &close);
+		if (!p)
+			return -1;
 	}
 }
 

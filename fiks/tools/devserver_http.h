@@ -16,6 +16,7 @@
 #define PARTS_MAX	8    /* parts */
 #define PART_HDRS_MAX	16   /* header lines of one part */
 #define PART_HDRS_BYTES 8192 /* header bytes of one part */
+#define BOUNDARY_MAX	70   /* characters (RFC 2046 5.1.1) */
 
 /* One part: name and ctype are NUL-terminated; data points into the
  * body that was parsed. */

@@ -138,7 +138,7 @@ test_content_type(void **state)
 	refused(&o, NULL, "not multipart/form-data");
 	refused(&o, "application/json", "not multipart/form-data");
 	refused(&o, "multipart/form-data", "boundary");
-	refused(&o, "multipart/form-data; boundary=", "boundary");
+	refused(&o, "multipart/form-data; boundary=", "malformed parameters");
 	refused(&o, "multipart/form-data; boundary=\"\"", "boundary");
 	refused(&o, "multipart/form-data; boundary=other", "no boundary");
 }
@@ -208,7 +208,7 @@ test_framing(void **state)
 	/* Nothing after the first boundary. */
 	o.len = 0;
 	puts_(&o, "--" B);
-	refused(&o, CTYPE, "does not end in CRLF");
+	refused(&o, CTYPE, "not a boundary line");
 	/* Headers that never end. */
 	o.len = 0;
 	puts_(&o, "--" B "\r\nContent-Disposition: form-data; name=\"x\"\r\n");
@@ -371,6 +371,88 @@ test_part_headers(void **state)
 	refused(&o, CTYPE, "longer than 31 bytes");
 }
 
+#define PART "Content-Disposition: form-data; name=x\r\n\r\nv"
+
+/* RFC 2046 5.1.1: a boundary is 1 … 70 bchars not ending in a space; a
+ * boundary line starts a line and ends in optional transport padding and
+ * CRLF, or in "--"; no line in a part may begin with the boundary. The
+ * parser once took 79 characters of anything, a media type with a suffix
+ * ("multipart/form-dataX"), a first boundary in the middle of a line, and
+ * refused padding, which receivers must accept. */
+static void
+test_boundary(void **state)
+{
+	static const char b70[] = "0123456789012345678901234567890123456789"
+				  "012345678901234567890123456789";
+	static struct buf o;
+	struct part parts[PARTS_MAX];
+	const char *why;
+
+	(void)state;
+	assert_int_equal(strlen(b70), BOUNDARY_MAX);
+	puts_(&o, "--");
+	puts_(&o, b70);
+	puts_(&o, "\r\n" PART "\r\n--");
+	puts_(&o, b70);
+	puts_(&o, "--");
+	assert_int_equal(parse(&o,
+			       "multipart/form-data;boundary=0123456789"
+			       "01234567890123456789012345678901234567890"
+			       "1234567890123456789",
+			       parts, &why),
+			 1);
+	refused(&o,
+		"multipart/form-data;boundary=\"01234567890123456789012345678"
+		"901234567890123456789012345678901234567890123456789\"",
+		"longer than 70");
+	refused(&o,
+		"multipart/form-data;boundary=\"01234567890123456789012345678"
+		"9012345678901234567890123456789012345678901234567890123456789"
+		"01234567890123456789\"",
+		"longer than 70");
+
+	o.len = 0;
+	puts_(&o, "--a@b\r\n" PART "\r\n--a@b--");
+	refused(&o, "multipart/form-data; boundary=\"a@b\"", "RFC 2046");
+	o.len = 0;
+	puts_(&o, "--a b\r\n" PART "\r\n--a b--");
+	assert_int_equal(
+		parse(&o, "multipart/form-data; boundary=\"a b\"", parts, &why),
+		1);
+	refused(&o, "multipart/form-data; boundary=\"a b \"", "RFC 2046");
+	refused(&o, "multipart/form-dataX; boundary=\"a b\"",
+		"not multipart/form-data");
+
+	/* Preamble, padding, epilogue. */
+	o.len = 0;
+	puts_(&o, "x--b\r\n--b \t\r\n" PART "\r\n--b--\r\n--b\r\nepilogue");
+	assert_int_equal(
+		parse(&o, "multipart/form-data; boundary=b", parts, &why), 1);
+	assert_memory_equal(parts[0].data, "v", parts[0].len);
+	/* A first boundary must begin a line: here all is preamble. */
+	o.len = 0;
+	puts_(&o, "x--b\r\n" PART "\r\n--b--");
+	assert_int_equal(
+		parse(&o, "multipart/form-data; boundary=b", parts, &why), 0);
+	o.len = 0;
+	puts_(&o, "x--b\r\n" PART);
+	refused(&o, "multipart/form-data; boundary=b", "no boundary");
+	o.len = 0;
+	puts_(&o, "--bb\r\n" PART "\r\n--b--");
+	refused(&o, "multipart/form-data; boundary=b", "not a boundary line");
+	/* In a part, "--b" is data unless it begins a line; there it must
+	 * be a boundary line. */
+	o.len = 0;
+	puts_(&o, "--b\r\n" PART " --b\n--b\r--b\r\n--b--");
+	assert_int_equal(
+		parse(&o, "multipart/form-data; boundary=b", parts, &why), 1);
+	assert_int_equal(parts[0].len, strlen("v --b\n--b\r--b"));
+	o.len = 0;
+	puts_(&o, "--b\r\n" PART "\r\n--bx\r\nmore\r\n--b--");
+	refused(&o, "multipart/form-data; boundary=b",
+		"a line in a part begins with the boundary");
+}
+
 int
 main(void)
 {
@@ -383,6 +465,7 @@ main(void)
 		cmocka_unit_test(test_part_without_headers),
 		cmocka_unit_test(test_header_param),
 		cmocka_unit_test(test_part_headers),
+		cmocka_unit_test(test_boundary),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
