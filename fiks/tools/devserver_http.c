@@ -287,7 +287,10 @@ multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 			return -1;
 		next = NULL;
 		{
-			const unsigned char *s = p;
+			/* From the empty line's CRLF, which is the boundary
+			 * line's when the part ends with its headers
+			 * (RFC 2046: body-part := headers [CRLF *OCTET]). */
+			const unsigned char *s = p - 2;
 
 			while (s < end) {
 				const unsigned char *cr =
@@ -307,7 +310,7 @@ multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 		if (!next)
 			return -1;
 		parts[n].data = p;
-		parts[n].len = (size_t)(next - p);
+		parts[n].len = next < p ? 0 : (size_t)(next - p);
 		n++;
 		/* RFC 2046 5.1.1: a boundary may not begin a line in a
 		 * part; the sender must choose another. */

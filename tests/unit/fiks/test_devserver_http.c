@@ -453,6 +453,29 @@ test_boundary(void **state)
 		"a line in a part begins with the boundary");
 }
 
+/* RFC 2046 5.1.1: body-part := MIME-part-headers [CRLF *OCTET], so a
+ * part may end right after its headers, the empty line's CRLF being the
+ * boundary line's; the parser once went on looking for the boundary
+ * after it and refused the body. */
+static void
+test_part_ends_with_headers(void **state)
+{
+	static struct buf o;
+	struct part parts[PARTS_MAX];
+	const char *why;
+
+	(void)state;
+	puts_(&o, "--b\r\nContent-Disposition: form-data; name=x\r\n\r\n"
+		  "--b\r\nContent-Disposition: form-data; name=y\r\n\r\n"
+		  "\r\n--b--");
+	assert_int_equal(
+		parse(&o, "multipart/form-data; boundary=b", parts, &why), 2);
+	assert_string_equal(parts[0].name, "x");
+	assert_int_equal(parts[0].len, 0);
+	assert_string_equal(parts[1].name, "y");
+	assert_int_equal(parts[1].len, 0);
+}
+
 int
 main(void)
 {
@@ -466,6 +489,7 @@ main(void)
 		cmocka_unit_test(test_header_param),
 		cmocka_unit_test(test_part_headers),
 		cmocka_unit_test(test_boundary),
+		cmocka_unit_test(test_part_ends_with_headers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
