@@ -4,7 +4,6 @@
  * (devserver_http.h). Everything here reads bytes from the network.
  */
 #define _GNU_SOURCE /* memmem() */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -322,6 +321,18 @@ multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 	}
 }
 
+static int
+hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* url-decodes in place; -1 on a bad escape or an embedded NUL. */
 int
 url_decode(char *s)
@@ -332,12 +343,13 @@ url_decode(char *s)
 		if (*s == '+') {
 			*o++ = ' ';
 		} else if (*s == '%') {
-			unsigned v;
+			int hi = hex(s[1]), lo = hi < 0 ? -1 : hex(s[2]);
 
-			if (!s[1] || !s[2] || sscanf(s + 1, "%2x", &v) != 1 ||
-			    v == 0)
+			/* Two hex digits, exactly (sscanf's %2x took signs
+			 * and white space: "%-1" was 0xff). */
+			if (lo < 0 || (hi == 0 && lo == 0))
 				return -1;
-			*o++ = (char)v;
+			*o++ = (char)(hi << 4 | lo);
 			s += 2;
 		} else {
 			*o++ = *s;

@@ -55,7 +55,8 @@ int header_param(const char *line, size_t len, const char *key, char *out,
 int multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 		    struct part *parts, const char **why);
 
-/* url-decodes in place; -1 on a bad escape or an embedded NUL. */
+/* url-decodes in place ('+' is a space, %XX two hex digits); -1 on a
+ * bad escape or an escaped NUL. */
 int url_decode(char *s);
 
 /* Looks up key in an application/x-www-form-urlencoded body (a NUL-

@@ -476,6 +476,47 @@ test_part_ends_with_headers(void **state)
 	assert_int_equal(parts[1].len, 0);
 }
 
+/* '+' and %XX, two hex digits and nothing else: sscanf("%2x") once took
+ * "%-1" as 0xff and "% a" as 0x0a. */
+static void
+test_url_decode(void **state)
+{
+	static const char *const bad[] = {
+		"%-1", "% a", "%+f", "%0x1", "%4", "%", "%g0", "%00", "a%",
+	};
+	char s[64];
+	size_t i;
+
+	(void)state;
+	snprintf(s, sizeof(s), "a+b%%41%%e2%%82%%aC%%2b");
+	assert_int_equal(url_decode(s), 0);
+	assert_string_equal(s, "a bA\xe2\x82\xac+");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(s, sizeof(s), "%s", bad[i]);
+		if (url_decode(s) != -1)
+			fail_msg("\"%s\" decoded", bad[i]);
+	}
+}
+
+static void
+test_form_get(void **state)
+{
+	char *v;
+
+	(void)state;
+	v = form_get("usernamex=1&username=a%20b&password=p+w", "username");
+	assert_non_null(v);
+	assert_string_equal(v, "a b");
+	free(v);
+	v = form_get("username=a&password=p+w", "password");
+	assert_non_null(v);
+	assert_string_equal(v, "p w");
+	free(v);
+	assert_null(form_get("username=a", "password"));
+	assert_null(form_get("username=%-1", "username"));
+	assert_null(form_get("", "username"));
+}
+
 int
 main(void)
 {
@@ -490,6 +531,8 @@ main(void)
 		cmocka_unit_test(test_part_headers),
 		cmocka_unit_test(test_boundary),
 		cmocka_unit_test(test_part_ends_with_headers),
+		cmocka_unit_test(test_url_decode),
+		cmocka_unit_test(test_form_get),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
