@@ -1072,8 +1072,11 @@ handle_send(struct MHD_Connection *c, struct req *q)
 			return reply_err(c, 400, "BAD_MULTIPART",
 					 "unexpected or repeated part");
 	}
-	if (!meta || meta->len > SMALL_BODY_MAX)
+	if (!meta)
 		return reply_err(c, 400, "BAD_METADATA", "no metadata part");
+	if (meta->len > SMALL_BODY_MAX)
+		return reply_err(c, 400, "BAD_METADATA",
+				 "metadata part over 64 KiB");
 	m = json_loadb((const char *)meta->data, meta->len,
 		       JSON_REJECT_DUPLICATES, NULL);
 	avs = json_string_value(json_object_get(m, "avsenderKontoId"));
