@@ -9,6 +9,7 @@
  * anything else the multipart one. Beyond "no crash, no leak" it aborts
  * when a parser reports success and breaks a promise of its header.
  */
+#define _GNU_SOURCE /* memmem() */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,8 @@ multipart(const char *ctype, const uint8_t *body, size_t len)
 	struct part parts[PARTS_MAX + 1];
 	const char *why = NULL;
 	const uint8_t *prev_end = body;
+	char delim[4 + BOUNDARY_MAX + 2] = "\r\n--";
+	size_t dl;
 	int n, i, j;
 
 	/* A canary after the last part the parser may fill. */
@@ -46,8 +49,14 @@ multipart(const char *ctype, const uint8_t *body, size_t len)
 		return;
 	}
 	CHECK(n <= PARTS_MAX);
+	/* Success needs a boundary of 1 … 70 characters. */
+	CHECK(header_param(ctype, strlen(ctype), "boundary", delim + 4,
+			   sizeof(delim) - 4) == 0);
+	dl = strlen(delim);
+	CHECK(dl > 4 && dl <= 4 + BOUNDARY_MAX);
 	for (i = 0; i < n; i++) {
 		const struct part *p = &parts[i];
+		const uint8_t *after;
 
 		TERMINATED(p->name);
 		/* Names are quoted-strings or tokens: no control bytes
@@ -61,7 +70,18 @@ multipart(const char *ctype, const uint8_t *body, size_t len)
 		CHECK(p->data >= prev_end);
 		CHECK(p->len <= len);
 		CHECK(p->data <= body + len - p->len);
-		prev_end = p->data + p->len;
+		after = p->data + p->len;
+		prev_end = after;
+		/* Each part ends where CRLF --boundary begins, which a part
+		 * with an empty body shares with its headers' empty line,
+		 * and holds no CRLF --boundary. */
+		if (p->len == 0 && (size_t)(p->data - body) >= 2 &&
+		    (size_t)(body + len - p->data) + 2 >= dl &&
+		    memcmp(p->data - 2, delim, dl) == 0)
+			after = p->data - 2;
+		CHECK((size_t)(body + len - after) >= dl);
+		CHECK(memcmp(after, delim, dl) == 0);
+		CHECK(!memmem(p->data, p->len, delim, dl));
 	}
 }
 
