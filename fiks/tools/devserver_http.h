@@ -47,10 +47,18 @@ int header_param(const char *line, size_t len, const char *key, char *out,
 
 /*
  * Splits body, a multipart/form-data body of len bytes sent with the
- * Content-Type ctype (may be NULL), into parts (PARTS_MAX of them).
- * Returns the number of parts, 0 … PARTS_MAX, each lying inside body;
- * -1 with *why set to a static sentence that says what is wrong, for a
- * client's 400.
+ * Content-Type ctype (may be NULL), into parts (PARTS_MAX of them), as
+ * RFC 2046 5.1.1 and RFC 7578 have it: a boundary of 1 … BOUNDARY_MAX
+ * bchars; boundary lines at the start of a line, with optional transport
+ * padding; a preamble and an epilogue, which are skipped; in each part at
+ * most PART_HDRS_MAX header lines of PART_HDRS_BYTES in all, a
+ * Content-Disposition "form-data" with a name and an optional
+ * Content-Type, each once; no line in a part that begins with the
+ * boundary. The body need not be NUL-terminated.
+ * Returns the number of parts, 0 … PARTS_MAX, in order, each lying inside
+ * body and ending where CRLF --boundary begins; -1 with *why set to a
+ * static sentence that says what is wrong, for a client's 400 (the list
+ * is in docs/fiks.md).
  */
 int multipart_parse(const unsigned char *body, size_t len, const char *ctype,
 		    struct part *parts, const char **why);
