@@ -38,6 +38,7 @@
 #include <openssl/x509.h>
 
 #include "bv_util.h"
+#include "devserver_http.h"
 #include "fiks_io.h"
 
 #define EXCHANGE       "fiks-io.meldinger"
@@ -49,8 +50,6 @@
 #define TOKENS_MAX     4096
 #define TOKEN_LEN      43 /* 32 random bytes, base64url */
 #define SMALL_BODY_MAX (64u << 10)
-#define PARTS_MAX      8
-#define PART_HDRS_MAX  16
 #define DEFAULT_TTL_MS 604800000LL /* 7 days, as Fiks IO */
 #define JWT_MAX	       16384
 /* Request bodies held at once, all connections together: 64 connections
@@ -815,57 +814,6 @@ check_auth(struct MHD_Connection *c, const char **iid)
 	return 0;
 }
 
-/* url-decodes in place; -1 on a bad escape or an embedded NUL. */
-static int
-url_decode(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		if (*s == '+') {
-			*o++ = ' ';
-		} else if (*s == '%') {
-			unsigned v;
-
-			if (!s[1] || !s[2] || sscanf(s + 1, "%2x", &v) != 1 ||
-			    v == 0)
-				return -1;
-			*o++ = (char)v;
-			s += 2;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
-	return 0;
-}
-
-/* Looks up key in an application/x-www-form-urlencoded body (a NUL-
- * terminated copy). Returns a malloc'd decoded value or NULL. */
-static char *
-form_get(const char *body, const char *key)
-{
-	size_t kl = strlen(key);
-	const char *p = body;
-
-	while (p && *p) {
-		const char *amp = strchr(p, '&');
-		size_t len = amp ? (size_t)(amp - p) : strlen(p);
-
-		if (len > kl && p[kl] == '=' && strncmp(p, key, kl) == 0) {
-			char *v = strndup(p + kl + 1, len - kl - 1);
-
-			if (v && url_decode(v) < 0) {
-				free(v);
-				return NULL;
-			}
-			return v;
-		}
-		p = amp ? amp + 1 : NULL;
-	}
-	return NULL;
-}
-
 static void
 free_secret(char *s)
 {
@@ -1055,137 +1003,6 @@ handle_token(struct MHD_Connection *c, struct req *q)
 	return rc;
 }
 
-struct part {
-	char name[32];
-	char ctype[128];
-	const unsigned char *data;
-	size_t len;
-};
-
-/* The value of parameter key in a header line (quoted or not). */
-static int
-header_param(const char *line, size_t len, const char *key, char *out,
-	     size_t cap)
-{
-	size_t kl = strlen(key), i, n = 0;
-	const char *p;
-
-	for (p = line; p + kl + 1 <= line + len; p++) {
-		if ((p == line || p[-1] == ';' || p[-1] == ' ') &&
-		    strncasecmp(p, key, kl) == 0 && p[kl] == '=') {
-			p += kl + 1;
-			if (p < line + len && *p == '"') {
-				for (i = 1; p + i < line + len && p[i] != '"';
-				     i++)
-					if (n + 1 < cap)
-						out[n++] = p[i];
-					else
-						return -1;
-			} else {
-				for (i = 0; p + i < line + len && p[i] != ';' &&
-					    p[i] != ' ';
-				     i++)
-					if (n + 1 < cap)
-						out[n++] = p[i];
-					else
-						return -1;
-			}
-			out[n] = '\0';
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/* Splits a multipart/form-data body. Returns the number of parts or -1. */
-static int
-multipart_parse(const unsigned char *body, size_t len, const char *ctype,
-		struct part *parts)
-{
-	char boundary[80], delim[84];
-	const unsigned char *p, *end = body + len;
-	size_t dl;
-	int n = 0;
-
-	if (!ctype || strncasecmp(ctype, "multipart/form-data", 19) != 0 ||
-	    header_param(ctype, strlen(ctype), "boundary", boundary,
-			 sizeof(boundary)) < 0 ||
-	    !boundary[0])
-		return -1;
-	dl = (size_t)snprintf(delim, sizeof(delim), "--%s", boundary);
-	p = memmem(body, len, delim, dl);
-	if (!p)
-		return -1;
-	for (;;) {
-		const unsigned char *hend, *next, *line;
-		int nh = 0;
-
-		p += dl;
-		if (end - p >= 2 && p[0] == '-' && p[1] == '-')
-			return n;
-		if (end - p < 2 || p[0] != '\r' || p[1] != '\n' ||
-		    n == PARTS_MAX)
-			return -1;
-		p += 2;
-		hend = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
-		if (!hend || hend - p > 8192)
-			return -1;
-		memset(&parts[n], 0, sizeof(parts[n]));
-		for (line = p; line < hend + 2;) {
-			const unsigned char *eol = memmem(
-				line, (size_t)(hend + 2 - line), "\r\n", 2);
-			size_t ll = (size_t)(eol - line);
-
-			if (!eol || ++nh > PART_HDRS_MAX)
-				return -1;
-			if (ll > 20 &&
-			    strncasecmp((const char *)line,
-					"Content-Disposition:", 20) == 0) {
-				if (header_param((const char *)line, ll, "name",
-						 parts[n].name,
-						 sizeof(parts[n].name)) < 0)
-					return -1;
-			} else if (ll > 13 &&
-				   strncasecmp((const char *)line,
-					       "Content-Type:", 13) == 0) {
-				size_t i = 13;
-
-				while (i < ll && line[i] == ' ')
-					i++;
-				if (ll - i >= sizeof(parts[n].ctype))
-					return -1;
-				memcpy(parts[n].ctype, line + i, ll - i);
-			}
-			line = eol + 2;
-		}
-		p = hend + 4;
-		next = NULL;
-		{
-			const unsigned char *s = p;
-
-			while (s < end) {
-				const unsigned char *cr =
-					memmem(s, (size_t)(end - s), "\r\n", 2);
-
-				if (!cr)
-					break;
-				if ((size_t)(end - cr - 2) >= dl &&
-				    memcmp(cr + 2, delim, dl) == 0) {
-					next = cr;
-					break;
-				}
-				s = cr + 2;
-			}
-		}
-		if (!next)
-			return -1;
-		parts[n].data = p;
-		parts[n].len = (size_t)(next - p);
-		n++;
-		p = next + 2;
-	}
-}
-
 static int
 valid_header_name(const char *k)
 {
@@ -1228,7 +1045,7 @@ handle_send(struct MHD_Connection *c, struct req *q)
 {
 	struct part parts[PARTS_MAX];
 	const struct part *meta = NULL, *data = NULL;
-	const char *iid, *avs, *mot, *type, *svar, *k;
+	const char *iid, *avs, *mot, *type, *svar, *k, *why;
 	struct account *a_avs, *a_mot;
 	char id[FIKS_UUID_LEN + 1], dok[FIKS_UUID_LEN + 1] = "";
 	json_t *m = NULL, *headere, *v, *ttlj, *out;
@@ -1242,10 +1059,10 @@ handle_send(struct MHD_Connection *c, struct req *q)
 	if (st)
 		return reply_err(c, st, "UNAUTHORIZED",
 				 "token or integration refused");
-	n = multipart_parse(q->buf, q->len, hdr(c, "Content-Type"), parts);
+	n = multipart_parse(q->buf, q->len, hdr(c, "Content-Type"), parts,
+			    &why);
 	if (n < 0)
-		return reply_err(c, 400, "BAD_MULTIPART",
-				 "not multipart/form-data as expected");
+		return reply_err(c, 400, "BAD_MULTIPART", why);
 	for (i = 0; i < n; i++) {
 		if (strcmp(parts[i].name, "metadata") == 0 && !meta)
 			meta = &parts[i];
@@ -1255,8 +1072,11 @@ handle_send(struct MHD_Connection *c, struct req *q)
 			return reply_err(c, 400, "BAD_MULTIPART",
 					 "unexpected or repeated part");
 	}
-	if (!meta || meta->len > SMALL_BODY_MAX)
+	if (!meta)
 		return reply_err(c, 400, "BAD_METADATA", "no metadata part");
+	if (meta->len > SMALL_BODY_MAX)
+		return reply_err(c, 400, "BAD_METADATA",
+				 "metadata part over 64 KiB");
 	m = json_loadb((const char *)meta->data, meta->len,
 		       JSON_REJECT_DUPLICATES, NULL);
 	avs = json_string_value(json_object_get(m, "avsenderKontoId"));
