@@ -18,8 +18,10 @@
 // photo back is shown and its decrypted bytes are the ones sent; a file
 // over the relay's cap is refused before anything is uploaded. Then:
 // reload keeps history and session; a message
-// written while the relay is down goes out when it is back; a second tab
-// gives way; languages; axe-core finds no WCAG 2.1 AA violation on each
+// written while the relay is down goes out when it is back; languages;
+// the case file's device (test_archive_peer) comes online, marks what it
+// has journaled, and the widget and Camilla's bvchat show the references;
+// a second tab gives way; axe-core finds no WCAG 2.1 AA violation on each
 // screen; sizes are within the budget.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
