@@ -15,9 +15,11 @@ case $kind in
 normal)
 	dir=${2:-build}
 	# The widget (libbvchat for the browser) is built beside it, in
-	# $dir/wasm; its tests and the browser test run from this tree.
+	# $dir/wasm; its tests and the browser test run from this tree. DIR
+	# may be absolute (/tmp/b-…) or relative to the repository.
+	[[ $dir == /* ]] && wasm=$dir/wasm || wasm=$PWD/$dir/wasm
 	opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DBV_WERROR=ON -DBV_SANITIZE=
-		-DBV_WASM_DIR="$PWD/$dir/wasm")
+		-DBV_WASM_DIR="$wasm")
 	;;
 asan)
 	dir=${2:-build-asan}

@@ -18,8 +18,10 @@
 // photo back is shown and its decrypted bytes are the ones sent; a file
 // over the relay's cap is refused before anything is uploaded. Then:
 // reload keeps history and session; a message
-// written while the relay is down goes out when it is back; a second tab
-// gives way; languages; axe-core finds no WCAG 2.1 AA violation on each
+// written while the relay is down goes out when it is back; languages;
+// the case file's device (test_archive_peer) comes online, marks what it
+// has journaled, and the widget and Camilla's bvchat show the references;
+// a second tab gives way; axe-core finds no WCAG 2.1 AA violation on each
 // screen; sizes are within the budget.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -46,6 +48,7 @@ const DB = env('BV_TEST_DB');
 const RELAY = env('BV_RELAY');
 const CLI = env('BV_CLI');
 const ATT_PEER = env('BV_ATT_PEER');
+const ARCHIVE_PEER = env('BV_ARCHIVE_PEER');
 const WIDGET = env('BV_WIDGET_DIR');
 const SHOTS = process.env.BV_SHOTS || path.join(process.cwd(), 'web-shots');
 const WORK = fs.mkdtempSync(path.join(process.env.BV_WEB_DIR || '/tmp', 'bvweb-'));
@@ -108,31 +111,45 @@ async function stopRelay() {
 	clearTimeout(t);
 }
 
-// Camilla at her terminal: `bvchat chat` in the conversation, kept running
-// (it reconnects by itself while the relay is away). say() types a line;
-// heard(re) waits until what it printed matches re.
-function chat(profile, conversation) {
-	const p = spawn(CLI, ['--profile', path.join(WORK, profile), '--relay', `127.0.0.1:${port}`,
-		'chat', '--conversation', conversation], { stdio: ['pipe', 'pipe', 'pipe'] });
+// A program kept running beside the story: heard(re) waits until what it
+// printed matches re and gives the match; stop() ends its input and waits
+// for it to exit, giving its exit code.
+function watch(p, what) {
 	let out = '';
 	p.stdout.on('data', (d) => { out += d; });
 	p.stderr.on('data', (d) => { out += d; });
+	const exited = new Promise((r) => p.on('exit', (code) => r(code)));
 	return {
 		get out() { return out; },
 		say: (line) => p.stdin.write(line + '\n'),
 		async heard(re) {
 			for (let i = 0; i < WAIT / 100 && !re.test(out); i++)
 				await new Promise((r) => setTimeout(r, 100));
-			assert.match(out, re, 'bvchat chat printed:\n' + out);
+			assert.match(out, re, `${what} printed:\n` + out);
+			return out.match(re);
 		},
 		async stop() {
-			const done = new Promise((r) => p.on('exit', r));
 			p.stdin.end();
 			const k = setTimeout(() => p.kill('SIGTERM'), 5000);
-			await done;
+			const code = await exited;
 			clearTimeout(k);
+			return code;
 		},
 	};
+}
+
+// Camilla at her terminal: `bvchat chat` in the conversation, kept running
+// (it reconnects by itself while the relay is away).
+function chat(profile, conversation) {
+	return watch(spawn(CLI, ['--profile', path.join(WORK, profile), '--relay', `127.0.0.1:${port}`,
+		'chat', '--conversation', conversation], { stdio: ['pipe', 'pipe', 'pipe'] }), 'bvchat chat');
+}
+
+// The municipality's archive device (test_archive_peer): marks every
+// message it gets journaled under "2026/<n>", n from 1.
+function archive(profile) {
+	return watch(spawn(ARCHIVE_PEER, [path.join(WORK, profile), `127.0.0.1:${port}`, '1'],
+		{ stdio: ['pipe', 'pipe', 'pipe'] }), 'test_archive_peer');
 }
 
 async function axeCheck(frame, name) {
@@ -171,6 +188,7 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 		'--members', elisa);
 	const invite = admin('invite', '--account', elisa).split('\n')[0];
 	let camillaChat = chat('camilla', conv);
+	let arkivDevice = null;
 	assert.match(invite, /^[0-9A-Z]{5}-[0-9A-Z]{5}$/);
 
 	// A phone's browser in its normal mode: a profile of its own (a
@@ -478,6 +496,54 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 			await page.emulateMedia({ reducedMotion: 'no-preference' });
 		});
 
+		await t.test('the case file says what it has, and the widget shows it', async () => {
+			// The archive account was the tenant's case file from the
+			// start, so every send of the story had to include its
+			// device (the relay refuses one that leaves it out); its
+			// device (bvchat's profile "arkiv") comes online only now,
+			// finds all of it waiting and marks each message journaled,
+			// as bvchat-archiver does once the archive has it.
+			arkivDevice = archive('arkiv');
+			await arkivDevice.heard(/^caught up$/m);
+			const w = widget();
+			// Elisa's first message of the story: marked in the widget.
+			const first = w.locator('li.msg', { hasText: `Hei Camilla ${CANARY}` });
+			const firstRef = (await arkivDevice.heard(
+				new RegExp(`^journaled ${await first.getAttribute('data-id')} (2026/\\d+)$`, 'm')))[1];
+			await first.locator('.meta').getByText(new RegExp(`Lagt i saken ${firstRef}$`)).waitFor({ timeout: WAIT });
+			// One she writes now reaches the case file's device, which
+			// could read it, and comes back marked.
+			const text = `Dette er til saken ${CANARY}`;
+			await w.getByLabel('Skriv en melding').fill(text);
+			await w.getByRole('button', { name: 'Send' }).press('Enter');
+			const li = w.locator('li.msg', { hasText: text });
+			await li.waitFor({ timeout: WAIT });
+			const id = await li.getAttribute('data-id');
+			const ref = (await arkivDevice.heard(new RegExp(`^journaled ${id} (2026/\\d+)$`, 'm')))[1];
+			assert.notEqual(ref, firstRef);
+			await li.locator('.meta').getByText(new RegExp(`Lagt i saken ${ref}$`)).waitFor({ timeout: WAIT });
+			// Screen readers get it as text of that message.
+			assert.match(await li.ariaSnapshot(), new RegExp(`Lagt i saken ${ref}`));
+			await shot('journaled');
+			await axeCheck(frame(), 'chat with journaled messages');
+			// Camilla's terminal is told of every mark (one per message
+			// here), and then her history shows this one.
+			const told = () => [...camillaChat.out.matchAll(/^\* (\d+) messages? journaled in the case file$/gm)]
+				.reduce((n, m) => n + Number(m[1]), 0);
+			const marked = [...arkivDevice.out.matchAll(/^journaled /gm)].length;
+			for (let i = 0; i < WAIT / 100 && told() < marked; i++)
+				await new Promise((r) => setTimeout(r, 100));
+			assert.equal(told(), marked, 'bvchat chat printed:\n' + camillaChat.out);
+			await camillaChat.stop();
+			assert.match(cli('camilla', 'history', '--conversation', conv),
+				new RegExp(`, journaled ${ref}\\]: ${text}$`, 'm'));
+			camillaChat = chat('camilla', conv);
+			// Offline again: a case file that saw a member's key change
+			// would hold its receipts (below, Camilla's reinstall).
+			assert.equal(await arkivDevice.stop(), 0, 'test_archive_peer:\n' + arkivDevice.out);
+			arkivDevice = null;
+		});
+
 		await t.test('a key change is told plainly and waits for a decision', async () => {
 			// Camilla reinstalls: device 1 of her account with a new key.
 			await camillaChat.stop();
@@ -531,6 +597,7 @@ test('the widget, end to end in Chromium', { timeout: 600000 }, async (t) => {
 		assert.ok(!relayLog.includes(CANARY), 'canary in the relay log');
 	} finally {
 		await camillaChat.stop();
+		if (arkivDevice) await arkivDevice.stop();
 		await context.close();
 		await stopRelay();
 		fs.rmSync(WORK, { recursive: true, force: true });
