@@ -120,7 +120,7 @@ on_conversation(void *arg, const struct bv_client_conversation *cv)
 		snprintf(ref, sizeof(ref), "2026/%ld", next_ref);
 		id = b->ids[i];
 		rc = bv_client_mark_journaled(client, cv->conversation, &id, 1,
-					      ref);
+					      ref, NULL);
 		if (rc >= 0) {
 			next_ref++;
 			printf("journaled %s %s\n", id, ref);
