@@ -625,7 +625,7 @@ jstore_batch_messages(struct jstore *j, const char *id, char ***ids_out,
 
 	rc = prep(j,
 		  "SELECT message_id FROM batch_messages WHERE batch_id = ?"
-		  " ORDER BY pos",
+		  " GROUP BY message_id ORDER BY min(pos)",
 		  &st);
 	if (rc < 0)
 		return rc;

@@ -181,8 +181,9 @@ int jstore_batch_by_fiks(struct jstore *j, const char *fiks_id,
 typedef int (*jbatch_cb)(const struct jbatch *b, void *arg);
 int jstore_batches(struct jstore *j, int state, jbatch_cb cb, void *arg);
 
-/* The message ids of batch id, in history order, into *ids (free with
- * jstore_ids_free). */
+/* The message ids of batch id, in history order, each once (a message
+ * that could not be read and its resent copy share one), into *ids (free
+ * with jstore_ids_free). */
 int jstore_batch_messages(struct jstore *j, const char *id, char ***ids,
 			  size_t *n);
 void jstore_ids_free(char **ids, size_t n);

@@ -109,6 +109,20 @@ test_never_twice_and_files(void **state)
 	b = batch("22222222-2222-4222-8222-222222222222", 4, 4);
 	assert_int_equal(create1(j, &b, ids + 2, 1, files, 2), 0);
 	assert_int_equal(jstore_cursor(j, CONV), 4);
+	/* A message that could not be read and its resent copy in one
+	 * batch: its id is told once. */
+	{
+		const char *again[3] = {"m4", "m5", "m4"};
+
+		b = batch("66666666-6666-4666-8666-666666666666", 5, 7);
+		assert_int_equal(create1(j, &b, again, 3, files, 2), 0);
+		assert_int_equal(jstore_batch_messages(j, b.id, &mids, &n), 0);
+		assert_int_equal(n, 2);
+		assert_string_equal(mids[0], "m4");
+		assert_string_equal(mids[1], "m5");
+		jstore_ids_free(mids, n);
+		mids = NULL;
+	}
 	jstore_close(j);
 
 	/* After a reopen: the batch, its messages and documents. */
