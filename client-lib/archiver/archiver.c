@@ -43,6 +43,11 @@
 /* Messages in one journalpost at most; a longer quiet spell is split. */
 #define BATCH_MAX 500
 #define TICK_MS	  250
+/* The time a connection to FIKS IO's broker may take (token, TCP, TLS,
+ * AMQP); polls while connected wait 10 ms. */
+#define FIKS_CONNECT_MS 5000
+/* Changed identity keys waiting to be accepted, at most. */
+#define KEYCHANGES_MAX 16
 
 /* Attachments (docs/fiks.md, "Attachments"): files being fetched at once,
  * tries before a tampered or missing file is given up, the longest wait
@@ -98,6 +103,14 @@ struct arch {
 
 	/* Journaled receipts on their way to the relay, one per batch. */
 	struct announce *announcing;
+
+	/* Changed identity keys to accept (see on_key_changed()). */
+	struct keychange {
+		char account[BV_CLIENT_ACCOUNT_LEN + 1];
+		uint32_t device;
+		int64_t not_before_ms;
+	} keychanges[KEYCHANGES_MAX];
+	size_t n_keychanges;
 };
 
 /*
@@ -1531,6 +1544,102 @@ report_blobs(struct arch *a)
 	a->reporting = 1;
 }
 
+/* ------------------------------------------------------- changed keys */
+
+/*
+ * A participant's device has a new identity key: a reinstall, a new phone
+ * (or, if the relay lied, someone else). A person decides that by comparing
+ * safety numbers; the case file cannot, and until the key is accepted the
+ * device's messages stay unreadable here (never journaled) and every
+ * journaled receipt to the conversation is held. So the archive accepts it
+ * at the next tick and says so in its log: the participants' own apps
+ * still ask their users, and the case file only records what was said.
+ *
+ * Puts (account, device) on the list to accept, not before not_before_ms;
+ * 0, or -1 when the list is full (the next message from it brings it back).
+ */
+static int
+keychange_add(struct arch *a, const char *account, uint32_t device,
+	      int64_t not_before_ms)
+{
+	struct keychange *k;
+	size_t i;
+
+	for (i = 0; i < a->n_keychanges; i++)
+		if (a->keychanges[i].device == device &&
+		    !strcmp(a->keychanges[i].account, account))
+			return 0;
+	if (a->n_keychanges == KEYCHANGES_MAX)
+		return -1;
+	k = &a->keychanges[a->n_keychanges++];
+	snprintf(k->account, sizeof(k->account), "%s", account);
+	k->device = device;
+	k->not_before_ms = not_before_ms;
+	return 0;
+}
+
+static void
+on_key_changed(struct bv_client *c, void *user, const char *account,
+	       uint32_t device)
+{
+	struct arch *a = user;
+
+	(void)c;
+	bv_log(BV_LOG_WARN,
+	       "archiver: identity key of %s/%u changed (a reinstall or a new "
+	       "phone); the archive accepts it to go on journaling",
+	       account, (unsigned)device);
+	if (keychange_add(a, account, device, 0) < 0)
+		log_err("too many key changes at once; %s/%u is accepted when "
+			"it is seen again",
+			account, (unsigned)device);
+}
+
+/* Asks libbvchat to trust the changed keys seen (one try per tick). */
+static void
+accept_keys(struct arch *a)
+{
+	int64_t now = bv_now_ms();
+	size_t i = 0;
+	int rc;
+
+	while (a->online && i < a->n_keychanges) {
+		struct keychange *k = &a->keychanges[i];
+
+		if (k->not_before_ms > now) {
+			i++;
+			continue;
+		}
+		rc = bv_client_accept_identity(a->c, k->account, k->device);
+		if (rc == BV_EUNAVAILABLE)
+			return; /* offline: next tick */
+		if (rc < 0)
+			log_err("cannot accept the key of %s/%u: %s",
+				k->account, (unsigned)k->device,
+				bv_client_strerror(rc));
+		/* Under way (or hopeless until seen again): off the list. */
+		a->keychanges[i] = a->keychanges[--a->n_keychanges];
+	}
+}
+
+static void
+on_accepted(struct bv_client *c, void *user, const char *account,
+	    uint32_t device, int rc)
+{
+	struct arch *a = user;
+
+	(void)c;
+	if (rc == 0) {
+		log_info("accepted the new identity key of %s/%u; its held "
+			 "and unreadable messages are asked for again",
+			 account, (unsigned)device);
+		return;
+	}
+	log_err("accepting the key of %s/%u failed (%s); again in a minute",
+		account, (unsigned)device, bv_client_strerror(rc));
+	keychange_add(a, account, device, bv_now_ms() + 60000);
+}
+
 /* ------------------------------------------------------------ the loop */
 
 static void
@@ -1541,6 +1650,7 @@ on_tick(uv_timer_t *t)
 	if (a->busy || a->stopping)
 		return;
 	a->busy = 1;
+	accept_keys(a);
 	poll_fiks(a);
 	if (bv_client_conversations(a->c, cut_conversation, a) < 0)
 		log_err("cannot read the history");
@@ -1935,6 +2045,8 @@ main(int argc, char **argv)
 	o.on_status = on_status;
 	o.on_error = on_error;
 	o.on_sent = on_sent;
+	o.on_key_changed = on_key_changed;
+	o.on_identity_accepted = on_accepted;
 	o.user = &a;
 	/* The case file reads nobody's messages. */
 	o.no_delivery_receipts = 1;

@@ -13,7 +13,8 @@
  *   keep coming: after a restart every message is in exactly one
  *   journalpost; killed after the kvittering together with a stopped
  *   relay that never read the journaled receipts: after both restart the
- *   participants are told;
+ *   participants are told; a participant who reinstalls is journaled
+ *   and told as before (the archive accepts the new key by itself);
  * - each fault of the archive: serverfeil and silence are retried with the
  *   same key, duplicate answers change nothing, a message never acked is
  *   dead-lettered by FIKS IO and retried, ugyldigforespoersel stops the
@@ -650,6 +651,53 @@ announce_after_crash(void)
 	CHECK(wait_settled(1, 20000), "the batch was not announced");
 }
 
+/*
+ * Camilla reinstalls (a new phone, a new identity key on the same device):
+ * her people's apps ask them, the archive accepts the key by itself, so
+ * her next message is journaled and everyone gets its mark.
+ */
+static void
+reinstall(void)
+{
+	char account[BV_CLIENT_ACCOUNT_LEN + 1], j[80];
+	const char *ids[2];
+	unsigned kc = p[ELISA].key_changed;
+	uint32_t device;
+	MID(m1);
+	MID(m2);
+
+	CHECK(wait_settled(1, 30000), "earlier batches were not announced");
+	snprintf(account, sizeof(account), "%s",
+		 bv_client_account(p[CAMILLA].c));
+	device = bv_client_device(p[CAMILLA].c);
+	peer_close(&p[CAMILLA]);
+	memset(&p[CAMILLA], 0, sizeof(p[CAMILLA]));
+	enroll(&p[CAMILLA], "camilla-ny", account, device);
+	peer_cases(&p[CAMILLA]);
+
+	say(&p[CAMILLA], "Ny telefon, samme Camilla", m1);
+	/* Elisa is asked, and says yes. */
+	if (!run_until(&p[ELISA].key_changed, kc + 1, BVT_TIMEOUT))
+		fail_msg("elisa: no key change for camilla");
+	assert_int_equal(bv_client_accept_identity(p[ELISA].c, account, device),
+			 0);
+	say(&p[ELISA], "Hei igjen", m2);
+	ids[0] = m1;
+	ids[1] = m2;
+	CHECK(wait_journaled(ids, 2, 90000),
+	      "after the reinstall the archive lacks messages");
+	CHECK(wait_marked(ELISA, m1, j, sizeof(j)), "elisa: %s not marked", m1);
+	CHECK(wait_marked(CAMILLA, m2, j, sizeof(j)), "camilla: %s not marked",
+	      m2);
+	{
+		char *log = bvt_file_read(arch_log, NULL);
+
+		CHECK(log && strstr(log, "accepted the new identity key of"),
+		      "the archiver did not log the key it accepted");
+		free(log);
+	}
+}
+
 static void
 t_kill_mid_batch(void **state)
 {
@@ -706,6 +754,7 @@ t_kill_mid_batch(void **state)
 	json_decref(jps);
 
 	announce_after_crash();
+	reinstall();
 }
 
 /* One message through one fault; returns after it is journaled. */
