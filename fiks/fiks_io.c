@@ -1482,6 +1482,20 @@ amqp_ensure(struct fiks_client *c, int64_t deadline)
 	return 0;
 }
 
+int
+fiks_connect(struct fiks_client *c, int timeout_ms)
+{
+	if (!c || timeout_ms < 1 || timeout_ms > 60000)
+		return BV_EINVAL;
+	return amqp_ensure(c, mono_ms() + timeout_ms);
+}
+
+int
+fiks_connected(const struct fiks_client *c)
+{
+	return c && c->amqp != NULL;
+}
+
 /* A longstr header value, or NULL. */
 static const amqp_bytes_t *
 hdr_str(const amqp_field_value_t *v)

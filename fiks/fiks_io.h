@@ -239,6 +239,18 @@ int fiks_reply(struct fiks_client *c, const struct fiks_melding *m,
 int fiks_receive(struct fiks_client *c, int timeout_ms,
 		 struct fiks_melding **out);
 
+/*
+ * Connects to the account's queue unless connected, trying (with
+ * fiks_receive()'s backoff) until timeout_ms has passed; 1 … 60000. For a
+ * caller that polls fiks_receive() with a timeout too short for a token,
+ * TCP, TLS and AMQP handshakes to a remote broker. Returns 0 when
+ * connected, else what fiks_receive() returns when it cannot connect.
+ */
+int fiks_connect(struct fiks_client *c, int timeout_ms);
+
+/* 1 while an AMQP connection is up (as far as is known), else 0. */
+int fiks_connected(const struct fiks_client *c);
+
 /* Acknowledges m: the broker forgets it. Returns 0; FIKS_EAMQP (the
  * connection it came on is gone: it will be redelivered). */
 int fiks_ack(struct fiks_client *c, const struct fiks_melding *m);

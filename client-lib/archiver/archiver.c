@@ -96,6 +96,7 @@ struct arch {
 	int online, stopping, busy;
 	int exit_code;
 	int64_t amqp_logged_ms;
+	int64_t fiks_wait_ms, fiks_retry_ms; /* after a failed connect */
 
 	struct fetch fetches[FETCH_SLOTS];
 	int reporting;		 /* a blobs_journaled is under way */
@@ -1449,6 +1450,31 @@ poll_fiks(struct arch *a)
 	struct fiks_melding *m;
 	int i, rc;
 
+	/* Connecting gets its own time (a remote broker needs more than a
+	 * poll's 10 ms); when it fails, the next try waits, doubling. */
+	if (!fiks_connected(a->fiks)) {
+		int64_t now = bv_now_ms();
+
+		if (now < a->fiks_retry_ms)
+			return;
+		rc = fiks_connect(a->fiks, FIKS_CONNECT_MS);
+		if (rc < 0) {
+			a->fiks_wait_ms =
+				a->fiks_wait_ms ? a->fiks_wait_ms * 2 : 1000;
+			if (a->fiks_wait_ms > 60000)
+				a->fiks_wait_ms = 60000;
+			a->fiks_retry_ms = bv_now_ms() + a->fiks_wait_ms;
+			if (now - a->amqp_logged_ms > 60000) {
+				log_err("FIKS IO: %s; again in %lld s",
+					fiks_strerror(rc),
+					(long long)(a->fiks_wait_ms / 1000));
+				a->amqp_logged_ms = now;
+			}
+			return;
+		}
+		a->fiks_wait_ms = 0;
+		log_info("FIKS IO: receiving");
+	}
 	for (i = 0; i < 20 && !a->stopping; i++) {
 		rc = fiks_receive(a->fiks, 10, &m);
 		if (rc == FIKS_ETIMEOUT)

@@ -596,6 +596,16 @@ t_end_to_end(void **state)
 
 	email_thread();
 
+	/* Connecting to FIKS IO got the time it needs: no failed attempt. */
+	{
+		char *log = bvt_file_read(arch_log, NULL);
+
+		CHECK(log && strstr(log, "FIKS IO: receiving") &&
+			      !strstr(log, "err archiver: FIKS IO"),
+		      "the archiver's connection to FIKS IO failed");
+		free(log);
+	}
+
 	/* SIGTERM ends it cleanly. */
 	i = stop(&arch_pid, SIGTERM);
 	CHECK(WIFEXITED(i) && WEXITSTATUS(i) == 0,
