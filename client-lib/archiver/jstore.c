@@ -786,6 +786,20 @@ jstore_batch_files(struct jstore *j, const char *id, struct fiks_file **files,
 
 /* ------------------------------------------------------ attachments */
 
+/* prep() of a statement on one attachment: ?1 message_id, ?2 idx. */
+static int
+prep_att(struct jstore *j, const char *sql, const char *message_id, int idx,
+	 sqlite3_stmt **st)
+{
+	int rc = prep(j, sql, st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(*st, 1, message_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(*st, 2, idx);
+	return 0;
+}
+
 int
 jstore_att_get(struct jstore *j, const char *message_id, int idx,
 	       struct jatt *out)
@@ -793,15 +807,13 @@ jstore_att_get(struct jstore *j, const char *message_id, int idx,
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = prep(j,
-		  "SELECT state, tries, next_try_ms, code, len,"
-		  " batch_id IS NOT NULL, sha256 FROM attachments"
-		  " WHERE message_id = ? AND idx = ?",
-		  &st);
+	rc = prep_att(j,
+		      "SELECT state, tries, next_try_ms, code, len,"
+		      " batch_id IS NOT NULL, sha256 FROM attachments"
+		      " WHERE message_id = ? AND idx = ?",
+		      message_id, idx, &st);
 	if (rc < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, idx);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		memset(out, 0, sizeof(*out));
@@ -873,18 +885,16 @@ jstore_att_failed(struct jstore *j, const char *message_id, int idx,
 
 	if (!j || !message_id || !blob)
 		return BV_EINVAL;
-	rc = prep(j,
-		  "INSERT INTO attachments (message_id, idx, blob, state,"
-		  " tries, next_try_ms, code, len, sha256)"
-		  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, '')"
-		  " ON CONFLICT (message_id, idx) DO UPDATE SET state = ?4,"
-		  " tries = ?5, next_try_ms = ?6, code = ?7"
-		  " WHERE state = 0 AND batch_id IS NULL",
-		  &st);
+	rc = prep_att(j,
+		      "INSERT INTO attachments (message_id, idx, blob, state,"
+		      " tries, next_try_ms, code, len, sha256)"
+		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, '')"
+		      " ON CONFLICT (message_id, idx) DO UPDATE SET state = ?4,"
+		      " tries = ?5, next_try_ms = ?6, code = ?7"
+		      " WHERE state = 0 AND batch_id IS NULL",
+		      message_id, idx, &st);
 	if (rc < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, idx);
 	sqlite3_bind_text(st, 3, blob, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 4, final ? JA_FAILED : JA_RETRY);
 	sqlite3_bind_int(st, 5, tries);
@@ -942,16 +952,14 @@ jstore_att_acknowledge(struct jstore *j, const char *message_id, int idx,
 	if (!j || !message_id || !note || idx < 0)
 		return BV_EINVAL;
 	/* Only a FAILED one; the first acknowledgement stays. */
-	rc = prep(j,
-		  "INSERT INTO acknowledged (message_id, idx, at_ms, note)"
-		  " SELECT message_id, idx, ?3, ?4 FROM attachments"
-		  " WHERE message_id = ?1 AND idx = ?2 AND state = 2"
-		  " ON CONFLICT DO NOTHING",
-		  &st);
+	rc = prep_att(j,
+		      "INSERT INTO acknowledged (message_id, idx, at_ms, note)"
+		      " SELECT message_id, idx, ?3, ?4 FROM attachments"
+		      " WHERE message_id = ?1 AND idx = ?2 AND state = 2"
+		      " ON CONFLICT DO NOTHING",
+		      message_id, idx, &st);
 	if (rc < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, idx);
 	sqlite3_bind_int64(st, 3, at_ms);
 	sqlite3_bind_text(st, 4, note, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -960,14 +968,12 @@ jstore_att_acknowledge(struct jstore *j, const char *message_id, int idx,
 	if (rc < 0)
 		return rc;
 	/* 1 when it is acknowledged now (this time or before). */
-	rc = prep(j,
-		  "SELECT count(*) FROM acknowledged WHERE message_id = ?1"
-		  " AND idx = ?2",
-		  &st);
+	rc = prep_att(j,
+		      "SELECT count(*) FROM acknowledged WHERE message_id = ?1"
+		      " AND idx = ?2",
+		      message_id, idx, &st);
 	if (rc < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, idx);
 	rc = sqlite3_step(st);
 	rc = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) > 0 : db_err(j, rc);
 	sqlite3_finalize(st);
