@@ -1582,7 +1582,8 @@ report_blobs(struct arch *a)
  * still ask their users, and the case file only records what was said.
  *
  * Puts (account, device) on the list to accept, not before not_before_ms;
- * 0, or -1 when the list is full (the next message from it brings it back).
+ * 1 when added, 0 when it is there already, or -1 when the list is full
+ * (the next message from it brings it back).
  */
 static int
 keychange_add(struct arch *a, const char *account, uint32_t device,
@@ -1601,7 +1602,7 @@ keychange_add(struct arch *a, const char *account, uint32_t device,
 	snprintf(k->account, sizeof(k->account), "%s", account);
 	k->device = device;
 	k->not_before_ms = not_before_ms;
-	return 0;
+	return 1;
 }
 
 static void
@@ -1611,14 +1612,23 @@ on_key_changed(struct bv_client *c, void *user, const char *account,
 	struct arch *a = user;
 
 	(void)c;
-	bv_log(BV_LOG_WARN,
-	       "archiver: identity key of %s/%u changed (a reinstall or a new "
-	       "phone); the archive accepts it to go on journaling",
-	       account, (unsigned)device);
-	if (keychange_add(a, account, device, 0) < 0)
+	/* Said once, not for every message that comes under the key. */
+	switch (keychange_add(a, account, device, 0)) {
+	case 1:
+		bv_log(BV_LOG_WARN,
+		       "archiver: identity key of %s/%u changed (a reinstall "
+		       "or a new phone); the archive accepts it to go on "
+		       "journaling",
+		       account, (unsigned)device);
+		break;
+	case -1:
 		log_err("too many key changes at once; %s/%u is accepted when "
 			"it is seen again",
 			account, (unsigned)device);
+		break;
+	default:
+		break;
+	}
 }
 
 /* Asks libbvchat to trust the changed keys seen (one try per tick). */
