@@ -150,16 +150,11 @@ send_plain(struct fiks_client *c, size_t to, const char *type, int64_t ttl_ms,
 		fail_msg("fiks_send_raw: %s", fiks_errname(rc));
 }
 
-/*
- * The next message on c for which svar_til (when not NULL) or melding_id
- * (when not NULL) matches; others are acked and skipped. Bounded.
- */
+/* The next message on c before deadline (bvt_now_ms()), or NULL; a lost
+ * connection is waited out, any other error fails the test. */
 static struct fiks_melding *
-recv_match(struct fiks_client *c, const char *melding_id, const char *svar_til,
-	   int timeout_ms)
+recv_until(struct fiks_client *c, int64_t deadline)
 {
-	int64_t deadline = bvt_now_ms() + bvt_ms(timeout_ms);
-
 	while (bvt_now_ms() < deadline) {
 		struct fiks_melding *m = NULL;
 		int left = (int)(deadline - bvt_now_ms());
@@ -169,6 +164,23 @@ recv_match(struct fiks_client *c, const char *melding_id, const char *svar_til,
 			continue;
 		if (rc < 0)
 			fail_msg("fiks_receive: %s", fiks_errname(rc));
+		return m;
+	}
+	return NULL;
+}
+
+/*
+ * The next message on c for which svar_til (when not NULL) or melding_id
+ * (when not NULL) matches; others are acked and skipped. Bounded.
+ */
+static struct fiks_melding *
+recv_match(struct fiks_client *c, const char *melding_id, const char *svar_til,
+	   int timeout_ms)
+{
+	int64_t deadline = bvt_now_ms() + bvt_ms(timeout_ms);
+	struct fiks_melding *m;
+
+	while ((m = recv_until(c, deadline)) != NULL) {
 		if ((!melding_id || strcmp(m->melding_id, melding_id) == 0) &&
 		    (!svar_til || strcmp(m->svar_til, svar_til) == 0))
 			return m;
@@ -883,18 +895,11 @@ recv_all(struct fiks_client *c, const char *const *want, size_t n,
 	 struct fiks_melding **got, int timeout_ms)
 {
 	int64_t deadline = bvt_now_ms() + bvt_ms(timeout_ms);
+	struct fiks_melding *m;
 	size_t have = 0, i;
 
 	memset(got, 0, n * sizeof(*got));
-	while (have < n && bvt_now_ms() < deadline) {
-		struct fiks_melding *m = NULL;
-		int left = (int)(deadline - bvt_now_ms());
-		int rc = fiks_receive(c, left > 0 ? left : 1, &m);
-
-		if (rc == FIKS_ETIMEOUT || rc == FIKS_EAMQP)
-			continue;
-		if (rc < 0)
-			fail_msg("fiks_receive: %s", fiks_errname(rc));
+	while (have < n && (m = recv_until(c, deadline)) != NULL) {
 		for (i = 0; i < n; i++)
 			if (!got[i] && strcmp(m->melding_id, want[i]) == 0)
 				break;
