@@ -947,35 +947,25 @@ jstore_att_acknowledge(struct jstore *j, const char *message_id, int idx,
 		       const char *note, int64_t at_ms)
 {
 	sqlite3_stmt *st;
+	struct jatt att;
 	int rc;
 
 	if (!j || !message_id || !note || idx < 0)
 		return BV_EINVAL;
-	/* Only a FAILED one; the first acknowledgement stays. */
+	rc = jstore_att_get(j, message_id, idx, &att);
+	if (rc <= 0 || att.state != JA_FAILED)
+		return rc < 0 ? rc : 0; /* only a FAILED one */
+	/* The first acknowledgement stays. */
 	rc = prep_att(j,
 		      "INSERT INTO acknowledged (message_id, idx, at_ms, note)"
-		      " SELECT message_id, idx, ?3, ?4 FROM attachments"
-		      " WHERE message_id = ?1 AND idx = ?2 AND state = 2"
-		      " ON CONFLICT DO NOTHING",
+		      " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
 		      message_id, idx, &st);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 3, at_ms);
 	sqlite3_bind_text(st, 4, note, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	rc = rc == SQLITE_DONE ? 0 : db_err(j, rc);
-	sqlite3_finalize(st);
-	if (rc < 0)
-		return rc;
-	/* 1 when it is acknowledged now (this time or before). */
-	rc = prep_att(j,
-		      "SELECT count(*) FROM acknowledged WHERE message_id = ?1"
-		      " AND idx = ?2",
-		      message_id, idx, &st);
-	if (rc < 0)
-		return rc;
-	rc = sqlite3_step(st);
-	rc = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) > 0 : db_err(j, rc);
+	rc = rc == SQLITE_DONE ? 1 : db_err(j, rc);
 	sqlite3_finalize(st);
 	return rc;
 }
