@@ -744,7 +744,7 @@ record(struct notifier *n, const struct target *t, int rc, const char *err,
        int64_t now)
 {
 	char cov[24], at[24], next[24];
-	const char *v[5];
+	const char *v[4];
 	int give_up =
 		rc < 0 && (n->final ||
 			   (unsigned)t->attempts >= n->cfg.notify_max_attempts);
@@ -756,7 +756,6 @@ record(struct notifier *n, const struct target *t, int rc, const char *err,
 	v[1] = cov;
 	v[2] = at;
 	v[3] = t->channel;
-	v[4] = err;
 	if (exec_ok(n, "record", "BEGIN", 0, NULL) < 0)
 		return;
 	if (rc == 0) {
@@ -797,14 +796,14 @@ record(struct notifier *n, const struct target *t, int rc, const char *err,
 			    "INSERT INTO notify_state (account_id, "
 			    "covered_until, "
 			    "failed_count, last_error) VALUES ($1::uuid, "
-			    "$2::bigint, 1, $5) ON CONFLICT (account_id) DO "
+			    "$2::bigint, 1, $3) ON CONFLICT (account_id) DO "
 			    "UPDATE "
 			    "SET covered_until = greatest(notify_state."
 			    "covered_until, EXCLUDED.covered_until), "
 			    "failed_count "
 			    "= notify_state.failed_count + 1, last_error = "
 			    "EXCLUDED.last_error",
-			    5, v) < 0)
+			    3, (const char *const[]){t->account, cov, err}) < 0)
 			goto fail;
 	} else {
 		wait = notify_backoff_ms(

@@ -58,6 +58,7 @@ static pid_t devserver, sink, notifier;
 static struct bvt_fiks fk; /* only its account and port are used */
 static struct push_sink *push;
 static char vapid_path[128], vapid_public[100];
+static int64_t clock_ms; /* what the notifier's clock file says */
 
 /* ------------------------------------------------------------ processes */
 
@@ -117,6 +118,7 @@ set_clock(int64_t ms)
 	fprintf(f, "%lld\n", (long long)ms);
 	fclose(f);
 	assert_int_equal(rename(tmp, clock_path), 0);
+	clock_ms = ms;
 }
 
 static int
@@ -211,6 +213,7 @@ start_notifier(void)
 		 "database \"%s\"\nlog_level info\nnotify_poll_ms 50\n"
 		 "notify_backoff_s 30\nnotify_backoff_max_s 600\n"
 		 "notify_max_attempts 5\nnotify_timeout_ms 5000\n"
+		 "notify_lease_s 86400\n"
 		 "varsling_fiks_config %s\nvarsling_konto %s\n"
 		 "smtp_url smtp://127.0.0.1:%d\n"
 		 "smtp_from varsel@kommune.example\n"
@@ -220,6 +223,8 @@ start_notifier(void)
 		 "webpush_allow_loopback_http 1\n",
 		 env.db, fk.acct[0].config, fk.acct[0].konto, smtp_port,
 		 vapid_path, vapid_public);
+	/* A claim is leased for a day, so that in_send() can tell a
+	 * notification being sent from one whose outcome is recorded. */
 	if (write_text(conf, text) < 0)
 		return -1;
 	set_clock(wall_ms());
@@ -451,10 +456,88 @@ sms_for(const char *phone)
 	return out;
 }
 
-/* Waits (bounded) until phone has n SMS; returns the list. */
-static json_t *
-wait_sms(const char *phone, size_t n)
+static long long
+sql_int(const char *sql, const char *account)
 {
+	const char *p[1] = {account};
+
+	return bvt_sql_int(env.db, sql, 1, p);
+}
+
+/* Whether the notifier is in the middle of sending account's notification:
+ * claimed (leased for a day, see start_notifier) and not yet recorded. */
+static int
+in_send(const char *account)
+{
+	char now[24];
+	const char *p[2] = {account, now};
+
+	snprintf(now, sizeof(now), "%lld", (long long)clock_ms);
+	return bvt_sql_int(env.db,
+			   "SELECT count(*) FROM notify_pending WHERE "
+			   "account_id = $1::uuid AND not_before > "
+			   "to_timestamp($2::double precision / 1000) + "
+			   "interval '12 hours'",
+			   2, p) != 0;
+}
+
+/*
+ * Waits (bounded) until sql (of $1, the account; NULL: no condition) is at
+ * least want and the notifier has recorded the outcome of its latest send to account. Only
+ * then may the test move the clock: the outcome is recorded at the
+ * notifier's time, and a step taken during a send would move the next
+ * window or retry.
+ */
+static void
+wait_recorded(const char *account, const char *sql, long long want)
+{
+	int64_t deadline = bvt_now_ms() + bvt_ms(BVT_TIMEOUT);
+
+	while (((sql && sql_int(sql, account) < want) || in_send(account)) &&
+	       bvt_now_ms() < deadline)
+		bvt_sleep_ms(50);
+	if ((sql && sql_int(sql, account) < want) || in_send(account)) {
+		long long ahead =
+			sql_int("SELECT extract(epoch FROM not_before)::bigint "
+				"FROM notify_pending WHERE account_id = "
+				"$1::uuid",
+				account) -
+			clock_ms / 1000;
+
+		print_log("notifier.log");
+		fail_msg("not recorded for %s (%s %lld; not_before %+lld s "
+			 "from the clock)",
+			 account, sql ? sql : "-", want, ahead);
+	}
+}
+
+/* Waits until account's notification was tried n times, the last try
+ * recorded. */
+static void
+wait_tried(const char *account, long long n)
+{
+	wait_recorded(account,
+		      "SELECT attempts FROM notify_pending WHERE account_id = "
+		      "$1::uuid",
+		      n);
+}
+
+/* Waits until account has been sent n notifications, all recorded. */
+static void
+wait_sent(const char *account, long long n)
+{
+	wait_recorded(account,
+		      "SELECT sent_count FROM notify_state WHERE account_id = "
+		      "$1::uuid",
+		      n);
+}
+
+/* Waits (bounded) until w's recipient i has n SMS, the last one recorded;
+ * returns the list. */
+static json_t *
+wait_sms(const struct world *w, size_t i, size_t n)
+{
+	const char *phone = w->phone[i];
 	int64_t deadline = bvt_now_ms() + bvt_ms(BVT_TIMEOUT);
 	json_t *l;
 
@@ -470,6 +553,7 @@ wait_sms(const char *phone, size_t n)
 		fail_msg("%zu SMS for %s, want %zu", json_array_size(l), phone,
 			 n);
 	}
+	wait_sent(w->b[i].account, (long long)n);
 	return l;
 }
 
@@ -478,14 +562,6 @@ static void
 settle(void)
 {
 	bvt_sleep_ms(400);
-}
-
-static long long
-sql_int(const char *sql, const char *account)
-{
-	const char *p[1] = {account};
-
-	return bvt_sql_int(env.db, sql, 1, p);
 }
 
 /* The text says nothing: none of the canaries, no sender, no service. */
@@ -529,7 +605,7 @@ t_sms(void **state)
 	assert_int_equal(json_array_size(l), 0);
 	json_decref(l);
 	set_clock(t0 + 16 * MIN);
-	l = wait_sms(w.phone[0], 1);
+	l = wait_sms(&w, 0, 1);
 	text = json_string_value(
 		json_object_get(json_array_get(l, 0), "tekst"));
 	assert_string_equal(text, NB_TEXT);
@@ -616,7 +692,7 @@ t_coalesce(void **state)
 	send_all(&w, CANARY "-c1");
 	send_all(&w, CANARY "-c2");
 	set_clock(t0 + 16 * MIN);
-	l = wait_sms(w.phone[0], 1);
+	l = wait_sms(&w, 0, 1);
 	json_decref(l);
 	settle();
 	/* A third message within the window: nothing yet. */
@@ -628,7 +704,7 @@ t_coalesce(void **state)
 	json_decref(l);
 	/* The window (60 minutes from the first) is over: one more. */
 	set_clock(t0 + 77 * MIN);
-	l = wait_sms(w.phone[0], 2);
+	l = wait_sms(&w, 0, 2);
 	json_decref(l);
 	set_clock(t0 + 300 * MIN);
 	settle();
@@ -686,7 +762,7 @@ t_quiet_hours(void **state)
 	assert_int_equal(json_array_size(l), 0);
 	json_decref(l);
 	set_clock(end_ms + 1000);
-	l = wait_sms(w.phone[0], 1);
+	l = wait_sms(&w, 0, 1);
 	json_decref(l);
 }
 
@@ -738,9 +814,12 @@ mail_for(const char *address)
 	return found;
 }
 
+/* Waits (bounded) for the e-mail to w's recipient i, recorded as sent;
+ * returns its file. */
 static char *
-wait_mail(const char *address)
+wait_mail(const struct world *w, size_t i)
 {
+	const char *address = w->email[i];
 	int64_t deadline = bvt_now_ms() + bvt_ms(BVT_TIMEOUT);
 	char *p;
 
@@ -750,6 +829,7 @@ wait_mail(const char *address)
 		print_log("notifier.log");
 		fail_msg("no e-mail for %s", address);
 	}
+	wait_sent(w->b[i].account, 1);
 	return p;
 }
 
@@ -778,7 +858,7 @@ t_email_languages(void **state)
 	send_all(&w, CANARY "-mail");
 	set_clock(t0 + 16 * MIN);
 	for (i = 0; i < 4; i++) {
-		char *path = wait_mail(w.email[i]), *head = NULL;
+		char *path = wait_mail(&w, i), *head = NULL;
 		char *body = mail_body(path, &head);
 
 		assert_string_equal(body, text[i]);
@@ -910,9 +990,68 @@ t_failures_retried(void **state)
 	assert_int_equal(json_array_size(l), 0);
 	json_decref(l);
 	set_clock(t0 + 16 * MIN + 92 * 1000);
-	l = wait_sms(w.phone[0], 1);
+	l = wait_sms(&w, 0, 1);
 	json_decref(l);
-	free(wait_mail(w.email[1]));
+	free(wait_mail(&w, 1));
+}
+
+/*
+ * A channel that keeps failing is given up after notify_max_attempts (5)
+ * tries, 30, 60, 120 and 240 s apart: counted in notify_state, never tried
+ * again for the messages it was about; a later message is told.
+ */
+static void
+t_given_up(void **state)
+{
+	struct world w;
+	char *body = NULL;
+	int64_t t0, at;
+	json_t *l;
+	int i;
+
+	(void)state;
+	make_world(&w, 1, "00:00", "00:00");
+	contact(&w, 0, 1, 0);
+	assert_int_equal(bvt_http_request(fiks_port, "POST",
+					  "/varsling/dev/fail", NULL,
+					  "{\"count\":5,\"status\":503}", 24,
+					  bvt_ms(5000), &body),
+			 200);
+	free(body);
+	t0 = wall_ms();
+	set_clock(t0);
+	send_all(&w, CANARY "-given-up");
+	at = t0 + 16 * MIN;
+	for (i = 1; i <= 4; i++) {
+		set_clock(at);
+		wait_tried(w.b[0].account, i);
+		at += (30 * 1000LL << (i - 1)) + 1000;
+	}
+	set_clock(at);
+	wait_recorded(w.b[0].account,
+		      "SELECT failed_count FROM notify_state WHERE account_id "
+		      "= $1::uuid",
+		      1);
+	assert_int_equal(sql_int("SELECT count(*) FROM notify_state WHERE "
+				 "account_id = $1::uuid AND sent_count = 0 "
+				 "AND last_error LIKE 'varsling: FIKS_EHTTP%'",
+				 w.b[0].account),
+			 1);
+	/* Not tried again, however long nobody reads. */
+	set_clock(t0 + 600 * MIN);
+	settle();
+	assert_int_equal(sql_int("SELECT failed_count FROM notify_state WHERE "
+				 "account_id = $1::uuid",
+				 w.b[0].account),
+			 1);
+	l = sms_for(w.phone[0]);
+	assert_int_equal(json_array_size(l), 0);
+	json_decref(l);
+	/* A new message is told (the SMS service works again). */
+	send_all(&w, CANARY "-given-up-2");
+	set_clock(t0 + 620 * MIN);
+	l = wait_sms(&w, 0, 1);
+	json_decref(l);
 }
 
 static void
@@ -1095,6 +1234,7 @@ t_webpush(void **state)
 	json_decref(j);
 	free(pt);
 	free(m.body);
+	wait_sent(w.b[0].account, 1);
 	/* Exactly one, and no SMS. */
 	set_clock(t0 + 200 * MIN);
 	settle();
@@ -1142,6 +1282,7 @@ t_webpush_gone(void **state)
 				 "IS NULL AND channel = 'webpush'",
 				 w.b[0].account),
 			 1);
+	wait_recorded(w.b[0].account, NULL, 0);
 	push_sink_set_mode(push, 201, 0);
 	/* Nothing more through web push until the widget subscribes
 	 * again, and no fallback to SMS: the person chose web push. */
@@ -1185,6 +1326,7 @@ t_webpush_retry_after(void **state)
 	send_all(&w, CANARY "-busy");
 	set_clock(t0 + 16 * MIN);
 	wait_answered(429, busy + 1);
+	wait_tried(w.b[0].account, 1);
 	push_sink_set_mode(push, 201, 0);
 	set_clock(t0 + 16 * MIN + 60 * 1000);
 	settle();
@@ -1247,6 +1389,7 @@ main(void)
 		cmocka_unit_test(t_quiet_hours),
 		cmocka_unit_test(t_email_languages),
 		cmocka_unit_test(t_failures_retried),
+		cmocka_unit_test(t_given_up),
 		cmocka_unit_test(t_challenge_webpush_key),
 		cmocka_unit_test(t_webpush),
 		cmocka_unit_test(t_webpush_gone),
