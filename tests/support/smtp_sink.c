@@ -5,7 +5,10 @@
  * is written to DIR/NNNNNN.eml as received (dot-unstuffed), after two
  * lines X-Sink-Mail-From and X-Sink-Rcpt-To. While DIR/fail holds a
  * three-digit code (e.g. 451), every MAIL FROM is answered with it, so
- * tests can make the server fail and recover. One connection at a time;
+ * tests can make the server fail and recover. While DIR/hold exists, a
+ * MAIL FROM gets no answer (at most HOLD_MAX_S seconds) and DIR/held
+ * exists meanwhile, so a test can keep a sender stuck in the middle of a
+ * conversation for as long as it needs. One connection at a time;
  * lines, messages and idle time are bounded. Not for production.
  * usage: bvtest-smtp-sink --port N --dir DIR (port 0: any; printed on
  * stdout as "port N" once listening).
@@ -21,9 +24,10 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
-#define LINE_MAX_ 1000
-#define MSG_MAX	  (1u << 20)
-#define RCPT_MAX  16
+#define LINE_MAX_  1000
+#define MSG_MAX	   (1u << 20)
+#define RCPT_MAX   16
+#define HOLD_MAX_S 60
 
 struct session {
 	int fd;
@@ -87,6 +91,26 @@ fail_code(const char *dir)
 	return code;
 }
 
+/* While DIR/hold exists (at most HOLD_MAX_S), DIR/held does. */
+static void
+hold(const char *dir)
+{
+	char path[4200], held[4200];
+	FILE *f;
+	int i;
+
+	snprintf(path, sizeof(path), "%s/hold", dir);
+	snprintf(held, sizeof(held), "%s/held", dir);
+	if (access(path, F_OK) != 0)
+		return;
+	f = fopen(held, "w");
+	if (f)
+		fclose(f);
+	for (i = 0; i < HOLD_MAX_S * 50 && access(path, F_OK) == 0; i++)
+		usleep(20 * 1000);
+	unlink(held);
+}
+
 static void
 serve(int fd, const char *dir, unsigned *seq)
 {
@@ -105,6 +129,7 @@ serve(int fd, const char *dir, unsigned *seq)
 		} else if (!strncasecmp(line, "HELO", 4)) {
 			say(&s, "250 bvtest-smtp-sink\r\n");
 		} else if (!strncasecmp(line, "MAIL FROM:", 10)) {
+			hold(dir);
 			code = fail_code(dir);
 			if (code) {
 				snprintf(reply, sizeof(reply),
