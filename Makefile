@@ -6,14 +6,14 @@
 
 SHELL := /bin/bash
 
-.PHONY: all deps build run test check-format format bench wasm wasm-test clean \
+.PHONY: all deps build run test check-format check-sql format bench wasm wasm-test clean \
 	distclean help
 
 all: build
 
 help:
 	@echo "make run        build, start PostgreSQL in var/ and the relay on 127.0.0.1:8480"
-	@echo "make test       both builds (normal, ASan+UBSan), format check, every test"
+	@echo "make test       both builds (normal, ASan+UBSan), format and SQL checks, every test"
 	@echo "make build      build/ only"
 	@echo "make format     clang-format every C file in place"
 	@echo "make bench      the benchmarks of docs/performance.md (about 6 minutes)"
@@ -36,6 +36,9 @@ test: deps
 
 check-format:
 	@tools/check-format.sh
+
+check-sql:
+	@tools/check-sql.py
 
 format:
 	@tools/c-files.sh | xargs -r clang-format -i

@@ -24,6 +24,8 @@ packages=(
 	jq
 	# tzdata: bvchat-archiver writes transcripts in the municipality's time.
 	tzdata
+	# python3: tools/check-sql.py (make test).
+	python3
 	# FIKS IO (fiks/, docs/fiks.md): packages, CMS, HTTP, AMQP, XSDs, and
 	# the local FIKS IO: RabbitMQ and the development server's HTTP.
 	libzip-dev libcurl4-openssl-dev librabbitmq-dev libxml2-dev libxml2-utils

@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # test.sh: what `make test` does after installing packages. Builds build/
 # (RelWithDebInfo) and build-asan/ (AddressSanitizer + UBSan) at the same
-# time, checks the C formatting, runs ctest in both trees at the same time
-# (one test at a time in each: two cores; 15 minutes at most per test
-# unless it sets its own TIMEOUT), and ends with one line
+# time, checks the C formatting and the SQL statements' parameter counts,
+# runs ctest in both trees at the same time (one test at a time in each:
+# two cores; 15 minutes at most per test unless it sets its own TIMEOUT),
+# and ends with one line
 # "tests: N passed, M failed" counting both trees' tests and the
-# format check. Exit 0 only when everything passed. The integration tests
+# two checks. Exit 0 only when everything passed. The integration tests
 # start their own PostgreSQL clusters; nothing here starts one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,11 +60,13 @@ done
 
 passed=0
 failed=0
-if tools/check-format.sh; then
-	passed=$((passed + 1))
-else
-	failed=$((failed + 1))
-fi
+for check in tools/check-format.sh tools/check-sql.py; do
+	if "$check"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+	fi
+done
 
 # ctest in both trees at once. Sanitized code runs slower: its waits get
 # more time (BVT_TIMEOUT_SCALE, read by tests/support).
