@@ -534,6 +534,20 @@ wait_sent(const char *account, long long n)
 		      n);
 }
 
+/* The development server's next n SMS fail with 503. */
+static void
+sms_fail(unsigned n)
+{
+	char req[64], *body = NULL;
+
+	snprintf(req, sizeof(req), "{\"count\":%u,\"status\":503}", n);
+	assert_int_equal(bvt_http_request(fiks_port, "POST",
+					  "/varsling/dev/fail", NULL, req,
+					  strlen(req), bvt_ms(5000), &body),
+			 200);
+	free(body);
+}
+
 /* Waits (bounded) until w's recipient i has n SMS, the last one recorded;
  * returns the list. */
 static json_t *
@@ -910,7 +924,7 @@ t_failures_retried(void **state)
 	struct world w;
 	struct bvt_dev c;
 	struct bvt_conn *cc;
-	char *body = NULL, fail[160], hold[160];
+	char fail[160], hold[160];
 	int64_t t0, deadline;
 	json_t *l, *dv;
 
@@ -919,12 +933,7 @@ t_failures_retried(void **state)
 	contact(&w, 0, 1, 0);
 	contact(&w, 1, 0, 1);
 	/* The next two SMS fail with 503; the SMTP server refuses too. */
-	assert_int_equal(bvt_http_request(fiks_port, "POST",
-					  "/varsling/dev/fail", NULL,
-					  "{\"count\":2,\"status\":503}", 24,
-					  bvt_ms(5000), &body),
-			 200);
-	free(body);
+	sms_fail(2);
 	snprintf(fail, sizeof(fail), "%s/fail", mail_dir);
 	snprintf(hold, sizeof(hold), "%s/hold", mail_dir);
 	assert_int_equal(write_text(fail, "451\n"), 0);
@@ -1013,7 +1022,6 @@ static void
 t_given_up(void **state)
 {
 	struct world w;
-	char *body = NULL;
 	int64_t t0, at;
 	json_t *l;
 	int i;
@@ -1021,12 +1029,7 @@ t_given_up(void **state)
 	(void)state;
 	make_world(&w, 1, "00:00", "00:00");
 	contact(&w, 0, 1, 0);
-	assert_int_equal(bvt_http_request(fiks_port, "POST",
-					  "/varsling/dev/fail", NULL,
-					  "{\"count\":5,\"status\":503}", 24,
-					  bvt_ms(5000), &body),
-			 200);
-	free(body);
+	sms_fail(5);
 	t0 = wall_ms();
 	set_clock(t0);
 	send_all(&w, CANARY "-given-up");
