@@ -46,8 +46,10 @@
 /* The time a connection to FIKS IO's broker may take (token, TCP, TLS,
  * AMQP); polls while connected wait 10 ms. */
 #define FIKS_CONNECT_MS 5000
-/* Changed identity keys waiting to be accepted, at most. */
-#define KEYCHANGES_MAX 16
+/* Changed identity keys waiting to be accepted, at most; accepted ones
+ * one transcript records, at most (the rest go into the next). */
+#define KEYCHANGES_MAX	   16
+#define CUT_KEYCHANGES_MAX 16
 
 /* Attachments (docs/fiks.md, "Attachments"): files being fetched at once,
  * tries before a tampered or missing file is given up, the longest wait
@@ -643,7 +645,37 @@ struct cut {
 	struct fiks_arkiv_dokument docs[ATT_FILES_PER_PART + 1];
 	char titles[ATT_FILES_PER_PART + 1][TRANSCRIPT_SUBJECT_MAX + 4];
 	char shas[ATT_FILES_PER_PART + 1][65];
+	/* The key changes its transcript records (cut_keychange()). */
+	const struct conv_case *k;
+	struct tkeychange keys[CUT_KEYCHANGES_MAX];
+	char key_accounts[CUT_KEYCHANGES_MAX][BV_CLIENT_ACCOUNT_LEN + 1];
+	int64_t key_ids[CUT_KEYCHANGES_MAX];
+	size_t n_keys;
 };
+
+/* A key change of one of the case's people goes into the cut's transcript;
+ * others wait for their own case, and beyond CUT_KEYCHANGES_MAX for the
+ * next cut. */
+static int
+cut_keychange(void *arg, const struct jkeychange *kc)
+{
+	struct cut *ct = arg;
+	size_t i;
+
+	if (ct->n_keys == CUT_KEYCHANGES_MAX)
+		return 1;
+	for (i = 0; i < ct->k->n_people; i++)
+		if (!strcmp(ct->k->people[i].account, kc->account))
+			break;
+	if (i == ct->k->n_people)
+		return 0;
+	snprintf(ct->key_accounts[ct->n_keys], sizeof(ct->key_accounts[0]),
+		 "%s", kc->account);
+	ct->keys[ct->n_keys] = (struct tkeychange){ct->key_accounts[ct->n_keys],
+						   kc->device, kc->accepted_ms};
+	ct->key_ids[ct->n_keys++] = kc->id;
+	return 0;
+}
 
 /*
  * Gives each settled file of the first n pending messages its place: a
@@ -825,6 +857,14 @@ cut_batch(struct arch *a, const char *conversation, struct pending *p, size_t n)
 	info.conversation = conversation;
 	info.kind = k.kind;
 	info.batch_id = b->id;
+	ct->k = &k;
+	rc = jstore_keychanges_unnoted(a->j, conversation, cut_keychange, ct);
+	if (rc < 0)
+		goto out;
+	info.keychanges = ct->keys;
+	info.n_keychanges = ct->n_keys;
+	ct->jparts[0].keychanges = ct->key_ids;
+	ct->jparts[0].n_keychanges = ct->n_keys;
 	rc = thread_subjects(a, conversation, p, n);
 	if (rc < 0)
 		goto out;
@@ -1669,6 +1709,14 @@ on_accepted(struct bv_client *c, void *user, const char *account,
 		log_info("accepted the new identity key of %s/%u; its held "
 			 "and unreadable messages are asked for again",
 			 account, (unsigned)device);
+		/* On record in the case file: the next transcript of each
+		 * of the person's conversations says so. */
+		rc = jstore_keychange_add(a->j, account, device, bv_now_ms());
+		if (rc < 0)
+			log_err("cannot record the accepted key of %s/%u for "
+				"the transcripts: %s",
+				account, (unsigned)device,
+				bv_client_strerror(rc));
 		return;
 	}
 	log_err("accepting the key of %s/%u failed (%s); again in a minute",

@@ -49,7 +49,16 @@ static const char schema[] =
 	 * it); a table of its own, so an older journal.db gains it too. */
 	"CREATE TABLE IF NOT EXISTS acknowledged (message_id TEXT NOT NULL,"
 	" idx INTEGER NOT NULL, at_ms INTEGER NOT NULL, note TEXT NOT NULL,"
-	" PRIMARY KEY (message_id, idx)) STRICT;";
+	" PRIMARY KEY (message_id, idx)) STRICT;"
+	/* Changed keys the archive accepted, and the batch that first
+	 * recorded each in a conversation (jstore.h, "jkeychange"). */
+	"CREATE TABLE IF NOT EXISTS keychanges (id INTEGER PRIMARY KEY,"
+	" account TEXT NOT NULL, device INTEGER NOT NULL,"
+	" accepted_ms INTEGER NOT NULL) STRICT;"
+	"CREATE TABLE IF NOT EXISTS keychanges_noted (conversation TEXT NOT"
+	" NULL, keychange INTEGER NOT NULL REFERENCES keychanges (id),"
+	" batch_id TEXT NOT NULL REFERENCES batches (id),"
+	" PRIMARY KEY (conversation, keychange)) STRICT, WITHOUT ROWID;";
 
 static const char *const state_names[] = {
 	"ready", "sent", "received", "journaled", "announced", "failed",
@@ -90,6 +99,32 @@ prep(struct jstore *j, const char *sql, sqlite3_stmt **st)
 		return db_err(j, rc);
 	}
 	return 0;
+}
+
+/* Steps st, a statement that returns no row, and resets it for the next
+ * binds: 0 or a BV_E* code. */
+static int
+step_done(struct jstore *j, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	rc = rc == SQLITE_DONE ? 0 : db_err(j, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/*
+ * The end of a loop handing st's rows to a callback: rc is the last
+ * sqlite3_step() code, stop the callback's nonzero return (0 when it saw
+ * every row). Finalizes st; returns stop, 0, or a BV_E* code.
+ */
+static int
+rows_end(struct jstore *j, sqlite3_stmt *st, int rc, int stop)
+{
+	if (!stop && rc != SQLITE_DONE)
+		stop = db_err(j, rc);
+	sqlite3_finalize(st);
+	return stop;
 }
 
 int
@@ -416,7 +451,8 @@ jstore_batch_create(struct jstore *j, const struct jpart *parts, size_t n_parts,
 	    (!atts && n_atts))
 		return BV_EINVAL;
 	for (i = 0; i < n_parts; i++)
-		if (!parts[i].b || !parts[i].files || !parts[i].n_files)
+		if (!parts[i].b || !parts[i].files || !parts[i].n_files ||
+		    (!parts[i].keychanges && parts[i].n_keychanges))
 			return BV_EINVAL;
 	for (i = 0; i < n_atts; i++)
 		if (atts[i].part >= n_parts)
@@ -470,14 +506,33 @@ jstore_batch_create(struct jstore *j, const struct jpart *parts, size_t n_parts,
 	if (rc < 0)
 		goto rollback;
 	for (i = 0; i < n; i++) {
-		sqlite3_reset(st);
 		sqlite3_bind_text(st, 1, b->id, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, (int64_t)i);
 		sqlite3_bind_text(st, 3, message_ids[i], -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc != SQLITE_DONE) {
-			rc = db_err(j, rc);
+		rc = step_done(j, st);
+		if (rc < 0)
 			goto rollback;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	rc = prep(j,
+		  "INSERT INTO keychanges_noted (conversation, keychange,"
+		  " batch_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+		  &st);
+	if (rc < 0)
+		goto rollback;
+	for (i = 0; i < n_parts; i++) {
+		size_t k;
+
+		for (k = 0; k < parts[i].n_keychanges; k++) {
+			sqlite3_bind_text(st, 1, b->conversation, -1,
+					  SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, parts[i].keychanges[k]);
+			sqlite3_bind_text(st, 3, parts[i].b->id, -1,
+					  SQLITE_STATIC);
+			rc = step_done(j, st);
+			if (rc < 0)
+				goto rollback;
 		}
 	}
 	sqlite3_finalize(st);
@@ -580,7 +635,7 @@ jstore_batches(struct jstore *j, int state, jbatch_cb cb, void *arg)
 {
 	sqlite3_stmt *st;
 	struct jbatch b;
-	int rc;
+	int rc, stop = 0;
 
 	rc = prep(j,
 		  state < 0 ? BATCH_COLUMNS " ORDER BY seq"
@@ -590,18 +645,11 @@ jstore_batches(struct jstore *j, int state, jbatch_cb cb, void *arg)
 		return rc;
 	if (state >= 0)
 		sqlite3_bind_int(st, 1, state);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		row_batch(st, &b);
-		rc = cb(&b, arg);
-		if (rc != 0)
-			break;
+		stop = cb(&b, arg);
 	}
-	if (rc == SQLITE_DONE)
-		rc = 0;
-	else if (rc == SQLITE_ERROR || rc == SQLITE_BUSY || rc == SQLITE_IOERR)
-		rc = db_err(j, rc);
-	sqlite3_finalize(st);
-	return rc;
+	return rows_end(j, st, rc, stop);
 }
 
 void
@@ -910,7 +958,7 @@ int
 jstore_att_failures(struct jstore *j, jatt_failed_cb cb, void *arg)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int rc, stop = 0;
 
 	rc = prep(j,
 		  "SELECT a.message_id, a.idx, a.code, a.batch_id, k.at_ms,"
@@ -920,7 +968,7 @@ jstore_att_failures(struct jstore *j, jatt_failed_cb cb, void *arg)
 		  &st);
 	if (rc < 0)
 		return rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct jatt_failure fl = {
 			(const char *)sqlite3_column_text(st, 0),
 			sqlite3_column_int(st, 1),
@@ -930,16 +978,9 @@ jstore_att_failures(struct jstore *j, jatt_failed_cb cb, void *arg)
 			(const char *)sqlite3_column_text(st, 5),
 		};
 
-		rc = cb(arg, &fl);
-		if (rc != 0)
-			break;
+		stop = cb(arg, &fl);
 	}
-	if (rc == SQLITE_DONE)
-		rc = 0;
-	else if (rc == SQLITE_ERROR || rc == SQLITE_BUSY || rc == SQLITE_IOERR)
-		rc = db_err(j, rc);
-	sqlite3_finalize(st);
-	return rc;
+	return rows_end(j, st, rc, stop);
 }
 
 int
@@ -1060,4 +1101,58 @@ jstore_blocked(struct jstore *j, const char *conversation)
 	rc = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : db_err(j, rc);
 	sqlite3_finalize(st);
 	return rc;
+}
+
+int
+jstore_keychange_add(struct jstore *j, const char *account, uint32_t device,
+		     int64_t accepted_ms)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!j || !account || !*account)
+		return BV_EINVAL;
+	rc = prep(j,
+		  "INSERT INTO keychanges (account, device, accepted_ms)"
+		  " VALUES (?, ?, ?)",
+		  &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, device);
+	sqlite3_bind_int64(st, 3, accepted_ms);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : db_err(j, rc);
+}
+
+int
+jstore_keychanges_unnoted(struct jstore *j, const char *conversation,
+			  jkeychange_cb cb, void *arg)
+{
+	sqlite3_stmt *st;
+	int rc, stop = 0;
+
+	if (!j || !conversation || !cb)
+		return BV_EINVAL;
+	rc = prep(j,
+		  "SELECT k.id, k.account, k.device, k.accepted_ms"
+		  " FROM keychanges k WHERE NOT EXISTS (SELECT 1 FROM"
+		  " keychanges_noted n WHERE n.conversation = ?"
+		  " AND n.keychange = k.id) ORDER BY k.accepted_ms, k.id",
+		  &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, conversation, -1, SQLITE_STATIC);
+	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct jkeychange k = {
+			sqlite3_column_int64(st, 0),
+			(const char *)sqlite3_column_text(st, 1),
+			(uint32_t)sqlite3_column_int64(st, 2),
+			sqlite3_column_int64(st, 3),
+		};
+
+		stop = cb(arg, &k);
+	}
+	return rows_end(j, st, rc, stop);
 }

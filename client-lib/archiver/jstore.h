@@ -130,12 +130,39 @@ int jstore_att_failures(struct jstore *j, jatt_failed_cb cb, void *arg);
 int jstore_att_acknowledge(struct jstore *j, const char *message_id, int idx,
 			   const char *note, int64_t at_ms);
 
+/*
+ * Changed identity keys the archive accepted (a participant's reinstall or
+ * new phone): a trust decision the case file records. Each goes into the
+ * transcript of the next cut of every conversation of the person's case,
+ * once per conversation.
+ */
+struct jkeychange {
+	int64_t id;
+	const char *account;
+	uint32_t device;
+	int64_t accepted_ms;
+};
+
+/* The archive accepted the changed key of (account, device) at
+ * accepted_ms. 0 or a BV_E* code. */
+int jstore_keychange_add(struct jstore *j, const char *account, uint32_t device,
+			 int64_t accepted_ms);
+
+/* Calls cb for each key change no batch of conversation has recorded,
+ * oldest first; stops at cb's nonzero return, which is returned. */
+typedef int (*jkeychange_cb)(void *arg, const struct jkeychange *k);
+int jstore_keychanges_unnoted(struct jstore *j, const char *conversation,
+			      jkeychange_cb cb, void *arg);
+
 /* One journalpost of a cut: the batch row and its own files (the
- * arkivmelding, and the transcript in the first). */
+ * arkivmelding, and the transcript in the first), and the key changes
+ * (jkeychange ids) its transcript records. */
 struct jpart {
 	const struct jbatch *b;
 	const struct fiks_file *files;
 	size_t n_files;
+	const int64_t *keychanges;
+	size_t n_keychanges;
 };
 
 /* An attachment handed to part (index into the parts) under package file
@@ -150,9 +177,9 @@ struct jatt_ref {
 
 /*
  * Creates the journalposts of one cut (state READY, in order): parts[0]
- * with the n message ids, and each attachment ref'd to its part, and
- * moves the conversation's cursor to parts[0].b->last_seq, in one
- * transaction. BV_EINVAL when first_seq is not past the cursor (never
+ * with the n message ids, and each attachment ref'd to its part, notes
+ * each part's key changes as recorded for the conversation, and moves the
+ * conversation's cursor to parts[0].b->last_seq, in one transaction. BV_EINVAL when first_seq is not past the cursor (never
  * twice) or an attachment is not there or already in a batch.
  */
 int jstore_batch_create(struct jstore *j, const struct jpart *parts,

@@ -308,6 +308,30 @@ put_sender(FILE *f, const struct tperson *people, size_t n_people,
 		fprintf(f, "Ukjent avsender (konto %s)", account);
 }
 
+/* The changed keys the archive accepted: the trust it gave, on record. */
+static void
+put_keychanges(FILE *f, const struct tperson *people, size_t n_people,
+	       const struct tkeychange *k, size_t n)
+{
+	char when[40];
+	size_t i;
+
+	fputs("Endrede sikkerhetsnøkler som arkivet godtok:\n", f);
+	for (i = 0; i < n; i++) {
+		transcript_time(k[i].accepted_ms, when, sizeof(when));
+		fprintf(f, "%s  ", when);
+		put_sender(f, people, n_people, k[i].account);
+		fprintf(f, ", enhet %u:\n", (unsigned)k[i].device);
+		put_str(f, "Enheten har fått en ny sikkerhetsnøkkel, slik den "
+			   "får når appen\ninstalleres på nytt eller tas i "
+			   "bruk på en ny telefon. Arkivet godtok\nnøkkelen "
+			   "for å kunne journalføre meldingene fra enheten "
+			   "videre.\nDeltakernes egne apper spør brukerne "
+			   "selv.");
+		fputc('\n', f);
+	}
+}
+
 int
 transcript_render(const struct tinfo *info, const struct tperson *people,
 		  size_t n_people, const struct tmsg *msgs, size_t n,
@@ -381,6 +405,9 @@ transcript_render(const struct tinfo *info, const struct tperson *people,
 		}
 		fprintf(f, "    (melding %s)\n\n", msgs[i].message_id);
 	}
+	if (info->n_keychanges && info->keychanges)
+		put_keychanges(f, people, n_people, info->keychanges,
+			       info->n_keychanges);
 	bad = ferror(f);
 	if (fclose(f) != 0 || bad || !buf) {
 		free(buf);

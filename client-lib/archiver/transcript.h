@@ -64,12 +64,23 @@ struct tmsg {
 	const char *notice_emergency;
 };
 
+/* A participant's changed identity key the archive accepted (a reinstall
+ * or a new phone), and when. */
+struct tkeychange {
+	const char *account;
+	uint32_t device;
+	int64_t accepted_ms;
+};
+
 struct tinfo {
 	const char *municipality;
 	const char *case_number;
 	const char *conversation;
 	const char *kind; /* "team" or "citizens" */
 	const char *batch_id;
+	/* Key changes accepted since the conversation's last transcript. */
+	const struct tkeychange *keychanges;
+	size_t n_keychanges;
 };
 
 /* The role in bokmål as the case file writes it ("saksbehandler"). */
@@ -101,7 +112,9 @@ void transcript_time(int64_t ms, char *buf, size_t cap);
  * e-post's subject or the thread's id) and its answer time ("Svarfrist:
  * …") before its body, each line cleaned by transcript_line(). Each file
  * follows as "Vedlegg: <name> (<type>, <size>)" and where the journalpost
- * has it, or why it is not archived.
+ * has it, or why it is not archived. The key changes of info follow the
+ * messages, each with its time, person and device, and what accepting it
+ * means.
  * Returns 0; BV_EINVAL; BV_ENOMEM.
  */
 int transcript_render(const struct tinfo *info, const struct tperson *people,

@@ -237,43 +237,57 @@ times_journaled(json_t *jps, const char *mid)
 	return n;
 }
 
-/* The stored transcript that names mid (free()), and its journalpost's
- * tittel in *tittel (borrowed from jps); NULL when none. */
+/* The first stored transcript holding needle (free()), or NULL; its
+ * journalpost's tittel in *tittel (borrowed from jps); in *n how many
+ * hold it. */
 static char *
-transcript_of(json_t *jps, const char *mid, const char **tittel)
+transcripts_with(json_t *jps, const char *needle, const char **tittel,
+		 size_t *n)
 {
-	char needle[80], path[600];
+	char path[600], *first = NULL;
 	size_t i, k;
 	json_t *jp, *d;
 
-	snprintf(needle, sizeof(needle), "(melding %s)", mid);
+	*n = 0;
 	json_array_foreach(jps, i, jp)
 	{
 		json_array_foreach(json_object_get(jp, "dokumenter"), k, d)
 		{
 			const char *sha =
 				json_string_value(json_object_get(d, "sha256"));
-			char *text;
+			char *doc;
 
 			if (!sha || strcmp(json_string_value(json_object_get(
 						   d, "filnavn")),
 					   "samtale.txt"))
 				continue;
 			snprintf(path, sizeof(path), "%s.d/%s", peer_db, sha);
-			text = bvt_file_read(path, NULL);
-			assert_non_null(text);
-			if (strstr(text, needle)) {
+			doc = bvt_file_read(path, NULL);
+			assert_non_null(doc);
+			if (strstr(doc, needle) && (*n)++ == 0) {
 				*tittel = json_string_value(
 					json_object_get(jp, "tittel"));
-				return text;
+				first = doc;
+				continue;
 			}
-			free(text);
+			free(doc);
 		}
 	}
-	return NULL;
+	return first;
 }
 
-/* Waits until every id of mids is in the archive; 1 when so. */
+/* The stored transcript that names mid (free()), and its journalpost's
+ * tittel in *tittel (borrowed from jps); NULL when none. */
+static char *
+transcript_of(json_t *jps, const char *mid, const char **tittel)
+{
+	char needle[80];
+	size_t n;
+
+	snprintf(needle, sizeof(needle), "(melding %s)", mid);
+	return transcripts_with(jps, needle, tittel, &n);
+}
+
 static int
 wait_journaled(const char *const *mids, size_t n, int ms)
 {
@@ -705,6 +719,25 @@ reinstall(void)
 		CHECK(log && strstr(log, "accepted the new identity key of"),
 		      "the archiver did not log the key it accepted");
 		free(log);
+	}
+	/* And the case file has it, once: who, which device, when. */
+	{
+		char needle[120], *text = NULL;
+		const char *tittel = NULL;
+		json_t *jps = journalposts();
+		size_t n;
+
+		assert_non_null(jps);
+		snprintf(needle, sizeof(needle),
+			 "Camilla Berg (saksbehandler), enhet %u:\n    Enheten "
+			 "har fått en ny sikkerhetsnøkkel",
+			 (unsigned)device);
+		text = transcripts_with(jps, needle, &tittel, &n);
+		CHECK(n == 1, "%zu transcripts record the accepted key", n);
+		assert_non_null(strstr(text, "Endrede sikkerhetsnøkler som "
+					     "arkivet godtok:\n"));
+		free(text);
+		json_decref(jps);
 	}
 }
 

@@ -70,7 +70,7 @@ static int
 create1(struct jstore *j, const struct jbatch *b, const char *const *ids,
 	size_t n, const struct fiks_file *files, size_t n_files)
 {
-	struct jpart part = {b, files, n_files};
+	struct jpart part = {.b = b, .files = files, .n_files = n_files};
 
 	return jstore_batch_create(j, &part, 1, ids, n, NULL, 0);
 }
@@ -288,12 +288,12 @@ test_attachments(void **state)
 	b0 = batch("33333333-3333-4333-8333-333333333333", 1, 1);
 	b1 = batch("44444444-4444-4444-8444-444444444444", 1, 1);
 	b1.n_messages = 0;
-	parts[0] = (struct jpart){&b0, files, 1};
-	parts[1] = (struct jpart){&b1, files, 1};
+	parts[0] = (struct jpart){.b = &b0, .files = files, .n_files = 1};
+	parts[1] = (struct jpart){.b = &b1, .files = files, .n_files = 1};
 	assert_int_equal(jstore_batch_create(j, parts, 2, ids, 1, refs, 2), 0);
 	/* Never in two batches. */
 	b0 = batch("55555555-5555-4555-8555-555555555555", 2, 2);
-	parts[0] = (struct jpart){&b0, files, 1};
+	parts[0] = (struct jpart){.b = &b0, .files = files, .n_files = 1};
 	assert_int_equal(jstore_batch_create(j, parts, 1, ids, 1, refs, 1),
 			 BV_EINVAL);
 	assert_int_equal(jstore_cursor(j, CONV), 1);
@@ -392,8 +392,11 @@ test_transcript(void **state)
 		{"m6", "", 1795431796123, "", 0, 0, 0, 1, NULL, NULL, NULL, 0,
 		 NULL, 0, "maintenance\x1b[2J", NULL, NULL},
 	};
-	const struct tinfo info = {"Testkommune", "2026/0417", CONV, "team",
-				   "b-1"};
+	const struct tinfo info = {.municipality = "Testkommune",
+				   .case_number = "2026/0417",
+				   .conversation = CONV,
+				   .kind = "team",
+				   .batch_id = "b-1"};
 	char *out = NULL;
 	size_t len = 0;
 
@@ -464,8 +467,11 @@ test_transcript_email(void **state)
 	const char evil[] = "Klage\nSvarfrist: aldri\x1b[2J\xc2\x85x\xff";
 	char long_subject[400];
 	struct tmsg msgs[4];
-	const struct tinfo info = {"Testkommune", "2026/0417", CONV, "team",
-				   "b-2"};
+	const struct tinfo info = {.municipality = "Testkommune",
+				   .case_number = "2026/0417",
+				   .conversation = CONV,
+				   .kind = "team",
+				   .batch_id = "b-2"};
 	char *out = NULL, line[TRANSCRIPT_SUBJECT_MAX + 4];
 	const char *at;
 	size_t len = 0;
@@ -550,6 +556,114 @@ test_transcript_email(void **state)
 		transcript_line("\xe2\x82", 2, 200, line, sizeof(line)), 6);
 }
 
+/* Collects key changes for test_keychanges. */
+struct kcs {
+	int64_t ids[8];
+	char accounts[8][40];
+	uint32_t devices[8];
+	size_t n;
+};
+
+static int
+kc_cb(void *arg, const struct jkeychange *k)
+{
+	struct kcs *c = arg;
+
+	if (c->n == 8)
+		return 1;
+	c->ids[c->n] = k->id;
+	snprintf(c->accounts[c->n], sizeof(c->accounts[0]), "%s", k->account);
+	c->devices[c->n++] = k->device;
+	return 0;
+}
+
+/*
+ * An accepted key change is recorded by the next cut of each conversation,
+ * once per conversation, in the same transaction as the batch; the
+ * transcript says who, which device and when.
+ */
+static void
+test_keychanges(void **state)
+{
+	static const char other[] = "7e2b9c14-5d3a-4f6e-8b1c-2a9d0e4f6b83";
+	const char *ids[1] = {"m1"};
+	const struct fiks_file files[1] = {
+		{"samtale.txt", "text/plain", (const unsigned char *)"x", 1}};
+	const struct tperson people[2] = {
+		{"a-elisa", "Elisa (17)", "child"},
+		{"a-camilla", "Camilla Berg", "caseworker"},
+	};
+	const struct tmsg msg = {.message_id = "m1",
+				 .sender = "a-camilla",
+				 .time_ms = 1795431296123,
+				 .text = "Ny telefon",
+				 .text_len = 10};
+	const struct tkeychange tk[1] = {{"a-camilla", 2, 1795431196123}};
+	const struct tinfo info = {.municipality = "Testkommune",
+				   .case_number = "2026/0417",
+				   .conversation = CONV,
+				   .kind = "team",
+				   .batch_id = "b-3",
+				   .keychanges = tk,
+				   .n_keychanges = 1};
+	struct jstore *j = NULL;
+	struct jbatch b;
+	struct jpart part;
+	struct kcs c;
+	char *out = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(jstore_open(path, key, &j), 0);
+	assert_int_equal(jstore_keychange_add(j, "a-camilla", 2, 1000), 0);
+	assert_int_equal(jstore_keychange_add(j, NULL, 2, 1000), BV_EINVAL);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(jstore_keychanges_unnoted(j, CONV, kc_cb, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.accounts[0], "a-camilla");
+	assert_int_equal(c.devices[0], 2);
+	/* A cut that fails records nothing: the key change stays due. */
+	b = batch("66666666-6666-4666-8666-666666666666", 0, 0);
+	part = (struct jpart){.b = &b,
+			      .files = files,
+			      .n_files = 1,
+			      .keychanges = c.ids,
+			      .n_keychanges = 1};
+	assert_int_equal(jstore_batch_create(j, &part, 1, ids, 1, NULL, 0),
+			 BV_EINVAL);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(jstore_keychanges_unnoted(j, CONV, kc_cb, &c), 0);
+	assert_int_equal(c.n, 1);
+	/* The cut that records it notes it for its conversation only. */
+	b = batch("66666666-6666-4666-8666-666666666666", 1, 1);
+	assert_int_equal(jstore_batch_create(j, &part, 1, ids, 1, NULL, 0), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(jstore_keychanges_unnoted(j, CONV, kc_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(jstore_keychanges_unnoted(j, other, kc_cb, &c), 0);
+	assert_int_equal(c.n, 1);
+	/* Kept across a restart. */
+	jstore_close(j);
+	assert_int_equal(jstore_open(path, key, &j), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(jstore_keychanges_unnoted(j, CONV, kc_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+	jstore_close(j);
+
+	setenv("TZ", "Europe/Oslo", 1);
+	tzset();
+	assert_int_equal(
+		transcript_render(&info, people, 2, &msg, 1, &out, &len), 0);
+	/* 2026-11-23 10:53:16 UTC is 11:53:16 in Oslo. */
+	assert_non_null(strstr(out,
+			       "Endrede sikkerhetsnøkler som arkivet godtok:\n"
+			       "23.11.2026 11:53:16  Camilla Berg "
+			       "(saksbehandler), enhet 2:\n"
+			       "    Enheten har fått en ny sikkerhetsnøkkel"));
+	assert_non_null(strstr(out, "Arkivet godtok\n    nøkkelen"));
+	free(out);
+}
+
 int
 main(void)
 {
@@ -562,6 +676,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_transcript, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_transcript_email, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_keychanges, setup,
 						teardown),
 	};
 
