@@ -14,14 +14,7 @@
 #include "bv_error.h"
 #include "bv_util.h"
 #include "content.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
+#include "fuzz.h"
 
 static void
 check_content(const struct bv_content *c)

@@ -15,14 +15,7 @@
 #include <string.h>
 
 #include "devserver_http.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
+#include "fuzz.h"
 
 /* A string member of a struct that must end within its array. */
 #define TERMINATED(s) CHECK(memchr((s), '\0', sizeof(s)) != NULL)

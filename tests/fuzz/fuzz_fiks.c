@@ -20,14 +20,7 @@
 #include "fiks_asice.h"
 #include "fiks_cms.h"
 #include "fiks_identity.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
+#include "fuzz.h"
 
 enum target {
 	T_KVITTERING,

@@ -16,14 +16,7 @@
 #include "bv_proto.h"
 #include "bv_token.h"
 #include "bv_util.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
+#include "fuzz.h"
 
 static void
 check_send(const struct bv_request *r, const struct bv_limits *lim)

@@ -22,14 +22,7 @@
 #include "bv_error.h"
 #include "bv_util.h"
 #include "store.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
+#include "fuzz.h"
 
 /* The layout of store_mem.c's image (see the top of that file). */
 #define IMG_NONCE_AT 5

@@ -16,14 +16,7 @@
 #include "bv_proto.h"
 #include "bv_util.h"
 #include "wire.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
+#include "fuzz.h"
 
 static void
 check_devlists(const struct bv_wire_devlists *l)

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 /* Runs one input, in a buffer of exactly its size so ASan sees overreads. */
 static int
